@@ -1,0 +1,17 @@
+"""Time as the database stores it: naive UTC datetimes with microseconds."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+
+def utcnow() -> datetime:
+    """Current UTC time without tzinfo, the form DATETIME(6) columns hold."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def isoformat(value: datetime | None) -> str | None:
+    """Render a stored naive-UTC time as ISO 8601 with a ``Z``."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"

@@ -1,0 +1,71 @@
+"""The fleet's invariants, checked against the database by tests, reconciliation and fault runs.
+
+- per SKU: received = available + held + committed (stock is conserved exactly);
+- per order: at most one SUCCEEDED-or-later payment and at most one refund.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import case, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.state import HoldState, PaymentStatus
+from models.tables import Payment, ReservedStock, Stock
+
+#: Payment statuses that mean the customer was charged at some point.
+CHARGED = (PaymentStatus.SUCCEEDED, PaymentStatus.REFUND_PENDING, PaymentStatus.REFUNDED)
+REFUNDED = (PaymentStatus.REFUND_PENDING, PaymentStatus.REFUNDED)
+
+
+@dataclass(frozen=True)
+class StockLedger:
+    sku: str
+    received: int
+    available: int
+    held: int
+    committed: int
+
+    @property
+    def drift(self) -> int:
+        """Units unaccounted for (positive: missing; negative: counted twice)."""
+        return self.received - (self.available + self.held + self.committed)
+
+
+async def stock_ledgers(session: AsyncSession) -> list[StockLedger]:
+    """Every SKU's received, available, held and committed units."""
+    held = func.coalesce(func.sum(case((ReservedStock.state == HoldState.HELD, ReservedStock.quantity),
+                                       else_=0)), 0)
+    committed = func.coalesce(func.sum(case((ReservedStock.state == HoldState.COMMITTED,
+                                             ReservedStock.quantity), else_=0)), 0)
+    holds = (
+        select(ReservedStock.sku, held.label("held"), committed.label("committed"))
+        .group_by(ReservedStock.sku)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(Stock.sku, Stock.received, Stock.available,
+               func.coalesce(holds.c.held, 0), func.coalesce(holds.c.committed, 0))
+        .outerjoin(holds, holds.c.sku == Stock.sku)
+        .order_by(Stock.sku)
+    )
+    return [StockLedger(sku, int(r), int(a), int(h), int(c)) for sku, r, a, h, c in rows]
+
+
+async def invariant_violations(session: AsyncSession) -> list[str]:
+    """A readable line per broken invariant; empty when all hold."""
+    problems = [
+        f"stock {ledger.sku}: received {ledger.received} != available {ledger.available} + held "
+        f"{ledger.held} + committed {ledger.committed}"
+        for ledger in await stock_ledgers(session)
+        if ledger.drift != 0 or ledger.available < 0
+    ]
+    charged = func.sum(case((Payment._status.in_([s.value for s in CHARGED]), 1), else_=0))
+    refunded = func.sum(case((Payment._status.in_([s.value for s in REFUNDED]), 1), else_=0))
+    rows = await session.execute(
+        select(Payment.order_id, charged, refunded).group_by(Payment.order_id)
+        .having((charged > 1) | (refunded > 1))
+    )
+    problems += [f"order {order_id}: {c} charged payments, {r} refunds" for order_id, c, r in rows]
+    return problems

@@ -1,0 +1,31 @@
+"""Loading orders for a step: always under the order row's lock.
+
+Every step that changes an order first takes ``SELECT ... FOR UPDATE`` on its row, so two steps
+on one order (a payment result and an expiry, or one message delivered twice) run one after
+the other and the second sees what the first did.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.tables import Order, Payment
+
+
+async def lock_order(session: AsyncSession, order_id: str) -> Order | None:
+    """The order with its lines, holds, payments and history, its row locked until commit."""
+    return await session.scalar(
+        select(Order).where(Order.id == order_id).with_for_update().execution_options(populate_existing=True)
+    )
+
+
+def find_payment(order: Order, *, payment_id: str | None = None,
+                 provider_payment_id: str | None = None) -> Payment | None:
+    """The order's payment matching our id or the provider's id, whichever is known."""
+    for payment in reversed(order.payments):
+        if payment_id and payment.id == payment_id:
+            return payment
+        if provider_payment_id and payment.provider_payment_id == provider_payment_id:
+            return payment
+    return None

@@ -1,0 +1,141 @@
+"""The order and payment state machines: the only place that changes a status.
+
+Every transition is checked against the table of legal moves (DESIGN.md section 5) and appended
+to the order's history. An illegal move raises :class:`IllegalTransition`, a domain error the
+steps treat as "someone else already moved this order".
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from models.clock import utcnow
+
+if TYPE_CHECKING:
+    from models.tables import Order, Payment
+
+
+class OrderStatus(StrEnum):
+    PENDING = "PENDING"
+    AWAITING_PAYMENT = "AWAITING_PAYMENT"
+    PLACED = "PLACED"
+    SHIPPED = "SHIPPED"
+    DELIVERED = "DELIVERED"
+    REJECTED = "REJECTED"
+    CANCELLED = "CANCELLED"
+
+
+class Reason(StrEnum):
+    OUT_OF_STOCK = "out_of_stock"
+    UNKNOWN_ITEM = "unknown_item"
+    PAYMENT_FAILED = "payment_failed"
+    PAYMENT_TIMEOUT = "payment_timeout"
+    CUSTOMER_CANCELLED = "customer_cancelled"
+    ADMIN_CANCELLED = "admin_cancelled"
+
+
+class PaymentStatus(StrEnum):
+    PENDING = "PENDING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    REFUND_PENDING = "REFUND_PENDING"
+    REFUNDED = "REFUNDED"
+
+
+class HoldState(StrEnum):
+    HELD = "HELD"
+    COMMITTED = "COMMITTED"
+    RELEASED = "RELEASED"
+
+
+#: Statuses no step moves an order out of (a late payment may reinstate payment_timeout only).
+FINAL_STATUSES = frozenset({OrderStatus.DELIVERED, OrderStatus.CANCELLED, OrderStatus.REJECTED})
+#: Statuses in which no step of the fleet is still due: the order waits only for people.
+SETTLED_STATUSES = FINAL_STATUSES | {OrderStatus.PLACED, OrderStatus.SHIPPED}
+
+_CANCELS = frozenset({Reason.CUSTOMER_CANCELLED, Reason.ADMIN_CANCELLED})
+
+#: (from, to) -> reasons allowed on that move (None: the move carries no reason).
+ORDER_TRANSITIONS: dict[tuple[OrderStatus, OrderStatus], frozenset[Reason | None]] = {
+    (OrderStatus.PENDING, OrderStatus.AWAITING_PAYMENT): frozenset({None}),
+    (OrderStatus.PENDING, OrderStatus.REJECTED): frozenset({Reason.OUT_OF_STOCK, Reason.UNKNOWN_ITEM}),
+    (OrderStatus.PENDING, OrderStatus.CANCELLED): _CANCELS,
+    (OrderStatus.AWAITING_PAYMENT, OrderStatus.PLACED): frozenset({None}),
+    (OrderStatus.AWAITING_PAYMENT, OrderStatus.CANCELLED): _CANCELS
+    | {Reason.PAYMENT_FAILED, Reason.PAYMENT_TIMEOUT},
+    (OrderStatus.PLACED, OrderStatus.SHIPPED): frozenset({None}),
+    (OrderStatus.PLACED, OrderStatus.CANCELLED): _CANCELS,
+    (OrderStatus.SHIPPED, OrderStatus.DELIVERED): frozenset({None}),
+}
+
+#: A late payment may bring back an order that was cancelled only because its hold ran out.
+_REINSTATABLE_REASON = Reason.PAYMENT_TIMEOUT
+
+PAYMENT_TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
+    PaymentStatus.PENDING: frozenset(
+        {PaymentStatus.SUCCEEDED, PaymentStatus.FAILED, PaymentStatus.CANCELLED}
+    ),
+    # A provider may report success for a payment we asked it to cancel (the customer paid first).
+    PaymentStatus.CANCELLED: frozenset({PaymentStatus.SUCCEEDED}),
+    PaymentStatus.SUCCEEDED: frozenset({PaymentStatus.REFUND_PENDING}),
+    PaymentStatus.REFUND_PENDING: frozenset({PaymentStatus.REFUNDED}),
+    PaymentStatus.FAILED: frozenset(),
+    PaymentStatus.REFUNDED: frozenset(),
+}
+
+
+class DomainError(Exception):
+    """A business rule refused an operation."""
+
+
+class IllegalTransition(DomainError):
+    """The requested status change is not a legal move from the current status."""
+
+    def __init__(self, kind: str, current: str, target: str, reason: str | None = None):
+        self.current, self.target, self.reason = current, target, reason
+        why = f" ({reason})" if reason else ""
+        super().__init__(f"{kind} cannot move from {current} to {target}{why}")
+
+
+def can_transition(current: str, target: str, reason: str | None = None,
+                   current_reason: str | None = None) -> bool:
+    """Tell whether an order in ``current`` (cancelled for ``current_reason``) may move to ``target``."""
+    if (current, target) == (OrderStatus.CANCELLED, OrderStatus.PLACED):
+        return current_reason == _REINSTATABLE_REASON and reason is None
+    allowed = ORDER_TRANSITIONS.get((OrderStatus(current), OrderStatus(target)))
+    return allowed is not None and reason in allowed
+
+
+def transition(order: Order, target: OrderStatus, reason: Reason | None = None,
+               note: str | None = None) -> None:
+    """Move ``order`` to ``target`` and record the move in its history.
+
+    Raises :class:`IllegalTransition` when the move is not in the table.
+    """
+    from models.tables import OrderHistory
+
+    if not can_transition(order.status, target, reason, order.reason):
+        raise IllegalTransition("order", order.status, target, reason)
+    now = utcnow()
+    order._status = target.value
+    order.reason = reason.value if reason else None
+    order.updated_at = now
+    order.history.append(OrderHistory(status=target.value, reason=order.reason, note=note, at=now))
+
+
+def record_note(order: Order, note: str) -> None:
+    """Append a history entry that keeps the status (e.g. a refund of a late payment)."""
+    from models.tables import OrderHistory
+
+    order.history.append(OrderHistory(status=order.status, reason=order.reason, note=note, at=utcnow()))
+
+
+def move_payment(payment: Payment, target: PaymentStatus) -> None:
+    """Move ``payment`` to ``target``; raises :class:`IllegalTransition` on an illegal move."""
+    current = PaymentStatus(payment.status)
+    if target not in PAYMENT_TRANSITIONS[current]:
+        raise IllegalTransition("payment", current, target)
+    payment._status = target.value
+    payment.updated_at = utcnow()

@@ -1,0 +1,246 @@
+"""SQLAlchemy tables of the fleet; MariaDB/MySQL is the source of truth for all of them.
+
+Status columns are mapped under a private name (``_status``) and exposed read-only, so that
+only :mod:`models.state` can change them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Optional
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.mysql import DATETIME
+from sqlalchemy.ext.hybrid import hybrid_property
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from models.clock import utcnow
+
+Timestamp = DATETIME(fsp=6)
+
+
+def new_id() -> str:
+    """A fresh opaque identifier (UUID4 as 32 hex digits)."""
+    return uuid.uuid4().hex
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: Timestamp, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    # Stored lower-cased so uniqueness holds regardless of case.
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    shipping_address: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON)
+    billing_address: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Item(Base):
+    __tablename__ = "items"
+
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    price_cents: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    upc: Mapped[Optional[str]] = mapped_column(String(32))
+    picture_urls: Mapped[Optional[list[Any]]] = mapped_column(JSON)
+    attributes: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    stock: Mapped["Stock"] = relationship(back_populates="item", lazy="joined", uselist=False)
+
+    __table_args__ = (CheckConstraint("price_cents >= 0", name="ck_items_price_nonnegative"),)
+
+
+class Stock(Base):
+    """Sellable quantity of one SKU; ``received`` is every unit ever booked in."""
+
+    __tablename__ = "stock"
+
+    sku: Mapped[str] = mapped_column(ForeignKey("items.sku"), primary_key=True)
+    available: Mapped[int] = mapped_column(Integer, default=0)
+    received: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    item: Mapped[Item] = relationship(back_populates="stock")
+
+    __table_args__ = (CheckConstraint("available >= 0", name="ck_stock_available_nonnegative"),)
+
+
+class StockReceipt(Base):
+    __tablename__ = "stock_receipts"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    sku: Mapped[str] = mapped_column(ForeignKey("items.sku"), index=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Order(Base):
+    __tablename__ = "orders"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
+    _status: Mapped[str] = mapped_column("status", String(32))
+    reason: Mapped[Optional[str]] = mapped_column(String(32))
+    total_cents: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    hold_expires_at: Mapped[Optional[datetime]] = mapped_column()
+    shipping_address: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    lines: Mapped[list["OrderLine"]] = relationship(
+        lazy="selectin", order_by="OrderLine.sku", cascade="all, delete-orphan"
+    )
+    history: Mapped[list["OrderHistory"]] = relationship(
+        lazy="selectin", order_by="OrderHistory.id", cascade="all, delete-orphan"
+    )
+    payments: Mapped[list["Payment"]] = relationship(
+        lazy="selectin", order_by="Payment.attempt", cascade="all, delete-orphan"
+    )
+    holds: Mapped[list["ReservedStock"]] = relationship(
+        lazy="selectin", order_by="ReservedStock.sku", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (
+        Index("ix_orders_account_created", "account_id", "created_at"),
+        Index("ix_orders_status_updated", "status", "updated_at"),
+    )
+
+    @hybrid_property
+    def status(self) -> str:
+        return self._status
+
+    @property
+    def payment(self) -> Optional["Payment"]:
+        """The latest payment attempt, if any."""
+        return self.payments[-1] if self.payments else None
+
+
+class OrderLine(Base):
+    __tablename__ = "order_lines"
+
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    # None when the SKU was unknown at checkout; such an order is rejected by `reserve`.
+    unit_price_cents: Mapped[Optional[int]] = mapped_column(BigInteger)
+
+
+class OrderHistory(Base):
+    __tablename__ = "order_history"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    status: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[Optional[str]] = mapped_column(String(32))
+    note: Mapped[Optional[str]] = mapped_column(String(255))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReservedStock(Base):
+    """A hold of stock for one order line: HELD until paid (COMMITTED) or given back (RELEASED)."""
+
+    __tablename__ = "reserved_stock"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"))
+    sku: Mapped[str] = mapped_column(ForeignKey("items.sku"))
+    quantity: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime] = mapped_column()
+    state: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    released_at: Mapped[Optional[datetime]] = mapped_column()
+
+    __table_args__ = (
+        Index("ix_reserved_stock_order", "order_id"),
+        Index("ix_reserved_stock_state_expires", "state", "expires_at"),
+        Index("ix_reserved_stock_sku_state", "sku", "state"),
+        CheckConstraint("quantity > 0", name="ck_reserved_stock_quantity_positive"),
+    )
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"))
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    method: Mapped[str] = mapped_column(String(16))
+    token: Mapped[Optional[str]] = mapped_column(String(128))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    _status: Mapped[str] = mapped_column("status", String(16))
+    provider_payment_id: Mapped[Optional[str]] = mapped_column(String(64), unique=True)
+    checkout_url: Mapped[Optional[str]] = mapped_column(String(512))
+    provider_refund_id: Mapped[Optional[str]] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("order_id", "attempt", name="uq_payments_order_attempt"),)
+
+    @hybrid_property
+    def status(self) -> str:
+        return self._status
+
+
+class IdempotencyKey(Base):
+    """One client-chosen key per account, bound to the request it first came with."""
+
+    __tablename__ = "idempotency_keys"
+
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(32), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    order_id: Mapped[Optional[str]] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookEvent(Base):
+    """Every provider event seen, once: its id is the deduplication key."""
+
+    __tablename__ = "webhook_events"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[Optional[datetime]] = mapped_column()
+    outcome: Mapped[Optional[str]] = mapped_column(String(64))
+
+
+class OutboxMessage(Base):
+    """A message a committed transition must cause; published after commit, then marked sent."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    queue_name: Mapped[str] = mapped_column(String(64))
+    actor_name: Mapped[str] = mapped_column(String(64))
+    kwargs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    delay_ms: Mapped[Optional[int]] = mapped_column(BigInteger)
+    order_id: Mapped[Optional[str]] = mapped_column(String(32), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[Optional[datetime]] = mapped_column()
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (Index("ix_outbox_unsent", "sent_at", "created_at"),)

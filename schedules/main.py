@@ -1,0 +1,67 @@
+"""The scheduler process: runs periodic jobs on an asyncio APScheduler until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+from config import Settings, SettingsError, load_settings
+from config.logging import configure_logging
+from models.db import create_engine, create_sessionmaker
+from schedules.jobs import relay_outbox
+from workers.outbox import OutboxPublisher
+
+log = structlog.get_logger(__name__)
+
+#: How often the relay looks for unsent outbox rows.
+RELAY_INTERVAL_SECONDS = 2
+
+
+async def run(settings: Settings, stop: asyncio.Event) -> None:
+    """Schedule the jobs and run until ``stop`` is set."""
+    engine = create_engine(settings.database_url, pool_size=2)
+    sessionmaker = create_sessionmaker(engine)
+    publisher = OutboxPublisher(
+        RabbitmqBroker(url=settings.broker_url, confirm_delivery=True, middleware=[]), sessionmaker)
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    scheduler.add_job(relay_outbox, "interval", seconds=RELAY_INTERVAL_SECONDS, id="relay_outbox",
+                      args=(sessionmaker, publisher, settings.outbox_relay_after_seconds),
+                      max_instances=1, coalesce=True)
+    scheduler.start()
+    log.info("scheduler.started", jobs=[job.id for job in scheduler.get_jobs()])
+    try:
+        await stop.wait()
+    finally:
+        scheduler.shutdown(wait=False)
+        publisher.close()
+        await engine.dispose()
+        log.info("scheduler.stopped")
+
+
+def main() -> int:
+    """Console entry point of the `scheduler` process."""
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    configure_logging(settings, "scheduler")
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await run(settings, stop)
+
+    asyncio.run(serve())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

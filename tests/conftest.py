@@ -1,0 +1,70 @@
+"""Fixtures shared by every test tier: a database and vhost of this run's own on the real services."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from config import Settings, load_settings
+from models.db import create_engine, create_sessionmaker
+from models.migrate import migrate
+from tests.support import isolation
+
+
+@pytest.fixture(scope="session")
+def run_name() -> str:
+    return isolation.run_name()
+
+
+@pytest.fixture(scope="session")
+def database_url(run_name: str):
+    """A fresh, migrated database for this run, dropped afterwards."""
+    url = f"{isolation.MYSQL_SERVER_URL}/{run_name}"
+    migrate(url)
+    yield url
+
+    async def drop() -> None:
+        engine = create_async_engine(f"{isolation.MYSQL_SERVER_URL}/")
+        async with engine.begin() as connection:
+            await connection.execute(text(f"DROP DATABASE IF EXISTS `{run_name}`"))
+        await engine.dispose()
+
+    asyncio.run(drop())
+
+
+@pytest.fixture(scope="session")
+def broker_url(run_name: str):
+    """A RabbitMQ vhost for this run, deleted afterwards."""
+    url = isolation.create_vhost(run_name)
+    yield url
+    isolation.delete_vhost(run_name)
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, broker_url: str) -> Settings:
+    """Settings pointing at this run's database, vhost and Redis database."""
+    base = load_settings({})
+    return dataclasses.replace(
+        base,
+        database_url=database_url,
+        broker_url=broker_url,
+        redis_url=isolation.REDIS_URL,
+        log_format="console",
+    )
+
+
+@pytest_asyncio.fixture
+async def engine(settings: Settings):
+    engine = create_engine(settings.database_url, pool_size=20)
+    yield engine
+    await engine.dispose()
+
+
+@pytest_asyncio.fixture
+async def sessionmaker(engine):
+    return create_sessionmaker(engine)

@@ -1,0 +1,35 @@
+"""Integration fixtures: a step runtime on the real database and vhost, and the sandbox PSP."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest_asyncio
+from aiohttp import web
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+from sandbox.psp import create_app as create_psp_app
+from workers.runtime import build_runtime
+
+
+@pytest_asyncio.fixture
+async def psp_url(unused_tcp_port_factory):
+    """The sandbox payment provider, served in-process over real HTTP; webhooks go nowhere."""
+    port = unused_tcp_port_factory()
+    url = f"http://127.0.0.1:{port}"
+    app = create_psp_app(webhook_url="http://127.0.0.1:9/payments/webhook", webhook_secret="test-secret",
+                         public_url=url, retry_base_seconds=5, retry_max_seconds=5)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield url
+    await runner.cleanup()
+
+
+@pytest_asyncio.fixture
+async def runtime(settings, psp_url):
+    """What a worker process gives its steps, publishing to this run's vhost."""
+    broker = RabbitmqBroker(url=settings.broker_url, confirm_delivery=True, middleware=[])
+    runtime = build_runtime(dataclasses.replace(settings, psp_url=psp_url, hold_seconds=60), broker)
+    yield runtime
+    await runtime.close()

@@ -1,0 +1,97 @@
+"""The outbox: messages leave only after commit; a crash between commit and publish loses nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pika
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from sqlalchemy import select
+
+from models.tables import OutboxMessage
+from models.unit_of_work import UnitOfWork
+from workers.outbox import OutboxPublisher, relay_unsent
+from workers.queues import Route
+
+class CrashBeforePublish:
+    """A publisher standing in for a process that died right after its commit."""
+
+    def __init__(self):
+        self.calls = 0
+
+    async def publish(self, messages):
+        self.calls += 1
+        raise SystemError("process killed between commit and publish")
+
+
+def take_all(broker_url: str, queue: str) -> list[dict]:
+    connection = pika.BlockingConnection(pika.URLParameters(broker_url))
+    try:
+        channel = connection.channel()
+        bodies = []
+        while True:
+            method, _, body = channel.basic_get(queue, auto_ack=True)
+            if method is None:
+                return bodies
+            bodies.append(json.loads(body))
+    finally:
+        connection.close()
+
+
+async def sent_at(sessionmaker, outbox_id: str):
+    async with sessionmaker() as session:
+        return await session.scalar(select(OutboxMessage.sent_at).where(OutboxMessage.id == outbox_id))
+
+
+async def test_rolled_back_transaction_sends_nothing(sessionmaker, settings):
+    publisher = CrashBeforePublish()
+    route = Route("outbox_probe", "outbox_probe_rollback")
+    async with UnitOfWork(sessionmaker, publisher) as uow:
+        message = uow.enqueue(route, order_id="o-rollback")
+        await uow.session.flush()
+        await uow.rollback()
+
+    assert publisher.calls == 0
+    async with sessionmaker() as session:
+        assert await session.get(OutboxMessage, message.id) is None
+
+
+async def test_relay_republishes_what_a_crash_left_unsent(sessionmaker, settings):
+    route = Route("outbox_probe", "outbox_probe_relay")
+    broker = RabbitmqBroker(url=settings.broker_url, confirm_delivery=True, middleware=[])
+    broker.declare_queue(route.queue_name, ensure=True)
+    publisher = OutboxPublisher(broker, sessionmaker)
+    try:
+        async with UnitOfWork(sessionmaker, CrashBeforePublish()) as uow:
+            message = uow.enqueue(route, order_id="o-relay", extra=7)
+            await uow.commit()  # committed; the publish "crashed"
+
+        assert await sent_at(sessionmaker, message.id) is None
+        assert take_all(settings.broker_url, route.queue_name) == []
+
+        assert await relay_unsent(sessionmaker, publisher, older_than_seconds=0) >= 1
+
+        assert await sent_at(sessionmaker, message.id) is not None
+        delivered = take_all(settings.broker_url, route.queue_name)
+        assert [(m["message_id"], m["actor_name"], m["kwargs"]) for m in delivered] == [
+            (message.id, "outbox_probe", {"order_id": "o-relay", "extra": 7})]
+        # Once marked sent the relay leaves it alone.
+        await relay_unsent(sessionmaker, publisher, older_than_seconds=0)
+        assert take_all(settings.broker_url, route.queue_name) == []
+    finally:
+        publisher.close()
+
+
+async def test_publish_after_commit_marks_rows_sent(sessionmaker, settings):
+    route = Route("outbox_probe", "outbox_probe_direct")
+    broker = RabbitmqBroker(url=settings.broker_url, confirm_delivery=True, middleware=[])
+    publisher = OutboxPublisher(broker, sessionmaker)
+    try:
+        async with UnitOfWork(sessionmaker, publisher) as uow:
+            message = uow.enqueue(route, order_id="o-direct")
+            await uow.commit()
+
+        assert await sent_at(sessionmaker, message.id) is not None
+        assert [m["message_id"] for m in take_all(settings.broker_url, route.queue_name)] == [message.id]
+    finally:
+        publisher.close()

@@ -1,0 +1,77 @@
+"""The module ``dramatiq`` loads: the RabbitMQ broker and middleware of a worker process.
+
+``dramatiq workers.broker actors`` imports this first, then the actors. The broker object only
+records settings here; connections open when the worker starts consuming.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import dramatiq
+import structlog
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.asyncio import get_event_loop_thread
+from dramatiq.middleware import AsyncIO, CurrentMessage, Middleware
+
+from config import Settings, SettingsError, load_settings
+from config.logging import configure_logging
+from workers.runtime import Runtime, build_runtime
+from workers.steps import set_runtime_provider
+
+log = structlog.get_logger(__name__)
+
+
+class StepRuntime(Middleware):
+    """Builds the per-process :class:`Runtime` on first use and closes it at shutdown."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.broker: dramatiq.Broker | None = None
+        self.runtime: Runtime | None = None
+        self._lock: asyncio.Lock | None = None
+
+    async def get(self) -> Runtime:
+        """The process's runtime, created on the event loop the first time a step needs it."""
+        if self.runtime is None:
+            if self._lock is None:
+                self._lock = asyncio.Lock()
+            async with self._lock:
+                if self.runtime is None:
+                    self.runtime = build_runtime(self.settings, self.broker)
+        return self.runtime
+
+    def after_worker_boot(self, broker, worker):
+        self.broker = broker
+        set_runtime_provider(self.get)
+
+    def after_worker_shutdown(self, broker, worker):
+        # Runs before AsyncIO's own hook (this middleware is added first), so the loop is alive.
+        loop_thread = get_event_loop_thread()
+        if self.runtime is not None and loop_thread is not None:
+            loop_thread.run_coroutine(self.runtime.close())
+            self.runtime = None
+
+
+def create_broker(settings: Settings) -> RabbitmqBroker:
+    """A confirming RabbitMQ broker with the fleet's middleware (runtime before the event loop)."""
+    broker = RabbitmqBroker(url=settings.broker_url, confirm_delivery=True)
+    broker.add_middleware(CurrentMessage())
+    broker.add_middleware(StepRuntime(settings))
+    broker.add_middleware(AsyncIO())
+    return broker
+
+
+def _load() -> RabbitmqBroker:
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    configure_logging(settings, "worker")
+    return create_broker(settings)
+
+
+broker = _load()
+dramatiq.set_broker(broker)

@@ -1,0 +1,128 @@
+"""Publishing outbox rows to RabbitMQ with publisher confirms, and the relay for leftovers.
+
+pika is blocking, so every publish runs on one dedicated thread per process: the event loop of
+the gateway or of a worker never waits on the broker. A row is marked sent only after RabbitMQ
+confirmed it; rows that stay unsent (broker down, crash after commit) are republished by
+:func:`relay_unsent`, so a message may arrive twice but is never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Sequence
+
+import dramatiq
+import structlog
+from dramatiq.broker import Broker
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from models.clock import utcnow
+from models.tables import OutboxMessage
+
+log = structlog.get_logger(__name__)
+
+
+def _remaining_delay_ms(message: OutboxMessage) -> int | None:
+    """The delay still owed: a row republished late must not wait its full delay again."""
+    if not message.delay_ms:
+        return None
+    created = message.created_at or utcnow()
+    due = created + timedelta(milliseconds=message.delay_ms)
+    remaining = int((due - utcnow()).total_seconds() * 1000)
+    return max(remaining, 0)
+
+
+def to_dramatiq(message: OutboxMessage) -> dramatiq.Message:
+    """The broker message for an outbox row; its id is the row's id, so logs join up."""
+    created = message.created_at or utcnow()
+    return dramatiq.Message(
+        queue_name=message.queue_name,
+        actor_name=message.actor_name,
+        args=(),
+        kwargs=dict(message.kwargs),
+        options={},
+        message_id=message.id,
+        message_timestamp=int(created.timestamp() * 1000),
+    )
+
+
+class OutboxPublisher:
+    """Sends outbox rows through a dramatiq broker configured with ``confirm_delivery=True``."""
+
+    def __init__(self, broker: Broker, sessionmaker: async_sessionmaker[AsyncSession]):
+        self._broker = broker
+        self._sessionmaker = sessionmaker
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-publisher")
+
+    def _send_blocking(self, messages: Sequence[OutboxMessage]) -> tuple[list[str], BaseException | None]:
+        sent: list[str] = []
+        for message in messages:
+            try:
+                self._broker.enqueue(to_dramatiq(message), delay=_remaining_delay_ms(message))
+            except Exception as error:  # broker down or unroutable: the relay retries later
+                return sent, error
+            sent.append(message.id)
+        return sent, None
+
+    async def send(self, messages: Sequence[OutboxMessage]) -> list[str]:
+        """Publish ``messages`` in order; returns the ids RabbitMQ confirmed before any failure."""
+        loop = asyncio.get_running_loop()
+        sent, error = await loop.run_in_executor(self._executor, self._send_blocking, list(messages))
+        for message in messages:
+            if message.id in sent:
+                log.info("outbox.published", outbox_id=message.id, actor=message.actor_name,
+                         order_id=message.order_id, delay_ms=message.delay_ms)
+        if error is not None:
+            log.warning("outbox.publish_failed", error=repr(error), unsent=len(messages) - len(sent))
+        return sent
+
+    async def publish(self, messages: Sequence[OutboxMessage]) -> None:
+        """Send committed rows and mark those confirmed as sent."""
+        sent = await self.send(messages)
+        if sent:
+            async with self._sessionmaker() as session, session.begin():
+                await session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id.in_(sent))
+                    .values(sent_at=utcnow(), attempts=OutboxMessage.attempts + 1)
+                )
+
+    def close(self) -> None:
+        """Stop the publishing thread and close the broker's connections."""
+        self._executor.shutdown(wait=True)
+        self._broker.close()
+
+
+async def relay_unsent(sessionmaker: async_sessionmaker[AsyncSession], publisher: OutboxPublisher,
+                       older_than_seconds: float, batch_size: int = 500) -> int:
+    """Republish rows left unsent for longer than ``older_than_seconds``; returns how many went out.
+
+    ``SKIP LOCKED`` lets several relays run at once without sending the same row twice at the
+    same moment.
+    """
+    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+    async with sessionmaker() as session, session.begin():
+        rows = (
+            await session.execute(
+                select(OutboxMessage)
+                .where(OutboxMessage.sent_at.is_(None), OutboxMessage.created_at <= cutoff)
+                .order_by(OutboxMessage.created_at)
+                .limit(batch_size)
+                .with_for_update(skip_locked=True)
+            )
+        ).scalars().all()
+        if not rows:
+            return 0
+        sent = await publisher.send(rows)
+        now = utcnow()
+        for row in rows:
+            row.attempts += 1
+            if row.id in sent:
+                row.sent_at = now
+        for row in rows:
+            if row.id in sent:
+                log.info("outbox.relayed", outbox_id=row.id, actor=row.actor_name, order_id=row.order_id)
+    return len(sent)

@@ -1,0 +1,52 @@
+"""What a worker process's steps need, created once per process on its event loop.
+
+Nothing here runs at import time: the dramatiq middleware in :mod:`workers.broker` builds the
+runtime lazily on the worker's event loop thread and closes it when the worker stops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dramatiq.broker import Broker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from config import Settings
+from models.db import create_engine, create_sessionmaker
+from models.unit_of_work import UnitOfWork
+from workers.outbox import OutboxPublisher
+from workers.psp_client import PaymentProvider
+
+
+@dataclass
+class Runtime:
+    """Dependencies injected into steps: settings, database, outbox publisher, payment provider."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    publisher: OutboxPublisher
+    psp: PaymentProvider
+
+    def uow(self) -> UnitOfWork:
+        """A new unit of work (one transaction) whose messages go out after commit."""
+        return UnitOfWork(self.sessionmaker, self.publisher)
+
+    async def close(self) -> None:
+        """Release connections: provider pool, database pool, broker channel."""
+        await self.psp.close()
+        self.publisher.close()
+        await self.engine.dispose()
+
+
+def build_runtime(settings: Settings, broker: Broker, *, pool_size: int = 10) -> Runtime:
+    """Assemble a runtime publishing through ``broker`` (which must confirm deliveries)."""
+    engine = create_engine(settings.database_url, pool_size=pool_size)
+    sessionmaker = create_sessionmaker(engine)
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        sessionmaker=sessionmaker,
+        publisher=OutboxPublisher(broker, sessionmaker),
+        psp=PaymentProvider(settings.psp_url),
+    )

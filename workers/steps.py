@@ -1,0 +1,67 @@
+"""Running a step from an actor: bind the log context, inject the runtime, await on the loop.
+
+Actors are thin synchronous functions that call :func:`run_step`; the step itself is a plain
+``async def step(runtime, **ids)`` holding the business logic, so tests can call it directly.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable
+
+import dramatiq
+import structlog
+from dramatiq.asyncio import get_event_loop_thread
+from dramatiq.middleware import CurrentMessage
+
+from workers.queues import Route
+from workers.runtime import Runtime
+
+Step = Callable[..., Awaitable[Any]]
+
+_runtime_provider: Callable[[], Awaitable[Runtime]] | None = None
+
+
+def set_runtime_provider(provider: Callable[[], Awaitable[Runtime]] | None) -> None:
+    """Install the coroutine that returns this process's runtime (done by the worker bootstrap)."""
+    global _runtime_provider
+    _runtime_provider = provider
+
+
+async def _run(step: Step, message_id: str | None, actor: str | None, ids: dict[str, Any]) -> Any:
+    if _runtime_provider is None:
+        raise RuntimeError("no runtime: workers.broker must be loaded before actors run")
+    runtime = await _runtime_provider()
+    with structlog.contextvars.bound_contextvars(message_id=message_id, actor=actor, **ids):
+        return await step(runtime, **ids)
+
+
+def run_step(step: Step, **ids: Any) -> Any:
+    """Run ``step`` for the current message on the worker's event loop and wait for it.
+
+    The message id is read here, on the worker thread, because the event loop thread does
+    not share the worker thread's context.
+    """
+    message = CurrentMessage.get_current_message()
+    message_id = message.message_id if message else None
+    actor = message.actor_name if message else None
+    loop_thread = get_event_loop_thread()
+    if loop_thread is None:
+        raise RuntimeError("the AsyncIO middleware is not installed on the broker")
+    return loop_thread.run_coroutine(_run(step, message_id, actor, ids))
+
+
+#: Retry policy of every step: quick first retries, backoff capped far below RabbitMQ's
+#: 30-minute consumer timeout (a delayed retry is held unacknowledged until it is due).
+STEP_OPTIONS: dict[str, Any] = {"max_retries": 25, "min_backoff": 500, "max_backoff": 60_000}
+
+
+def step_actor(route: Route, step: Step, **options: Any) -> dramatiq.Actor:
+    """Declare the thin actor for ``step`` on ``route``'s queue; messages carry ids as kwargs."""
+
+    def actor(**ids: Any) -> Any:
+        return run_step(step, **ids)
+
+    actor.__name__ = actor.__qualname__ = route.actor_name
+    actor.__doc__ = step.__doc__
+    return dramatiq.actor(actor, actor_name=route.actor_name, queue_name=route.queue_name,
+                          **{**STEP_OPTIONS, **options})
