@@ -1,0 +1,112 @@
+"""Starting the real fleet (``honcho -f Procfile.dev start``) for end-to-end tests and benchmarks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@dataclass
+class Fleet:
+    """A running fleet: its URLs, environment and combined log file."""
+
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['PORT']}"
+
+    @property
+    def psp_url(self) -> str:
+        return self.env["PSP_URL"]
+
+    @property
+    def mail_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['MAIL_WEB_PORT']}"
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start every Procfile.dev process and wait until the HTTP ones answer."""
+        self.log_file = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "honcho", "-f", str(ROOT / "Procfile.dev"), "start", "--no-prefix"],
+            cwd=ROOT, env=self.env, stdout=self.log_file, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        probes = [f"{self.gateway_url}/healthz", f"{self.psp_url}/healthz", f"{self.mail_url}/healthz"]
+        while not all(_answers(url) for url in probes):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"fleet did not start; see {self.log_path}:\n{self.log_path.read_text()[-4000:]}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        """SIGTERM the whole process group, then SIGKILL whatever is left."""
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        except ProcessLookupError:
+            pass
+        self.process = None
+        self.log_file.close()
+
+    def log_lines(self, needle: str) -> list[str]:
+        """Lines of the combined log mentioning ``needle`` (e.g. an order id)."""
+        return [line for line in self.log_path.read_text(errors="replace").splitlines() if needle in line]
+
+
+def fleet_environment(*, database_url: str, broker_url: str, redis_url: str, workdir: Path,
+                      **overrides: str) -> dict[str, str]:
+    """Environment of a fleet on free ports, pointed at the given database, vhost and Redis."""
+    port, psp_port, smtp_port, mail_web_port = (free_port() for _ in range(4))
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "COV_"))}
+    env.update({
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        "PORT": str(port),
+        "DATABASE_URL": database_url,
+        "BROKER_URL": broker_url,
+        "REDIS_URL": redis_url,
+        "PSP_PORT": str(psp_port),
+        "PSP_URL": f"http://127.0.0.1:{psp_port}",
+        "GATEWAY_URL": f"http://127.0.0.1:{port}",
+        "SMTP_PORT": str(smtp_port),
+        "SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
+        "MAIL_WEB_PORT": str(mail_web_port),
+        "MAIL_DIR": str(workdir / "mail"),
+        "WORKER_PROCESSES": "1",
+        "WORKER_THREADS": "4",
+        "LOG_FORMAT": "json",
+        "PYTHONUNBUFFERED": "1",
+    })
+    env.update(overrides)
+    return env

@@ -1,0 +1,84 @@
+"""Settings: every contract variable has a default; a wrong value is one line naming it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import fields
+
+import pytest
+
+from config import Settings, SettingsError, load_settings
+
+CONTRACT = {
+    "PORT": 8080,
+    "DATABASE_URL": "mysql+aiomysql://root@127.0.0.1:3306/orders",
+    "BROKER_URL": "amqp://guest:guest@127.0.0.1:5672/%2F",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "ADMIN_TOKEN": "dev-admin-token",
+    "HOLD_SECONDS": 900,
+    "LATE_PAYMENT_POLICY": "reinstate",
+    "PSP_URL": "http://127.0.0.1:8090",
+    "PSP_PORT": 8090,
+    "PSP_WEBHOOK_SECRET": "dev-webhook-secret",
+    "GATEWAY_URL": "http://127.0.0.1:8080",
+    "SMTP_URL": "smtp://127.0.0.1:8025",
+    "SMTP_PORT": 8025,
+    "MAIL_FROM": "orders@example.com",
+    "EVENTS_EXCHANGE": "orders.events",
+    "ARCHIVE_AFTER_SECONDS": 2592000,
+    "RECONCILE_EVERY_SECONDS": 300,
+}
+
+
+def test_every_contract_variable_has_its_documented_default():
+    settings = load_settings({})
+    assert {name: getattr(settings, name.lower()) for name in CONTRACT} == CONTRACT
+
+
+def test_gateway_url_follows_port_unless_set():
+    assert load_settings({"PORT": "9000"}).gateway_url == "http://127.0.0.1:9000"
+    assert load_settings({"PORT": "9000", "GATEWAY_URL": "https://shop.example"}).gateway_url == "https://shop.example"
+
+
+def test_values_are_coerced():
+    settings = load_settings({"HOLD_SECONDS": " 5 ", "LATE_PAYMENT_POLICY": "refund", "PSP_PORT": "9999"})
+    assert (settings.hold_seconds, settings.late_payment_policy, settings.psp_port) == (5, "refund", 9999)
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("PORT", "http"), ("PORT", "70000"), ("HOLD_SECONDS", "0"), ("HOLD_SECONDS", "soon"),
+    ("LATE_PAYMENT_POLICY", "keep"), ("DATABASE_URL", "postgres://x/y"), ("BROKER_URL", "redis://x"),
+    ("REDIS_URL", "localhost:6379"), ("PSP_URL", "ftp://x"), ("SMTP_URL", "http://x"),
+    ("MAIL_FROM", "nobody"), ("ADMIN_TOKEN", "short"), ("RECONCILE_EVERY_SECONDS", "-1"),
+])
+def test_wrong_value_names_the_variable(name, value):
+    with pytest.raises(SettingsError) as error:
+        load_settings({name: value})
+    assert str(error.value).startswith(f"{name}: ") and "\n" not in str(error.value)
+
+
+def test_every_field_is_parsed():
+    from config.settings import _PARSERS
+
+    assert {field.name.upper() for field in fields(Settings)} == set(_PARSERS)
+
+
+@pytest.mark.parametrize("module", ["models.migrate", "models.seed", "schedules.main", "sandbox.psp", "sandbox.mail", "gateway.app"])
+def test_process_stops_at_start_with_one_line(module):
+    result = subprocess.run(
+        [sys.executable, "-c", f"import sys, {module} as m; sys.exit(m.main())"],
+        env={"HOLD_SECONDS": "soon", "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["error: HOLD_SECONDS: expected a whole number, got 'soon'"]
+
+
+def test_worker_stops_at_start_with_one_line():
+    result = subprocess.run(
+        [sys.executable, "-c", "import workers.broker"],
+        env={"BROKER_URL": "nowhere", "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: BROKER_URL: expected a URL starting with amqp://, amqps:// and naming a host, got 'nowhere'"]
