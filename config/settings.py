@@ -8,8 +8,9 @@ line naming the variable, which the entry points print before exiting.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, fields, replace
-from typing import Callable, Mapping
+from typing import Callable, Mapping, NoReturn
 from urllib.parse import urlsplit
 
 
@@ -152,3 +153,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         settings = replace(settings, gateway_url=f"http://127.0.0.1:{settings.port}")
     return settings
 
+
+
+def settings_or_exit() -> Settings:
+    """Settings for a process entry point: on a wrong value print ``error: <one line>`` and exit 2."""
+    try:
+        return load_settings()
+    except SettingsError as error:
+        _exit_with(str(error))
+
+
+def _exit_with(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)

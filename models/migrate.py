@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from config import SettingsError, load_settings
+from config import settings_or_exit
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -49,11 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     """Console entry point of the `release` process."""
     parser = argparse.ArgumentParser(prog="orders-migrate", description=__doc__)
     parser.parse_args(argv)
-    try:
-        settings = load_settings()
-    except SettingsError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    settings = settings_or_exit()
     migrate(settings.database_url)
     print("database schema is up to date")
     return 0

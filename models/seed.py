@@ -7,7 +7,7 @@ import sys
 
 from sqlalchemy import select
 
-from config import SettingsError, load_settings
+from config import settings_or_exit
 from models.db import create_engine, create_sessionmaker
 from models.tables import Item, Stock, StockReceipt
 
@@ -41,11 +41,7 @@ async def seed(database_url: str) -> list[str]:
 
 def main() -> int:
     """Console entry point: ``orders-seed``."""
-    try:
-        settings = load_settings()
-    except SettingsError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    settings = settings_or_exit()
     created = asyncio.run(seed(settings.database_url))
     print(f"demo catalogue: {len(created)} item(s) added" + (f" ({', '.join(created)})" if created else ""))
     return 0

@@ -7,20 +7,12 @@ from typing import NoReturn
 
 from aiohttp import web
 
-from config import Settings, SettingsError, load_settings
+from config import settings_or_exit  # noqa: F401  (re-exported for the sandbox entry points)
 
 
 def _fail(message: str, code: int) -> NoReturn:
     print(f"error: {message}", file=sys.stderr)
     sys.exit(code)
-
-
-def settings_or_exit() -> Settings:
-    """Return the settings, or print ``error: <message>`` and exit 2 when the environment is wrong."""
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        _fail(str(exc), 2)
 
 
 def serve(app: web.Application, port: int) -> None:

@@ -200,24 +200,25 @@ async def list_payments(request: web.Request) -> web.Response:
     return web.json_response({"data": payments})
 
 
-async def approve_payment(request: web.Request) -> web.Response:
-    """``POST /checkout/{id}/approve``: the customer paid."""
+async def _decide(request: web.Request, outcome: str) -> web.Response:
     delay = _webhook_delay(request)
-    payment, events = request.app[LEDGER].approve(request.match_info["id"])
-    log.info("psp.payment.approved", payment_id=payment.id, order_id=payment.order_id,
+    ledger = request.app[LEDGER]
+    decide = ledger.approve if outcome == "approved" else ledger.decline
+    payment, events = decide(request.match_info["id"])
+    log.info(f"psp.payment.{outcome}", payment_id=payment.id, order_id=payment.order_id,
              webhook_delay_s=delay, repeated=not events)
     _send(request, events, delay)
     return web.json_response(payment.to_json())
+
+
+async def approve_payment(request: web.Request) -> web.Response:
+    """``POST /checkout/{id}/approve``: the customer paid."""
+    return await _decide(request, "approved")
 
 
 async def decline_payment(request: web.Request) -> web.Response:
     """``POST /checkout/{id}/decline``: the customer's payment failed."""
-    delay = _webhook_delay(request)
-    payment, events = request.app[LEDGER].decline(request.match_info["id"])
-    log.info("psp.payment.declined", payment_id=payment.id, order_id=payment.order_id,
-             webhook_delay_s=delay, repeated=not events)
-    _send(request, events, delay)
-    return web.json_response(payment.to_json())
+    return await _decide(request, "declined")
 
 
 async def cancel_payment(request: web.Request) -> web.Response:

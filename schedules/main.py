@@ -10,7 +10,7 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
-from config import Settings, SettingsError, load_settings
+from config import Settings, settings_or_exit
 from config.logging import configure_logging
 from models.db import create_engine, create_sessionmaker
 from schedules.jobs import relay_outbox
@@ -45,11 +45,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
 
 def main() -> int:
     """Console entry point of the `scheduler` process."""
-    try:
-        settings = load_settings()
-    except SettingsError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    settings = settings_or_exit()
     configure_logging(settings, "scheduler")
 
     async def serve() -> None:

@@ -7,7 +7,6 @@ records settings here; connections open when the worker starts consuming.
 from __future__ import annotations
 
 import asyncio
-import sys
 
 import dramatiq
 import structlog
@@ -15,7 +14,7 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.middleware import AsyncIO, CurrentMessage, Middleware
 
-from config import Settings, SettingsError, load_settings
+from config import Settings, settings_or_exit
 from config.logging import configure_logging
 from workers.runtime import Runtime, build_runtime
 from workers.steps import set_runtime_provider
@@ -64,11 +63,7 @@ def create_broker(settings: Settings) -> RabbitmqBroker:
 
 
 def _load() -> RabbitmqBroker:
-    try:
-        settings = load_settings()
-    except SettingsError as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+    settings = settings_or_exit()
     configure_logging(settings, "worker")
     return create_broker(settings)
 
