@@ -55,10 +55,15 @@ def _choice(*options: str) -> Callable[[str, str], str]:
     return parse
 
 
-def _secret(name: str, raw: str) -> str:
-    if len(raw) < 8:
-        raise SettingsError(f"{name}: must be at least 8 characters long")
+def _secret(name: str, raw: str, minimum: int = 8) -> str:
+    if len(raw) < minimum:
+        raise SettingsError(f"{name}: must be at least {minimum} characters long")
     return raw
+
+
+def _signing_key(name: str, raw: str) -> str:
+    # HS256 keys shorter than the hash output are weak (RFC 7518 section 3.2).
+    return _secret(name, raw, minimum=32)
 
 
 def _email(name: str, raw: str) -> str:
@@ -95,7 +100,7 @@ class Settings:
     archive_after_seconds: int = 2592000
     reconcile_every_seconds: int = 300
     # Beyond the contract: knobs an operator may need, all with safe defaults.
-    token_secret: str = "dev-token-secret"
+    token_secret: str = "dev-token-secret-change-me-in-production"
     token_ttl_seconds: int = 3600
     log_format: str = "json"
     log_level: str = "INFO"
@@ -123,7 +128,7 @@ _PARSERS: dict[str, Callable[[str, str], object]] = {
     "EVENTS_EXCHANGE": _text,
     "ARCHIVE_AFTER_SECONDS": _positive_int,
     "RECONCILE_EVERY_SECONDS": _positive_int,
-    "TOKEN_SECRET": _secret,
+    "TOKEN_SECRET": _signing_key,
     "TOKEN_TTL_SECONDS": _positive_int,
     "LOG_FORMAT": _choice("json", "console"),
     "LOG_LEVEL": _choice("DEBUG", "INFO", "WARNING", "ERROR"),

@@ -18,7 +18,6 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
-    Text,
     UniqueConstraint,
 )
 from sqlalchemy.dialects.mysql import DATETIME
@@ -208,7 +207,8 @@ class IdempotencyKey(Base):
     __tablename__ = "idempotency_keys"
 
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
-    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # Binary collation: client keys differing only in case are different keys.
+    key: Mapped[str] = mapped_column(String(255, collation="utf8mb4_bin"), primary_key=True)
     scope: Mapped[str] = mapped_column(String(32), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
     order_id: Mapped[Optional[str]] = mapped_column(String(32))
@@ -220,7 +220,7 @@ class WebhookEvent(Base):
 
     __tablename__ = "webhook_events"
 
-    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    id: Mapped[str] = mapped_column(String(128, collation="utf8mb4_bin"), primary_key=True)
     type: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -7,7 +7,15 @@ from typing import NoReturn
 
 from aiohttp import web
 
-from config import settings_or_exit  # noqa: F401  (re-exported for the sandbox entry points)
+from config import Settings, settings_or_exit
+from config.logging import configure_logging
+
+
+def start(process: str) -> Settings:
+    """Settings for a sandbox process (or exit 2 naming the bad variable), with logging set up."""
+    settings = settings_or_exit()
+    configure_logging(settings, process)
+    return settings
 
 
 def _fail(message: str, code: int) -> NoReturn:

@@ -170,7 +170,7 @@ def create_app(*, directory: str | os.PathLike[str], smtp_host: str = "127.0.0.1
 
 def main() -> None:
     """Console entry ``mail``: SMTP sink on 127.0.0.1:$SMTP_PORT, listing on $MAIL_WEB_PORT."""
-    settings = _entry.settings_or_exit()
+    settings = _entry.start("mail")
     app = create_app(directory=settings.mail_dir, smtp_port=settings.smtp_port)
     _entry.serve(app, settings.mail_web_port)
 

@@ -354,7 +354,7 @@ async def _webhook_sender(app: web.Application) -> AsyncIterator[None]:
 
 def main() -> None:
     """Console entry ``psp``: serve the sandbox provider on 127.0.0.1:$PSP_PORT."""
-    settings = _entry.settings_or_exit()
+    settings = _entry.start("psp")
     public_url = f"http://127.0.0.1:{settings.psp_port}"
     webhook_url = settings.gateway_url + "/payments/webhook"
     app = create_app(webhook_url=webhook_url, webhook_secret=settings.psp_webhook_secret,

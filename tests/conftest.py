@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from contextlib import contextmanager
 
 import pytest
 import pytest_asyncio
@@ -21,28 +22,43 @@ def run_name() -> str:
     return isolation.run_name()
 
 
+@contextmanager
+def own_database(name: str):
+    """A fresh, migrated database called ``name``, dropped afterwards."""
+    url = f"{isolation.MYSQL_SERVER_URL}/{name}"
+    migrate(url)
+    try:
+        yield url
+    finally:
+        async def drop() -> None:
+            engine = create_async_engine(f"{isolation.MYSQL_SERVER_URL}/")
+            async with engine.begin() as connection:
+                await connection.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+            await engine.dispose()
+
+        asyncio.run(drop())
+
+
+@contextmanager
+def own_vhost(name: str):
+    """A RabbitMQ vhost called ``name``, deleted afterwards."""
+    url = isolation.create_vhost(name)
+    try:
+        yield url
+    finally:
+        isolation.delete_vhost(name)
+
+
 @pytest.fixture(scope="session")
 def database_url(run_name: str):
-    """A fresh, migrated database for this run, dropped afterwards."""
-    url = f"{isolation.MYSQL_SERVER_URL}/{run_name}"
-    migrate(url)
-    yield url
-
-    async def drop() -> None:
-        engine = create_async_engine(f"{isolation.MYSQL_SERVER_URL}/")
-        async with engine.begin() as connection:
-            await connection.execute(text(f"DROP DATABASE IF EXISTS `{run_name}`"))
-        await engine.dispose()
-
-    asyncio.run(drop())
+    with own_database(run_name) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
 def broker_url(run_name: str):
-    """A RabbitMQ vhost for this run, deleted afterwards."""
-    url = isolation.create_vhost(run_name)
-    yield url
-    isolation.delete_vhost(run_name)
+    with own_vhost(run_name) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -1,20 +1,28 @@
-"""The whole fleet, started from Procfile.dev, on this run's database and vhost."""
+"""The whole fleet, started from Procfile.dev, on a database and vhost of its own.
+
+The fleet's workers consume every queue of their vhost, so they get one that the
+integration tests (which publish real messages) never touch.
+"""
 
 from __future__ import annotations
 
 import pytest
 
+from tests.conftest import own_database, own_vhost
+from tests.support import isolation
 from tests.support.fleet import Fleet, fleet_environment
 
 
 @pytest.fixture(scope="session")
-def fleet(settings, tmp_path_factory):
+def fleet(run_name, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("fleet")
-    env = fleet_environment(database_url=settings.database_url, broker_url=settings.broker_url,
-                            redis_url=settings.redis_url, workdir=workdir,
-                            ADMIN_TOKEN="e2e-admin-token")
-    fleet = Fleet(env=env, log_path=workdir / "fleet.log")
-    fleet.start()
-    yield fleet
-    fleet.stop()
-    print(f"\nfleet log: {fleet.log_path}")
+    name = f"{run_name}_e2e"
+    with own_database(name) as database_url, own_vhost(name) as broker_url:
+        env = fleet_environment(database_url=database_url, broker_url=broker_url,
+                                redis_url=isolation.REDIS_URL, workdir=workdir,
+                                ADMIN_TOKEN="e2e-admin-token")
+        fleet = Fleet(env=env, log_path=workdir / "fleet.log")
+        fleet.start()
+        yield fleet
+        fleet.stop()
+        print(f"\nfleet log: {fleet.log_path}")

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 import pytest_asyncio
 from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
+from gateway.app import create_app
 from sandbox.psp import create_app as create_psp_app
 from workers.runtime import build_runtime
 
@@ -33,3 +36,16 @@ async def runtime(settings, psp_url):
     runtime = build_runtime(dataclasses.replace(settings, psp_url=psp_url, hold_seconds=60), broker)
     yield runtime
     await runtime.close()
+
+
+@pytest_asyncio.fixture
+async def client(settings):
+    """The gateway app, served on a test server over real HTTP."""
+    async with TestClient(TestServer(create_app(settings))) as client:
+        yield client
+
+
+@pytest.fixture
+def admin(settings) -> dict[str, str]:
+    """Headers carrying the admin bearer token."""
+    return {"Authorization": f"Bearer {settings.admin_token}"}

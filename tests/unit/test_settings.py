@@ -64,7 +64,7 @@ def test_every_field_is_parsed():
     assert {field.name.upper() for field in fields(Settings)} == set(_PARSERS)
 
 
-@pytest.mark.parametrize("module", ["models.migrate", "models.seed", "schedules.main", "sandbox.psp", "sandbox.mail", "gateway.app"])
+@pytest.mark.parametrize("module", ["models.migrate", "models.seed", "schedules.main", "sandbox.psp", "sandbox.mail", "gateway.main"])
 def test_process_stops_at_start_with_one_line(module):
     result = subprocess.run(
         [sys.executable, "-c", f"import sys, {module} as m; sys.exit(m.main())"],

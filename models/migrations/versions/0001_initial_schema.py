@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-21 15:28:57.911747
+Create Date: 2026-11-21 15:34:16.958791
 """
 
 from alembic import op
@@ -55,7 +55,7 @@ def upgrade() -> None:
     op.create_index(op.f('ix_outbox_order_id'), 'outbox', ['order_id'], unique=False)
     op.create_index('ix_outbox_unsent', 'outbox', ['sent_at', 'created_at'], unique=False)
     op.create_table('webhook_events',
-    sa.Column('id', sa.String(length=128), nullable=False),
+    sa.Column('id', sa.String(length=128, collation='utf8mb4_bin'), nullable=False),
     sa.Column('type', sa.String(length=64), nullable=False),
     sa.Column('payload', sa.JSON(), nullable=False),
     sa.Column('received_at', mysql.DATETIME(fsp=6), nullable=False),
@@ -65,7 +65,7 @@ def upgrade() -> None:
     )
     op.create_table('idempotency_keys',
     sa.Column('account_id', sa.String(length=32), nullable=False),
-    sa.Column('key', sa.String(length=255), nullable=False),
+    sa.Column('key', sa.String(length=255, collation='utf8mb4_bin'), nullable=False),
     sa.Column('scope', sa.String(length=32), nullable=False),
     sa.Column('request_hash', sa.String(length=64), nullable=False),
     sa.Column('order_id', sa.String(length=32), nullable=True),

@@ -1,0 +1,84 @@
+"""Who is calling: customer access tokens (HS256 JWTs) and the operator's admin token.
+
+A customer token's ``sub`` is the account id; it expires after ``TOKEN_TTL_SECONDS``. Admin
+endpoints take ``Authorization: Bearer $ADMIN_TOKEN``. Missing or unusable credentials answer
+401 with ``WWW-Authenticate: Bearer``; valid credentials without the right answer 403.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+
+import jwt
+import structlog
+from aiohttp import hdrs, web
+
+from config.settings import Settings
+from gateway.keys import SETTINGS
+from gateway.problems import INVALID_TOKEN, Problem
+
+ALGORITHM = "HS256"
+
+
+def issue_token(settings: Settings, account_id: str) -> dict[str, object]:
+    """The ``POST /auth/token`` answer for ``account_id``: a signed bearer token and its lifetime."""
+    now = int(time.time())
+    claims = {"sub": account_id, "iat": now, "exp": now + settings.token_ttl_seconds}
+    token = jwt.encode(claims, settings.token_secret, algorithm=ALGORITHM)
+    return {"access_token": token, "token_type": "bearer", "expires_in": settings.token_ttl_seconds}
+
+
+def _challenge(error: str | None = None) -> dict[str, str]:
+    value = "Bearer" if error is None else f'Bearer error="{error}"'
+    return {hdrs.WWW_AUTHENTICATE: value}
+
+
+def bearer_token(request: web.Request) -> str | None:
+    """The token of an ``Authorization: Bearer`` header; None when there is no such header.
+
+    Raises a 401 problem for a header that is present but not a usable bearer credential.
+    """
+    header = request.headers.get(hdrs.AUTHORIZATION)
+    if header is None:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        raise Problem(401, "the Authorization header must be 'Bearer <token>'", headers=_challenge())
+    token = token.strip()
+    # Tokens are printable ASCII; anything else cannot match and must not reach the decoders.
+    if not token or not token.isascii() or not token.isprintable():
+        raise Problem(INVALID_TOKEN, "the bearer token is empty or malformed", headers=_challenge("invalid_token"))
+    return token
+
+
+def authenticated_account_id(request: web.Request) -> str:
+    """The account id of the customer token on ``request``; 401 when missing, invalid or expired."""
+    token = bearer_token(request)
+    if token is None:
+        raise Problem(401, "this endpoint needs an access token (Authorization: Bearer <token>)",
+                      headers=_challenge())
+    settings = request.app[SETTINGS]
+    try:
+        claims = jwt.decode(token, settings.token_secret, algorithms=[ALGORITHM],
+                            options={"require": ["sub", "exp", "iat"]})
+    except jwt.ExpiredSignatureError:
+        raise Problem(INVALID_TOKEN, "the access token has expired", headers=_challenge("invalid_token")) from None
+    except jwt.PyJWTError:
+        raise Problem(INVALID_TOKEN, "the access token is not valid", headers=_challenge("invalid_token")) from None
+    account_id = claims["sub"]
+    if not isinstance(account_id, str) or not account_id:
+        raise Problem(INVALID_TOKEN, "the access token is not valid", headers=_challenge("invalid_token"))
+    structlog.contextvars.bind_contextvars(account_id=account_id)
+    return account_id
+
+
+def require_admin(request: web.Request) -> None:
+    """Let the request through only with the admin token: 401 without credentials, 403 with others."""
+    token = bearer_token(request)
+    if token is None:
+        raise Problem(401, "this endpoint needs the admin token (Authorization: Bearer <token>)",
+                      headers=_challenge())
+    expected = request.app[SETTINGS].admin_token
+    if not hmac.compare_digest(token.encode(), expected.encode()):
+        raise Problem(403, "this endpoint is for operators only")

@@ -1,0 +1,176 @@
+"""Taking an order: one transaction writes the idempotency key, the order, its payment and the
+``reserve`` message, or nothing at all.
+
+The key row goes in first. Its primary key (account, key, scope) is what makes a retried or
+doubled request safe: a second insert of the same key fails once the first commits (InnoDB makes
+a concurrent one wait for that), and the loser answers with the winner's order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gateway.db import is_deadlock, is_duplicate_key
+from gateway.problems import CURRENCY_MISMATCH, IDEMPOTENCY_KEY_IN_USE, IDEMPOTENCY_KEY_REUSED, INVALID_TOKEN, Problem
+from models.clock import utcnow
+from models.state import OrderStatus, PaymentStatus
+from models.tables import Account, IdempotencyKey, Item, Order, OrderHistory, OrderLine, Payment, new_id
+from models.unit_of_work import Publisher, UnitOfWork
+from workers.queues import RESERVE
+
+log = structlog.get_logger(__name__)
+
+SCOPE = "order"
+# Currency of an order none of whose items is in the catalogue (it will be rejected anyway).
+FALLBACK_CURRENCY = "USD"
+_DEADLOCK_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """A validated ``POST /orders``: who, under which key, and the body as sent and as checked."""
+
+    account_id: str
+    key: str
+    body: Any
+    lines: list[dict[str, Any]]
+    payment: dict[str, Any]
+    shipping_address: dict[str, Any] | None
+    has_shipping_address: bool
+
+
+@dataclass(frozen=True)
+class Placed:
+    """The order to answer with; ``replayed`` when an earlier request with the same key made it."""
+
+    order: Order
+    replayed: bool
+
+
+def request_hash(body: Any) -> str:
+    """SHA-256 of the body as canonical JSON: key order and spacing do not make it a new request."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+async def place_order(sessionmaker: async_sessionmaker[AsyncSession], publisher: Publisher,
+                      request: OrderRequest) -> Placed:
+    """Create the order of ``request``, or find the one an earlier request with its key created.
+
+    Raises :class:`Problem` 422 when the key was used with a different body or the items are
+    priced in different currencies.
+    """
+    fingerprint = request_hash(request.body)
+    for attempt in range(1, _DEADLOCK_ATTEMPTS + 1):
+        try:
+            order = await _create(sessionmaker, publisher, request, fingerprint)
+        except DBAPIError as exc:
+            # Several identical requests waiting on one key can deadlock if its first holder rolls
+            # back; InnoDB then aborts one of them, which is safe to run again from the start.
+            if is_deadlock(exc) and attempt < _DEADLOCK_ATTEMPTS:
+                log.info("order.deadlock_retry", attempt=attempt)
+                continue
+            raise
+        if order is not None:
+            return Placed(order, replayed=False)
+        return Placed(await _replay(sessionmaker, request, fingerprint), replayed=True)
+    raise AssertionError("unreachable")
+
+
+async def _create(sessionmaker: async_sessionmaker[AsyncSession], publisher: Publisher,
+                  request: OrderRequest, fingerprint: str) -> Order | None:
+    """The new order, or None when the key is already taken."""
+    async with UnitOfWork(sessionmaker, publisher) as uow:
+        session = uow.session
+        account = await session.get(Account, request.account_id)
+        if account is None:
+            raise Problem(INVALID_TOKEN, "the access token's account does not exist",
+                          headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        order_id = new_id()
+        session.add(IdempotencyKey(account_id=request.account_id, key=request.key, scope=SCOPE,
+                                   request_hash=fingerprint, order_id=order_id, created_at=utcnow()))
+        try:
+            await session.flush()
+        except IntegrityError as exc:
+            if is_duplicate_key(exc):
+                return None
+            raise
+
+        lines, currency, total = await _price(session, request.lines)
+        now = utcnow()
+        shipping = request.shipping_address if request.has_shipping_address else account.shipping_address
+        order = Order(
+            id=order_id, account_id=request.account_id, _status=OrderStatus.PENDING.value, reason=None,
+            total_cents=total, currency=currency, hold_expires_at=None, shipping_address=shipping,
+            created_at=now, updated_at=now,
+            lines=lines,
+            history=[OrderHistory(status=OrderStatus.PENDING.value, reason=None, note=None, at=now)],
+            payments=[Payment(
+                attempt=1, method=request.payment["method"], token=request.payment.get("token"),
+                amount_cents=total, currency=currency, _status=PaymentStatus.PENDING.value,
+                created_at=now, updated_at=now,
+            )],
+            holds=[],
+        )
+        session.add(order)
+        uow.enqueue(RESERVE, order_id=order_id)
+        await uow.commit()
+        log.info("order.accepted", order_id=order_id, total_cents=total, currency=currency, lines=len(lines))
+        return order
+
+
+async def _price(session: AsyncSession, requested: list[dict[str, Any]]) -> tuple[list[OrderLine], str, int]:
+    """Order lines priced from the catalogue (never from the client), their currency and total.
+
+    A SKU missing from the catalogue still becomes a line, without a price: ``reserve`` rejects
+    the order as ``unknown_item``, so the customer sees why in the order's history.
+    """
+    wanted = [line["sku"] for line in requested]
+    items = (await session.scalars(select(Item).where(Item.sku.in_(wanted)))).all()
+    # SKU columns compare case-insensitively, so the catalogue's spelling is looked up the same way.
+    by_sku = {item.sku.lower(): item for item in items}
+    lines: list[OrderLine] = []
+    currencies: set[str] = set()
+    total = 0
+    for line in requested:
+        item = by_sku.get(line["sku"].lower())
+        if item is None:
+            lines.append(OrderLine(sku=line["sku"], quantity=line["quantity"], unit_price_cents=None))
+            continue
+        currencies.add(item.currency)
+        total += item.price_cents * line["quantity"]
+        lines.append(OrderLine(sku=item.sku, quantity=line["quantity"], unit_price_cents=item.price_cents))
+    if len(currencies) > 1:
+        raise Problem(CURRENCY_MISMATCH, "all items of one order must be priced in the same currency; "
+                                         f"these are in {', '.join(sorted(currencies))}")
+    lines.sort(key=lambda line: line.sku)
+    return lines, (currencies.pop() if currencies else FALLBACK_CURRENCY), total
+
+
+async def _replay(sessionmaker: async_sessionmaker[AsyncSession], request: OrderRequest,
+                  fingerprint: str) -> Order:
+    """The order made by the earlier request with this key, if it had the same body."""
+    async with sessionmaker() as session:
+        key = await session.scalar(select(IdempotencyKey).where(
+            IdempotencyKey.account_id == request.account_id, IdempotencyKey.key == request.key,
+            IdempotencyKey.scope == SCOPE))
+        if key is not None and key.request_hash != fingerprint:
+            raise Problem(IDEMPOTENCY_KEY_REUSED, "this Idempotency-Key was already used with a different "
+                                                  "request body; use a new key for a new order")
+        order = None
+        if key is not None and key.order_id is not None:
+            order = await session.scalar(select(Order).where(Order.id == key.order_id))
+        if order is None:
+            # Only reachable if the key's first transaction vanished between our two reads.
+            raise Problem(IDEMPOTENCY_KEY_IN_USE, "a request with this Idempotency-Key is still being "
+                                                  "processed; retry shortly", headers={"Retry-After": "1"})
+    log.info("order.replayed", order_id=order.id)
+    return order

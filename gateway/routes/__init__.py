@@ -1,0 +1,13 @@
+"""The gateway's HTTP routes, one module per resource."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.routes import accounts, health, items, orders, webhooks
+
+
+def setup_routes(app: web.Application) -> None:
+    """Register every route of the API on ``app``."""
+    for module in (health, accounts, items, orders, webhooks):
+        app.add_routes(module.routes)

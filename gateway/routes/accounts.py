@@ -1,0 +1,111 @@
+"""Customer accounts and sign-in: ``POST /accounts``, ``POST /auth/token``, ``GET``/``PATCH /accounts/me``."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from gateway.auth import authenticated_account_id, issue_token
+from gateway.db import is_duplicate_key
+from gateway.keys import PASSWORDS, SESSIONMAKER, SETTINGS
+from gateway.problems import ACCOUNT_EXISTS, INVALID_CREDENTIALS, INVALID_REQUEST, INVALID_TOKEN, Problem
+from gateway.representations import account_json
+from gateway.validation import email, json_object, obj, read_json, string, validate
+from models.clock import utcnow
+from models.tables import Account
+
+routes = web.RouteTableDef()
+
+_NAME = string(max_length=200, not_blank=True)
+_PASSWORD = string(min_length=8, max_length=128)
+_ADDRESS = json_object(max_bytes=2048, max_depth=3)
+
+NEW_ACCOUNT = obj(
+    required={"email": email(), "name": _NAME, "password": _PASSWORD},
+    optional={"shipping_address": _ADDRESS, "billing_address": _ADDRESS},
+)
+ACCOUNT_CHANGES = obj(
+    optional={"name": _NAME, "password": _PASSWORD, "shipping_address": _ADDRESS, "billing_address": _ADDRESS},
+)
+CREDENTIALS = obj(
+    required={"email": string(max_length=254), "password": string(max_length=1024)},
+)
+
+
+@routes.post("/accounts")
+async def create_account(request: web.Request) -> web.Response:
+    """Open an account; 409 when the email (compared case-insensitively) is taken."""
+    fields = validate(NEW_ACCOUNT, await read_json(request))
+    password_hash = await request.app[PASSWORDS].hash(fields["password"])
+    now = utcnow()
+    account = Account(
+        email=fields["email"], name=fields["name"], password_hash=password_hash,
+        shipping_address=fields.get("shipping_address"), billing_address=fields.get("billing_address"),
+        created_at=now, updated_at=now,
+    )
+    try:
+        async with request.app[SESSIONMAKER]() as session, session.begin():
+            session.add(account)
+    except IntegrityError as exc:
+        if is_duplicate_key(exc):
+            raise Problem(ACCOUNT_EXISTS, "an account with this email already exists") from None
+        raise
+    return web.json_response(account_json(account), status=201, headers={"Location": "/accounts/me"})
+
+
+@routes.post("/auth/token")
+async def create_token(request: web.Request) -> web.Response:
+    """Exchange email and password for an access token; 401 on any mismatch."""
+    fields = validate(CREDENTIALS, await read_json(request))
+    passwords = request.app[PASSWORDS]
+    sessionmaker = request.app[SESSIONMAKER]
+    async with sessionmaker() as session:
+        account = await session.scalar(select(Account).where(Account.email == fields["email"].lower()))
+    # Hashing takes a while: it runs with no database connection held.
+    if account is None:
+        await passwords.verify_nothing(fields["password"])
+        raise Problem(INVALID_CREDENTIALS, "email or password is wrong")
+    if not await passwords.verify(account.password_hash, fields["password"]):
+        raise Problem(INVALID_CREDENTIALS, "email or password is wrong")
+    if passwords.needs_rehash(account.password_hash):
+        new_hash = await passwords.hash(fields["password"])
+        async with sessionmaker() as session, session.begin():
+            await session.execute(update(Account).where(Account.id == account.id).values(password_hash=new_hash))
+    return web.json_response(issue_token(request.app[SETTINGS], account.id))
+
+
+async def _own_account(request: web.Request, session) -> Account:
+    account = await session.get(Account, authenticated_account_id(request))
+    if account is None:
+        # A valid signature for an account that no longer exists: the token is of no use.
+        raise Problem(INVALID_TOKEN, "the access token's account does not exist",
+                      headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    return account
+
+
+@routes.get("/accounts/me")
+async def get_me(request: web.Request) -> web.Response:
+    """The caller's own account."""
+    async with request.app[SESSIONMAKER]() as session:
+        account = await _own_account(request, session)
+    return web.json_response(account_json(account))
+
+
+@routes.patch("/accounts/me")
+async def update_me(request: web.Request) -> web.Response:
+    """Change name, password or addresses of the caller's account (``null`` clears an address)."""
+    authenticated_account_id(request)  # 401 before reading a body that may not be ours to read
+    changes = validate(ACCOUNT_CHANGES, await read_json(request))
+    for field in ("name", "password"):
+        if field in changes and changes[field] is None:
+            raise Problem(INVALID_REQUEST, f"{field}: cannot be null", field=field)
+    if "password" in changes:
+        changes["password_hash"] = await request.app[PASSWORDS].hash(changes.pop("password"))
+    async with request.app[SESSIONMAKER]() as session, session.begin():
+        account = await _own_account(request, session)
+        for field, value in changes.items():
+            setattr(account, field, value)
+        if changes:
+            account.updated_at = utcnow()
+    return web.json_response(account_json(account))

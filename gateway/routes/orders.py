@@ -1,0 +1,90 @@
+"""Customer orders: ``POST /orders`` (idempotent by ``Idempotency-Key``) and ``GET /orders/{id}``."""
+
+from __future__ import annotations
+
+import structlog
+from aiohttp import web
+from sqlalchemy import select
+
+from gateway.auth import authenticated_account_id
+from gateway.keys import PUBLISHER, SESSIONMAKER
+from gateway.ordering import OrderRequest, place_order
+from gateway.problems import INVALID_IDEMPOTENCY_KEY, INVALID_REQUEST, MISSING_IDEMPOTENCY_KEY, Problem
+from gateway.representations import order_json
+from gateway.routes.items import SKU
+from gateway.validation import array, integer, json_object, literal, obj, read_json, string, tagged, validate
+from models.tables import Order
+
+routes = web.RouteTableDef()
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_KEY_LENGTH = 255
+
+NEW_ORDER = obj(
+    required={
+        "items": array(obj(required={"sku": SKU, "quantity": integer(minimum=1, maximum=1000)}),
+                       min_items=1, max_items=50),
+        "payment": tagged("method", {
+            "token": obj(required={"method": literal("token"), "token": string(max_length=128)}),
+            "redirect": obj(required={"method": literal("redirect")}),
+        }),
+    },
+    optional={"shipping_address": json_object(max_bytes=2048, max_depth=3)},
+)
+
+
+def _idempotency_key(request: web.Request) -> str:
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None or key == "":
+        raise Problem(MISSING_IDEMPOTENCY_KEY, f"POST /orders needs an {IDEMPOTENCY_HEADER} header "
+                                               "(e.g. a UUID chosen by the client per order)")
+    # Printable ASCII only: the key is compared byte for byte and echoed in logs.
+    if len(key) > MAX_KEY_LENGTH or not all(" " <= char <= "~" for char in key):
+        raise Problem(INVALID_IDEMPOTENCY_KEY, f"{IDEMPOTENCY_HEADER} must be 1 to {MAX_KEY_LENGTH} "
+                                               "printable ASCII characters")
+    return key
+
+
+def _order_response(order: Order) -> web.Response:
+    return web.json_response(order_json(order), status=202, headers={"Location": f"/orders/{order.id}"})
+
+
+@routes.post("/orders")
+async def create_order(request: web.Request) -> web.Response:
+    """Accept an order for processing: 202 with the PENDING order, or the same order on a replay."""
+    account_id = authenticated_account_id(request)
+    key = _idempotency_key(request)
+    body = await read_json(request)
+    fields = validate(NEW_ORDER, body)
+    seen: dict[str, int] = {}
+    for index, line in enumerate(fields["items"]):
+        # SKUs compare case-insensitively in the database, so "abc" and "ABC" are one line.
+        folded = line["sku"].lower()
+        if folded in seen:
+            raise Problem(INVALID_REQUEST, f"items[{index}].sku: {line['sku']!r} already appears in "
+                                           f"items[{seen[folded]}]; put the whole quantity on one line",
+                          field=f"items[{index}].sku")
+        seen[folded] = index
+    placed = await place_order(request.app[SESSIONMAKER], request.app[PUBLISHER], OrderRequest(
+        account_id=account_id, key=key, body=body, lines=fields["items"], payment=fields["payment"],
+        shipping_address=fields.get("shipping_address"), has_shipping_address="shipping_address" in fields,
+    ))
+    structlog.contextvars.bind_contextvars(order_id=placed.order.id)
+    return _order_response(placed.order)
+
+
+@routes.get("/orders/{order_id}")
+async def get_order(request: web.Request) -> web.Response:
+    """One of the caller's orders; someone else's is as unknown as a missing one (404)."""
+    account_id = authenticated_account_id(request)
+    order_id = request.match_info["order_id"]
+    if len(order_id) <= 32 and order_id.isascii():
+        structlog.contextvars.bind_contextvars(order_id=order_id)
+        async with request.app[SESSIONMAKER]() as session:
+            order = await session.scalar(
+                select(Order).where(Order.id == order_id, Order.account_id == account_id))
+    else:
+        order = None
+    if order is None:
+        raise Problem(404, f"no order {order_id!r} among your orders")
+    return web.json_response(order_json(order))
