@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 import structlog
 
-from models.order_flow import fail_payment
+from models.order_flow import FollowUp, fail_payment
 from models.repository import find_payment, lock_order
 from models.state import OrderStatus, PaymentStatus
+from workers.follow_up import enqueue_follow_up
 from workers.psp_client import ProviderPayment, ProviderRefused
 from workers.queues import PAY
 from workers.runtime import Runtime
@@ -84,6 +85,9 @@ async def _record_created(runtime: Runtime, order_id: str, payment_id: str, crea
         if payment.provider_payment_id is None:
             payment.provider_payment_id = created.id
             payment.checkout_url = created.checkout_url
+            if payment.status == PaymentStatus.CANCELLED:
+                # The order was cancelled while the provider was being called.
+                enqueue_follow_up(uow, order, FollowUp.VOID)
         await uow.commit()
     log.info("payment.requested", payment_id=payment_id, provider_payment_id=created.id,
              provider_status=created.status)

@@ -1,6 +1,7 @@
 """reserve: hold stock for every line of a new order, all or nothing.
 
-PENDING -> AWAITING_PAYMENT (holds HELD until now + HOLD_SECONDS, then `pay` is enqueued), or
+PENDING -> AWAITING_PAYMENT (holds HELD until now + HOLD_SECONDS; `pay` is enqueued, and `expire`
+delayed until the hold runs out), or
 PENDING -> REJECTED (unknown_item / out_of_stock, nothing held). Any other status means the work
 is done already: a duplicate delivery changes nothing.
 """
@@ -11,6 +12,7 @@ from datetime import timedelta
 
 import structlog
 
+from actors.expire import schedule_expiry
 from models.clock import utcnow
 from models.inventory import hold_lines
 from models.repository import lock_order
@@ -42,6 +44,7 @@ async def reserve_stock(runtime: Runtime, order_id: str) -> str | None:
         order.hold_expires_at = expires_at
         transition(order, OrderStatus.AWAITING_PAYMENT)
         uow.enqueue(PAY, order_id=order.id)
+        schedule_expiry(uow, order.id, expires_at)
         await uow.commit()
         log.info("order.stock_held", hold_expires_at=expires_at.isoformat(),
                  units=sum(line.quantity for line in order.lines))

@@ -1,18 +1,22 @@
 """The fleet's invariants, checked against the database by tests, reconciliation and fault runs.
 
 - per SKU: received = available + held + committed (stock is conserved exactly);
-- per order: at most one SUCCEEDED-or-later payment and at most one refund.
+- per order: at most one SUCCEEDED-or-later payment and at most one refund;
+- every order past its deadline has left the states in which a step is still due.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import case, func, select
+from datetime import timedelta
+
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.state import HoldState, PaymentStatus
-from models.tables import Payment, ReservedStock, Stock
+from models.clock import utcnow
+from models.state import HoldState, OrderStatus, PaymentStatus
+from models.tables import Order, Payment, ReservedStock, Stock
 
 #: Payment statuses that mean the customer was charged at some point.
 CHARGED = (PaymentStatus.SUCCEEDED, PaymentStatus.REFUND_PENDING, PaymentStatus.REFUNDED)
@@ -53,8 +57,27 @@ async def stock_ledgers(session: AsyncSession) -> list[StockLedger]:
     return [StockLedger(sku, int(r), int(a), int(h), int(c)) for sku, r, a, h, c in rows]
 
 
-async def invariant_violations(session: AsyncSession) -> list[str]:
-    """A readable line per broken invariant; empty when all hold."""
+async def overdue_orders(session: AsyncSession, grace_seconds: float) -> list[tuple[str, str]]:
+    """Orders still PENDING, or AWAITING_PAYMENT past their hold, ``grace_seconds`` after their deadline.
+
+    A PENDING order's deadline is its creation (reserving takes milliseconds); an unpaid one's
+    is its hold's expiry.
+    """
+    cutoff = utcnow() - timedelta(seconds=grace_seconds)
+    rows = await session.execute(
+        select(Order.id, Order._status).where(or_(
+            and_(Order._status == OrderStatus.PENDING, Order.created_at < cutoff),
+            and_(Order._status == OrderStatus.AWAITING_PAYMENT, Order.hold_expires_at < cutoff),
+        ))
+    )
+    return [(order_id, status) for order_id, status in rows]
+
+
+async def invariant_violations(session: AsyncSession, deadline_grace_seconds: float | None = None) -> list[str]:
+    """A readable line per broken invariant; empty when all hold.
+
+    With ``deadline_grace_seconds`` also every order overdue by more than that is reported.
+    """
     problems = [
         f"stock {ledger.sku}: received {ledger.received} != available {ledger.available} + held "
         f"{ledger.held} + committed {ledger.committed}"
@@ -68,4 +91,7 @@ async def invariant_violations(session: AsyncSession) -> list[str]:
         .having((charged > 1) | (refunded > 1))
     )
     problems += [f"order {order_id}: {c} charged payments, {r} refunds" for order_id, c, r in rows]
+    if deadline_grace_seconds is not None:
+        problems += [f"order {order_id}: still {status} past its deadline"
+                     for order_id, status in await overdue_orders(session, deadline_grace_seconds)]
     return problems

@@ -1,16 +1,36 @@
-"""What happens to a locked order when its payment settles: the moves that go together.
+"""What happens to a locked order when its payment settles, its hold runs out or it is cancelled.
 
 Each function takes an order already locked by the caller and changes status, payment and
-stock in one go, so a step cannot, say, cancel an order and forget to release its stock.
+stock together, so a step cannot, say, cancel an order and forget to release its stock. They
+return what the provider still has to be told; the calling step enqueues that.
 """
 
 from __future__ import annotations
 
+from enum import Enum
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.inventory import commit_holds, release_holds
-from models.state import OrderStatus, PaymentStatus, Reason, move_payment, transition
+from models.clock import utcnow
+from models.inventory import commit_holds, hold_lines, release_holds
+from models.state import (
+    HoldState,
+    OrderStatus,
+    PaymentStatus,
+    Reason,
+    move_payment,
+    record_note,
+    transition,
+)
 from models.tables import Order, Payment
+
+
+class FollowUp(Enum):
+    """What the provider must still be told after a move."""
+
+    NOTHING = "nothing"
+    VOID = "void"  # give up a payment that may still be pending at the provider
+    REFUND = "refund"  # give money back
 
 
 async def place(order: Order, payment: Payment) -> None:
@@ -27,3 +47,56 @@ async def fail_payment(session: AsyncSession, order: Order, payment: Payment) ->
         move_payment(payment, PaymentStatus.FAILED)
     await release_holds(session, order)
     transition(order, OrderStatus.CANCELLED, Reason.PAYMENT_FAILED)
+
+
+async def cancel_unpaid(session: AsyncSession, order: Order, reason: Reason) -> FollowUp:
+    """Cancel an order not paid yet (hold expired or cancel request): stock back, payment given up."""
+    await release_holds(session, order)
+    transition(order, OrderStatus.CANCELLED, reason)
+    payment = order.payment
+    if payment is not None and payment.status == PaymentStatus.PENDING:
+        move_payment(payment, PaymentStatus.CANCELLED)
+        if payment.provider_payment_id:
+            return FollowUp.VOID
+    return FollowUp.NOTHING
+
+
+async def cancel_paid(session: AsyncSession, order: Order, reason: Reason) -> FollowUp:
+    """Cancel a placed order before shipping: its sold stock goes back and the payment is refunded."""
+    await release_holds(session, order, states=(HoldState.HELD, HoldState.COMMITTED))
+    transition(order, OrderStatus.CANCELLED, reason)
+    payment = order.payment
+    if payment is not None and payment.status == PaymentStatus.SUCCEEDED:
+        move_payment(payment, PaymentStatus.REFUND_PENDING)
+        return FollowUp.REFUND
+    return FollowUp.NOTHING
+
+
+async def late_payment(session: AsyncSession, order: Order, payment: Payment, policy: str) -> FollowUp:
+    """A success arrived for an order no longer awaiting payment (cancelled, typically timed out).
+
+    Under ``reinstate``, an order cancelled only because its hold ran out is placed again if all
+    of its lines can be held again; everything else is refunded. The history says which.
+    """
+    move_payment(payment, PaymentStatus.SUCCEEDED)
+    if policy == "reinstate" and order.reason == Reason.PAYMENT_TIMEOUT:
+        shortage = await hold_lines(session, order, expires_at=utcnow())
+        if shortage is None:
+            await commit_holds(order)
+            transition(order, OrderStatus.PLACED, note="late payment: reinstated")
+            return FollowUp.NOTHING
+        note = f"late payment: refunded ({shortage.reason.value}: {shortage.sku})"
+    else:
+        note = f"late payment: refunded (policy {policy}, order {order.reason or order.status})"
+    move_payment(payment, PaymentStatus.REFUND_PENDING)
+    record_note(order, note)
+    return FollowUp.REFUND
+
+
+def refund_settled(order: Order, payment: Payment) -> bool:
+    """The provider confirmed the refund; False when it was already recorded."""
+    if payment.status != PaymentStatus.REFUND_PENDING:
+        return False
+    move_payment(payment, PaymentStatus.REFUNDED)
+    record_note(order, "payment refunded")
+    return True

@@ -7,12 +7,13 @@ unsent row for the relay, never a lost or premature message.
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
+from typing import Any, Iterable, Protocol, Sequence
 
 import structlog
+from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from models.tables import OutboxMessage
+from models.tables import Order, OutboxMessage
 
 log = structlog.get_logger(__name__)
 
@@ -21,15 +22,21 @@ class Publisher(Protocol):
     async def publish(self, messages: Sequence[OutboxMessage]) -> None: ...
 
 
+class Notifier(Protocol):
+    async def publish(self, changes: Iterable[tuple[str, str]]) -> None: ...
+
+
 class UnitOfWork:
     """``async with UnitOfWork(...) as uow:`` opens a transaction; ``await uow.commit()`` ends it.
 
     Leaving the block without committing rolls everything back, outbox rows included.
     """
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], publisher: Publisher):
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], publisher: Publisher,
+                 notifier: Notifier | None = None):
         self._sessionmaker = sessionmaker
         self._publisher = publisher
+        self._notifier = notifier
         self._pending: list[OutboxMessage] = []
         self.session: AsyncSession
 
@@ -62,9 +69,20 @@ class UnitOfWork:
         self._pending.append(message)
         return message
 
+    def _status_changes(self) -> list[tuple[str, str]]:
+        """Orders whose status this transaction changed, read before commit clears the history."""
+        changes = []
+        for instance in [*self.session.new, *self.session.identity_map.values()]:
+            if isinstance(instance, Order) and inspect(instance).attrs._status.history.has_changes():
+                changes.append((instance.id, instance.status))
+        return changes
+
     async def commit(self) -> None:
         """Commit, then publish what the transaction enqueued (failures are left to the relay)."""
+        changes = self._status_changes() if self._notifier is not None else []
         await self.session.commit()
+        if changes:
+            await self._notifier.publish(changes)
         pending, self._pending = self._pending, []
         if pending:
             try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from datetime import datetime, timezone
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -13,7 +14,7 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from config import Settings, settings_or_exit
 from config.logging import configure_logging
 from models.db import create_engine, create_sessionmaker
-from schedules.jobs import relay_outbox
+from schedules.jobs import relay_outbox, sweep_stuck
 from workers.outbox import OutboxPublisher
 
 log = structlog.get_logger(__name__)
@@ -32,6 +33,9 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     scheduler.add_job(relay_outbox, "interval", seconds=RELAY_INTERVAL_SECONDS, id="relay_outbox",
                       args=(sessionmaker, publisher, settings.outbox_relay_after_seconds),
                       max_instances=1, coalesce=True)
+    scheduler.add_job(sweep_stuck, "interval", seconds=settings.reconcile_every_seconds, id="sweep_stuck",
+                      args=(sessionmaker, publisher), max_instances=1, coalesce=True,
+                      next_run_time=datetime.now(timezone.utc))
     scheduler.start()
     log.info("scheduler.started", jobs=[job.id for job in scheduler.get_jobs()])
     try:

@@ -21,6 +21,8 @@ SETTLE = Route("settle", "settle")
 # Expiry has a queue of its own so that retry backoffs of other steps never delay it.
 EXPIRE = Route("expire", "expire")
 CANCEL = Route("cancel", "cancel")
+# Provider-side follow-ups of a cancellation: give up a pending payment, or refund a paid one.
+VOID = Route("void", "void")
 REFUND = Route("refund", "refund")
 NOTIFY = Route("notify", "notify")
 ARCHIVE = Route("archive", "archive")

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from config import Settings
 from models.db import create_engine, create_sessionmaker
 from models.unit_of_work import UnitOfWork
+from workers.live_status import StatusNotifier, create_redis
 from workers.outbox import OutboxPublisher
 from workers.psp_client import PaymentProvider
 
@@ -27,14 +28,16 @@ class Runtime:
     sessionmaker: async_sessionmaker[AsyncSession]
     publisher: OutboxPublisher
     psp: PaymentProvider
+    notifier: StatusNotifier
 
     def uow(self) -> UnitOfWork:
         """A new unit of work (one transaction) whose messages go out after commit."""
-        return UnitOfWork(self.sessionmaker, self.publisher)
+        return UnitOfWork(self.sessionmaker, self.publisher, self.notifier)
 
     async def close(self) -> None:
-        """Release connections: provider pool, database pool, broker channel."""
+        """Release connections: provider pool, Redis, database pool, broker channel."""
         await self.psp.close()
+        await self.notifier.close()
         self.publisher.close()
         await self.engine.dispose()
 
@@ -49,4 +52,5 @@ def build_runtime(settings: Settings, broker: Broker, *, pool_size: int = 10) ->
         sessionmaker=sessionmaker,
         publisher=OutboxPublisher(broker, sessionmaker),
         psp=PaymentProvider(settings.psp_url),
+        notifier=StatusNotifier(create_redis(settings.redis_url)),
     )

@@ -1,0 +1,48 @@
+"""cancel: a customer or an admin cancels an order.
+
+Before payment: CANCELLED, stock back, the provider payment given up. Paid but not shipped:
+CANCELLED, stock back, payment refunded. Shipped or delivered: refused (the gateway answers 409
+before enqueueing; this covers an order shipped in between). Cancelled twice: nothing changes.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from models.order_flow import cancel_paid, cancel_unpaid
+from models.repository import lock_order
+from models.state import OrderStatus, Reason
+from workers.follow_up import enqueue_follow_up
+from workers.queues import CANCEL
+from workers.runtime import Runtime
+from workers.steps import step_actor
+
+log = structlog.get_logger(__name__)
+
+CANCEL_REASONS = (Reason.CUSTOMER_CANCELLED, Reason.ADMIN_CANCELLED)
+
+
+async def cancel_order(runtime: Runtime, order_id: str, reason: str) -> str | None:
+    """Cancel the order for ``reason`` if it still can be; returns the status afterwards."""
+    reason = Reason(reason)
+    if reason not in CANCEL_REASONS:
+        raise ValueError(f"not a cancellation reason: {reason}")
+    async with runtime.uow() as uow:
+        order = await lock_order(uow.session, order_id)
+        if order is None:
+            log.warning("cancel.unknown_order")
+            return None
+        if order.status in (OrderStatus.PENDING, OrderStatus.AWAITING_PAYMENT):
+            follow_up = await cancel_unpaid(uow.session, order, reason)
+        elif order.status == OrderStatus.PLACED:
+            follow_up = await cancel_paid(uow.session, order, reason)
+        else:
+            log.info("cancel.not_applicable", status=order.status, order_reason=order.reason)
+            return order.status
+        enqueue_follow_up(uow, order, follow_up)
+        await uow.commit()
+    log.info("order.cancelled", reason=reason.value, follow_up=follow_up.value)
+    return order.status
+
+
+cancel = step_actor(CANCEL, cancel_order)

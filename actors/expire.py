@@ -1,0 +1,61 @@
+"""expire: release an unpaid hold when it runs out, driven by a delayed message.
+
+`reserve` enqueues this step with a delay equal to the hold. RabbitMQ closes a channel that keeps
+a message unacknowledged longer than its consumer timeout (30 min by default), and a delayed
+message is held unacknowledged by the worker until it is due, so a long delay travels in hops of
+at most :data:`HOP_MS`: each run re-reads ``hold_expires_at`` and, if the hold is not due yet
+(a longer hold, or an extended one), sends itself again for the rest.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import structlog
+
+from models.clock import utcnow
+from models.order_flow import cancel_unpaid
+from models.repository import lock_order
+from models.state import OrderStatus, Reason
+from models.unit_of_work import UnitOfWork
+from workers.follow_up import enqueue_follow_up
+from workers.queues import EXPIRE
+from workers.runtime import Runtime
+from workers.steps import step_actor
+
+log = structlog.get_logger(__name__)
+
+#: Longest single delay: well below RabbitMQ's default 30-minute consumer timeout.
+HOP_MS = 10 * 60 * 1000
+
+
+def schedule_expiry(uow: UnitOfWork, order_id: str, expires_at: datetime) -> None:
+    """Enqueue `expire` for ``expires_at`` (or the next hop towards it) in the caller's transaction."""
+    remaining_ms = max(int((expires_at - utcnow()).total_seconds() * 1000), 0)
+    uow.enqueue(EXPIRE, order_id=order_id, delay_ms=min(remaining_ms, HOP_MS) or None)
+
+
+async def expire_hold(runtime: Runtime, order_id: str) -> str | None:
+    """Cancel the order as payment_timeout if its hold is due; returns the status afterwards."""
+    async with runtime.uow() as uow:
+        order = await lock_order(uow.session, order_id)
+        if order is None:
+            log.warning("expire.unknown_order")
+            return None
+        if order.status != OrderStatus.AWAITING_PAYMENT:
+            log.info("expire.already_done", status=order.status)
+            return order.status
+        if order.hold_expires_at > utcnow():
+            schedule_expiry(uow, order.id, order.hold_expires_at)
+            await uow.commit()
+            log.info("expire.not_due_yet", hold_expires_at=order.hold_expires_at.isoformat())
+            return order.status
+        follow_up = await cancel_unpaid(uow.session, order, Reason.PAYMENT_TIMEOUT)
+        enqueue_follow_up(uow, order, follow_up)
+        await uow.commit()
+    late_ms = (utcnow() - order.hold_expires_at).total_seconds() * 1000
+    log.info("order.cancelled", reason="payment_timeout", release_late_ms=round(late_ms, 1))
+    return order.status
+
+
+expire = step_actor(EXPIRE, expire_hold)

@@ -1,0 +1,47 @@
+"""refund: ask the provider to refund a payment marked REFUND_PENDING.
+
+The idempotency key is derived from our payment id, so however often this step runs the
+provider makes at most one refund; the `refund.succeeded` webhook then marks it REFUNDED.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from models.repository import find_payment, lock_order
+from models.state import PaymentStatus
+from workers.queues import REFUND
+from workers.runtime import Runtime
+from workers.steps import step_actor
+
+log = structlog.get_logger(__name__)
+
+
+def idempotency_key(payment_id: str) -> str:
+    """The provider idempotency key of the (single, full) refund of one payment."""
+    return f"refund-{payment_id}"
+
+
+async def refund_payment(runtime: Runtime, order_id: str, payment_id: str) -> str | None:
+    """Request the refund and record the provider's refund id; returns it (None if nothing to do)."""
+    async with runtime.uow() as uow:
+        order = await lock_order(uow.session, order_id)
+        payment = find_payment(order, payment_id=payment_id) if order else None
+        if payment is None or payment.status != PaymentStatus.REFUND_PENDING or payment.provider_refund_id:
+            log.info("refund.not_applicable", payment_id=payment_id,
+                     payment_status=payment.status if payment else None)
+            return None
+        provider_payment_id = payment.provider_payment_id
+    refund = await runtime.psp.refund(idempotency_key=idempotency_key(payment_id),
+                                      provider_payment_id=provider_payment_id)
+    async with runtime.uow() as uow:
+        order = await lock_order(uow.session, order_id)
+        payment = find_payment(order, payment_id=payment_id)
+        if payment.provider_refund_id is None:
+            payment.provider_refund_id = refund.id
+        await uow.commit()
+    log.info("refund.requested", payment_id=payment_id, provider_refund_id=refund.id)
+    return refund.id
+
+
+refund = step_actor(REFUND, refund_payment)
