@@ -1,8 +1,9 @@
 """The gateway application factory: routes, middleware, and the resources opened at startup.
 
 Nothing connects at import or in :func:`create_app`: the database engine, the broker behind
-the outbox publisher and the password-hashing pool are opened by ``cleanup_ctx`` when the app
-starts and closed when it stops, so tests and the server build apps freely.
+the outbox publisher, the Redis client for live status and the password-hashing pool are opened
+by ``cleanup_ctx`` when the app starts and closed when it stops, so tests and the server build
+apps freely.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from aiohttp import web
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
 from config.settings import Settings
-from gateway.keys import ENGINE, PASSWORDS, PUBLISHER, SESSIONMAKER, SETTINGS
+from gateway.keys import ENGINE, NOTIFIER, PASSWORDS, PUBLISHER, REDIS, SESSIONMAKER, SETTINGS, STOPPING
 from gateway.passwords import Passwords
 from gateway.problems import problem_middleware
 from gateway.request_log import request_log_middleware
 from gateway.routes import setup_routes
 from models.db import create_engine, create_sessionmaker
+from workers.live_status import StatusNotifier, create_redis
 from workers.outbox import OutboxPublisher
 
 
@@ -31,9 +33,12 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[request_log_middleware, problem_middleware],
     )
     app[SETTINGS] = settings
+    app[STOPPING] = asyncio.Event()
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_publisher)
+    app.cleanup_ctx.append(_live_status)
     app.cleanup_ctx.append(_passwords)
+    app.on_shutdown.append(_stop_streams)
     setup_routes(app)
     return app
 
@@ -54,6 +59,22 @@ async def _publisher(app: web.Application) -> AsyncIterator[None]:
     yield
     # Closing waits for an in-flight publish and the broker's goodbye: not on the loop.
     await asyncio.get_running_loop().run_in_executor(None, publisher.close)
+
+
+async def _live_status(app: web.Application) -> AsyncIterator[None]:
+    # No connection is made here: a Redis outage must not stop the gateway from starting.
+    client = create_redis(app[SETTINGS].redis_url)
+    notifier = StatusNotifier(client)
+    app[REDIS] = client
+    app[NOTIFIER] = notifier
+    yield
+    await notifier.close()  # closes the client's pool too
+
+
+async def _stop_streams(app: web.Application) -> None:
+    # Shutdown runs before the server waits for open requests: event streams see this within a
+    # second and end cleanly, and their clients reconnect to another instance.
+    app[STOPPING].set()
 
 
 async def _passwords(app: web.Application) -> AsyncIterator[None]:

@@ -3,12 +3,14 @@
 A customer token's ``sub`` is the account id; it expires after ``TOKEN_TTL_SECONDS``. Admin
 endpoints take ``Authorization: Bearer $ADMIN_TOKEN``. Missing or unusable credentials answer
 401 with ``WWW-Authenticate: Bearer``; valid credentials without the right answer 403.
+Order endpoints accept either kind (:func:`customer_or_admin`): the operator sees every order.
 """
 
 from __future__ import annotations
 
 import hmac
 import time
+from dataclasses import dataclass
 
 import jwt
 import structlog
@@ -58,6 +60,11 @@ def authenticated_account_id(request: web.Request) -> str:
     if token is None:
         raise Problem(401, "this endpoint needs an access token (Authorization: Bearer <token>)",
                       headers=_challenge())
+    return _account_id(request, token)
+
+
+def _account_id(request: web.Request, token: str) -> str:
+    """The account id a customer token was issued for; 401 when it is invalid or expired."""
     settings = request.app[SETTINGS]
     try:
         claims = jwt.decode(token, settings.token_secret, algorithms=[ALGORITHM],
@@ -73,12 +80,42 @@ def authenticated_account_id(request: web.Request) -> str:
     return account_id
 
 
+def _is_admin_token(request: web.Request, token: str) -> bool:
+    # Constant-time: the comparison must not reveal how much of a guess was right.
+    return hmac.compare_digest(token.encode(), request.app[SETTINGS].admin_token.encode())
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking about an order: a customer (their account id) or the operator (``None``)."""
+
+    account_id: str | None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.account_id is None
+
+    def may_see(self, owner_id: str) -> bool:
+        """Whether this caller may see or act on an order of account ``owner_id``."""
+        return self.is_admin or self.account_id == owner_id
+
+
+def customer_or_admin(request: web.Request) -> Caller:
+    """The caller behind a customer token or the admin token; 401 without usable credentials."""
+    token = bearer_token(request)
+    if token is None:
+        raise Problem(401, "this endpoint needs an access token (Authorization: Bearer <token>)",
+                      headers=_challenge())
+    if _is_admin_token(request, token):
+        return Caller(account_id=None)
+    return Caller(account_id=_account_id(request, token))
+
+
 def require_admin(request: web.Request) -> None:
     """Let the request through only with the admin token: 401 without credentials, 403 with others."""
     token = bearer_token(request)
     if token is None:
         raise Problem(401, "this endpoint needs the admin token (Authorization: Bearer <token>)",
                       headers=_challenge())
-    expected = request.app[SETTINGS].admin_token
-    if not hmac.compare_digest(token.encode(), expected.encode()):
+    if not _is_admin_token(request, token):
         raise Problem(403, "this endpoint is for operators only")

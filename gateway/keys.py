@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import redis.asyncio as redis
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from config.settings import Settings
 from gateway.passwords import Passwords
+from workers.live_status import StatusNotifier
 from workers.outbox import OutboxPublisher
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -14,3 +18,8 @@ ENGINE = web.AppKey("engine", AsyncEngine)
 SESSIONMAKER = web.AppKey("sessionmaker", async_sessionmaker[AsyncSession])
 PUBLISHER = web.AppKey("publisher", OutboxPublisher)
 PASSWORDS = web.AppKey("passwords", Passwords)
+# Redis, for live status: the client listeners subscribe with and the notifier that publishes on it.
+REDIS = web.AppKey("redis", redis.Redis)
+NOTIFIER = web.AppKey("notifier", StatusNotifier)
+# Set when the app begins to shut down, so open event streams end instead of holding the deploy.
+STOPPING = web.AppKey("stopping", asyncio.Event)

@@ -23,7 +23,7 @@ from gateway.problems import CURRENCY_MISMATCH, IDEMPOTENCY_KEY_IN_USE, IDEMPOTE
 from models.clock import utcnow
 from models.state import OrderStatus, PaymentStatus
 from models.tables import Account, IdempotencyKey, Item, Order, OrderHistory, OrderLine, Payment, new_id
-from models.unit_of_work import Publisher, UnitOfWork
+from models.unit_of_work import Notifier, Publisher, UnitOfWork
 from workers.queues import RESERVE
 
 log = structlog.get_logger(__name__)
@@ -62,7 +62,7 @@ def request_hash(body: Any) -> str:
 
 
 async def place_order(sessionmaker: async_sessionmaker[AsyncSession], publisher: Publisher,
-                      request: OrderRequest) -> Placed:
+                      notifier: Notifier | None, request: OrderRequest) -> Placed:
     """Create the order of ``request``, or find the one an earlier request with its key created.
 
     Raises :class:`Problem` 422 when the key was used with a different body or the items are
@@ -71,7 +71,7 @@ async def place_order(sessionmaker: async_sessionmaker[AsyncSession], publisher:
     fingerprint = request_hash(request.body)
     for attempt in range(1, _DEADLOCK_ATTEMPTS + 1):
         try:
-            order = await _create(sessionmaker, publisher, request, fingerprint)
+            order = await _create(sessionmaker, publisher, notifier, request, fingerprint)
         except DBAPIError as exc:
             # Several identical requests waiting on one key can deadlock if its first holder rolls
             # back; InnoDB then aborts one of them, which is safe to run again from the start.
@@ -86,9 +86,9 @@ async def place_order(sessionmaker: async_sessionmaker[AsyncSession], publisher:
 
 
 async def _create(sessionmaker: async_sessionmaker[AsyncSession], publisher: Publisher,
-                  request: OrderRequest, fingerprint: str) -> Order | None:
+                  notifier: Notifier | None, request: OrderRequest, fingerprint: str) -> Order | None:
     """The new order, or None when the key is already taken."""
-    async with UnitOfWork(sessionmaker, publisher) as uow:
+    async with UnitOfWork(sessionmaker, publisher, notifier) as uow:
         session = uow.session
         account = await session.get(Account, request.account_id)
         if account is None:

@@ -55,6 +55,8 @@ INVALID_CREDENTIALS = ProblemType("invalid-credentials", 401, "Invalid credentia
 INVALID_TOKEN = ProblemType("invalid-token", 401, "Invalid token")
 INVALID_SIGNATURE = ProblemType("invalid-signature", 400, "Invalid webhook signature")
 INVALID_EVENT = ProblemType("invalid-event", 400, "Invalid webhook event")
+NOT_CANCELLABLE = ProblemType("not-cancellable", 409, "Order can no longer be cancelled")
+ILLEGAL_TRANSITION = ProblemType("illegal-transition", 409, "Order cannot make this move")
 
 
 class Problem(Exception):

@@ -7,6 +7,7 @@ payment token.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from models.clock import isoformat
@@ -37,6 +38,11 @@ def order_json(order: Order) -> dict[str, Any]:
         "created_at": isoformat(order.created_at),
         "updated_at": isoformat(order.updated_at),
     }
+
+
+def status_json(order_id: str, status: str, reason: str | None, at: datetime | None) -> dict[str, Any]:
+    """One status of an order as live updates announce it; ``at`` is when it was entered."""
+    return {"id": order_id, "status": status, "reason": reason, "at": isoformat(at)}
 
 
 def payment_json(payment: Payment) -> dict[str, Any]:

@@ -84,3 +84,13 @@ async def engine(settings: Settings):
 @pytest_asyncio.fixture
 async def sessionmaker(engine):
     return create_sessionmaker(engine)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the figures tests measured (tests/support/report.py)."""
+    from tests.support.report import LINES
+
+    if LINES:
+        terminalreporter.section("measured")
+        for line in LINES:
+            terminalreporter.write_line(line)

@@ -1,17 +1,23 @@
-"""Customer orders: ``POST /orders`` (idempotent by ``Idempotency-Key``) and ``GET /orders/{id}``."""
+"""Customer orders: ``POST /orders`` (idempotent by ``Idempotency-Key``), ``GET /orders/{id}``,
+``POST /orders/{id}/cancel`` and the live ``GET /orders/{id}/events``.
+
+Reading, cancelling and following an order take the owner's token or the admin token.
+"""
 
 from __future__ import annotations
 
 import structlog
 from aiohttp import web
-from sqlalchemy import select
 
-from gateway.auth import authenticated_account_id
-from gateway.keys import PUBLISHER, SESSIONMAKER
+from gateway.auth import authenticated_account_id, customer_or_admin
+from gateway.cancelling import request_cancel
+from gateway.keys import NOTIFIER, PUBLISHER, SESSIONMAKER
+from gateway.order_access import find_order, order_id_param
 from gateway.ordering import OrderRequest, place_order
 from gateway.problems import INVALID_IDEMPOTENCY_KEY, INVALID_REQUEST, MISSING_IDEMPOTENCY_KEY, Problem
 from gateway.representations import order_json
 from gateway.routes.items import SKU
+from gateway.status_stream import stream_status
 from gateway.validation import array, integer, json_object, literal, obj, read_json, string, tagged, validate
 from models.tables import Order
 
@@ -65,7 +71,7 @@ async def create_order(request: web.Request) -> web.Response:
                                            f"items[{seen[folded]}]; put the whole quantity on one line",
                           field=f"items[{index}].sku")
         seen[folded] = index
-    placed = await place_order(request.app[SESSIONMAKER], request.app[PUBLISHER], OrderRequest(
+    placed = await place_order(request.app[SESSIONMAKER], request.app[PUBLISHER], request.app[NOTIFIER], OrderRequest(
         account_id=account_id, key=key, body=body, lines=fields["items"], payment=fields["payment"],
         shipping_address=fields.get("shipping_address"), has_shipping_address="shipping_address" in fields,
     ))
@@ -75,16 +81,31 @@ async def create_order(request: web.Request) -> web.Response:
 
 @routes.get("/orders/{order_id}")
 async def get_order(request: web.Request) -> web.Response:
-    """One of the caller's orders; someone else's is as unknown as a missing one (404)."""
-    account_id = authenticated_account_id(request)
-    order_id = request.match_info["order_id"]
-    if len(order_id) <= 32 and order_id.isascii():
-        structlog.contextvars.bind_contextvars(order_id=order_id)
-        async with request.app[SESSIONMAKER]() as session:
-            order = await session.scalar(
-                select(Order).where(Order.id == order_id, Order.account_id == account_id))
-    else:
-        order = None
-    if order is None:
-        raise Problem(404, f"no order {order_id!r} among your orders")
+    """One order, for its owner or the operator; someone else's is as unknown as a missing one (404)."""
+    caller = customer_or_admin(request)
+    order_id = order_id_param(request, caller)
+    async with request.app[SESSIONMAKER]() as session:
+        order = await find_order(session, order_id, caller)
     return web.json_response(order_json(order))
+
+
+@routes.post("/orders/{order_id}/cancel")
+async def cancel_order(request: web.Request) -> web.Response:
+    """Accept an order for cancellation (202); the ``cancel`` step changes its status later.
+
+    An order already cancelled or rejected answers 202 as it is: cancelling twice changes nothing.
+    """
+    caller = customer_or_admin(request)
+    order_id = order_id_param(request, caller)
+    order = await request_cancel(request.app[SESSIONMAKER], request.app[PUBLISHER], request.app[NOTIFIER],
+                                 order_id, caller)
+    return _order_response(order)
+
+
+# No HEAD: a HEAD request would hold a stream open without ever receiving an event.
+@routes.get("/orders/{order_id}/events", allow_head=False)
+async def order_events(request: web.Request) -> web.StreamResponse:
+    """Server-sent ``status`` events: the current status, then each change until a final one."""
+    caller = customer_or_admin(request)
+    order_id = order_id_param(request, caller)
+    return await stream_status(request, order_id, caller)

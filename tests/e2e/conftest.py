@@ -6,11 +6,18 @@ integration tests (which publish real messages) never touch.
 
 from __future__ import annotations
 
+import aiohttp
 import pytest
+import pytest_asyncio
 
 from tests.conftest import own_database, own_vhost
 from tests.support import isolation
+from tests.support.api import Api
 from tests.support.fleet import Fleet, fleet_environment
+
+
+#: Short holds, so expiry can be watched end to end within a test.
+HOLD_SECONDS = 3
 
 
 @pytest.fixture(scope="session")
@@ -20,9 +27,18 @@ def fleet(run_name, tmp_path_factory):
     with own_database(name) as database_url, own_vhost(name) as broker_url:
         env = fleet_environment(database_url=database_url, broker_url=broker_url,
                                 redis_url=isolation.REDIS_URL, workdir=workdir,
-                                ADMIN_TOKEN="e2e-admin-token")
+                                ADMIN_TOKEN="e2e-admin-token", HOLD_SECONDS=str(HOLD_SECONDS))
         fleet = Fleet(env=env, log_path=workdir / "fleet.log")
         fleet.start()
-        yield fleet
-        fleet.stop()
+        try:
+            yield fleet
+        finally:
+            fleet.stop()
         print(f"\nfleet log: {fleet.log_path}")
+
+
+@pytest_asyncio.fixture
+async def api(fleet):
+    """A client of the fleet's gateway."""
+    async with aiohttp.ClientSession() as client:
+        yield Api(client, fleet.gateway_url, fleet.env["ADMIN_TOKEN"])

@@ -4,19 +4,10 @@ from __future__ import annotations
 
 import json
 
-import aiohttp
-import pytest_asyncio
 
-from tests.support.api import Api
 from tests.support.polling import eventually
 
 FINAL = {"PLACED", "CANCELLED", "REJECTED"}
-
-
-@pytest_asyncio.fixture
-async def api(fleet):
-    async with aiohttp.ClientSession() as client:
-        yield Api(client, fleet.gateway_url, fleet.env["ADMIN_TOKEN"])
 
 
 async def test_paid_order_is_placed_and_stock_decremented(api, fleet):

@@ -8,16 +8,8 @@ import uuid
 from sqlalchemy import func, select
 
 from models.tables import IdempotencyKey, Order, OutboxMessage, Payment
+from tests.support.gateway_calls import customer
 from tests.support.polling import eventually
-
-
-async def customer(client) -> dict[str, str]:
-    """Sign up a fresh customer; returns the Authorization header of their token."""
-    email = f"buyer-{uuid.uuid4().hex[:12]}@example.com"
-    created = await client.post("/accounts", json={"email": email, "name": "Buyer", "password": "long password"})
-    assert created.status == 201, await created.text()
-    token = await (await client.post("/auth/token", json={"email": email, "password": "long password"})).json()
-    return {"Authorization": f"Bearer {token['access_token']}"}
 
 
 async def item(client, admin, *, price_cents: int = 1000, currency: str = "USD") -> str:

@@ -1,0 +1,54 @@
+"""Asking for an order to be cancelled: the gateway decides whether it still can be, the
+``cancel`` step does it.
+
+Deciding under the order row's lock means a ``ship`` racing the request is seen either before
+(409) or after (the step finds SHIPPED and does nothing, DESIGN.md section 6). The status
+itself changes later, in the worker, which also releases stock and refunds.
+"""
+
+from __future__ import annotations
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gateway.auth import Caller
+from gateway.order_access import find_order
+from gateway.problems import NOT_CANCELLABLE, Problem
+from models.state import OrderStatus, Reason
+from models.tables import Order
+from models.unit_of_work import Notifier, Publisher, UnitOfWork
+from workers.queues import CANCEL
+
+log = structlog.get_logger(__name__)
+
+# Goods that have left the warehouse cannot be called back by cancelling the order.
+_TOO_LATE = {
+    OrderStatus.SHIPPED: "it has already been shipped",
+    OrderStatus.DELIVERED: "it has already been delivered",
+}
+# Orders that are over already: cancelling (again) changes nothing and is not an error.
+_ALREADY_OVER = frozenset({OrderStatus.CANCELLED, OrderStatus.REJECTED})
+
+
+async def request_cancel(sessionmaker: async_sessionmaker[AsyncSession], publisher: Publisher,
+                         notifier: Notifier, order_id: str, caller: Caller) -> Order:
+    """Queue the cancellation of an order ``caller`` may see; returns the order as it is now.
+
+    Raises a 404 :class:`Problem` for an order the caller cannot see and a 409 one for an order
+    that has shipped.
+    """
+    reason = Reason.ADMIN_CANCELLED if caller.is_admin else Reason.CUSTOMER_CANCELLED
+    async with UnitOfWork(sessionmaker, publisher, notifier) as uow:
+        order = await find_order(uow.session, order_id, caller, lock=True)
+        status = OrderStatus(order.status)
+        if status in _TOO_LATE:
+            raise Problem(NOT_CANCELLABLE, f"order {order.id} cannot be cancelled: {_TOO_LATE[status]}",
+                          order_status=status.value)
+        queued = status not in _ALREADY_OVER
+        if queued:
+            uow.enqueue(CANCEL, order_id=order.id, reason=reason.value)
+        # Committing also when nothing was queued keeps the loaded order readable after the
+        # block (a rollback would expire it) and releases the lock just the same.
+        await uow.commit()
+    log.info("order.cancel_requested", status=status.value, reason=reason.value, queued=queued)
+    return order

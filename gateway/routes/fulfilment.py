@@ -1,0 +1,34 @@
+"""The operator's side of an order (admin token): ``POST /orders/{id}/ship`` and ``/deliver``."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.auth import require_admin
+from gateway.fulfilment import OPERATOR, advance
+from gateway.keys import NOTIFIER, PUBLISHER, SESSIONMAKER
+from gateway.order_access import order_id_param
+from gateway.representations import order_json
+from models.state import OrderStatus
+
+routes = web.RouteTableDef()
+
+
+async def _advance(request: web.Request, target: OrderStatus) -> web.Response:
+    require_admin(request)
+    order_id = order_id_param(request, OPERATOR)
+    order = await advance(request.app[SESSIONMAKER], request.app[PUBLISHER], request.app[NOTIFIER],
+                          order_id, target)
+    return web.json_response(order_json(order))
+
+
+@routes.post("/orders/{order_id}/ship")
+async def ship(request: web.Request) -> web.Response:
+    """Mark a PLACED order as shipped; 409 from any other status."""
+    return await _advance(request, OrderStatus.SHIPPED)
+
+
+@routes.post("/orders/{order_id}/deliver")
+async def deliver(request: web.Request) -> web.Response:
+    """Mark a SHIPPED order as delivered; 409 from any other status."""
+    return await _advance(request, OrderStatus.DELIVERED)
