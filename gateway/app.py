@@ -3,7 +3,8 @@
 Nothing connects at import or in :func:`create_app`: the database engine, the broker behind
 the outbox publisher, the Redis client for live status and the password-hashing pool are opened
 by ``cleanup_ctx`` when the app starts and closed when it stops, so tests and the server build
-apps freely.
+apps freely. The unit-of-work factory made from them is what every order-changing handler uses,
+so a ship done here emits its email and domain event exactly as a worker's step would.
 """
 
 from __future__ import annotations
@@ -15,14 +16,27 @@ from aiohttp import web
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
 from config.settings import Settings
-from gateway.keys import ENGINE, NOTIFIER, PASSWORDS, PUBLISHER, REDIS, SESSIONMAKER, SETTINGS, STOPPING
+from gateway.keys import (
+    ENGINE,
+    NOTIFIER,
+    PASSWORDS,
+    PUBLISHER,
+    REDIS,
+    SESSIONMAKER,
+    SETTINGS,
+    STOPPING,
+    UNITS_OF_WORK,
+)
 from gateway.passwords import Passwords
 from gateway.problems import problem_middleware
 from gateway.request_log import request_log_middleware
 from gateway.routes import setup_routes
 from models.db import create_engine, create_sessionmaker
+from models.events import EventEmitter
+from models.unit_of_work import UnitOfWorkFactory
 from workers.live_status import StatusNotifier, create_redis
 from workers.outbox import OutboxPublisher
+from workers.queues import NOTIFY
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -37,6 +51,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_publisher)
     app.cleanup_ctx.append(_live_status)
+    app.cleanup_ctx.append(_units_of_work)
     app.cleanup_ctx.append(_passwords)
     app.on_shutdown.append(_stop_streams)
     setup_routes(app)
@@ -69,6 +84,14 @@ async def _live_status(app: web.Application) -> AsyncIterator[None]:
     app[NOTIFIER] = notifier
     yield
     await notifier.close()  # closes the client's pool too
+
+
+async def _units_of_work(app: web.Application) -> AsyncIterator[None]:
+    # Built from the resources opened just before it; it owns nothing that needs closing.
+    settings = app[SETTINGS]
+    app[UNITS_OF_WORK] = UnitOfWorkFactory(
+        app[SESSIONMAKER], app[PUBLISHER], app[NOTIFIER], EventEmitter(settings.events_exchange, NOTIFY))
+    yield
 
 
 async def _stop_streams(app: web.Application) -> None:

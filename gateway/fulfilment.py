@@ -1,20 +1,20 @@
 """The fulfilment side of an order, done by the operator: shipping and delivering.
 
 Both are plain state-machine moves made by the gateway itself, under the order row's lock so a
-cancel step racing a ship sees one outcome or the other, never both.
+cancel step racing a ship sees one outcome or the other, never both. The unit of work announces
+the move like any worker step: the customer's email and the ``order.shipped`` /
+``order.delivered`` domain event go to the outbox in the same transaction.
 """
 
 from __future__ import annotations
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.auth import Caller
-from gateway.order_access import find_order
+from gateway.order_access import FoundOrder, find_order
 from gateway.problems import ILLEGAL_TRANSITION, Problem
 from models.state import ORDER_TRANSITIONS, IllegalTransition, OrderStatus, transition
-from models.tables import Order
-from models.unit_of_work import Notifier, Publisher, UnitOfWork
+from models.unit_of_work import UnitOfWorkFactory
 
 log = structlog.get_logger(__name__)
 
@@ -26,22 +26,30 @@ def _sources(target: OrderStatus) -> list[str]:
     return sorted(source.value for source, destination in ORDER_TRANSITIONS if destination == target)
 
 
-async def advance(sessionmaker: async_sessionmaker[AsyncSession], publisher: Publisher, notifier: Notifier,
-                  order_id: str, target: OrderStatus) -> Order:
+def _refusal(found: FoundOrder, target: OrderStatus) -> Problem:
+    order = found.order
+    where = " and archived" if found.archived else ""
+    return Problem(ILLEGAL_TRANSITION,
+                   f"order {order.id} is {order.status}{where}; only an order that is "
+                   f"{' or '.join(_sources(target))} can become {target.value}",
+                   order_status=order.status)
+
+
+async def advance(units_of_work: UnitOfWorkFactory, order_id: str, target: OrderStatus) -> FoundOrder:
     """Move an order to ``target`` (SHIPPED or DELIVERED) and return it.
 
     Raises a 404 :class:`Problem` for an unknown order and a 409 one naming the current status
-    when the move is not allowed from there (shipping twice included).
+    when the move is not allowed from there (shipping twice, or any move of an archived order).
     """
-    async with UnitOfWork(sessionmaker, publisher, notifier) as uow:
-        order = await find_order(uow.session, order_id, OPERATOR, lock=True)
+    async with units_of_work() as uow:
+        found = await find_order(uow.session, order_id, OPERATOR, lock=True)
+        # An archived order is a detached copy: a transition on it would be answered but never stored.
+        if found.archived:
+            raise _refusal(found, target)
         try:
-            transition(order, target)
+            transition(found.order, target)
         except IllegalTransition:
-            raise Problem(ILLEGAL_TRANSITION,
-                          f"order {order.id} is {order.status}; only an order that is "
-                          f"{' or '.join(_sources(target))} can become {target.value}",
-                          order_status=order.status) from None
+            raise _refusal(found, target) from None
         await uow.commit()
     log.info("order.advanced", status=target.value)
-    return order
+    return found

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from config.settings import Settings
 from gateway.passwords import Passwords
+from models.unit_of_work import UnitOfWorkFactory
 from workers.live_status import StatusNotifier
 from workers.outbox import OutboxPublisher
 
@@ -21,5 +22,8 @@ PASSWORDS = web.AppKey("passwords", Passwords)
 # Redis, for live status: the client listeners subscribe with and the notifier that publishes on it.
 REDIS = web.AppKey("redis", redis.Redis)
 NOTIFIER = web.AppKey("notifier", StatusNotifier)
+# Every transaction that changes orders comes from here, so each one announces what it changed
+# (live status, customer emails, domain events) the same way the workers' transactions do.
+UNITS_OF_WORK = web.AppKey("units_of_work", UnitOfWorkFactory)
 # Set when the app begins to shut down, so open event streams end instead of holding the deploy.
 STOPPING = web.AppKey("stopping", asyncio.Event)

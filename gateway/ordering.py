@@ -3,7 +3,8 @@
 
 The key row goes in first. Its primary key (account, key, scope) is what makes a retried or
 doubled request safe: a second insert of the same key fails once the first commits (InnoDB makes
-a concurrent one wait for that), and the loser answers with the winner's order.
+a concurrent one wait for that), and the loser answers with the winner's order, even after that
+order was moved to the archive.
 """
 
 from __future__ import annotations
@@ -16,14 +17,16 @@ from typing import Any
 import structlog
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db import is_deadlock, is_duplicate_key
+from gateway.order_access import FoundOrder
 from gateway.problems import CURRENCY_MISMATCH, IDEMPOTENCY_KEY_IN_USE, IDEMPOTENCY_KEY_REUSED, INVALID_TOKEN, Problem
+from models.archive import load_archived_order
 from models.clock import utcnow
 from models.state import OrderStatus, PaymentStatus
 from models.tables import Account, IdempotencyKey, Item, Order, OrderHistory, OrderLine, Payment, new_id
-from models.unit_of_work import Notifier, Publisher, UnitOfWork
+from models.unit_of_work import UnitOfWorkFactory
 from workers.queues import RESERVE
 
 log = structlog.get_logger(__name__)
@@ -51,8 +54,12 @@ class OrderRequest:
 class Placed:
     """The order to answer with; ``replayed`` when an earlier request with the same key made it."""
 
-    order: Order
+    found: FoundOrder
     replayed: bool
+
+    @property
+    def order(self) -> Order:
+        return self.found.order
 
 
 def request_hash(body: Any) -> str:
@@ -61,8 +68,7 @@ def request_hash(body: Any) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-async def place_order(sessionmaker: async_sessionmaker[AsyncSession], publisher: Publisher,
-                      notifier: Notifier | None, request: OrderRequest) -> Placed:
+async def place_order(units_of_work: UnitOfWorkFactory, request: OrderRequest) -> Placed:
     """Create the order of ``request``, or find the one an earlier request with its key created.
 
     Raises :class:`Problem` 422 when the key was used with a different body or the items are
@@ -71,7 +77,7 @@ async def place_order(sessionmaker: async_sessionmaker[AsyncSession], publisher:
     fingerprint = request_hash(request.body)
     for attempt in range(1, _DEADLOCK_ATTEMPTS + 1):
         try:
-            order = await _create(sessionmaker, publisher, notifier, request, fingerprint)
+            order = await _create(units_of_work, request, fingerprint)
         except DBAPIError as exc:
             # Several identical requests waiting on one key can deadlock if its first holder rolls
             # back; InnoDB then aborts one of them, which is safe to run again from the start.
@@ -80,15 +86,14 @@ async def place_order(sessionmaker: async_sessionmaker[AsyncSession], publisher:
                 continue
             raise
         if order is not None:
-            return Placed(order, replayed=False)
-        return Placed(await _replay(sessionmaker, request, fingerprint), replayed=True)
+            return Placed(FoundOrder(order), replayed=False)
+        return Placed(await _replay(units_of_work, request, fingerprint), replayed=True)
     raise AssertionError("unreachable")
 
 
-async def _create(sessionmaker: async_sessionmaker[AsyncSession], publisher: Publisher,
-                  notifier: Notifier | None, request: OrderRequest, fingerprint: str) -> Order | None:
+async def _create(units_of_work: UnitOfWorkFactory, request: OrderRequest, fingerprint: str) -> Order | None:
     """The new order, or None when the key is already taken."""
-    async with UnitOfWork(sessionmaker, publisher, notifier) as uow:
+    async with units_of_work() as uow:
         session = uow.session
         account = await session.get(Account, request.account_id)
         if account is None:
@@ -155,22 +160,26 @@ async def _price(session: AsyncSession, requested: list[dict[str, Any]]) -> tupl
     return lines, (currencies.pop() if currencies else FALLBACK_CURRENCY), total
 
 
-async def _replay(sessionmaker: async_sessionmaker[AsyncSession], request: OrderRequest,
-                  fingerprint: str) -> Order:
-    """The order made by the earlier request with this key, if it had the same body."""
-    async with sessionmaker() as session:
+async def _replay(units_of_work: UnitOfWorkFactory, request: OrderRequest, fingerprint: str) -> FoundOrder:
+    """The order made by the earlier request with this key, if it had the same body.
+
+    Keys outlive the hot order: one whose order was archived still answers with it.
+    """
+    async with units_of_work.sessionmaker() as session:
         key = await session.scalar(select(IdempotencyKey).where(
             IdempotencyKey.account_id == request.account_id, IdempotencyKey.key == request.key,
             IdempotencyKey.scope == SCOPE))
         if key is not None and key.request_hash != fingerprint:
             raise Problem(IDEMPOTENCY_KEY_REUSED, "this Idempotency-Key was already used with a different "
                                                   "request body; use a new key for a new order")
-        order = None
+        order, archived = None, False
         if key is not None and key.order_id is not None:
             order = await session.scalar(select(Order).where(Order.id == key.order_id))
+            if order is None:
+                order, archived = await load_archived_order(session, key.order_id), True
         if order is None:
             # Only reachable if the key's first transaction vanished between our two reads.
             raise Problem(IDEMPOTENCY_KEY_IN_USE, "a request with this Idempotency-Key is still being "
                                                   "processed; retry shortly", headers={"Retry-After": "1"})
-    log.info("order.replayed", order_id=order.id)
-    return order
+    log.info("order.replayed", order_id=order.id, archived=archived)
+    return FoundOrder(order, archived)

@@ -57,6 +57,7 @@ INVALID_SIGNATURE = ProblemType("invalid-signature", 400, "Invalid webhook signa
 INVALID_EVENT = ProblemType("invalid-event", 400, "Invalid webhook event")
 NOT_CANCELLABLE = ProblemType("not-cancellable", 409, "Order can no longer be cancelled")
 ILLEGAL_TRANSITION = ProblemType("illegal-transition", 409, "Order cannot make this move")
+INVALID_CURSOR = ProblemType("invalid-cursor", 400, "Invalid cursor")
 
 
 class Problem(Exception):

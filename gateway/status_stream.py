@@ -5,6 +5,8 @@ Redis nudges (:mod:`gateway.nudges`), every :data:`RECHECK_SECONDS` in case a nu
 and every half second while Redis is away. An event is sent only when the status differs from
 the last one sent, so several nudges for one change, or two changes between reads, never repeat
 a status (an intermediate one may be skipped). The stream ends right after a final status.
+
+An archived order is final by definition: its stream is that one status, then the end.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from gateway.auth import Caller
 from gateway.keys import REDIS, SESSIONMAKER, STOPPING
 from gateway.nudges import Nudges
 from gateway.order_access import not_found
-from gateway.representations import status_json
 from models.state import FINAL_STATUSES
-from models.tables import Order, OrderHistory
+from models.tables import Order, OrderHistory, order_history_archive, orders_archive
+from models.views import status_json
 
 log = structlog.get_logger(__name__)
 
@@ -62,14 +64,29 @@ class StatusSnapshot:
         return f"event: status\ndata: {data}\n\n".encode()
 
 
-async def read_status(sessionmaker: async_sessionmaker[AsyncSession], order_id: str) -> StatusSnapshot | None:
-    """The order's current status in a short session of its own (so it sees the latest commit)."""
+def _status_query(order_id: str):
     entered = (select(OrderHistory.at).where(OrderHistory.order_id == Order.id)
                .order_by(OrderHistory.id.desc()).limit(1).scalar_subquery())
+    return select(Order.id, Order.account_id, Order.status, Order.reason, entered).where(Order.id == order_id)
+
+
+def _archived_status_query(order_id: str):
+    orders, history = orders_archive.c, order_history_archive.c
+    entered = (select(history.at).where(history.order_id == orders.id)
+               .order_by(history.id.desc()).limit(1).scalar_subquery())
+    return select(orders.id, orders.account_id, orders.status, orders.reason, entered).where(orders.id == order_id)
+
+
+async def read_status(sessionmaker: async_sessionmaker[AsyncSession], order_id: str) -> StatusSnapshot | None:
+    """The order's current status in a short session of its own (so it sees the latest commit).
+
+    The archive is read only after a miss in the hot table, so an order being archived meanwhile
+    is found in one or the other.
+    """
     async with sessionmaker() as session:
-        row = (await session.execute(
-            select(Order.id, Order.account_id, Order.status, Order.reason, entered).where(Order.id == order_id)
-        )).first()
+        row = (await session.execute(_status_query(order_id))).first()
+        if row is None:
+            row = (await session.execute(_archived_status_query(order_id))).first()
     return StatusSnapshot(*row) if row is not None else None
 
 

@@ -1,6 +1,7 @@
 """The fleet's invariants, checked against the database by tests, reconciliation and fault runs.
 
-- per SKU: received = available + held + committed (stock is conserved exactly);
+- per SKU: received = available + held + committed (stock is conserved exactly; committed counts
+  the holds of archived orders too, kept in ``stock.committed_archived``);
 - per order: at most one SUCCEEDED-or-later payment and at most one refund;
 - every order past its deadline has left the states in which a step is still due.
 """
@@ -30,15 +31,24 @@ class StockLedger:
     available: int
     held: int
     committed: int
+    committed_archived: int = 0
 
     @property
     def drift(self) -> int:
         """Units unaccounted for (positive: missing; negative: counted twice)."""
-        return self.received - (self.available + self.held + self.committed)
+        return self.received - (self.available + self.held + self.committed + self.committed_archived)
+
+    @property
+    def expected_available(self) -> int:
+        """What ``available`` should be if the ledger of holds and receipts is right."""
+        return self.received - self.held - self.committed - self.committed_archived
 
 
-async def stock_ledgers(session: AsyncSession) -> list[StockLedger]:
-    """Every SKU's received, available, held and committed units."""
+async def stock_ledgers(session: AsyncSession, skus: list[str] | None = None) -> list[StockLedger]:
+    """Every SKU's (or only ``skus``') received, available, held and committed units.
+
+    One statement, so InnoDB reads stock and holds from the same snapshot.
+    """
     held = func.coalesce(func.sum(case((ReservedStock.state == HoldState.HELD, ReservedStock.quantity),
                                        else_=0)), 0)
     committed = func.coalesce(func.sum(case((ReservedStock.state == HoldState.COMMITTED,
@@ -48,13 +58,16 @@ async def stock_ledgers(session: AsyncSession) -> list[StockLedger]:
         .group_by(ReservedStock.sku)
         .subquery()
     )
-    rows = await session.execute(
+    query = (
         select(Stock.sku, Stock.received, Stock.available,
-               func.coalesce(holds.c.held, 0), func.coalesce(holds.c.committed, 0))
+               func.coalesce(holds.c.held, 0), func.coalesce(holds.c.committed, 0), Stock.committed_archived)
         .outerjoin(holds, holds.c.sku == Stock.sku)
         .order_by(Stock.sku)
     )
-    return [StockLedger(sku, int(r), int(a), int(h), int(c)) for sku, r, a, h, c in rows]
+    if skus is not None:
+        query = query.where(Stock.sku.in_(skus))
+    rows = await session.execute(query)
+    return [StockLedger(sku, int(r), int(a), int(h), int(c), int(x)) for sku, r, a, h, c, x in rows]
 
 
 async def overdue_orders(session: AsyncSession, grace_seconds: float) -> list[tuple[str, str]]:
@@ -80,7 +93,7 @@ async def invariant_violations(session: AsyncSession, deadline_grace_seconds: fl
     """
     problems = [
         f"stock {ledger.sku}: received {ledger.received} != available {ledger.available} + held "
-        f"{ledger.held} + committed {ledger.committed}"
+        f"{ledger.held} + committed {ledger.committed + ledger.committed_archived}"
         for ledger in await stock_ledgers(session)
         if ledger.drift != 0 or ledger.available < 0
     ]

@@ -14,10 +14,12 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     CheckConstraint,
+    Column,
     ForeignKey,
     Index,
     Integer,
     String,
+    Table,
     UniqueConstraint,
 )
 from sqlalchemy.dialects.mysql import DATETIME
@@ -77,6 +79,8 @@ class Stock(Base):
     sku: Mapped[str] = mapped_column(ForeignKey("items.sku"), primary_key=True)
     available: Mapped[int] = mapped_column(Integer, default=0)
     received: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Units sold to orders since moved to the archive (their COMMITTED holds left with them).
+    committed_archived: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     item: Mapped[Item] = relationship(back_populates="stock")
 
@@ -122,6 +126,9 @@ class Order(Base):
     __table_args__ = (
         Index("ix_orders_account_created", "account_id", "created_at"),
         Index("ix_orders_status_updated", "status", "updated_at"),
+        # The admin's order list: newest first, optionally by status.
+        Index("ix_orders_created", "created_at"),
+        Index("ix_orders_status_created", "status", "created_at"),
     )
 
     @hybrid_property
@@ -229,13 +236,19 @@ class WebhookEvent(Base):
 
 
 class OutboxMessage(Base):
-    """A message a committed transition must cause; published after commit, then marked sent."""
+    """A message a committed transition must cause; published after commit, then marked sent.
+
+    Either a step for the workers (``queue_name``/``actor_name``, arguments in ``kwargs``) or a
+    domain event for other services (``exchange``/``routing_key``, the event body in ``kwargs``).
+    """
 
     __tablename__ = "outbox"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    queue_name: Mapped[str] = mapped_column(String(64))
-    actor_name: Mapped[str] = mapped_column(String(64))
+    queue_name: Mapped[Optional[str]] = mapped_column(String(64))
+    actor_name: Mapped[Optional[str]] = mapped_column(String(64))
+    exchange: Mapped[Optional[str]] = mapped_column(String(128))
+    routing_key: Mapped[Optional[str]] = mapped_column(String(128))
     kwargs: Mapped[dict[str, Any]] = mapped_column(JSON)
     delay_ms: Mapped[Optional[int]] = mapped_column(BigInteger)
     order_id: Mapped[Optional[str]] = mapped_column(String(32), index=True)
@@ -244,3 +257,65 @@ class OutboxMessage(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (Index("ix_outbox_unsent", "sent_at", "created_at"),)
+
+
+class Notification(Base):
+    """The ledger of customer emails: one row per order and event, so each goes out once."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(String(32))
+    event: Mapped[str] = mapped_column(String(32))
+    recipient: Mapped[Optional[str]] = mapped_column(String(254))
+    status: Mapped[str] = mapped_column(String(16))  # PENDING, SENDING, SENT, FAILED
+    # While SENDING, other deliveries of the same message keep off until then (a crash frees it).
+    claimed_until: Mapped[Optional[datetime]] = mapped_column()
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[Optional[str]] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[Optional[datetime]] = mapped_column()
+
+    __table_args__ = (UniqueConstraint("order_id", "event", name="uq_notifications_order_event"),)
+
+
+class ReconciliationReport(Base):
+    """One run of the stock reconciliation: what it checked and the drift it found or repaired."""
+
+    __tablename__ = "reconciliation_reports"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    skus_checked: Mapped[int] = mapped_column(Integer)
+    drift_count: Mapped[int] = mapped_column(Integer)
+    repaired: Mapped[bool] = mapped_column(default=False)
+    details: Mapped[list[Any]] = mapped_column(JSON)
+
+
+def _archive_of(table: Table, *extra: Any) -> Table:
+    """A table with the same columns as ``table`` (no foreign keys, no defaults) for moved rows."""
+    columns = [Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable, autoincrement=False)
+               for c in table.columns]
+    return Table(f"{table.name}_archive", Base.metadata, *columns, *extra)
+
+
+# Finished orders move here after ARCHIVE_AFTER_SECONDS, children first, one batch per transaction.
+orders_archive = _archive_of(
+    Order.__table__,
+    Column("archived_at", Timestamp, nullable=False),
+    Index("ix_orders_archive_account_created", "account_id", "created_at"),
+    Index("ix_orders_archive_created", "created_at"),
+    Index("ix_orders_archive_status_created", "status", "created_at"),
+)
+order_lines_archive = _archive_of(OrderLine.__table__)
+order_history_archive = _archive_of(OrderHistory.__table__, Index("ix_order_history_archive_order", "order_id"))
+payments_archive = _archive_of(Payment.__table__, Index("ix_payments_archive_order", "order_id"))
+reserved_stock_archive = _archive_of(ReservedStock.__table__, Index("ix_reserved_stock_archive_order", "order_id"))
+
+#: Hot table -> its archive, children before parents (the order rows move last).
+ARCHIVED_CHILDREN = [
+    (OrderLine.__table__, order_lines_archive),
+    (OrderHistory.__table__, order_history_archive),
+    (Payment.__table__, payments_archive),
+    (ReservedStock.__table__, reserved_stock_archive),
+]

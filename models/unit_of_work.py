@@ -13,7 +13,7 @@ import structlog
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from models.tables import Order, OutboxMessage
+from models.tables import Order, OutboxMessage, Payment
 
 log = structlog.get_logger(__name__)
 
@@ -26,6 +26,10 @@ class Notifier(Protocol):
     async def publish(self, changes: Iterable[tuple[str, str]]) -> None: ...
 
 
+class Emitter(Protocol):
+    def emit(self, uow: "UnitOfWork", orders: list[Order], refunded: list[Payment]) -> None: ...
+
+
 class UnitOfWork:
     """``async with UnitOfWork(...) as uow:`` opens a transaction; ``await uow.commit()`` ends it.
 
@@ -33,10 +37,11 @@ class UnitOfWork:
     """
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], publisher: Publisher,
-                 notifier: Notifier | None = None):
+                 notifier: Notifier | None = None, emitter: Emitter | None = None):
         self._sessionmaker = sessionmaker
         self._publisher = publisher
         self._notifier = notifier
+        self._emitter = emitter
         self._pending: list[OutboxMessage] = []
         self.session: AsyncSession
 
@@ -69,19 +74,33 @@ class UnitOfWork:
         self._pending.append(message)
         return message
 
-    def _status_changes(self) -> list[tuple[str, str]]:
-        """Orders whose status this transaction changed, read before commit clears the history."""
-        changes = []
-        for instance in [*self.session.new, *self.session.identity_map.values()]:
-            if isinstance(instance, Order) and inspect(instance).attrs._status.history.has_changes():
-                changes.append((instance.id, instance.status))
-        return changes
+    def _changed(self, kind: type) -> list[Any]:
+        """Instances of ``kind`` whose status this transaction changed (before commit clears that)."""
+        instances = {id(i): i for i in [*self.session.new, *self.session.identity_map.values()]}
+        return [instance for instance in instances.values()
+                if isinstance(instance, kind) and inspect(instance).attrs._status.history.has_changes()]
+
+    def publish_event(self, exchange: str, routing_key: str, body: dict[str, Any],
+                      order_id: str | None = None) -> OutboxMessage:
+        """Record a domain event for ``exchange`` in this transaction."""
+        message = OutboxMessage(exchange=exchange, routing_key=routing_key, kwargs=body, order_id=order_id)
+        self.session.add(message)
+        self._pending.append(message)
+        return message
 
     async def commit(self) -> None:
-        """Commit, then publish what the transaction enqueued (failures are left to the relay)."""
-        changes = self._status_changes() if self._notifier is not None else []
+        """Announce status changes, commit, then publish what the transaction enqueued.
+
+        Publishing failures are left to the relay; the commit is what counts.
+        """
+        orders = self._changed(Order)
+        if self._emitter is not None:
+            payments = self._changed(Payment)
+            if orders or payments:
+                self._emitter.emit(self, orders, payments)
+        changes = [(order.id, order.status) for order in orders]
         await self.session.commit()
-        if changes:
+        if changes and self._notifier is not None:
             await self._notifier.publish(changes)
         pending, self._pending = self._pending, []
         if pending:
@@ -95,3 +114,17 @@ class UnitOfWork:
         """Discard everything done in this transaction."""
         self._pending = []
         await self.session.rollback()
+
+
+class UnitOfWorkFactory:
+    """Makes units of work that share one process's database, publisher, notifier and emitter."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], publisher: Publisher,
+                 notifier: Notifier | None = None, emitter: Emitter | None = None):
+        self.sessionmaker = sessionmaker
+        self.publisher = publisher
+        self.notifier = notifier
+        self.emitter = emitter
+
+    def __call__(self) -> UnitOfWork:
+        return UnitOfWork(self.sessionmaker, self.publisher, self.notifier, self.emitter)

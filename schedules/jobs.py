@@ -2,31 +2,72 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import redis.asyncio as redis
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from models.unit_of_work import UnitOfWork
+from schedules.election import elected
 from schedules.sweep import sweep
 from workers.outbox import OutboxPublisher, relay_unsent
+from workers.queues import ARCHIVE, RECONCILE, Route
 
 log = structlog.get_logger(__name__)
 
 
-async def sweep_stuck(sessionmaker: async_sessionmaker[AsyncSession], publisher: OutboxPublisher) -> None:
-    """Re-enqueue steps for overdue holds and stuck orders (the backstop of delayed messages)."""
-    try:
-        await sweep(sessionmaker, publisher)
-    except Exception:
-        log.warning("sweep.failed", exc_info=True)
+@dataclass
+class JobContext:
+    """What the jobs share: the database, the outbox publisher and Redis for elections."""
+
+    sessionmaker: async_sessionmaker[AsyncSession]
+    publisher: OutboxPublisher
+    redis: redis.Redis | None
 
 
-async def relay_outbox(sessionmaker: async_sessionmaker[AsyncSession], publisher: OutboxPublisher,
-                       older_than_seconds: float) -> int:
-    """Republish outbox rows a crash or a broker outage left unsent."""
+async def relay_outbox(ctx: JobContext, older_than_seconds: float) -> int:
+    """Republish outbox rows a crash or a broker outage left unsent (safe in every scheduler)."""
     try:
-        count = await relay_unsent(sessionmaker, publisher, older_than_seconds)
+        count = await relay_unsent(ctx.sessionmaker, ctx.publisher, older_than_seconds)
     except Exception:
         log.warning("outbox.relay_failed", exc_info=True)
         return 0
     if count:
         log.info("outbox.relay_done", republished=count)
     return count
+
+
+async def sweep_stuck(ctx: JobContext, period_seconds: float) -> None:
+    """Re-enqueue steps for overdue holds and stuck orders (the backstop of delayed messages)."""
+    if not await elected(ctx.redis, "sweep", period_seconds * 0.8):
+        return
+    try:
+        await sweep(ctx.sessionmaker, ctx.publisher)
+    except Exception:
+        log.warning("sweep.failed", exc_info=True)
+
+
+async def enqueue_step(ctx: JobContext, route: Route, period_seconds: float) -> bool:
+    """Enqueue one run of ``route``'s step, if this scheduler is elected for this tick."""
+    if not await elected(ctx.redis, route.actor_name, period_seconds * 0.8):
+        return False
+    try:
+        async with UnitOfWork(ctx.sessionmaker, ctx.publisher) as uow:
+            uow.enqueue(route)
+            await uow.commit()
+    except Exception:
+        log.warning("scheduler.enqueue_failed", actor=route.actor_name, exc_info=True)
+        return False
+    log.info("scheduler.enqueued", actor=route.actor_name)
+    return True
+
+
+async def enqueue_reconcile(ctx: JobContext, period_seconds: float) -> bool:
+    """Ask a worker to reconcile the stock ledger."""
+    return await enqueue_step(ctx, RECONCILE, period_seconds)
+
+
+async def enqueue_archive(ctx: JobContext, period_seconds: float) -> bool:
+    """Ask a worker to archive finished orders."""
+    return await enqueue_step(ctx, ARCHIVE, period_seconds)

@@ -14,7 +14,8 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from config import Settings, settings_or_exit
 from config.logging import configure_logging
 from models.db import create_engine, create_sessionmaker
-from schedules.jobs import relay_outbox, sweep_stuck
+from schedules.jobs import JobContext, enqueue_archive, enqueue_reconcile, relay_outbox, sweep_stuck
+from workers.live_status import create_redis
 from workers.outbox import OutboxPublisher
 
 log = structlog.get_logger(__name__)
@@ -26,23 +27,32 @@ RELAY_INTERVAL_SECONDS = 2
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     """Schedule the jobs and run until ``stop`` is set."""
     engine = create_engine(settings.database_url, pool_size=2)
-    sessionmaker = create_sessionmaker(engine)
-    publisher = OutboxPublisher(
-        RabbitmqBroker(url=settings.broker_url, confirm_delivery=True, middleware=[]), sessionmaker)
-    scheduler = AsyncIOScheduler(timezone="UTC")
+    ctx = JobContext(
+        sessionmaker=create_sessionmaker(engine),
+        publisher=None,  # set below: it needs the sessionmaker
+        redis=create_redis(settings.redis_url),
+    )
+    ctx.publisher = OutboxPublisher(
+        RabbitmqBroker(url=settings.broker_url, confirm_delivery=True, middleware=[]), ctx.sessionmaker)
+    period = settings.reconcile_every_seconds
+    now = datetime.now(timezone.utc)
+    scheduler = AsyncIOScheduler(timezone="UTC", job_defaults={"max_instances": 1, "coalesce": True})
     scheduler.add_job(relay_outbox, "interval", seconds=RELAY_INTERVAL_SECONDS, id="relay_outbox",
-                      args=(sessionmaker, publisher, settings.outbox_relay_after_seconds),
-                      max_instances=1, coalesce=True)
-    scheduler.add_job(sweep_stuck, "interval", seconds=settings.reconcile_every_seconds, id="sweep_stuck",
-                      args=(sessionmaker, publisher), max_instances=1, coalesce=True,
-                      next_run_time=datetime.now(timezone.utc))
+                      args=(ctx, settings.outbox_relay_after_seconds))
+    scheduler.add_job(sweep_stuck, "interval", seconds=period, id="sweep_stuck", args=(ctx, period),
+                      next_run_time=now)
+    scheduler.add_job(enqueue_reconcile, "interval", seconds=period, id="reconcile", args=(ctx, period),
+                      next_run_time=now)
+    scheduler.add_job(enqueue_archive, "interval", seconds=period, id="archive", args=(ctx, period),
+                      next_run_time=now)
     scheduler.start()
     log.info("scheduler.started", jobs=[job.id for job in scheduler.get_jobs()])
     try:
         await stop.wait()
     finally:
         scheduler.shutdown(wait=False)
-        publisher.close()
+        ctx.publisher.close()
+        await ctx.redis.aclose()
         await engine.dispose()
         log.info("scheduler.stopped")
 

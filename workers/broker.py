@@ -16,6 +16,7 @@ from dramatiq.middleware import AsyncIO, CurrentMessage, Middleware
 
 from config import Settings, settings_or_exit
 from config.logging import configure_logging
+from workers.outbox import declare_events_exchange
 from workers.runtime import Runtime, build_runtime
 from workers.steps import set_runtime_provider
 
@@ -44,6 +45,11 @@ class StepRuntime(Middleware):
     def after_worker_boot(self, broker, worker):
         self.broker = broker
         set_runtime_provider(self.get)
+        try:
+            # Declared by the fleet, so services can bind their queues before the first event.
+            declare_events_exchange(broker.channel, self.settings.events_exchange)
+        except Exception:
+            log.warning("events.exchange_declare_failed", exchange=self.settings.events_exchange, exc_info=True)
 
     def after_worker_shutdown(self, broker, worker):
         # Runs before AsyncIO's own hook (this middleware is added first), so the loop is alive.

@@ -9,11 +9,13 @@ confirmed it; rows that stay unsent (broker down, crash after commit) are republ
 from __future__ import annotations
 
 import asyncio
+import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import Sequence
+from typing import Any, Sequence
 
 import dramatiq
+import pika
 import structlog
 from dramatiq.broker import Broker
 from sqlalchemy import select, update
@@ -23,6 +25,11 @@ from models.clock import utcnow
 from models.tables import OutboxMessage
 
 log = structlog.get_logger(__name__)
+
+
+def declare_events_exchange(channel: Any, exchange: str) -> None:
+    """Declare the durable topic exchange domain events go to (idempotent)."""
+    channel.exchange_declare(exchange=exchange, exchange_type="topic", durable=True)
 
 
 def _remaining_delay_ms(message: OutboxMessage) -> int | None:
@@ -56,12 +63,36 @@ class OutboxPublisher:
         self._broker = broker
         self._sessionmaker = sessionmaker
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-publisher")
+        self._declared_exchanges: set[str] = set()
+
+    def _publish_event(self, message: OutboxMessage) -> None:
+        try:
+            channel = self._broker.channel  # this thread's channel, with publisher confirms
+            if message.exchange not in self._declared_exchanges:
+                declare_events_exchange(channel, message.exchange)
+                self._declared_exchanges.add(message.exchange)
+            channel.basic_publish(
+                exchange=message.exchange,
+                routing_key=message.routing_key,
+                body=json.dumps(message.kwargs, separators=(",", ":")).encode(),
+                properties=pika.BasicProperties(delivery_mode=2, content_type="application/json",
+                                                message_id=message.kwargs.get("event_id"),
+                                                type=message.routing_key),
+            )
+        except Exception:
+            # A broken channel is dropped so the next attempt opens a fresh one.
+            self._declared_exchanges.clear()
+            del self._broker.connection
+            raise
 
     def _send_blocking(self, messages: Sequence[OutboxMessage]) -> tuple[list[str], BaseException | None]:
         sent: list[str] = []
         for message in messages:
             try:
-                self._broker.enqueue(to_dramatiq(message), delay=_remaining_delay_ms(message))
+                if message.exchange:
+                    self._publish_event(message)
+                else:
+                    self._broker.enqueue(to_dramatiq(message), delay=_remaining_delay_ms(message))
             except Exception as error:  # broker down or unroutable: the relay retries later
                 return sent, error
             sent.append(message.id)
@@ -74,7 +105,7 @@ class OutboxPublisher:
         for message in messages:
             if message.id in sent:
                 log.info("outbox.published", outbox_id=message.id, actor=message.actor_name,
-                         order_id=message.order_id, delay_ms=message.delay_ms)
+                         event_type=message.routing_key, order_id=message.order_id, delay_ms=message.delay_ms)
         if error is not None:
             log.warning("outbox.publish_failed", error=repr(error), unsent=len(messages) - len(sent))
         return sent

@@ -13,10 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from config import Settings
 from models.db import create_engine, create_sessionmaker
+from models.events import EventEmitter
 from models.unit_of_work import UnitOfWork
 from workers.live_status import StatusNotifier, create_redis
 from workers.outbox import OutboxPublisher
 from workers.psp_client import PaymentProvider
+from workers.queues import NOTIFY
 
 
 @dataclass
@@ -30,9 +32,11 @@ class Runtime:
     psp: PaymentProvider
     notifier: StatusNotifier
 
+    emitter: EventEmitter
+
     def uow(self) -> UnitOfWork:
         """A new unit of work (one transaction) whose messages go out after commit."""
-        return UnitOfWork(self.sessionmaker, self.publisher, self.notifier)
+        return UnitOfWork(self.sessionmaker, self.publisher, self.notifier, self.emitter)
 
     async def close(self) -> None:
         """Release connections: provider pool, Redis, database pool, broker channel."""
@@ -53,4 +57,5 @@ def build_runtime(settings: Settings, broker: Broker, *, pool_size: int = 10) ->
         publisher=OutboxPublisher(broker, sessionmaker),
         psp=PaymentProvider(settings.psp_url),
         notifier=StatusNotifier(create_redis(settings.redis_url)),
+        emitter=EventEmitter(settings.events_exchange, NOTIFY),
     )

@@ -6,6 +6,7 @@ Actors are thin synchronous functions that call :func:`run_step`; the step itsel
 
 from __future__ import annotations
 
+import contextvars
 from typing import Any, Awaitable, Callable
 
 import dramatiq
@@ -19,6 +20,13 @@ from workers.runtime import Runtime
 Step = Callable[..., Awaitable[Any]]
 
 _runtime_provider: Callable[[], Awaitable[Runtime]] | None = None
+#: How many times the current message was retried before this run (0 on first delivery).
+_retries: contextvars.ContextVar[int] = contextvars.ContextVar("retries", default=0)
+
+
+def current_retries() -> int:
+    """Retries of the message the current step runs for (dramatiq's ``retries`` option)."""
+    return _retries.get()
 
 
 def set_runtime_provider(provider: Callable[[], Awaitable[Runtime]] | None) -> None:
@@ -27,9 +35,11 @@ def set_runtime_provider(provider: Callable[[], Awaitable[Runtime]] | None) -> N
     _runtime_provider = provider
 
 
-async def _run(step: Step, message_id: str | None, actor: str | None, ids: dict[str, Any]) -> Any:
+async def _run(step: Step, message_id: str | None, actor: str | None, retries: int,
+               ids: dict[str, Any]) -> Any:
     if _runtime_provider is None:
         raise RuntimeError("no runtime: workers.broker must be loaded before actors run")
+    _retries.set(retries)
     runtime = await _runtime_provider()
     with structlog.contextvars.bound_contextvars(message_id=message_id, actor=actor, **ids):
         return await step(runtime, **ids)
@@ -44,10 +54,11 @@ def run_step(step: Step, **ids: Any) -> Any:
     message = CurrentMessage.get_current_message()
     message_id = message.message_id if message else None
     actor = message.actor_name if message else None
+    retries = message.options.get("retries", 0) if message else 0
     loop_thread = get_event_loop_thread()
     if loop_thread is None:
         raise RuntimeError("the AsyncIO middleware is not installed on the broker")
-    return loop_thread.run_coroutine(_run(step, message_id, actor, ids))
+    return loop_thread.run_coroutine(_run(step, message_id, actor, retries, ids))
 
 
 #: Retry policy of every step: quick first retries, backoff capped far below RabbitMQ's

@@ -10,10 +10,10 @@ from gateway.auth import authenticated_account_id, issue_token
 from gateway.db import is_duplicate_key
 from gateway.keys import PASSWORDS, SESSIONMAKER, SETTINGS
 from gateway.problems import ACCOUNT_EXISTS, INVALID_CREDENTIALS, INVALID_REQUEST, INVALID_TOKEN, Problem
-from gateway.representations import account_json
 from gateway.validation import email, json_object, obj, read_json, string, validate
 from models.clock import utcnow
 from models.tables import Account
+from models.views import account_json
 
 routes = web.RouteTableDef()
 

@@ -6,9 +6,8 @@ from aiohttp import web
 
 from gateway.auth import require_admin
 from gateway.fulfilment import OPERATOR, advance
-from gateway.keys import NOTIFIER, PUBLISHER, SESSIONMAKER
+from gateway.keys import UNITS_OF_WORK
 from gateway.order_access import order_id_param
-from gateway.representations import order_json
 from models.state import OrderStatus
 
 routes = web.RouteTableDef()
@@ -17,18 +16,17 @@ routes = web.RouteTableDef()
 async def _advance(request: web.Request, target: OrderStatus) -> web.Response:
     require_admin(request)
     order_id = order_id_param(request, OPERATOR)
-    order = await advance(request.app[SESSIONMAKER], request.app[PUBLISHER], request.app[NOTIFIER],
-                          order_id, target)
-    return web.json_response(order_json(order))
+    found = await advance(request.app[UNITS_OF_WORK], order_id, target)
+    return web.json_response(found.json())
 
 
 @routes.post("/orders/{order_id}/ship")
 async def ship(request: web.Request) -> web.Response:
-    """Mark a PLACED order as shipped; 409 from any other status."""
+    """Mark a PLACED order as shipped; 409 from any other status (an archived order included)."""
     return await _advance(request, OrderStatus.SHIPPED)
 
 
 @routes.post("/orders/{order_id}/deliver")
 async def deliver(request: web.Request) -> web.Response:
-    """Mark a SHIPPED order as delivered; 409 from any other status."""
+    """Mark a SHIPPED order as delivered; 409 from any other status (an archived order included)."""
     return await _advance(request, OrderStatus.DELIVERED)

@@ -12,10 +12,10 @@ from gateway.auth import require_admin
 from gateway.db import OUT_OF_RANGE, error_code, is_duplicate_key
 from gateway.keys import SESSIONMAKER
 from gateway.problems import ITEM_EXISTS, STOCK_LIMIT, Problem
-from gateway.representations import item_json
 from gateway.validation import array, http_url, integer, json_object, obj, read_json, string, validate
 from models.clock import utcnow
 from models.tables import Item, Stock, StockReceipt
+from models.views import item_json
 
 routes = web.RouteTableDef()
 

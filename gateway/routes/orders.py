@@ -1,7 +1,8 @@
-"""Customer orders: ``POST /orders`` (idempotent by ``Idempotency-Key``), ``GET /orders/{id}``,
-``POST /orders/{id}/cancel`` and the live ``GET /orders/{id}/events``.
+"""Customer orders: ``POST /orders`` (idempotent by ``Idempotency-Key``), ``GET /orders``,
+``GET /orders/{id}``, ``POST /orders/{id}/cancel`` and the live ``GET /orders/{id}/events``.
 
-Reading, cancelling and following an order take the owner's token or the admin token.
+Listing, reading, cancelling and following orders take the owner's token or the admin token.
+Archived orders answer everywhere, marked ``"archived": true``.
 """
 
 from __future__ import annotations
@@ -11,15 +12,16 @@ from aiohttp import web
 
 from gateway.auth import authenticated_account_id, customer_or_admin
 from gateway.cancelling import request_cancel
-from gateway.keys import NOTIFIER, PUBLISHER, SESSIONMAKER
-from gateway.order_access import find_order, order_id_param
+from gateway.cursors import Cursor
+from gateway.keys import SESSIONMAKER, UNITS_OF_WORK
+from gateway.order_access import FoundOrder, find_order, order_id_param
+from gateway.order_listing import DEFAULT_LIMIT, MAX_LIMIT, list_orders
 from gateway.ordering import OrderRequest, place_order
 from gateway.problems import INVALID_IDEMPOTENCY_KEY, INVALID_REQUEST, MISSING_IDEMPOTENCY_KEY, Problem
-from gateway.representations import order_json
 from gateway.routes.items import SKU
 from gateway.status_stream import stream_status
 from gateway.validation import array, integer, json_object, literal, obj, read_json, string, tagged, validate
-from models.tables import Order
+from models.state import OrderStatus
 
 routes = web.RouteTableDef()
 
@@ -51,8 +53,8 @@ def _idempotency_key(request: web.Request) -> str:
     return key
 
 
-def _order_response(order: Order) -> web.Response:
-    return web.json_response(order_json(order), status=202, headers={"Location": f"/orders/{order.id}"})
+def _order_response(found: FoundOrder) -> web.Response:
+    return web.json_response(found.json(), status=202, headers={"Location": f"/orders/{found.order.id}"})
 
 
 @routes.post("/orders")
@@ -71,12 +73,48 @@ async def create_order(request: web.Request) -> web.Response:
                                            f"items[{seen[folded]}]; put the whole quantity on one line",
                           field=f"items[{index}].sku")
         seen[folded] = index
-    placed = await place_order(request.app[SESSIONMAKER], request.app[PUBLISHER], request.app[NOTIFIER], OrderRequest(
+    placed = await place_order(request.app[UNITS_OF_WORK], OrderRequest(
         account_id=account_id, key=key, body=body, lines=fields["items"], payment=fields["payment"],
         shipping_address=fields.get("shipping_address"), has_shipping_address="shipping_address" in fields,
     ))
     structlog.contextvars.bind_contextvars(order_id=placed.order.id)
-    return _order_response(placed.order)
+    return _order_response(placed.found)
+
+
+LIST_QUERY = obj(optional={
+    "status": literal(*(status.value for status in OrderStatus)),
+    "limit": integer(minimum=1, maximum=MAX_LIMIT),
+})
+
+
+def _list_query(request: web.Request) -> tuple[str | None, int, Cursor | None]:
+    """``status``, ``limit`` and the decoded ``cursor`` of ``GET /orders``; 422/400 problems when unusable.
+
+    An empty parameter (``?status=``) counts as absent, as form-built URLs often send one.
+    """
+    query: dict[str, object] = {}
+    if status := request.query.get("status"):
+        query["status"] = status
+    if limit := request.query.get("limit"):
+        # Digits only: int() would also take " 5", "+5" and "1_0", which no client means to send.
+        query["limit"] = int(limit) if limit.isascii() and limit.isdigit() and len(limit) <= 6 else limit
+    fields = validate(LIST_QUERY, query)
+    cursor = request.query.get("cursor")
+    return fields.get("status"), fields.get("limit", DEFAULT_LIMIT), Cursor.decode(cursor) if cursor else None
+
+
+@routes.get("/orders")
+async def get_orders(request: web.Request) -> web.Response:
+    """The caller's orders (the operator: everyone's), newest first, archived ones included.
+
+    ``status`` filters (422 for an unknown one), ``limit`` is 1..100 (default 20), ``cursor``
+    is the ``next_cursor`` of the previous page (400 when it is not one).
+    """
+    caller = customer_or_admin(request)
+    status, limit, after = _list_query(request)
+    async with request.app[SESSIONMAKER]() as session:
+        page = await list_orders(session, account_id=caller.account_id, status=status, limit=limit, after=after)
+    return web.json_response(page.json())
 
 
 @routes.get("/orders/{order_id}")
@@ -85,8 +123,8 @@ async def get_order(request: web.Request) -> web.Response:
     caller = customer_or_admin(request)
     order_id = order_id_param(request, caller)
     async with request.app[SESSIONMAKER]() as session:
-        order = await find_order(session, order_id, caller)
-    return web.json_response(order_json(order))
+        found = await find_order(session, order_id, caller)
+    return web.json_response(found.json())
 
 
 @routes.post("/orders/{order_id}/cancel")
@@ -97,9 +135,7 @@ async def cancel_order(request: web.Request) -> web.Response:
     """
     caller = customer_or_admin(request)
     order_id = order_id_param(request, caller)
-    order = await request_cancel(request.app[SESSIONMAKER], request.app[PUBLISHER], request.app[NOTIFIER],
-                                 order_id, caller)
-    return _order_response(order)
+    return _order_response(await request_cancel(request.app[UNITS_OF_WORK], order_id, caller))
 
 
 # No HEAD: a HEAD request would hold a stream open without ever receiving an event.

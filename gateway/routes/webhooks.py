@@ -13,7 +13,7 @@ from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 
 from gateway.db import is_duplicate_key
-from gateway.keys import NOTIFIER, PUBLISHER, SESSIONMAKER, SETTINGS
+from gateway.keys import SETTINGS, UNITS_OF_WORK
 from gateway.problems import INVALID_EVENT, INVALID_SIGNATURE, Problem
 from gateway.validation import (
     ValidationError,
@@ -25,7 +25,6 @@ from gateway.validation import (
     validate,
 )
 from models.tables import WebhookEvent
-from models.unit_of_work import UnitOfWork
 from workers.queues import SETTLE
 from workers.webhook_signature import HEADER, SignatureError, verify
 
@@ -89,7 +88,7 @@ async def receive_event(request: web.Request) -> web.Response:
         structlog.contextvars.bind_contextvars(order_id=order_id)
 
     duplicate = True
-    async with UnitOfWork(request.app[SESSIONMAKER], request.app[PUBLISHER], request.app[NOTIFIER]) as uow:
+    async with request.app[UNITS_OF_WORK]() as uow:
         if await uow.session.get(WebhookEvent, event_id) is None:
             uow.session.add(WebhookEvent(id=event_id, type=fields["type"], payload=event))
             try:

@@ -14,20 +14,35 @@ from tests.conftest import own_database, own_vhost
 from tests.support import isolation
 from tests.support.api import Api
 from tests.support.fleet import Fleet, fleet_environment
+from tests.support.smtp import SmtpServer
 
 
 #: Short holds, so expiry can be watched end to end within a test.
 HOLD_SECONDS = 3
 
 
+#: Finished orders move to the archive this long after their last change.
+ARCHIVE_AFTER_SECONDS = 5
+
+
 @pytest.fixture(scope="session")
-def fleet(run_name, tmp_path_factory):
+def smtp():
+    """The SMTP server the fleet mails customers through, run by the tests."""
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def fleet(run_name, tmp_path_factory, smtp):
     workdir = tmp_path_factory.mktemp("fleet")
     name = f"{run_name}_e2e"
     with own_database(name) as database_url, own_vhost(name) as broker_url:
         env = fleet_environment(database_url=database_url, broker_url=broker_url,
                                 redis_url=isolation.REDIS_URL, workdir=workdir,
-                                ADMIN_TOKEN="e2e-admin-token", HOLD_SECONDS=str(HOLD_SECONDS))
+                                ADMIN_TOKEN="e2e-admin-token", HOLD_SECONDS=str(HOLD_SECONDS),
+                                SMTP_URL=smtp.url, ARCHIVE_AFTER_SECONDS=str(ARCHIVE_AFTER_SECONDS),
+                                RECONCILE_EVERY_SECONDS="2")
         fleet = Fleet(env=env, log_path=workdir / "fleet.log")
         fleet.start()
         try:

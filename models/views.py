@@ -1,4 +1,4 @@
-"""The JSON shapes of the API's resources (DESIGN.md section 7), built from table rows.
+"""The JSON shapes of orders, payments, accounts and items (DESIGN.md section 7), built from rows.
 
 Kept apart from the handlers so that every producer of an order document (the API, live
 updates, domain events) shows the same thing. Secrets never appear here: no password hash, no
@@ -14,13 +14,14 @@ from models.clock import isoformat
 from models.tables import Account, Item, Order, Payment
 
 
-def order_json(order: Order) -> dict[str, Any]:
-    """An order as ``GET /orders/{id}`` shows it.
+def order_json(order: Order, *, archived: bool = False) -> dict[str, Any]:
+    """An order as ``GET /orders/{id}`` shows it; ``archived`` when it was moved to history.
 
     ``order`` must have its lines, payments and history loaded (the mapping loads them eagerly).
     """
     return {
         "id": order.id,
+        "archived": archived,
         "status": order.status,
         "reason": order.reason,
         "items": [

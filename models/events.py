@@ -1,0 +1,54 @@
+"""Which committed changes other parties hear about: customer emails and domain events.
+
+The unit of work calls :meth:`EventEmitter.emit` just before committing: every order that moved
+into a status listed here (or whose payment was refunded) gets, in the same transaction, a
+`notify` message and a domain event in the outbox. No step can forget to announce a transition.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from models.clock import isoformat, utcnow
+from models.state import OrderStatus, PaymentStatus
+from models.tables import Order, Payment, new_id
+from models.views import order_json
+
+if TYPE_CHECKING:
+    from models.unit_of_work import UnitOfWork
+
+ORDER_EVENTS = {
+    OrderStatus.PLACED: "order.placed",
+    OrderStatus.CANCELLED: "order.cancelled",
+    OrderStatus.REJECTED: "order.rejected",
+    OrderStatus.SHIPPED: "order.shipped",
+    OrderStatus.DELIVERED: "order.delivered",
+}
+REFUNDED_EVENT = "order.refunded"
+EVENT_TYPES = (*ORDER_EVENTS.values(), REFUNDED_EVENT)
+
+
+def event_body(event_type: str, order: Order) -> dict[str, Any]:
+    """A domain event as other services receive it: ``{event_id, type, occurred_at, order}``."""
+    return {"event_id": new_id(), "type": event_type, "occurred_at": isoformat(utcnow()),
+            "order": order_json(order)}
+
+
+class EventEmitter:
+    """Adds the notify message and the domain event of each announced change to a transaction."""
+
+    def __init__(self, exchange: str, notify_route: Any):
+        self.exchange = exchange
+        self.notify_route = notify_route
+
+    def emit(self, uow: UnitOfWork, orders: list[Order], refunded: list[Payment]) -> None:
+        """Enqueue, in ``uow``, what the changed ``orders`` and ``refunded`` payments announce."""
+        announced = [(order, ORDER_EVENTS[OrderStatus(order.status)]) for order in orders
+                     if order.status in ORDER_EVENTS]
+        loaded = {o.id: o for o in uow.session.identity_map.values() if isinstance(o, Order)}
+        for payment in refunded:
+            if payment.status == PaymentStatus.REFUNDED and payment.order_id in loaded:
+                announced.append((loaded[payment.order_id], REFUNDED_EVENT))
+        for order, event_type in announced:
+            uow.enqueue(self.notify_route, order_id=order.id, event_type=event_type)
+            uow.publish_event(self.exchange, event_type, event_body(event_type, order), order_id=order.id)

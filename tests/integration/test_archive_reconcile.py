@@ -1,0 +1,100 @@
+"""Archive moves finished orders out of the hot tables; reconciliation still balances; drift is found."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select, update
+
+from actors.archive import archive_finished
+from actors.cancel import cancel_order
+from actors.reconcile import reconcile_stock
+from actors.settle import settle_payment
+from models.archive import load_archived_order
+from models.invariants import stock_ledgers
+from models.reconcile import reconcile
+from models.tables import Order, OrderLine, ReconciliationReport, ReservedStock, Stock
+from schedules.election import elected
+from tests.support.factories import available
+from tests.support.scenarios import assert_invariants, awaiting_payment, provider_event
+from workers.live_status import create_redis
+
+
+async def delivered(runtime, sessionmaker) -> tuple[str, str]:
+    from models.repository import lock_order
+    from models.state import OrderStatus, transition
+
+    order_id, sku = await awaiting_payment(runtime, sessionmaker, token="pm_card_ok")
+    await settle_payment(runtime, await provider_event(sessionmaker, order_id, "payment.succeeded"), order_id)
+    async with runtime.uow() as uow:
+        order = await lock_order(uow.session, order_id)
+        transition(order, OrderStatus.SHIPPED)
+        transition(order, OrderStatus.DELIVERED)
+        await uow.commit()
+    return order_id, sku
+
+
+async def count(sessionmaker, model, *where) -> int:
+    async with sessionmaker() as session:
+        return await session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+async def test_finished_orders_move_to_the_archive_and_the_ledger_still_balances(runtime, sessionmaker):
+    sold_id, sold_sku = await delivered(runtime, sessionmaker)
+    cancelled_id, cancelled_sku = await awaiting_payment(runtime, sessionmaker)
+    await cancel_order(runtime, cancelled_id, "customer_cancelled")
+    open_id, _ = await awaiting_payment(runtime, sessionmaker)
+
+    moved = []
+    total = await archive_finished(sessionmaker, older_than_seconds=0, batch_size=1, progress=moved.append)
+
+    assert total >= 2 and set(moved) == {1}
+    for order_id in (sold_id, cancelled_id):
+        assert await count(sessionmaker, Order, Order.id == order_id) == 0
+        assert await count(sessionmaker, OrderLine, OrderLine.order_id == order_id) == 0
+        assert await count(sessionmaker, ReservedStock, ReservedStock.order_id == order_id) == 0
+    assert await count(sessionmaker, Order, Order.id == open_id) == 1
+    async with sessionmaker() as session:
+        archived = await load_archived_order(session, sold_id)
+        [ledger] = await stock_ledgers(session, [sold_sku])
+    assert archived.status == "DELIVERED" and [h.status for h in archived.history][-1] == "DELIVERED"
+    assert archived.payment.status == "SUCCEEDED" and [line.quantity for line in archived.lines] == [2]
+    assert (ledger.committed, ledger.committed_archived, ledger.drift) == (0, 2, 0)
+    assert await available(sessionmaker, sold_sku) == 3 and await available(sessionmaker, cancelled_sku) == 5
+    await assert_invariants(sessionmaker)
+
+
+async def test_reconcile_finds_injected_drift_and_repair_fixes_only_that(runtime, sessionmaker):
+    order_id, sku = await awaiting_payment(runtime, sessionmaker)
+    async with sessionmaker() as session, session.begin():
+        await session.execute(update(Stock).where(Stock.sku == sku).values(available=Stock.available - 2))
+
+    async with sessionmaker() as session, session.begin():
+        _, drifts = await reconcile(session, repair=False)
+    mine = [d for d in drifts if d.ledger.sku == sku]
+    assert [(d.ledger.drift, d.repaired) for d in mine] == [(2, False)]
+    assert "would set available 1 -> 3" in mine[0].describe()
+    assert await available(sessionmaker, sku) == 1
+
+    assert await reconcile_stock(runtime, repair=True) >= 1
+    assert await available(sessionmaker, sku) == 3
+    async with sessionmaker() as session:
+        report = await session.scalar(select(ReconciliationReport).order_by(ReconciliationReport.id.desc()))
+        _, drifts = await reconcile(session)
+    assert report.repaired and any(d["sku"] == sku and d["drift"] == 2 for d in report.details)
+    assert sku not in [d.ledger.sku for d in drifts]
+
+
+async def test_one_scheduler_is_elected_per_tick_and_all_run_without_redis(settings):
+    client = create_redis(settings.redis_url)
+    job = f"test-{settings.database_url[-10:]}"
+    try:
+        votes = [await elected(client, job, hold_seconds=5) for _ in range(3)]
+    finally:
+        await client.delete(f"scheduler:lock:{job}")
+        await client.aclose()
+    assert votes == [True, False, False]
+
+    down = create_redis("redis://127.0.0.1:1/0")
+    try:
+        assert await elected(down, job, hold_seconds=5) is True
+    finally:
+        await down.aclose()
