@@ -42,8 +42,11 @@ async def _succeeded(uow: UnitOfWork, order: Order, payment: Payment, policy: st
     if order.status == OrderStatus.AWAITING_PAYMENT:
         await place(order, payment)
         return "placed"
+    if order.status in (OrderStatus.PLACED, OrderStatus.SHIPPED, OrderStatus.DELIVERED):
+        return "already_placed"
     if payment.status not in (PaymentStatus.PENDING, PaymentStatus.CANCELLED):
-        return "already_placed" if order.status != OrderStatus.CANCELLED else "already_handled"
+        # Already settled one way or another (failed, or a late payment already handled).
+        return f"ignored_in_{order.status.lower()}"
     if order.status == OrderStatus.PENDING:
         # Paid before its stock was even held: impossible through `pay`, so refuse to guess.
         return "ignored_in_pending"

@@ -136,3 +136,17 @@ async def test_event_for_unknown_payment_is_recorded_and_ignored(runtime, sessio
 
     assert await settle_payment(runtime, event_id) == "unknown_payment"
     assert await settle_payment(runtime, event_id) == "unknown_payment"
+
+
+async def test_success_after_failure_changes_nothing(runtime, sessionmaker):
+    order_id, sku = await held_order(runtime, sessionmaker)
+    provider_id = f"pay_{uuid.uuid4().hex}"
+    await settle_payment(runtime, await webhook(sessionmaker, order_id, "payment.failed", provider_id), order_id)
+
+    outcome = await settle_payment(
+        runtime, await webhook(sessionmaker, order_id, "payment.succeeded", provider_id), order_id)
+
+    assert outcome == "ignored_in_cancelled"
+    order = await load_order(sessionmaker, order_id)
+    assert (order.status, order.reason, order.payment.status) == ("CANCELLED", "payment_failed", "FAILED")
+    assert await available(sessionmaker, sku) == 5

@@ -1,0 +1,118 @@
+"""``orders-admin order ORDER_ID``: everything the database knows about one order, hot or archived."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from models.archive import load_archived_order
+from models.tables import Notification, Order, OutboxMessage, orders_archive
+from workers.ops.common import OpsError, format_kwargs, table, when
+
+
+async def order_document(sessionmaker: async_sessionmaker[AsyncSession], order_id: str) -> dict[str, Any]:
+    """The order with history, payments, holds, outbox rows and notifications, as one JSON-able dict.
+
+    Raises :class:`OpsError` when no order (hot or archived) has this id.
+    """
+    async with sessionmaker() as session:
+        order = await session.scalar(select(Order).where(Order.id == order_id))
+        archived_at = None
+        if order is None:
+            order = await load_archived_order(session, order_id)
+            if order is None:
+                raise OpsError(f"no order {order_id}")
+            archived_at = await session.scalar(
+                select(orders_archive.c.archived_at).where(orders_archive.c.id == order_id))
+        outbox = (await session.scalars(
+            select(OutboxMessage).where(OutboxMessage.order_id == order_id)
+            .order_by(OutboxMessage.created_at, OutboxMessage.id))).all()
+        notifications = (await session.scalars(
+            select(Notification).where(Notification.order_id == order_id).order_by(Notification.id))).all()
+    return {
+        "id": order.id,
+        "archived": archived_at is not None,
+        "archived_at": when(archived_at),
+        "status": order.status,
+        "reason": order.reason,
+        "account_id": order.account_id,
+        "total_cents": order.total_cents,
+        "currency": order.currency,
+        "hold_expires_at": when(order.hold_expires_at),
+        "created_at": when(order.created_at),
+        "updated_at": when(order.updated_at),
+        "lines": [{"sku": line.sku, "quantity": line.quantity, "unit_price_cents": line.unit_price_cents}
+                  for line in order.lines],
+        "history": [{"status": entry.status, "reason": entry.reason, "note": entry.note, "at": when(entry.at)}
+                    for entry in order.history],
+        # The payment token is a secret of the customer's: never shown.
+        "payments": [{"id": payment.id, "attempt": payment.attempt, "method": payment.method,
+                      "status": payment.status, "amount_cents": payment.amount_cents,
+                      "currency": payment.currency, "provider_payment_id": payment.provider_payment_id,
+                      "provider_refund_id": payment.provider_refund_id, "checkout_url": payment.checkout_url,
+                      "created_at": when(payment.created_at), "updated_at": when(payment.updated_at)}
+                     for payment in order.payments],
+        "holds": [{"sku": hold.sku, "quantity": hold.quantity, "state": hold.state,
+                   "expires_at": when(hold.expires_at), "released_at": when(hold.released_at)}
+                  for hold in order.holds],
+        "outbox": [{"id": message.id, "actor": message.actor_name, "queue": message.queue_name,
+                    "exchange": message.exchange, "routing_key": message.routing_key,
+                    "kwargs": message.kwargs, "delay_ms": message.delay_ms,
+                    "created_at": when(message.created_at), "sent_at": when(message.sent_at),
+                    "attempts": message.attempts}
+                   for message in outbox],
+        "notifications": [{"event": note.event, "recipient": note.recipient, "status": note.status,
+                           "attempts": note.attempts, "last_error": note.last_error,
+                           "created_at": when(note.created_at), "sent_at": when(note.sent_at)}
+                          for note in notifications],
+    }
+
+
+def _outbox_target(message: dict[str, Any]) -> str:
+    if message["exchange"]:
+        return f"event {message['exchange']}/{message['routing_key']}"
+    extra = {k: v for k, v in (message["kwargs"] or {}).items() if k != "order_id"}
+    target = f"step {message['actor']}"
+    if message["queue"] and message["queue"] != message["actor"]:
+        target += f" on {message['queue']}"
+    return target + (f" ({format_kwargs(extra)})" if extra else "")
+
+
+def render_order(doc: dict[str, Any]) -> str:
+    """The human-readable report of :func:`order_document`."""
+    status = doc["status"] + (f" ({doc['reason']})" if doc["reason"] else "")
+    lines = [f"order {doc['id']}" + (f"  [archived {doc['archived_at']}]" if doc["archived"] else "")]
+    lines += [
+        f"  status:      {status}",
+        f"  account:     {doc['account_id']}",
+        f"  total:       {doc['total_cents']} {doc['currency']} (minor units)",
+        f"  created:     {doc['created_at']}",
+        f"  updated:     {doc['updated_at']}",
+        f"  hold until:  {doc['hold_expires_at'] or '-'}",
+    ]
+
+    def section(title: str, headers: list[str], rows: list[list[Any]]) -> None:
+        lines.append("")
+        lines.append(f"{title} ({len(rows)}):" if rows else f"{title}: none")
+        if rows:
+            lines.extend(table(headers, rows))
+
+    section("lines", ["sku", "qty", "unit_price_cents"],
+            [[x["sku"], x["quantity"], x["unit_price_cents"]] for x in doc["lines"]])
+    section("history", ["at", "status", "reason", "note"],
+            [[x["at"], x["status"], x["reason"], x["note"]] for x in doc["history"]])
+    section("payments", ["id", "attempt", "method", "status", "amount", "provider_payment_id",
+                         "provider_refund_id", "checkout_url"],
+            [[x["id"], x["attempt"], x["method"], x["status"], x["amount_cents"], x["provider_payment_id"],
+              x["provider_refund_id"], x["checkout_url"]] for x in doc["payments"]])
+    section("holds", ["sku", "qty", "state", "expires_at", "released_at"],
+            [[x["sku"], x["quantity"], x["state"], x["expires_at"], x["released_at"]] for x in doc["holds"]])
+    section("outbox", ["id", "message", "created_at", "sent_at", "attempts"],
+            [[x["id"], _outbox_target(x), x["created_at"], x["sent_at"] or "UNSENT", x["attempts"]]
+             for x in doc["outbox"]])
+    section("notifications", ["event", "status", "attempts", "sent_at", "last_error"],
+            [[x["event"], x["status"], x["attempts"], x["sent_at"], x["last_error"]]
+             for x in doc["notifications"]])
+    return "\n".join(lines)
