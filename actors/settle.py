@@ -40,7 +40,7 @@ async def _order_for(session, data: dict[str, Any], order_id: str | None) -> Ord
 
 async def _succeeded(uow: UnitOfWork, order: Order, payment: Payment, policy: str) -> str:
     if order.status == OrderStatus.AWAITING_PAYMENT:
-        await place(order, payment)
+        await place(uow.session, order, payment)
         return "placed"
     if order.status in (OrderStatus.PLACED, OrderStatus.SHIPPED, OrderStatus.DELIVERED):
         return "already_placed"

@@ -108,6 +108,10 @@ class Settings:
     mail_web_port: int = 8026
     outbox_relay_after_seconds: int = 5
     max_body_bytes: int = 65536
+    # Orders one customer may have waiting for payment at once (stock held by bots is stock lost).
+    max_unpaid_orders: int = 5
+    # Token requests allowed per minute, per account and per client address.
+    auth_attempts_per_minute: int = 10
 
 
 _PARSERS: dict[str, Callable[[str, str], object]] = {
@@ -136,6 +140,8 @@ _PARSERS: dict[str, Callable[[str, str], object]] = {
     "MAIL_WEB_PORT": _port,
     "OUTBOX_RELAY_AFTER_SECONDS": _positive_int,
     "MAX_BODY_BYTES": _positive_int,
+    "MAX_UNPAID_ORDERS": _positive_int,
+    "AUTH_ATTEMPTS_PER_MINUTE": _positive_int,
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from enum import Enum
 
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.clock import utcnow
@@ -22,7 +23,7 @@ from models.state import (
     record_note,
     transition,
 )
-from models.tables import Order, Payment
+from models.tables import CartItem, Order, Payment
 
 
 class FollowUp(Enum):
@@ -33,12 +34,20 @@ class FollowUp(Enum):
     REFUND = "refund"  # give money back
 
 
-async def place(order: Order, payment: Payment) -> None:
+async def _empty_cart(session: AsyncSession, order: Order) -> None:
+    """A placed cart checkout takes its lines out of the customer's cart."""
+    if order.source == "cart":
+        await session.execute(delete(CartItem).where(CartItem.account_id == order.account_id,
+                                                      CartItem.sku.in_([line.sku for line in order.lines])))
+
+
+async def place(session: AsyncSession, order: Order, payment: Payment) -> None:
     """The payment succeeded while stock was held: sell the held stock and place the order."""
     if payment.status in (PaymentStatus.PENDING, PaymentStatus.CANCELLED):
         move_payment(payment, PaymentStatus.SUCCEEDED)
     await commit_holds(order)
     transition(order, OrderStatus.PLACED)
+    await _empty_cart(session, order)
 
 
 async def fail_payment(session: AsyncSession, order: Order, payment: Payment) -> None:
@@ -84,6 +93,7 @@ async def late_payment(session: AsyncSession, order: Order, payment: Payment, po
         if shortage is None:
             await commit_holds(order)
             transition(order, OrderStatus.PLACED, note="late payment: reinstated")
+            await _empty_cart(session, order)
             return FollowUp.NOTHING
         note = f"late payment: refunded ({shortage.reason.value}: {shortage.sku})"
     else:

@@ -50,8 +50,34 @@ class Account(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     shipping_address: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON)
     billing_address: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON)
+    # A payment-provider token (e.g. pm_...) used when an order names no payment; never card data.
+    default_payment_token: Mapped[Optional[str]] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CartItem(Base):
+    """One line of a customer's cart: what and how many, priced only at checkout."""
+
+    __tablename__ = "cart_items"
+
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (CheckConstraint("quantity > 0", name="ck_cart_items_quantity_positive"),)
+
+
+class WishlistItem(Base):
+    """A SKU a customer keeps for later."""
+
+    __tablename__ = "wishlist_items"
+
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Item(Base):
@@ -107,6 +133,8 @@ class Order(Base):
     currency: Mapped[str] = mapped_column(String(3))
     hold_expires_at: Mapped[Optional[datetime]] = mapped_column()
     shipping_address: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON)
+    # "cart" when made by checking out the cart: placing it then empties those cart lines.
+    source: Mapped[str] = mapped_column(String(16), default="api", server_default="api")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
