@@ -18,6 +18,7 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from config.settings import Settings
 from gateway.keys import (
     ENGINE,
+    METRICS,
     NOTIFIER,
     PASSWORDS,
     PUBLISHER,
@@ -29,6 +30,7 @@ from gateway.keys import (
 )
 from gateway.passwords import Passwords
 from gateway.problems import problem_middleware
+from gateway.metrics import GatewayMetrics, metrics_middleware
 from gateway.request_log import request_log_middleware
 from gateway.routes import setup_routes
 from models.db import create_engine, create_sessionmaker
@@ -44,9 +46,10 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         # The log middleware is outermost, so it sees the status the problem middleware chose.
-        middlewares=[request_log_middleware, problem_middleware],
+        middlewares=[request_log_middleware, metrics_middleware, problem_middleware],
     )
     app[SETTINGS] = settings
+    app[METRICS] = GatewayMetrics()
     app[STOPPING] = asyncio.Event()
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_publisher)

@@ -27,3 +27,6 @@ NOTIFIER = web.AppKey("notifier", StatusNotifier)
 UNITS_OF_WORK = web.AppKey("units_of_work", UnitOfWorkFactory)
 # Set when the app begins to shut down, so open event streams end instead of holding the deploy.
 STOPPING = web.AppKey("stopping", asyncio.Event)
+
+# Prometheus metrics of this app (its own registry).
+METRICS = web.AppKey("metrics", "GatewayMetrics")

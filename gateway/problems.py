@@ -55,6 +55,7 @@ INVALID_CREDENTIALS = ProblemType("invalid-credentials", 401, "Invalid credentia
 INVALID_TOKEN = ProblemType("invalid-token", 401, "Invalid token")
 INVALID_SIGNATURE = ProblemType("invalid-signature", 400, "Invalid webhook signature")
 INVALID_EVENT = ProblemType("invalid-event", 400, "Invalid webhook event")
+NOT_READY = ProblemType("not-ready", 503, "Not ready")
 NOT_CANCELLABLE = ProblemType("not-cancellable", 409, "Order can no longer be cancelled")
 ILLEGAL_TRANSITION = ProblemType("illegal-transition", 409, "Order cannot make this move")
 INVALID_CURSOR = ProblemType("invalid-cursor", 400, "Invalid cursor")

@@ -6,7 +6,16 @@ records settings here; connections open when the worker starts consuming.
 
 from __future__ import annotations
 
-import asyncio
+import os
+
+from dramatiq.middleware.prometheus import DB_PATH, Prometheus
+
+# Dramatiq's Prometheus middleware serves the metrics of all worker processes from files in
+# DB_PATH (port $dramatiq_prom_port, 9191 by default). The steps' own counters join them only if
+# prometheus_client sees this folder before it is first imported, hence before anything else.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", DB_PATH)
+
+import asyncio  # noqa: E402  (after the environment above, on purpose)
 
 import dramatiq
 import structlog
@@ -62,6 +71,7 @@ class StepRuntime(Middleware):
 def create_broker(settings: Settings) -> RabbitmqBroker:
     """A confirming RabbitMQ broker with the fleet's middleware (runtime before the event loop)."""
     broker = RabbitmqBroker(url=settings.broker_url, confirm_delivery=True)
+    broker.add_middleware(Prometheus())
     broker.add_middleware(CurrentMessage())
     broker.add_middleware(StepRuntime(settings))
     broker.add_middleware(AsyncIO())

@@ -89,6 +89,7 @@ def fleet_environment(*, database_url: str, broker_url: str, redis_url: str, wor
                       **overrides: str) -> dict[str, str]:
     """Environment of a fleet on free ports, pointed at the given database, vhost and Redis."""
     port, psp_port, smtp_port, mail_web_port = (free_port() for _ in range(4))
+    (workdir / "prometheus").mkdir(parents=True, exist_ok=True)
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "COV_"))}
     env.update({
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
@@ -103,6 +104,9 @@ def fleet_environment(*, database_url: str, broker_url: str, redis_url: str, wor
         "SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
         "MAIL_WEB_PORT": str(mail_web_port),
         "MAIL_DIR": str(workdir / "mail"),
+        # The workers' Prometheus endpoint, on a port and in a folder of this fleet's own.
+        "dramatiq_prom_port": str(free_port()),
+        "dramatiq_prom_db": str(workdir / "prometheus"),
         "WORKER_PROCESSES": "1",
         "WORKER_THREADS": "4",
         "LOG_FORMAT": "json",
