@@ -13,7 +13,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from sqlalchemy import func, select
 
-from gateway.keys import METRICS, SESSIONMAKER
+from gateway.keys import METRICS
 from models.state import HoldState, OrderStatus
 from models.tables import Order, OutboxMessage, ReservedStock
 

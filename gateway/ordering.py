@@ -5,6 +5,11 @@ The key row goes in first. Its primary key (account, key, scope) is what makes a
 doubled request safe: a second insert of the same key fails once the first commits (InnoDB makes
 a concurrent one wait for that), and the loser answers with the winner's order, even after that
 order was moved to the archive.
+
+Before the key, the transaction locks the customer's account row, so one customer's orders are
+taken one at a time: that keeps the unpaid-orders limit exact (:mod:`gateway.unpaid_limit`),
+and it is checked after the key, so a replay is answered even at the limit. An order that names
+no payment is paid with the account's default token (:mod:`gateway.payment_methods`).
 """
 
 from __future__ import annotations
@@ -19,13 +24,16 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.carts import checkout_lines
 from gateway.db import is_deadlock, is_duplicate_key
 from gateway.order_access import FoundOrder
-from gateway.problems import CURRENCY_MISMATCH, IDEMPOTENCY_KEY_IN_USE, IDEMPOTENCY_KEY_REUSED, INVALID_TOKEN, Problem
+from gateway.payment_methods import payment_for
+from gateway.problems import CURRENCY_MISMATCH, IDEMPOTENCY_KEY_IN_USE, IDEMPOTENCY_KEY_REUSED, Problem
+from gateway.unpaid_limit import check_unpaid_orders, lock_customer
 from models.archive import load_archived_order
 from models.clock import utcnow
 from models.state import OrderStatus, PaymentStatus
-from models.tables import Account, IdempotencyKey, Item, Order, OrderHistory, OrderLine, Payment, new_id
+from models.tables import IdempotencyKey, Item, Order, OrderHistory, OrderLine, Payment, new_id
 from models.unit_of_work import UnitOfWorkFactory
 from workers.queues import RESERVE
 
@@ -45,9 +53,15 @@ class OrderRequest:
     key: str
     body: Any
     lines: list[dict[str, Any]]
-    payment: dict[str, Any]
+    # None: pay with the account's default token (422 when it has none).
+    payment: dict[str, Any] | None
     shipping_address: dict[str, Any] | None
     has_shipping_address: bool
+    # "api" for POST /orders; "cart" for POST /cart/checkout, whose lines are read from the cart
+    # inside the order's transaction (``lines`` is then unused) and leave it once the order is placed.
+    source: str = "api"
+    # The Idempotency-Key namespace: a key used for POST /orders never answers a checkout, or back.
+    scope: str = SCOPE
 
 
 @dataclass(frozen=True)
@@ -68,16 +82,19 @@ def request_hash(body: Any) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-async def place_order(units_of_work: UnitOfWorkFactory, request: OrderRequest) -> Placed:
+async def place_order(units_of_work: UnitOfWorkFactory, request: OrderRequest, *,
+                      max_unpaid_orders: int | None = None) -> Placed:
     """Create the order of ``request``, or find the one an earlier request with its key created.
 
-    Raises :class:`Problem` 422 when the key was used with a different body or the items are
-    priced in different currencies.
+    Raises :class:`Problem` 422 when the key was used with a different body, the items are
+    priced in different currencies, or no payment was named and the account has no default
+    one; 429 when the customer already has ``max_unpaid_orders`` unpaid orders (pass
+    ``settings.max_unpaid_orders``; None means no limit).
     """
     fingerprint = request_hash(request.body)
     for attempt in range(1, _DEADLOCK_ATTEMPTS + 1):
         try:
-            order = await _create(units_of_work, request, fingerprint)
+            order = await _create(units_of_work, request, fingerprint, max_unpaid_orders)
         except DBAPIError as exc:
             # Several identical requests waiting on one key can deadlock if its first holder rolls
             # back; InnoDB then aborts one of them, which is safe to run again from the start.
@@ -91,16 +108,16 @@ async def place_order(units_of_work: UnitOfWorkFactory, request: OrderRequest) -
     raise AssertionError("unreachable")
 
 
-async def _create(units_of_work: UnitOfWorkFactory, request: OrderRequest, fingerprint: str) -> Order | None:
+async def _create(units_of_work: UnitOfWorkFactory, request: OrderRequest, fingerprint: str,
+                  max_unpaid_orders: int | None) -> Order | None:
     """The new order, or None when the key is already taken."""
     async with units_of_work() as uow:
         session = uow.session
-        account = await session.get(Account, request.account_id)
-        if account is None:
-            raise Problem(INVALID_TOKEN, "the access token's account does not exist",
-                          headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        # The account row's lock makes one customer's orders take turns, so the unpaid-orders
+        # limit counts every order committed before this one (gateway.unpaid_limit).
+        account = await lock_customer(session, request.account_id)
         order_id = new_id()
-        session.add(IdempotencyKey(account_id=request.account_id, key=request.key, scope=SCOPE,
+        session.add(IdempotencyKey(account_id=request.account_id, key=request.key, scope=request.scope,
                                    request_hash=fingerprint, order_id=order_id, created_at=utcnow()))
         try:
             await session.flush()
@@ -108,18 +125,22 @@ async def _create(units_of_work: UnitOfWorkFactory, request: OrderRequest, finge
             if is_duplicate_key(exc):
                 return None
             raise
+        # Only now, so that a replayed key (above) still answers when the customer is at the limit.
+        await check_unpaid_orders(session, request.account_id, max_unpaid_orders)
+        payment = payment_for(request.payment, account)
 
-        lines, currency, total = await _price(session, request.lines)
+        requested = await checkout_lines(session, request.account_id) if request.source == "cart" else request.lines
+        lines, currency, total = await _price(session, requested)
         now = utcnow()
         shipping = request.shipping_address if request.has_shipping_address else account.shipping_address
         order = Order(
             id=order_id, account_id=request.account_id, _status=OrderStatus.PENDING.value, reason=None,
             total_cents=total, currency=currency, hold_expires_at=None, shipping_address=shipping,
-            created_at=now, updated_at=now,
+            source=request.source, created_at=now, updated_at=now,
             lines=lines,
             history=[OrderHistory(status=OrderStatus.PENDING.value, reason=None, note=None, at=now)],
             payments=[Payment(
-                attempt=1, method=request.payment["method"], token=request.payment.get("token"),
+                attempt=1, method=payment["method"], token=payment.get("token"),
                 amount_cents=total, currency=currency, _status=PaymentStatus.PENDING.value,
                 created_at=now, updated_at=now,
             )],
@@ -168,7 +189,7 @@ async def _replay(units_of_work: UnitOfWorkFactory, request: OrderRequest, finge
     async with units_of_work.sessionmaker() as session:
         key = await session.scalar(select(IdempotencyKey).where(
             IdempotencyKey.account_id == request.account_id, IdempotencyKey.key == request.key,
-            IdempotencyKey.scope == SCOPE))
+            IdempotencyKey.scope == request.scope))
         if key is not None and key.request_hash != fingerprint:
             raise Problem(IDEMPOTENCY_KEY_REUSED, "this Idempotency-Key was already used with a different "
                                                   "request body; use a new key for a new order")

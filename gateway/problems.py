@@ -52,6 +52,9 @@ ACCOUNT_EXISTS = ProblemType("account-exists", 409, "Account exists")
 ITEM_EXISTS = ProblemType("item-exists", 409, "Item exists")
 STOCK_LIMIT = ProblemType("stock-limit", 409, "Stock limit exceeded")
 INVALID_CREDENTIALS = ProblemType("invalid-credentials", 401, "Invalid credentials")
+TOO_MANY_ATTEMPTS = ProblemType("too-many-attempts", 429, "Too many sign-in attempts")
+TOO_MANY_UNPAID_ORDERS = ProblemType("too-many-unpaid-orders", 429, "Too many unpaid orders")
+NOT_REFUNDABLE = ProblemType("not-refundable", 409, "Payment cannot be refunded")
 INVALID_TOKEN = ProblemType("invalid-token", 401, "Invalid token")
 INVALID_SIGNATURE = ProblemType("invalid-signature", 400, "Invalid webhook signature")
 INVALID_EVENT = ProblemType("invalid-event", 400, "Invalid webhook event")
@@ -59,6 +62,8 @@ NOT_READY = ProblemType("not-ready", 503, "Not ready")
 NOT_CANCELLABLE = ProblemType("not-cancellable", 409, "Order can no longer be cancelled")
 ILLEGAL_TRANSITION = ProblemType("illegal-transition", 409, "Order cannot make this move")
 INVALID_CURSOR = ProblemType("invalid-cursor", 400, "Invalid cursor")
+EMPTY_CART = ProblemType("empty-cart", 422, "Cart is empty")
+CART_FULL = ProblemType("cart-full", 422, "Cart is full")
 
 
 class Problem(Exception):

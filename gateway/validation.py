@@ -141,10 +141,10 @@ def http_url(*, max_length: int = 2048) -> Validator:
         string(max_length=max_length)(value, path)
         try:
             parts = urlsplit(value)
-            host = parts.hostname
-        except ValueError:
-            host = None
-        if parts.scheme not in ("http", "https") or not host or any(c.isspace() for c in value):
+            scheme, host = parts.scheme, parts.hostname
+        except ValueError:  # e.g. "http://[x]/": a bracketed host that is no IPv6 address
+            scheme, host = None, None
+        if scheme not in ("http", "https") or not host or any(c.isspace() for c in value):
             raise ValidationError(path, "must be an http or https URL")
         return value
 

@@ -249,6 +249,9 @@ class IdempotencyKey(Base):
     order_id: Mapped[Optional[str]] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+    # Admin refund keys are looked up without an account.
+    __table_args__ = (Index("ix_idempotency_keys_scope_key", "scope", "key"),)
+
 
 class WebhookEvent(Base):
     """Every provider event seen, once: its id is the deduplication key."""

@@ -22,6 +22,7 @@ def order_json(order: Order, *, archived: bool = False) -> dict[str, Any]:
     return {
         "id": order.id,
         "archived": archived,
+        "source": order.source or "api",
         "status": order.status,
         "reason": order.reason,
         "items": [

@@ -5,9 +5,17 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.routes import accounts, admin, fulfilment, health, items, orders, webhooks
+from gateway.routes import cart, wishlist
+from gateway.routes import catalogue, payments
+from gateway.openapi import handlers as openapi
 
 
 def setup_routes(app: web.Application) -> None:
     """Register every route of the API on ``app``."""
-    for module in (health, accounts, items, orders, fulfilment, webhooks, admin):
+    for module in (health, accounts, items, orders, cart, wishlist, fulfilment, webhooks, admin):
         app.add_routes(module.routes)
+    # Browsing the catalogue (GET /items, receipts); payments and refunds.
+    for module in (catalogue, payments):
+        app.add_routes(module.routes)
+    # The API's description and its docs page (GET /openapi.json, GET /docs).
+    app.add_routes(openapi.routes)

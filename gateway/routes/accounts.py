@@ -9,7 +9,9 @@ from sqlalchemy.exc import IntegrityError
 from gateway.auth import authenticated_account_id, issue_token
 from gateway.db import is_duplicate_key
 from gateway.keys import PASSWORDS, SESSIONMAKER, SETTINGS
+from gateway.payment_methods import DEFAULT_PAYMENT_METHOD, default_payment_method_json
 from gateway.problems import ACCOUNT_EXISTS, INVALID_CREDENTIALS, INVALID_REQUEST, INVALID_TOKEN, Problem
+from gateway.sign_in_limits import check_sign_in_rate
 from gateway.validation import email, json_object, obj, read_json, string, validate
 from models.clock import utcnow
 from models.tables import Account
@@ -26,7 +28,9 @@ NEW_ACCOUNT = obj(
     optional={"shipping_address": _ADDRESS, "billing_address": _ADDRESS},
 )
 ACCOUNT_CHANGES = obj(
-    optional={"name": _NAME, "password": _PASSWORD, "shipping_address": _ADDRESS, "billing_address": _ADDRESS},
+    optional={"name": _NAME, "password": _PASSWORD, "shipping_address": _ADDRESS, "billing_address": _ADDRESS,
+              # Only ever a provider token: a card number, or a field for one, is refused (422).
+              "default_payment_method": DEFAULT_PAYMENT_METHOD},
 )
 CREDENTIALS = obj(
     required={"email": string(max_length=254), "password": string(max_length=1024)},
@@ -51,13 +55,23 @@ async def create_account(request: web.Request) -> web.Response:
         if is_duplicate_key(exc):
             raise Problem(ACCOUNT_EXISTS, "an account with this email already exists") from None
         raise
-    return web.json_response(account_json(account), status=201, headers={"Location": "/accounts/me"})
+    return web.json_response(_account_json(account), status=201, headers={"Location": "/accounts/me"})
+
+
+def _account_json(account: Account) -> dict:
+    """The account as its owner sees it, with its default payment method (the token, no card data)."""
+    return {**account_json(account), "default_payment_method": default_payment_method_json(account)}
 
 
 @routes.post("/auth/token")
 async def create_token(request: web.Request) -> web.Response:
-    """Exchange email and password for an access token; 401 on any mismatch."""
+    """Exchange email and password for an access token; 401 on any mismatch.
+
+    429 (with ``Retry-After``) past ``AUTH_ATTEMPTS_PER_MINUTE`` attempts for one email or from one
+    client address, checked before any password is: a guesser is stopped without costing a hash.
+    """
     fields = validate(CREDENTIALS, await read_json(request))
+    await check_sign_in_rate(request, fields["email"])
     passwords = request.app[PASSWORDS]
     sessionmaker = request.app[SESSIONMAKER]
     async with sessionmaker() as session:
@@ -89,12 +103,12 @@ async def get_me(request: web.Request) -> web.Response:
     """The caller's own account."""
     async with request.app[SESSIONMAKER]() as session:
         account = await _own_account(request, session)
-    return web.json_response(account_json(account))
+    return web.json_response(_account_json(account))
 
 
 @routes.patch("/accounts/me")
 async def update_me(request: web.Request) -> web.Response:
-    """Change name, password or addresses of the caller's account (``null`` clears an address)."""
+    """Change name, password, addresses or default payment method (``null`` clears all but the first two)."""
     authenticated_account_id(request)  # 401 before reading a body that may not be ours to read
     changes = validate(ACCOUNT_CHANGES, await read_json(request))
     for field in ("name", "password"):
@@ -102,10 +116,13 @@ async def update_me(request: web.Request) -> web.Response:
             raise Problem(INVALID_REQUEST, f"{field}: cannot be null", field=field)
     if "password" in changes:
         changes["password_hash"] = await request.app[PASSWORDS].hash(changes.pop("password"))
+    if "default_payment_method" in changes:
+        method = changes.pop("default_payment_method")
+        changes["default_payment_token"] = None if method is None else method["token"]
     async with request.app[SESSIONMAKER]() as session, session.begin():
         account = await _own_account(request, session)
         for field, value in changes.items():
             setattr(account, field, value)
         if changes:
             account.updated_at = utcnow()
-    return web.json_response(account_json(account))
+    return web.json_response(_account_json(account))

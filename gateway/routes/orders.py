@@ -13,14 +13,29 @@ from aiohttp import web
 from gateway.auth import authenticated_account_id, customer_or_admin
 from gateway.cancelling import request_cancel
 from gateway.cursors import Cursor
-from gateway.keys import SESSIONMAKER, UNITS_OF_WORK
+from gateway.keys import SESSIONMAKER, SETTINGS, UNITS_OF_WORK
 from gateway.order_access import FoundOrder, find_order, order_id_param
 from gateway.order_listing import DEFAULT_LIMIT, MAX_LIMIT, list_orders
 from gateway.ordering import OrderRequest, place_order
-from gateway.problems import INVALID_IDEMPOTENCY_KEY, INVALID_REQUEST, MISSING_IDEMPOTENCY_KEY, Problem
+from gateway.paging import page_query
+from gateway.payment_methods import PAYMENT
+from gateway.problems import (
+    INVALID_IDEMPOTENCY_KEY,
+    INVALID_REQUEST,
+    MISSING_IDEMPOTENCY_KEY,
+    Problem,
+)
 from gateway.routes.items import SKU
 from gateway.status_stream import stream_status
-from gateway.validation import array, integer, json_object, literal, obj, read_json, string, tagged, validate
+from gateway.validation import (
+    array,
+    integer,
+    json_object,
+    literal,
+    obj,
+    read_json,
+    validate,
+)
 from models.state import OrderStatus
 
 routes = web.RouteTableDef()
@@ -32,12 +47,9 @@ NEW_ORDER = obj(
     required={
         "items": array(obj(required={"sku": SKU, "quantity": integer(minimum=1, maximum=1000)}),
                        min_items=1, max_items=50),
-        "payment": tagged("method", {
-            "token": obj(required={"method": literal("token"), "token": string(max_length=128)}),
-            "redirect": obj(required={"method": literal("redirect")}),
-        }),
     },
-    optional={"shipping_address": json_object(max_bytes=2048, max_depth=3)},
+    # Without a payment, the account's default payment token pays (422 when it has none).
+    optional={"payment": PAYMENT, "shipping_address": json_object(max_bytes=2048, max_depth=3)},
 )
 
 
@@ -74,9 +86,9 @@ async def create_order(request: web.Request) -> web.Response:
                           field=f"items[{index}].sku")
         seen[folded] = index
     placed = await place_order(request.app[UNITS_OF_WORK], OrderRequest(
-        account_id=account_id, key=key, body=body, lines=fields["items"], payment=fields["payment"],
+        account_id=account_id, key=key, body=body, lines=fields["items"], payment=fields.get("payment"),
         shipping_address=fields.get("shipping_address"), has_shipping_address="shipping_address" in fields,
-    ))
+    ), max_unpaid_orders=request.app[SETTINGS].max_unpaid_orders)
     structlog.contextvars.bind_contextvars(order_id=placed.order.id)
     return _order_response(placed.found)
 
@@ -92,13 +104,7 @@ def _list_query(request: web.Request) -> tuple[str | None, int, Cursor | None]:
 
     An empty parameter (``?status=``) counts as absent, as form-built URLs often send one.
     """
-    query: dict[str, object] = {}
-    if status := request.query.get("status"):
-        query["status"] = status
-    if limit := request.query.get("limit"):
-        # Digits only: int() would also take " 5", "+5" and "1_0", which no client means to send.
-        query["limit"] = int(limit) if limit.isascii() and limit.isdigit() and len(limit) <= 6 else limit
-    fields = validate(LIST_QUERY, query)
+    fields = page_query(request, LIST_QUERY, ("status",))
     cursor = request.query.get("cursor")
     return fields.get("status"), fields.get("limit", DEFAULT_LIMIT), Cursor.decode(cursor) if cursor else None
 

@@ -6,7 +6,10 @@ import time
 import uuid
 
 import jwt
+from sqlalchemy import func, select
 
+from gateway.auth import issue_token
+from models.tables import Account, IdempotencyKey, Order, Payment
 
 
 def new_email() -> str:
@@ -122,3 +125,153 @@ async def test_patch_me_changes_name_and_password(client):
     assert (await response.json())["name"] == "Ada King"
     assert (await client.post("/auth/token", json={"email": email, "password": "a new password"})).status == 200
     assert (await client.post("/auth/token", json={"email": email, "password": "correct horse battery"})).status == 401
+
+
+# -- default payment method ------------------------------------------------------------------
+
+
+async def signed_in(client, settings) -> tuple[dict, dict[str, str]]:
+    """A fresh account and the Authorization header of a token for it.
+
+    The token is issued directly, not through POST /auth/token, whose rate limit these tests are
+    not about (tests/integration/test_gateway_limits.py is).
+    """
+    account = await sign_up(client, new_email())
+    token = issue_token(settings, account["id"])["access_token"]
+    return account, {"Authorization": f"Bearer {token}"}
+
+
+async def stored_token(sessionmaker, account_id: str) -> str | None:
+    async with sessionmaker() as session:
+        return await session.scalar(select(Account.default_payment_token).where(Account.id == account_id))
+
+
+async def test_signing_up_again_with_another_case_of_the_email_is_409(client):
+    local = f"foo-{uuid.uuid4().hex[:12]}"
+    await sign_up(client, f"{local}@x.com")
+
+    response = await client.post("/accounts", json={"email": f"{local.title()}@X.com", "name": "Foo",
+                                                    "password": "another password"})
+
+    assert response.status == 409, await response.text()
+    assert (await response.json())["type"] == "https://orders.example/problems/account-exists"
+
+
+async def test_account_shows_no_default_payment_method_until_one_is_set(client, settings, sessionmaker):
+    account, auth = await signed_in(client, settings)
+    assert account["default_payment_method"] is None
+
+    response = await client.patch("/accounts/me", headers=auth,
+                                  json={"default_payment_method": {"method": "token", "token": "pm_card_ok"}})
+
+    assert response.status == 200, await response.text()
+    assert (await response.json())["default_payment_method"] == {"method": "token", "token": "pm_card_ok"}
+    me = await (await client.get("/accounts/me", headers=auth)).json()
+    assert me["default_payment_method"] == {"method": "token", "token": "pm_card_ok"}
+    assert await stored_token(sessionmaker, account["id"]) == "pm_card_ok"
+
+    # Changing something else keeps it; null clears it.
+    renamed = await (await client.patch("/accounts/me", headers=auth, json={"name": "Ada B"})).json()
+    assert renamed["default_payment_method"] == {"method": "token", "token": "pm_card_ok"}
+    cleared = await client.patch("/accounts/me", headers=auth, json={"default_payment_method": None})
+    assert cleared.status == 200
+    assert (await cleared.json())["default_payment_method"] is None
+    assert await stored_token(sessionmaker, account["id"]) is None
+
+
+async def test_card_data_is_never_accepted_as_a_payment_method(client, settings, sessionmaker):
+    account, auth = await signed_in(client, settings)
+    cases = [
+        ({"card_number": "4242424242424242"}, "card_number"),
+        ({"default_payment_method": {"method": "token", "token": "4242424242424242"}}, "default_payment_method.token"),
+        ({"default_payment_method": {"method": "token", "token": "pm_4000056655665556"}},
+         "default_payment_method.token"),
+        ({"default_payment_method": {"method": "token", "token": "424242424242"}}, "default_payment_method.token"),
+        ({"default_payment_method": {"method": "token", "token": "4242 4242 4242 4242"}},
+         "default_payment_method.token"),
+        ({"default_payment_method": {"method": "token", "token": "4242-4242-4242-4242"}},
+         "default_payment_method.token"),
+        ({"default_payment_method": {"method": "token", "token": "pm_card_ok", "card_number": "4242424242424242"}},
+         "default_payment_method.card_number"),
+        ({"default_payment_method": {"method": "token", "token": "pm_card_ok", "cvc": "123"}},
+         "default_payment_method.cvc"),
+        ({"default_payment_method": {"method": "card", "number": "4242424242424242"}},
+         "default_payment_method.method"),
+        ({"default_payment_method": {"method": "redirect"}}, "default_payment_method.method"),
+        ({"default_payment_method": {"method": "token"}}, "default_payment_method.token"),
+        ({"default_payment_method": {"method": "token", "token": ""}}, "default_payment_method.token"),
+        ({"default_payment_method": {"method": "token", "token": "x" * 129}}, "default_payment_method.token"),
+        ({"default_payment_method": "pm_card_ok"}, "default_payment_method"),
+    ]
+    for body, field in cases:
+        response = await client.patch("/accounts/me", headers=auth, json=body)
+        assert response.status == 422, (body, await response.text())
+        problem = await response.json()
+        assert problem["field"] == field, (body, problem)
+        # The refusal does not echo what was sent.
+        assert "4242" not in problem["detail"]
+    assert await stored_token(sessionmaker, account["id"]) is None
+
+    # Eleven digits are not a card number; 128 characters of token are fine.
+    for token in ("pm_12345678901", "t" * 128):
+        ok = await client.patch("/accounts/me", headers=auth,
+                                json={"default_payment_method": {"method": "token", "token": token}})
+        assert ok.status == 200, await ok.text()
+
+
+async def order_body(client, admin, **extra) -> dict:
+    sku = f"SKU-{uuid.uuid4().hex[:12]}"
+    created = await client.post("/items", headers=admin, json={"sku": sku, "name": "Thing", "price_cents": 700})
+    assert created.status == 201, await created.text()
+    return {"items": [{"sku": sku, "quantity": 1}], **extra}
+
+
+async def post_order(client, auth, body):
+    return await client.post("/orders", headers={**auth, "Idempotency-Key": uuid.uuid4().hex}, json=body)
+
+
+async def test_an_order_without_payment_is_paid_with_the_default_token(client, settings, admin, sessionmaker):
+    _, auth = await signed_in(client, settings)
+    await client.patch("/accounts/me", headers=auth,
+                       json={"default_payment_method": {"method": "token", "token": "pm_card_ok"}})
+
+    response = await post_order(client, auth, await order_body(client, admin))
+
+    assert response.status == 202, await response.text()
+    order = await response.json()
+    assert order["payment"]["method"] == "token" and "token" not in order["payment"]
+    async with sessionmaker() as session:
+        payment = await session.scalar(select(Payment).where(Payment.order_id == order["id"]))
+    assert (payment.method, payment.token) == ("token", "pm_card_ok")
+
+    # A payment named in the order wins over the default.
+    explicit = await post_order(client, auth, await order_body(client, admin, payment={"method": "redirect"}))
+    assert explicit.status == 202, await explicit.text()
+    assert (await explicit.json())["payment"]["method"] == "redirect"
+
+
+async def test_an_order_without_payment_and_without_a_default_is_422(client, settings, admin, sessionmaker):
+    account, auth = await signed_in(client, settings)
+
+    for body in (await order_body(client, admin), await order_body(client, admin, payment=None)):
+        response = await post_order(client, auth, body)
+
+        assert response.status == 422, await response.text()
+        problem = await response.json()
+        assert problem["field"] == "payment" and "default payment method" in problem["detail"]
+    async with sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(Order).where(
+            Order.account_id == account["id"])) == 0
+        # The refused request left no key behind: the same key may be used again.
+        assert await session.scalar(select(func.count()).select_from(IdempotencyKey).where(
+            IdempotencyKey.account_id == account["id"])) == 0
+
+
+async def test_an_order_paid_by_a_card_number_is_refused(client, settings, admin):
+    _, auth = await signed_in(client, settings)
+
+    response = await post_order(client, auth, await order_body(
+        client, admin, payment={"method": "token", "token": "4242424242424242"}))
+
+    assert response.status == 422, await response.text()
+    assert (await response.json())["field"] == "payment.token"

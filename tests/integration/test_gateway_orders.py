@@ -84,7 +84,7 @@ async def test_owner_reads_the_order_others_cannot(client, admin):
     body = await mine.json()
     assert body["id"] == order_id and body["payment"]["method"] == "redirect"
     assert set(body) == {"id", "status", "reason", "items", "total_cents", "currency", "hold_expires_at",
-                         "payment", "history", "created_at", "updated_at", "archived"}
+                         "payment", "history", "created_at", "updated_at", "archived", "source"}
     assert set(body["history"][0]) == {"status", "reason", "note", "at"}
     assert theirs.status == 404 and theirs.content_type == "application/problem+json"
     assert anonymous.status == 401 and anonymous.headers["WWW-Authenticate"].startswith("Bearer")

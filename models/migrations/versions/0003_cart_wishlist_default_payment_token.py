@@ -34,6 +34,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('account_id', 'sku')
     )
     op.add_column('accounts', sa.Column('default_payment_token', sa.String(length=128), nullable=True))
+    op.create_index('ix_idempotency_keys_scope_key', 'idempotency_keys', ['scope', 'key'], unique=False)
     op.add_column('orders', sa.Column('source', sa.String(length=16), server_default='api', nullable=False))
     op.add_column('orders_archive', sa.Column('source', sa.String(length=16), server_default='api', autoincrement=False, nullable=False))
 
@@ -41,6 +42,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_column('orders_archive', 'source')
     op.drop_column('orders', 'source')
+    op.drop_index('ix_idempotency_keys_scope_key', table_name='idempotency_keys')
     op.drop_column('accounts', 'default_payment_token')
     op.drop_table('wishlist_items')
     op.drop_table('cart_items')

@@ -1,0 +1,1010 @@
+"""The OpenAPI 3.0.3 document of the gateway (DESIGN.md section 7), as Python data.
+
+Written by hand next to the handlers rather than generated from them: the validators in
+:mod:`gateway.validation` are closures that cannot be introspected, so the limits they enforce
+are repeated here, taken from the handlers' own constants wherever those are shared.
+``tests/integration/test_openapi.py`` checks that every route is described and that real answers
+fit; ``tests/e2e/test_fuzz.py`` (schemathesis) checks the rest against the running fleet.
+
+Conventions of the document:
+
+- request bodies say ``additionalProperties: false`` where the gateway refuses unknown members;
+  an optional member may be sent as ``null``, which means "absent" (or "clear" for addresses);
+- every error is an ``application/problem+json`` document (the ``Problem`` schema) whose ``type``
+  is listed per response, so a client can branch on it;
+- customers authenticate with the bearer token of ``POST /auth/token`` (``customerToken``), the
+  operator with ``ADMIN_TOKEN`` as a bearer token too (``adminToken``).
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import lru_cache
+from importlib import metadata
+from typing import Any
+
+from gateway.cursors import MAX_CURSOR_LENGTH
+from gateway.order_access import MAX_ORDER_ID_LENGTH
+from gateway.order_listing import DEFAULT_LIMIT, MAX_LIMIT
+from gateway.problems import (
+    ACCOUNT_EXISTS,
+    CURRENCY_MISMATCH,
+    IDEMPOTENCY_KEY_IN_USE,
+    IDEMPOTENCY_KEY_REUSED,
+    ILLEGAL_TRANSITION,
+    INVALID_CREDENTIALS,
+    INVALID_CURSOR,
+    INVALID_EVENT,
+    INVALID_IDEMPOTENCY_KEY,
+    INVALID_REQUEST,
+    INVALID_SIGNATURE,
+    INVALID_TOKEN,
+    ITEM_EXISTS,
+    MALFORMED_JSON,
+    MISSING_IDEMPOTENCY_KEY,
+    NOT_CANCELLABLE,
+    NOT_READY,
+    PROBLEM_BASE,
+    PROBLEM_CONTENT_TYPE,
+    STOCK_LIMIT,
+    ProblemType,
+)
+from gateway.routes.items import MAX_PRICE_CENTS, SKU_PATTERN
+from gateway.routes.orders import IDEMPOTENCY_HEADER, MAX_KEY_LENGTH
+from models.state import OrderStatus, PaymentStatus, Reason
+from workers.webhook_signature import HEADER as SIGNATURE_HEADER
+
+OPENAPI_VERSION = "3.0.3"
+JSON = "application/json"
+#: ``type`` of the problems aiohttp-level conditions (not found, too large, ...) answer with.
+BLANK = "about:blank"
+
+Schema = dict[str, Any]
+
+
+# -- small builders ---------------------------------------------------------------------------
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _anchored(pattern: str) -> str:
+    """A Python ``fullmatch`` pattern as an (unanchored by default) ECMA/JSON-Schema pattern."""
+    return f"^(?:{pattern})$"
+
+
+#: Matches null only. OpenAPI 3.0.3's ``nullable`` acts only beside a ``type``, so a ``$ref`` (or a
+#: ``oneOf``) that may be null is spelled ``anyOf: [<schema>, NULL]``, which strict validators honour.
+NULL: Schema = {"type": "object", "nullable": True, "enum": [None]}
+
+
+def _nullable(schema: Schema) -> Schema:
+    """``schema`` or null."""
+    if "type" not in schema:
+        return {"anyOf": [schema, NULL]}
+    return {**schema, "nullable": True}
+
+
+def _slug(slug: str) -> str:
+    return PROBLEM_BASE + slug
+
+
+def problem(status: int, description: str, *types: ProblemType | str, headers: dict | None = None) -> dict:
+    """A problem response: ``status`` in the body too, and ``type`` one of ``types``.
+
+    A ``types`` entry is a :class:`ProblemType` of :mod:`gateway.problems`, :data:`BLANK`, or the
+    slug of a problem type whose constant lives in a module this one does not import.
+    """
+    uris = []
+    for kind in types or (BLANK,):
+        if isinstance(kind, ProblemType):
+            assert kind.status == status, f"{kind.slug} is a {kind.status}, listed under {status}"
+            uris.append(kind.uri)
+        else:
+            uris.append(kind if kind == BLANK else _slug(kind))
+    schema = {"allOf": [ref("Problem"), {"type": "object", "properties": {
+        "type": {"type": "string", "enum": sorted(set(uris))},
+        "status": {"type": "integer", "enum": [status]},
+    }}]}
+    response: dict[str, Any] = {"description": description, "content": {PROBLEM_CONTENT_TYPE: {"schema": schema}}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def json_body(schema: Schema, description: str = "", *, required: bool = True) -> dict:
+    body: dict[str, Any] = {"required": required, "content": {JSON: {"schema": schema}}}
+    if description:
+        body["description"] = description
+    return body
+
+
+def ok(description: str, schema: Schema, *, headers: dict | None = None) -> dict:
+    response: dict[str, Any] = {"description": description, "content": {JSON: {"schema": schema}}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _header(description: str) -> dict:
+    """A response header the gateway always sends with that response."""
+    return {"description": description, "required": True, "schema": {"type": "string"}}
+
+
+_LOCATION = {"Location": _header("Where the created resource can be read")}
+_CHALLENGE = {"WWW-Authenticate": _header("`Bearer`, with `error=\"invalid_token\"` for a bad token")}
+_RETRY_AFTER = {"Retry-After": _header("Seconds to wait before trying again")}
+
+# Answers several operations share; each operation lists the ones it can give.
+MALFORMED = problem(400, "The body is missing, not JSON, not UTF-8, or nested too deeply", MALFORMED_JSON)
+NEEDS_TOKEN = problem(401, "No usable bearer token: missing, malformed, expired, or its account is gone",
+                      BLANK, INVALID_TOKEN, headers=_CHALLENGE)
+NEEDS_ADMIN = problem(401, "No usable bearer token", BLANK, INVALID_TOKEN, headers=_CHALLENGE)
+NOT_ADMIN = problem(403, "A bearer token that is not the admin token")
+TOO_LARGE = problem(413, "The body is larger than the gateway accepts (MAX_BODY_BYTES, 64 KiB by default)")
+NO_CART = problem(403, "The admin token: carts and wishlists belong to customers")
+UNAVAILABLE = problem(503, "The database is briefly unreachable or saturated; retry after `Retry-After`",
+                      headers=_RETRY_AFTER)
+
+
+def invalid(description: str = "The body (or a parameter) breaks a constraint; `field` names which",
+            *types: ProblemType | str) -> dict:
+    return problem(422, description, INVALID_REQUEST, *types)
+
+
+def _responses(*pairs: tuple[int, dict]) -> dict[str, dict]:
+    return {str(status): response for status, response in pairs}
+
+
+CUSTOMER = [{"customerToken": []}]
+ADMIN = [{"adminToken": []}]
+CUSTOMER_OR_ADMIN = [{"customerToken": []}, {"adminToken": []}]
+PUBLIC: list = []
+
+
+def operation(operation_id: str, summary: str, tag: str, *, security: list, responses: dict,
+              description: str = "", parameters: list | None = None, body: dict | None = None) -> dict:
+    op: dict[str, Any] = {"operationId": operation_id, "summary": summary, "tags": [tag]}
+    if description:
+        op["description"] = description
+    if parameters:
+        op["parameters"] = parameters
+    if body is not None:
+        op["requestBody"] = body
+    op["security"] = security
+    op["responses"] = responses
+    return op
+
+
+# -- parameters -------------------------------------------------------------------------------
+
+SKU_SCHEMA: Schema = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": _anchored(SKU_PATTERN),
+                      "description": "Letters, digits, `.`, `_` or `-`; compared case-insensitively"}
+ORDER_ID_SCHEMA: Schema = {"type": "string", "pattern": "^[0-9a-f]{32}$", "maxLength": MAX_ORDER_ID_LENGTH,
+                           "description": "32 lower-case hex digits"}
+ID_SCHEMA: Schema = {"type": "string", "pattern": "^[0-9a-f]{32}$", "description": "32 lower-case hex digits"}
+
+PARAMETERS: dict[str, dict] = {
+    "Sku": {"name": "sku", "in": "path", "required": True, "schema": SKU_SCHEMA,
+            "description": "The item's SKU; one that could never exist answers 404"},
+    "AnySku": {"name": "sku", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1},
+               "description": "The SKU to take out; one that is not there (or could never exist) changes nothing"},
+    "OrderId": {"name": "order_id", "in": "path", "required": True, "schema": ORDER_ID_SCHEMA,
+                "description": "The order's id; another customer's order answers 404 like a missing one"},
+    "PaymentId": {"name": "payment_id", "in": "path", "required": True, "schema": ID_SCHEMA,
+                  "description": "The payment's id (`payment.id` of an order)"},
+    "IdempotencyKey": {
+        "name": IDEMPOTENCY_HEADER, "in": "header", "required": True,
+        "description": "Chosen by the client, one per intended order, checkout or refund (a UUID, say): a "
+                       "retry with the same key and body answers as the first request did; the same key with "
+                       "another body is refused (422). Missing: 400.",
+        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH,
+                   "pattern": "^[!-~](?:[ -~]*[!-~])?$"},
+    },
+    "Limit": {"name": "limit", "in": "query", "required": False,
+              "description": f"Page size, {DEFAULT_LIMIT} when absent or empty",
+              "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}},
+    "Cursor": {"name": "cursor", "in": "query", "required": False,
+               "description": "The `next_cursor` of the previous page (opaque); absent for the first page",
+               "schema": {"type": "string", "maxLength": MAX_CURSOR_LENGTH}},
+}
+
+
+def param(name: str) -> dict:
+    return {"$ref": f"#/components/parameters/{name}"}
+
+
+# -- schemas ----------------------------------------------------------------------------------
+
+#: Whitespace as Python's ``str.isspace`` (what the gateway's checks use) and ECMA's ``\s`` agree on it:
+#: ``\s`` alone differs between the two dialects (``\x1c``-``\x1f`` and ``\x85`` are Python's only).
+_SPACE = r"\s\x1c-\x1f\x85"
+#: An absolute http(s) URL naming a host, with no whitespace (as :func:`gateway.validation.http_url`).
+#: (IPv6 literals, which the gateway takes too, are left out of the pattern: it would be a long one.)
+HTTP_URL_PATTERN = (f"^https?://([^{_SPACE}/?#@]*@)?[^{_SPACE}/?#@:\\[\\]]+(:[^{_SPACE}/?#]*)?"
+                    f"([/?#][^{_SPACE}]*)?$")
+TIME: Schema = {"type": "string", "format": "date-time", "description": "ISO 8601, UTC, ending in `Z`"}
+NULLABLE_TIME: Schema = {**TIME, "nullable": True}
+CURRENCY: Schema = {"type": "string", "pattern": "^[A-Z]{3}$", "minLength": 3, "maxLength": 3,
+                    "description": "ISO 4217 code", "example": "USD"}
+ADDRESS: Schema = {
+    "type": "object", "additionalProperties": True,
+    "description": "Free-form JSON object (street, city, ...): at most 2048 bytes as JSON, nested at most "
+                   "3 levels",
+    "example": {"line1": "1 Main St", "city": "Springfield", "postcode": "12345", "country": "US"},
+}
+NAME: Schema = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": f"[^{_SPACE}]",
+                "description": "Not blank"}
+PASSWORD: Schema = {"type": "string", "minLength": 8, "maxLength": 128, "format": "password"}
+EMAIL: Schema = {"type": "string", "minLength": 1, "maxLength": 254,
+                 "pattern": f"^[^@{_SPACE}]+@[^@{_SPACE}.]+(\\.[^@{_SPACE}.]+)+$",
+                 "description": "Compared case-insensitively; stored lower-cased", "example": "ada@example.com"}
+
+_ORDER_STATUSES = [status.value for status in OrderStatus]
+_REASONS = [reason.value for reason in Reason]
+
+SCHEMAS: dict[str, Schema] = {
+    "Problem": {
+        "type": "object",
+        "description": "RFC 9457 problem details",
+        "required": ["type", "title", "status", "detail"],
+        "properties": {
+            "type": {"type": "string", "description": f"`about:blank` or a URI under `{PROBLEM_BASE}`"},
+            "title": {"type": "string"},
+            "status": {"type": "integer", "minimum": 400, "maximum": 599},
+            "detail": {"type": "string"},
+            "field": {"type": "string", "description": "The offending field, e.g. `items[2].quantity`"},
+            "order_status": {"type": "string", "enum": _ORDER_STATUSES,
+                             "description": "The order's status, when that is why the request was refused"},
+            "payment_status": {"type": "string", "nullable": True,
+                               "enum": [*(status.value for status in PaymentStatus), None],
+                               "description": "The payment's status, when that is why a refund was refused"},
+            "limit": {"type": "integer", "description": "The limit that was reached"},
+            "checks": {"type": "object", "additionalProperties": {"type": "string"},
+                       "description": "Readiness: each dependency's state"},
+        },
+        "additionalProperties": True,
+    },
+    # accounts
+    "NewAccount": {
+        "type": "object", "additionalProperties": False,
+        "example": {"email": "ada@example.com", "name": "Ada Lovelace", "password": "correct horse battery",
+                    "shipping_address": {"line1": "1 Main St", "city": "Springfield", "country": "US"}},
+        "required": ["email", "name", "password"],
+        "properties": {
+            "email": EMAIL, "name": NAME, "password": PASSWORD,
+            "shipping_address": _nullable(ADDRESS), "billing_address": _nullable(ADDRESS),
+        },
+    },
+    "AccountChanges": {
+        "type": "object", "additionalProperties": False,
+        "description": "Only the fields sent change; `null` clears an address or the default payment method "
+                       "(name and password cannot be null)",
+        "example": {"name": "Ada King", "default_payment_method": {"method": "token", "token": "pm_card_ok"}},
+        "properties": {
+            "name": NAME, "password": PASSWORD,
+            "shipping_address": _nullable(ADDRESS), "billing_address": _nullable(ADDRESS),
+            "default_payment_method": _nullable(ref("DefaultPaymentMethod")),
+        },
+    },
+    "DefaultPaymentMethod": {
+        "type": "object", "additionalProperties": False, "required": ["method", "token"],
+        "description": "A payment-provider token kept on the account; orders that name no `payment` are paid "
+                       "with it. Never card data: a run of 12 or more digits is refused (422).",
+        "properties": {
+            "method": {"type": "string", "enum": ["token"]},
+            "token": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[A-Za-z0-9_]+$",
+                      "example": "pm_card_ok"},
+        },
+    },
+    "Account": {
+        "type": "object",
+        "required": ["id", "email", "name", "shipping_address", "billing_address", "default_payment_method",
+                     "created_at", "updated_at"],
+        "properties": {
+            "id": ID_SCHEMA, "email": {"type": "string"}, "name": {"type": "string"},
+            "shipping_address": _nullable({"type": "object"}), "billing_address": _nullable({"type": "object"}),
+            "default_payment_method": _nullable(ref("DefaultPaymentMethod")),
+            "created_at": TIME, "updated_at": TIME,
+        },
+    },
+    "Credentials": {
+        "type": "object", "additionalProperties": False,
+        "example": {"email": "ada@example.com", "password": "correct horse battery"},
+        "required": ["email", "password"],
+        "properties": {
+            "email": {"type": "string", "minLength": 1, "maxLength": 254},
+            "password": {"type": "string", "minLength": 1, "maxLength": 1024, "format": "password"},
+        },
+    },
+    "Token": {
+        "type": "object",
+        "required": ["access_token", "token_type", "expires_in"],
+        "properties": {
+            "access_token": {"type": "string", "description": "Send as `Authorization: Bearer <access_token>`"},
+            "token_type": {"type": "string", "enum": ["bearer"]},
+            "expires_in": {"type": "integer", "minimum": 1, "description": "Seconds"},
+        },
+    },
+    # catalogue
+    "NewItem": {
+        "type": "object", "additionalProperties": False,
+        "example": {"sku": "MUG-BLUE", "name": "Blue mug", "price_cents": 1250, "currency": "USD",
+                    "picture_urls": ["https://img.example/mug.png"], "attributes": {"colour": "blue"}},
+        "required": ["sku", "name", "price_cents"],
+        "properties": {
+            "sku": SKU_SCHEMA,
+            "name": NAME,
+            "price_cents": {"type": "integer", "minimum": 0, "maximum": MAX_PRICE_CENTS},
+            "currency": _nullable({**CURRENCY, "description": "ISO 4217 code; USD when absent"}),
+            "upc": _nullable({"type": "string", "minLength": 1, "maxLength": 32, "pattern": "^[0-9A-Za-z-]+$"}),
+            "picture_urls": _nullable({
+                "type": "array", "maxItems": 20,
+                "items": {"type": "string", "minLength": 1, "maxLength": 2048, "pattern": HTTP_URL_PATTERN,
+                          "description": "An absolute http or https URL naming a host"},
+            }),
+            "attributes": _nullable({"type": "object", "additionalProperties": True,
+                                     "description": "Free-form: at most 4096 bytes as JSON, nested at most 4 "
+                                                    "levels"}),
+        },
+    },
+    "Item": {
+        "type": "object",
+        "required": ["sku", "name", "price_cents", "currency", "upc", "picture_urls", "attributes", "available"],
+        "properties": {
+            "sku": {"type": "string"}, "name": {"type": "string"},
+            "price_cents": {"type": "integer", "minimum": 0}, "currency": CURRENCY,
+            "upc": {"type": "string", "nullable": True},
+            "picture_urls": {"type": "array", "items": {"type": "string"}},
+            "attributes": {"type": "object"},
+            "available": {"type": "integer", "minimum": 0, "description": "Units that can be ordered now"},
+        },
+    },
+    "ItemPage": {
+        "type": "object", "required": ["items", "next_cursor"],
+        "properties": {
+            "items": {"type": "array", "items": ref("Item")},
+            "next_cursor": {"type": "string", "nullable": True, "description": "null on the last page"},
+        },
+    },
+    "StockReceipt": {
+        "type": "object", "additionalProperties": False, "required": ["quantity"],
+        "properties": {"quantity": {"type": "integer", "minimum": 1, "maximum": 1_000_000}},
+    },
+    "StockLevel": {
+        "type": "object", "required": ["sku", "available", "received"],
+        "properties": {"sku": {"type": "string"}, "available": {"type": "integer", "minimum": 0},
+                       "received": {"type": "integer", "minimum": 0}},
+    },
+    "Receipt": {
+        "type": "object", "required": ["quantity", "received_at"],
+        "properties": {"quantity": {"type": "integer", "minimum": 1}, "received_at": TIME},
+    },
+    "Receipts": {
+        "type": "object", "required": ["receipts"],
+        "properties": {"receipts": {"type": "array", "items": ref("Receipt"), "description": "Newest first"}},
+    },
+    # orders
+    "OrderLineRequest": {
+        "type": "object", "additionalProperties": False, "required": ["sku", "quantity"],
+        "properties": {"sku": SKU_SCHEMA, "quantity": {"type": "integer", "minimum": 1, "maximum": 1000}},
+    },
+    "TokenPayment": {
+        "type": "object", "additionalProperties": False, "required": ["method", "token"],
+        "description": "Pay with a payment-provider token (sandbox: `pm_card_ok`, `pm_card_declined`, "
+                       "`pm_card_no_response`)",
+        "properties": {"method": {"type": "string", "enum": ["token"]},
+                       "token": {"type": "string", "minLength": 1, "maxLength": 128, "example": "pm_card_ok",
+                                 "description": "Never a card number: a run of 12 or more digits is refused "
+                                                "(422)"}},
+    },
+    "RedirectPayment": {
+        "type": "object", "additionalProperties": False, "required": ["method"],
+        "description": "Pay on the provider's page: the order's `payment.checkout_url`",
+        "properties": {"method": {"type": "string", "enum": ["redirect"]}},
+    },
+    "PaymentRequest": {
+        "oneOf": [ref("TokenPayment"), ref("RedirectPayment")],
+        "discriminator": {"propertyName": "method",
+                          "mapping": {"token": "#/components/schemas/TokenPayment",
+                                      "redirect": "#/components/schemas/RedirectPayment"}},
+    },
+    "NewOrder": {
+        "type": "object", "additionalProperties": False, "required": ["items"],
+        "example": {"items": [{"sku": "MUG-BLUE", "quantity": 2}],
+                    "payment": {"method": "token", "token": "pm_card_ok"}},
+        "properties": {
+            "items": {"type": "array", "minItems": 1, "maxItems": 50, "items": ref("OrderLineRequest"),
+                      "description": "One line per SKU (SKUs compare case-insensitively)"},
+            "payment": _nullable(ref("PaymentRequest")),
+            "shipping_address": _nullable({**ADDRESS, "description": "The account's shipping address when "
+                                                                     "absent; null for none"}),
+        },
+    },
+    "OrderLine": {
+        "type": "object", "required": ["sku", "quantity", "unit_price_cents"],
+        "properties": {"sku": {"type": "string"}, "quantity": {"type": "integer", "minimum": 1},
+                       "unit_price_cents": {"type": "integer", "minimum": 0, "nullable": True,
+                                            "description": "The catalogue's price when the order was taken; "
+                                                           "null for a SKU not in the catalogue (the order is "
+                                                           "then rejected as `unknown_item`)"}},
+    },
+    "Payment": {
+        "type": "object", "required": ["id", "status", "method", "checkout_url"],
+        "properties": {
+            "id": ID_SCHEMA,
+            "status": {"type": "string", "enum": [status.value for status in PaymentStatus]},
+            "method": {"type": "string", "enum": ["token", "redirect"]},
+            "checkout_url": {"type": "string", "nullable": True,
+                             "description": "Where the customer pays (method `redirect`)"},
+        },
+    },
+    "HistoryEntry": {
+        "type": "object", "required": ["status", "reason", "note", "at"],
+        "properties": {
+            "status": {"type": "string", "enum": _ORDER_STATUSES},
+            "reason": {"type": "string", "enum": [*_REASONS, None], "nullable": True},
+            "note": {"type": "string", "nullable": True},
+            "at": TIME,
+        },
+    },
+    "Order": {
+        "type": "object",
+        "required": ["id", "archived", "source", "status", "reason", "items", "total_cents", "currency",
+                     "hold_expires_at", "payment", "history", "created_at", "updated_at"],
+        "properties": {
+            "id": ID_SCHEMA,
+            "archived": {"type": "boolean", "description": "Moved to history (still found everywhere)"},
+            "source": {"type": "string", "enum": ["api", "cart"],
+                       "description": "`cart` for an order made by `POST /cart/checkout`"},
+            "status": {"type": "string", "enum": _ORDER_STATUSES},
+            "reason": {"type": "string", "enum": [*_REASONS, None], "nullable": True,
+                       "description": "Why the order was rejected or cancelled"},
+            "items": {"type": "array", "items": ref("OrderLine")},
+            "total_cents": {"type": "integer", "minimum": 0},
+            "currency": CURRENCY,
+            "hold_expires_at": NULLABLE_TIME,
+            "payment": _nullable(ref("Payment")),
+            "history": {"type": "array", "items": ref("HistoryEntry")},
+            "created_at": TIME,
+            "updated_at": TIME,
+        },
+    },
+    "OrderPage": {
+        "type": "object", "required": ["orders", "next_cursor"],
+        "properties": {
+            "orders": {"type": "array", "items": ref("Order")},
+            "next_cursor": {"type": "string", "nullable": True, "description": "null on the last page"},
+        },
+    },
+    # cart and wishlist
+    "CartQuantity": {
+        "type": "object", "additionalProperties": False, "required": ["quantity"],
+        "properties": {"quantity": {"type": "integer", "minimum": 1, "maximum": 1000}},
+    },
+    "CartLine": {
+        "type": "object",
+        "required": ["sku", "quantity", "name", "unit_price_cents", "currency", "available", "line_total_cents",
+                     "unknown"],
+        "description": "Priced from the catalogue as it is now; an item gone from the catalogue is kept, "
+                       "`unknown`, with nulls",
+        "properties": {
+            "sku": {"type": "string"}, "quantity": {"type": "integer", "minimum": 1},
+            "name": {"type": "string", "nullable": True},
+            "unit_price_cents": {"type": "integer", "minimum": 0, "nullable": True},
+            "currency": _nullable(CURRENCY),
+            "available": {"type": "integer", "minimum": 0, "nullable": True},
+            "line_total_cents": {"type": "integer", "minimum": 0, "nullable": True},
+            "unknown": {"type": "boolean"},
+        },
+    },
+    "Cart": {
+        "type": "object", "required": ["items", "total_cents", "currency"],
+        "properties": {
+            "items": {"type": "array", "maxItems": 50, "items": ref("CartLine")},
+            "total_cents": {"type": "integer", "minimum": 0, "nullable": True,
+                            "description": "Of the known items; null when they are in different currencies"},
+            "currency": _nullable({**CURRENCY, "description": "null for an empty cart or mixed currencies"}),
+        },
+    },
+    "Checkout": {
+        "type": "object", "additionalProperties": False,
+        "description": "What `POST /orders` takes, less `items`: the cart says what is ordered",
+        "example": {"payment": {"method": "redirect"}},
+        "properties": {
+            "payment": _nullable(ref("PaymentRequest")),
+            "shipping_address": _nullable({**ADDRESS, "description": "The account's shipping address when "
+                                                                     "absent; null for none"}),
+        },
+    },
+    "WishlistEntry": {
+        "type": "object",
+        "required": ["sku", "name", "price_cents", "currency", "available", "added_at", "unknown"],
+        "properties": {
+            "sku": {"type": "string"},
+            "name": {"type": "string", "nullable": True},
+            "price_cents": {"type": "integer", "minimum": 0, "nullable": True},
+            "currency": _nullable(CURRENCY),
+            "available": {"type": "integer", "minimum": 0, "nullable": True},
+            "added_at": TIME,
+            "unknown": {"type": "boolean", "description": "The item has left the catalogue"},
+        },
+    },
+    "Wishlist": {
+        "type": "object", "required": ["items"],
+        "properties": {"items": {"type": "array", "items": ref("WishlistEntry"),
+                                 "description": "Oldest entry first"}},
+    },
+    # payments
+    "PaymentDetail": {
+        "type": "object",
+        "required": ["id", "order_id", "status", "method", "amount_cents", "currency", "checkout_url",
+                     "provider_payment_id", "refunded", "created_at", "updated_at"],
+        "properties": {
+            "id": ID_SCHEMA,
+            "order_id": ID_SCHEMA,
+            "status": {"type": "string", "enum": [status.value for status in PaymentStatus]},
+            "method": {"type": "string", "enum": ["token", "redirect"]},
+            "amount_cents": {"type": "integer", "minimum": 0},
+            "currency": CURRENCY,
+            "checkout_url": {"type": "string", "nullable": True},
+            "provider_payment_id": {"type": "string", "nullable": True,
+                                    "description": "The payment provider's id, once it has answered"},
+            "refunded": {"type": "boolean", "description": "The provider confirmed the refund (REFUNDED)"},
+            "created_at": TIME,
+            "updated_at": TIME,
+        },
+    },
+    "WebhookEvent": {
+        "type": "object", "additionalProperties": True, "required": ["id", "type", "created", "data"],
+        "description": "Signed by the provider (header `PSP-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "
+                       "\"{t}.{raw body}\">`); unknown members are kept",
+        "properties": {
+            "id": {"type": "string", "minLength": 1, "maxLength": 128, "example": "evt_123"},
+            "type": {"type": "string", "minLength": 1, "maxLength": 64, "example": "payment.succeeded"},
+            "created": {"type": "integer", "minimum": 0},
+            "data": {
+                "type": "object", "additionalProperties": True, "required": ["payment_id"],
+                "properties": {
+                    "payment_id": {"type": "string", "minLength": 1, "maxLength": 64},
+                    "amount_cents": {"type": "integer", "minimum": 0, "nullable": True},
+                    "currency": {"type": "string", "minLength": 1, "maxLength": 16, "nullable": True},
+                    "metadata": {"type": "object", "additionalProperties": True, "nullable": True, "properties": {
+                        "order_id": {"type": "string", "minLength": 1, "maxLength": 32, "nullable": True},
+                        "payment_id": {"type": "string", "minLength": 1, "maxLength": 32, "nullable": True},
+                    }},
+                },
+            },
+        },
+    },
+    "WebhookAck": {
+        "type": "object", "required": ["received", "duplicate"],
+        "properties": {"received": {"type": "boolean", "enum": [True]},
+                       "duplicate": {"type": "boolean", "description": "This event id was recorded before"}},
+    },
+    "ServerSentEvent": {
+        "type": "object", "required": ["event", "data"],
+        "description": "One event of `GET /orders/{order_id}/events` (the schema of a text/event-stream "
+                       "describes each event): `event: status`, `data:` a `StatusEvent` as JSON",
+        "properties": {
+            "event": {"type": "string", "enum": ["status"]},
+            "data": {"type": "string", "minLength": 2,
+                     "example": '{"id": "9f1c...", "status": "PLACED", "reason": null, '
+                                '"at": "2026-01-01T00:00:00.000Z"}'},
+        },
+    },
+    "StatusEvent": {
+        "type": "object", "required": ["id", "status", "reason", "at"],
+        "description": "The `data` of a `status` event: the order's status and when it was entered",
+        "properties": {
+            "id": ID_SCHEMA,
+            "status": {"type": "string", "enum": _ORDER_STATUSES},
+            "reason": {"type": "string", "enum": [*_REASONS, None], "nullable": True},
+            "at": NULLABLE_TIME,
+        },
+    },
+    # operations
+    "Health": {"type": "object", "required": ["status"],
+               "properties": {"status": {"type": "string", "enum": ["ok"]}}},
+    "Readiness": {
+        "type": "object", "required": ["status", "checks"],
+        "properties": {
+            "status": {"type": "string", "enum": ["ready"]},
+            "checks": {"type": "object", "additionalProperties": {"type": "string"},
+                       "description": "`ok` or `down: <error>` per dependency (database, broker, redis)"},
+        },
+    },
+    "Drift": {
+        "type": "object",
+        "required": ["sku", "received", "available", "held", "committed", "drift", "available_should_be",
+                     "repaired"],
+        "properties": {
+            "sku": {"type": "string"},
+            "received": {"type": "integer"}, "available": {"type": "integer"}, "held": {"type": "integer"},
+            "committed": {"type": "integer"}, "committed_archived": {"type": "integer"},
+            "drift": {"type": "integer", "description": "received - (available + held + committed)"},
+            "available_should_be": {"type": "integer"},
+            "repaired": {"type": "boolean"},
+        },
+    },
+    "ReconciliationReport": {
+        "type": "object",
+        "required": ["id", "created_at", "skus_checked", "drift_count", "repaired", "drift"],
+        "properties": {
+            "id": {"type": "integer"}, "created_at": TIME,
+            "skus_checked": {"type": "integer", "minimum": 0}, "drift_count": {"type": "integer", "minimum": 0},
+            "repaired": {"type": "boolean"},
+            "drift": {"type": "array", "items": ref("Drift")},
+        },
+    },
+}
+
+
+# -- paths ------------------------------------------------------------------------------------
+
+
+def _order_created(description: str) -> dict:
+    return ok(description, ref("Order"), headers={"Location": _header("`/orders/{id}`")})
+
+
+_ORDER_PLACING_ERRORS = (
+    (400, problem(400, "Malformed body, or a missing or unusable `Idempotency-Key`",
+                  MALFORMED_JSON, MISSING_IDEMPOTENCY_KEY, INVALID_IDEMPOTENCY_KEY)),
+    (401, NEEDS_TOKEN),
+    (409, problem(409, "A request with this `Idempotency-Key` is still being handled", IDEMPOTENCY_KEY_IN_USE)),
+    (413, TOO_LARGE),
+    (429, problem(429, "Too many orders of this customer await payment (MAX_UNPAID_ORDERS)",
+                  "too-many-unpaid-orders", headers=_RETRY_AFTER)),
+    (503, UNAVAILABLE),
+)
+
+
+def _paths() -> dict[str, dict]:
+    order_id, sku = param("OrderId"), param("Sku")
+    return {
+        # -- accounts and auth --
+        "/accounts": {"post": operation(
+            "createAccount", "Open a customer account", "accounts", security=PUBLIC,
+            body=json_body(ref("NewAccount")),
+            responses=_responses(
+                (201, ok("The new account (never the password)", ref("Account"), headers=_LOCATION)),
+                (400, MALFORMED),
+                (409, problem(409, "An account with this email exists", ACCOUNT_EXISTS)),
+                (413, TOO_LARGE), (422, invalid()), (503, UNAVAILABLE),
+            ))},
+        "/auth/token": {"post": operation(
+            "createToken", "Exchange email and password for a bearer token", "accounts", security=PUBLIC,
+            body=json_body(ref("Credentials")),
+            responses=_responses(
+                (200, ok("A bearer token for the customer endpoints", ref("Token"))),
+                (400, MALFORMED),
+                (401, problem(401, "Email or password is wrong", INVALID_CREDENTIALS)),
+                (413, TOO_LARGE), (422, invalid()),
+                (429, problem(429, "Too many attempts for this account or from this address "
+                                   "(AUTH_ATTEMPTS_PER_MINUTE)", "too-many-attempts", headers=_RETRY_AFTER)),
+                (503, UNAVAILABLE),
+            ))},
+        "/accounts/me": {
+            "get": operation(
+                "getMe", "The caller's account", "accounts", security=CUSTOMER,
+                responses=_responses((200, ok("The account", ref("Account"))), (401, NEEDS_TOKEN),
+                                     (503, UNAVAILABLE))),
+            "patch": operation(
+                "updateMe", "Change name, password, addresses or the default payment method", "accounts",
+                security=CUSTOMER,
+                body=json_body(ref("AccountChanges")),
+                responses=_responses(
+                    (200, ok("The account as changed", ref("Account"))),
+                    (400, MALFORMED), (401, NEEDS_TOKEN), (413, TOO_LARGE), (422, invalid()), (503, UNAVAILABLE),
+                )),
+        },
+        # -- catalogue --
+        "/items": {
+            "get": operation(
+                "listItems", "Search the catalogue", "catalogue", security=PUBLIC,
+                description="Items whose SKU or name contains `q` (ignoring case, literally), in SKU order, "
+                            "a page at a time. An empty parameter counts as absent.",
+                parameters=[
+                    {"name": "q", "in": "query", "required": False, "description": "Text to look for",
+                     "schema": {"type": "string", "maxLength": 200}},
+                    param("Limit"), param("Cursor"),
+                ],
+                responses=_responses(
+                    (200, ok("One page of items", ref("ItemPage"))),
+                    (400, problem(400, "The cursor is not one this API handed out", INVALID_CURSOR)),
+                    (422, invalid("A query parameter is out of range; `field` names it")),
+                    (503, UNAVAILABLE),
+                )),
+            "post": operation(
+                "createItem", "Add an item to the catalogue (no stock yet)", "catalogue", security=ADMIN,
+                body=json_body(ref("NewItem")),
+                responses=_responses(
+                    (201, ok("The new item", ref("Item"), headers=_LOCATION)),
+                    (400, MALFORMED), (401, NEEDS_ADMIN), (403, NOT_ADMIN),
+                    (409, problem(409, "An item with this SKU (compared case-insensitively) exists", ITEM_EXISTS)),
+                    (413, TOO_LARGE), (422, invalid()), (503, UNAVAILABLE),
+                )),
+        },
+        "/items/{sku}": {"get": operation(
+            "getItem", "One item with the quantity available now", "catalogue", security=PUBLIC,
+            parameters=[sku],
+            responses=_responses((200, ok("The item", ref("Item"))), (404, problem(404, "No such item")),
+                                 (503, UNAVAILABLE)))},
+        "/items/{sku}/stock": {"post": operation(
+            "receiveStock", "Book received units into stock", "catalogue", security=ADMIN,
+            parameters=[sku], body=json_body(ref("StockReceipt")),
+            responses=_responses(
+                (201, ok("The item's stock after the receipt", ref("StockLevel"))),
+                (400, MALFORMED), (401, NEEDS_ADMIN), (403, NOT_ADMIN), (404, problem(404, "No such item")),
+                (409, problem(409, "The receipt would exceed the largest storable quantity", STOCK_LIMIT)),
+                (413, TOO_LARGE), (422, invalid()), (503, UNAVAILABLE),
+            ))},
+        "/items/{sku}/receipts": {"get": operation(
+            "listReceipts", "Every stock receipt of an item, newest first", "catalogue", security=ADMIN,
+            parameters=[sku],
+            responses=_responses(
+                (200, ok("The receipts", ref("Receipts"))),
+                (401, NEEDS_ADMIN), (403, NOT_ADMIN), (404, problem(404, "No such item")), (503, UNAVAILABLE),
+            ))},
+        # -- orders --
+        "/orders": {
+            "post": operation(
+                "createOrder", "Place an order", "orders", security=CUSTOMER,
+                description="Accepted for processing: the order starts PENDING, then stock is held and the "
+                            "payment requested by the workers. Follow it with `GET /orders/{id}` or "
+                            "`GET /orders/{id}/events`. Without `payment`, the account's default payment "
+                            "method pays (422 when it has none).",
+                parameters=[param("IdempotencyKey")], body=json_body(ref("NewOrder")),
+                responses=_responses(
+                    (202, _order_created("The order (PENDING), or the one this key made before")),
+                    *_ORDER_PLACING_ERRORS,
+                    (422, invalid("The body breaks a constraint (no `payment` and no default payment method "
+                                  "included), the key was used with another body, or the items are priced in "
+                                  "different currencies",
+                                  IDEMPOTENCY_KEY_REUSED, CURRENCY_MISMATCH)),
+                )),
+            "get": operation(
+                "listOrders", "The caller's orders (the operator's: everyone's), newest first", "orders",
+                security=CUSTOMER_OR_ADMIN,
+                parameters=[
+                    {"name": "status", "in": "query", "required": False,
+                     "description": "Only orders in this status (empty: all)",
+                     "schema": {"type": "string", "enum": _ORDER_STATUSES}},
+                    param("Limit"), param("Cursor"),
+                ],
+                responses=_responses(
+                    (200, ok("One page of orders, archived ones included", ref("OrderPage"))),
+                    (400, problem(400, "The cursor is not one this API handed out", INVALID_CURSOR)),
+                    (401, NEEDS_TOKEN),
+                    (422, invalid("`status` or `limit` is not allowed; `field` names it")),
+                    (503, UNAVAILABLE),
+                )),
+        },
+        "/orders/{order_id}": {"get": operation(
+            "getOrder", "One order", "orders", security=CUSTOMER_OR_ADMIN, parameters=[order_id],
+            responses=_responses((200, ok("The order, archived or not", ref("Order"))), (401, NEEDS_TOKEN),
+                                 (404, problem(404, "No such order among the caller's")), (503, UNAVAILABLE)))},
+        "/orders/{order_id}/cancel": {"post": operation(
+            "cancelOrder", "Ask for an order to be cancelled", "orders", security=CUSTOMER_OR_ADMIN,
+            description="The `cancel` step changes the status later (releasing stock, refunding a payment). "
+                        "An order already cancelled or rejected answers 202 as it is.",
+            parameters=[order_id],
+            responses=_responses(
+                (202, _order_created("The order as it is now; cancellation queued")),
+                (401, NEEDS_TOKEN), (404, problem(404, "No such order among the caller's")),
+                (409, problem(409, "Shipped or delivered: too late to cancel; `order_status` says which",
+                              NOT_CANCELLABLE)),
+                (503, UNAVAILABLE),
+            ))},
+        "/orders/{order_id}/events": {"get": operation(
+            "followOrder", "Live status changes (server-sent events)", "orders", security=CUSTOMER_OR_ADMIN,
+            description="`event: status` with `data: {id, status, reason, at}`: the current status first, then "
+                        "each change, until a final status (the stream then ends). Comment lines keep the "
+                        "connection alive; a stream also ends after 10 minutes (reconnect).",
+            parameters=[order_id],
+            responses=_responses(
+                (200, {"description": "The event stream: each event is `status`, its data a `StatusEvent` as JSON",
+                       "content": {"text/event-stream": {"schema": ref("ServerSentEvent")}}}),
+                (401, NEEDS_TOKEN), (404, problem(404, "No such order among the caller's")), (503, UNAVAILABLE),
+            ))},
+        "/orders/{order_id}/ship": {"post": operation(
+            "shipOrder", "Mark a PLACED order as shipped", "fulfilment", security=ADMIN, parameters=[order_id],
+            responses=_responses(
+                (200, ok("The order, SHIPPED", ref("Order"))),
+                (401, NEEDS_ADMIN), (403, NOT_ADMIN), (404, problem(404, "No such order")),
+                (409, problem(409, "Not PLACED (or archived); `order_status` says what it is",
+                              ILLEGAL_TRANSITION)),
+                (503, UNAVAILABLE),
+            ))},
+        "/orders/{order_id}/deliver": {"post": operation(
+            "deliverOrder", "Mark a SHIPPED order as delivered", "fulfilment", security=ADMIN,
+            parameters=[order_id],
+            responses=_responses(
+                (200, ok("The order, DELIVERED", ref("Order"))),
+                (401, NEEDS_ADMIN), (403, NOT_ADMIN), (404, problem(404, "No such order")),
+                (409, problem(409, "Not SHIPPED (or archived); `order_status` says what it is",
+                              ILLEGAL_TRANSITION)),
+                (503, UNAVAILABLE),
+            ))},
+        "/orders/{order_id}/refund": {"post": operation(
+            "refundOrder", "Refund an order's payment in full", "payments", security=ADMIN,
+            description="A SUCCEEDED payment becomes REFUND_PENDING and the `refund` step asks the provider; "
+                        "its webhook makes it REFUNDED. The order's status stays as it is. A payment refunding "
+                        "or refunded already answers as it is. No body, or an empty object.",
+            parameters=[order_id, param("IdempotencyKey")],
+            body=json_body({"type": "object", "additionalProperties": False, "maxProperties": 0}, required=False),
+            responses=_responses(
+                (202, ok("The payment, REFUND_PENDING (or as it was, when already refunding)",
+                         ref("PaymentDetail"),
+                         headers={"Location": _header("`/payments/{id}`")})),
+                (400, problem(400, "A malformed body, or a missing or unusable `Idempotency-Key`", MALFORMED_JSON,
+                              MISSING_IDEMPOTENCY_KEY, INVALID_IDEMPOTENCY_KEY)),
+                (401, NEEDS_ADMIN), (403, NOT_ADMIN), (404, problem(404, "No such order")),
+                (409, problem(409, "The payment never succeeded, or the order is archived; `payment_status` says "
+                                   "where the payment is", "not-refundable")),
+                (413, TOO_LARGE),
+                (422, invalid("A body that is not an empty object, or a key used before for another order or "
+                              "body", IDEMPOTENCY_KEY_REUSED)),
+                (503, UNAVAILABLE),
+            ))},
+        # -- cart and wishlist --
+        "/cart": {"get": operation(
+            "getCart", "The caller's cart, priced from the catalogue as it is now", "cart", security=CUSTOMER,
+            responses=_responses((200, ok("The cart", ref("Cart"))), (401, NEEDS_TOKEN), (403, NO_CART),
+                                 (503, UNAVAILABLE)))},
+        "/cart/items/{sku}": {
+            "put": operation(
+                "setCartLine", "Put a quantity of an item in the cart (replacing any)", "cart", security=CUSTOMER,
+                parameters=[sku], body=json_body(ref("CartQuantity")),
+                responses=_responses(
+                    (200, ok("The cart", ref("Cart"))),
+                    (400, MALFORMED), (401, NEEDS_TOKEN), (403, NO_CART), (404, problem(404, "No such item")),
+                    (413, TOO_LARGE),
+                    (422, invalid("The body breaks a constraint, or the cart already holds 50 different items",
+                                  "cart-full")),
+                    (503, UNAVAILABLE),
+                )),
+            "delete": operation(
+                "removeCartLine", "Take an item out of the cart (also when it is not there)", "cart",
+                security=CUSTOMER, parameters=[param("AnySku")],
+                responses=_responses((200, ok("The cart", ref("Cart"))), (401, NEEDS_TOKEN), (403, NO_CART),
+                                     (503, UNAVAILABLE))),
+        },
+        "/cart/checkout": {"post": operation(
+            "checkout", "Order what is in the cart", "cart", security=CUSTOMER,
+            description="Like `POST /orders` with the cart's lines, priced when the order is made; the lines "
+                        "leave the cart once the order is placed (a failed payment leaves the cart as it "
+                        "was). Keys are separate from those of `POST /orders`.",
+            parameters=[param("IdempotencyKey")], body=json_body(ref("Checkout")),
+            responses=_responses(
+                (202, _order_created("The order (PENDING), or the one this key made before")),
+                *_ORDER_PLACING_ERRORS,
+                (403, NO_CART),
+                (422, invalid("The cart is empty, the body breaks a constraint, the key was used with another "
+                              "body, or the items are priced in different currencies",
+                              IDEMPOTENCY_KEY_REUSED, CURRENCY_MISMATCH, "empty-cart")),
+            ))},
+        "/wishlist": {"get": operation(
+            "getWishlist", "The caller's wishlist", "wishlist", security=CUSTOMER,
+            responses=_responses((200, ok("The wishlist", ref("Wishlist"))), (401, NEEDS_TOKEN), (403, NO_CART),
+                                 (503, UNAVAILABLE)))},
+        "/wishlist/{sku}": {
+            "put": operation(
+                "addToWishlist", "Keep an item for later (again: no change)", "wishlist", security=CUSTOMER,
+                parameters=[sku],
+                responses=_responses((200, ok("The wishlist", ref("Wishlist"))), (401, NEEDS_TOKEN),
+                                     (403, NO_CART), (404, problem(404, "No such item")), (503, UNAVAILABLE))),
+            "delete": operation(
+                "removeFromWishlist", "Forget an item (also when it is not there)", "wishlist", security=CUSTOMER,
+                parameters=[param("AnySku")],
+                responses=_responses((200, ok("The wishlist", ref("Wishlist"))), (401, NEEDS_TOKEN),
+                                     (403, NO_CART), (503, UNAVAILABLE))),
+        },
+        # -- payments --
+        "/payments/{payment_id}": {"get": operation(
+            "getPayment", "One payment (its order's owner, or the operator)", "payments",
+            security=CUSTOMER_OR_ADMIN, parameters=[param("PaymentId")],
+            responses=_responses((200, ok("The payment", ref("PaymentDetail"))), (401, NEEDS_TOKEN),
+                                 (404, problem(404, "No such payment among the caller's")), (503, UNAVAILABLE)))},
+        "/payments/webhook": {"post": operation(
+            "receivePaymentEvent", "The payment provider's signed events", "payments", security=PUBLIC,
+            description="Verified (HMAC-SHA256 over `\"{t}.{raw body}\"`, 300 s tolerance), recorded once per "
+                        "event id and handed to the `settle` step. Any verified event is answered 200.",
+            parameters=[{"name": SIGNATURE_HEADER, "in": "header", "required": True,
+                         "description": "`t=<unix time>,v1=<hex HMAC-SHA256>`",
+                         "schema": {"type": "string", "example": "t=1700000000,v1=5257a869e7..."}}],
+            body=json_body(ref("WebhookEvent")),
+            responses=_responses(
+                (200, ok("Recorded (or seen before)", ref("WebhookAck"))),
+                (400, problem(400, "A missing or wrong signature, or a body that is not an event",
+                              INVALID_SIGNATURE, INVALID_EVENT)),
+                (413, TOO_LARGE), (503, UNAVAILABLE),
+            ))},
+        # -- operations --
+        "/admin/reconciliation": {"get": operation(
+            "getReconciliation", "The latest stock reconciliation report", "operations", security=ADMIN,
+            responses=_responses(
+                (200, ok("The report with the drift it found", ref("ReconciliationReport"))),
+                (401, NEEDS_ADMIN), (403, NOT_ADMIN),
+                (404, problem(404, "No reconciliation has run yet")), (503, UNAVAILABLE),
+            ))},
+        "/healthz": {"get": operation(
+            "healthz", "Liveness: the process answers (checks no dependency)", "operations", security=PUBLIC,
+            responses=_responses((200, ok("Alive", ref("Health")))))},
+        "/readyz": {"get": operation(
+            "readyz", "Readiness: database, broker and Redis answer", "operations", security=PUBLIC,
+            description="Ready needs the database and the broker; Redis is reported but optional.",
+            responses=_responses(
+                (200, ok("Ready", ref("Readiness"))),
+                (503, problem(503, "Not ready: `checks` says what is down", NOT_READY)),
+            ))},
+        "/metrics": {"get": operation(
+            "metrics", "Prometheus metrics", "operations", security=PUBLIC,
+            responses=_responses((200, {"description": "Prometheus text exposition format",
+                                        "content": {"text/plain": {"schema": {"type": "string"}}}})))},
+        "/openapi.json": {"get": operation(
+            "openapi", "This document", "operations", security=PUBLIC,
+            responses=_responses((200, ok("The OpenAPI 3.0 document", {"type": "object"}))))},
+        "/docs": {"get": operation(
+            "docs", "This document, readable (Swagger UI)", "operations", security=PUBLIC,
+            responses=_responses((200, {"description": "An HTML page",
+                                        "content": {"text/html": {"schema": {"type": "string"}}}})))},
+    }
+
+
+TAGS = [
+    {"name": "accounts", "description": "Customer accounts and sign-in"},
+    {"name": "catalogue", "description": "Items and stock: reads are public, writes need the admin token"},
+    {"name": "orders", "description": "A customer sees only their own orders; the operator sees all"},
+    {"name": "fulfilment", "description": "The operator's side of an order"},
+    {"name": "cart", "description": "The customer's cart and checking it out"},
+    {"name": "wishlist", "description": "Items a customer keeps for later"},
+    {"name": "payments", "description": "Payments, refunds and the provider's webhook"},
+    {"name": "operations", "description": "Health, readiness, metrics, reports and this description"},
+]
+
+DESCRIPTION = """\
+Order-processing backend: customers open accounts and place orders; the order's stock is held
+while the payment is requested, and workers carry the order through its statuses
+(PENDING, AWAITING_PAYMENT, PLACED, SHIPPED, DELIVERED; or REJECTED / CANCELLED with a reason).
+
+- Bodies are JSON; money is integer minor units (`*_cents`) with a `currency`; times are ISO 8601 UTC.
+- Errors are `application/problem+json` (`type`, `title`, `status`, `detail`, and `field` naming
+  the offending field where there is one).
+- Customers send `Authorization: Bearer <access_token>` from `POST /auth/token`; the operator sends
+  the `ADMIN_TOKEN` the same way.
+- `POST /orders` and `POST /cart/checkout` need an `Idempotency-Key` header: retry with the same key.
+"""
+
+
+def _version() -> str:
+    try:
+        return metadata.version("order-fleet")
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+@lru_cache(maxsize=1)
+def _spec() -> dict[str, Any]:
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {"title": "Order fleet API", "version": _version(), "description": DESCRIPTION},
+        "tags": TAGS,
+        "paths": _paths(),
+        "components": {
+            "schemas": SCHEMAS,
+            "parameters": PARAMETERS,
+            "securitySchemes": {
+                "customerToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                                  "description": "`access_token` of `POST /auth/token`"},
+                "adminToken": {"type": "http", "scheme": "bearer",
+                               "description": "The operator's `ADMIN_TOKEN` (operations marked admin)"},
+            },
+        },
+    }
+
+
+def build_spec() -> dict[str, Any]:
+    """The OpenAPI document (a fresh copy: callers may change it)."""
+    return copy.deepcopy(_spec())

@@ -1,0 +1,64 @@
+"""Payments: ``GET /payments/{id}`` (the order's owner or the operator) and
+``POST /orders/{id}/refund`` (the operator; ``Idempotency-Key`` required).
+
+The provider's webhook, ``POST /payments/webhook``, lives in :mod:`gateway.routes.webhooks`.
+"""
+
+from __future__ import annotations
+
+import structlog
+from aiohttp import web
+
+from gateway.auth import Caller, customer_or_admin, require_admin
+from gateway.keys import SESSIONMAKER, UNITS_OF_WORK
+from gateway.order_access import order_id_param
+from gateway.ordering import request_hash
+from gateway.payments import RefundRequest, find_payment, payment_document, request_refund
+from gateway.problems import INVALID_IDEMPOTENCY_KEY, MISSING_IDEMPOTENCY_KEY, Problem
+from gateway.validation import obj, parse_json, validate
+
+routes = web.RouteTableDef()
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_KEY_LENGTH = 255
+# A refund is always of the whole payment: the body, if any, is an empty object.
+REFUND_BODY = obj()
+
+
+def _idempotency_key(request: web.Request) -> str:
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None or key == "":
+        raise Problem(MISSING_IDEMPOTENCY_KEY, f"POST /orders/{{id}}/refund needs an {IDEMPOTENCY_HEADER} header "
+                                               "(e.g. a UUID chosen by the client per refund)")
+    # Printable ASCII only: the key is compared byte for byte and echoed in logs.
+    if len(key) > MAX_KEY_LENGTH or not all(" " <= char <= "~" for char in key):
+        raise Problem(INVALID_IDEMPOTENCY_KEY, f"{IDEMPOTENCY_HEADER} must be 1 to {MAX_KEY_LENGTH} "
+                                               "printable ASCII characters")
+    return key
+
+
+# GET only: POST /payments/webhook, a route of its own, is not shadowed by this pattern.
+@routes.get("/payments/{payment_id}")
+async def get_payment(request: web.Request) -> web.Response:
+    """One payment, for the owner of its order or the operator; anyone else's is a 404."""
+    caller = customer_or_admin(request)
+    payment_id = request.match_info["payment_id"]
+    structlog.contextvars.bind_contextvars(payment_id=payment_id)
+    async with request.app[SESSIONMAKER]() as session:
+        payment = await find_payment(session, payment_id, caller)
+    return web.json_response(payment_document(payment))
+
+
+@routes.post("/orders/{order_id}/refund")
+async def refund_order(request: web.Request) -> web.Response:
+    """Refund an order's payment in full: 202 with the payment (REFUND_PENDING, or as it is when
+    a refund was requested before); 409 when the payment never succeeded."""
+    require_admin(request)
+    order_id = order_id_param(request, Caller(account_id=None))
+    key = _idempotency_key(request)
+    raw = await request.read()
+    # No body at all is the usual request, and means the same as an empty object.
+    body = validate(REFUND_BODY, parse_json(raw)) if raw.strip() else {}
+    document = await request_refund(request.app[UNITS_OF_WORK], RefundRequest(
+        order_id=order_id, key=key, request_hash=request_hash(body)))
+    return web.json_response(document, status=202, headers={"Location": f"/payments/{document['id']}"})
