@@ -2,51 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-from contextlib import contextmanager
 
 import pytest
 import pytest_asyncio
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from config import Settings, load_settings
 from models.db import create_engine, create_sessionmaker
-from models.migrate import migrate
 from tests.support import isolation
+from tests.support.isolation import own_database, own_vhost
 
 
 @pytest.fixture(scope="session")
 def run_name() -> str:
     return isolation.run_name()
-
-
-@contextmanager
-def own_database(name: str):
-    """A fresh, migrated database called ``name``, dropped afterwards."""
-    url = f"{isolation.MYSQL_SERVER_URL}/{name}"
-    migrate(url)
-    try:
-        yield url
-    finally:
-        async def drop() -> None:
-            engine = create_async_engine(f"{isolation.MYSQL_SERVER_URL}/")
-            async with engine.begin() as connection:
-                await connection.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-            await engine.dispose()
-
-        asyncio.run(drop())
-
-
-@contextmanager
-def own_vhost(name: str):
-    """A RabbitMQ vhost called ``name``, deleted afterwards."""
-    url = isolation.create_vhost(name)
-    try:
-        yield url
-    finally:
-        isolation.delete_vhost(name)
 
 
 @pytest.fixture(scope="session")

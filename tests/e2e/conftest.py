@@ -10,12 +10,11 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from tests.conftest import own_database, own_vhost
 from tests.support import isolation
 from tests.support.api import Api
 from tests.support.fleet import Fleet, fleet_environment
+from tests.support.isolation import own_database, own_vhost
 from tests.support.smtp import SmtpServer
-
 
 #: Short holds, so expiry can be watched end to end within a test.
 HOLD_SECONDS = 3

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
-import time
 import uuid
 
 import aiohttp
@@ -15,10 +14,10 @@ from sqlalchemy import func, select
 
 from models.db import create_engine, create_sessionmaker
 from models.tables import Order, OutboxMessage
-from tests.conftest import own_database, own_vhost
 from tests.support import isolation
 from tests.support.api import Api
 from tests.support.fleet import fleet_environment
+from tests.support.isolation import own_database, own_vhost
 from tests.support.polling import eventually, eventually_sync
 from tests.support.processes import signal_group, start
 

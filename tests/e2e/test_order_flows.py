@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-
 from tests.support.polling import eventually
 
 FINAL = {"PLACED", "CANCELLED", "REJECTED"}

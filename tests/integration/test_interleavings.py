@@ -16,7 +16,9 @@ import uuid
 import pytest
 from aiohttp import web
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
-from hypothesis import HealthCheck, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
@@ -37,7 +39,13 @@ from actors.void import void_payment
 from models.invariants import invariant_violations
 from models.tables import OutboxMessage, WebhookEvent
 from sandbox.psp import create_app as create_psp_app
-from tests.support.factories import available, load_order, make_account, make_item, make_order
+from tests.support.factories import (
+    available,
+    load_order,
+    make_account,
+    make_item,
+    make_order,
+)
 from tests.support.fleet import free_port
 from tests.support.scenarios import make_hold_due, provider
 from workers.runtime import build_runtime

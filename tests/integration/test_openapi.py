@@ -105,8 +105,7 @@ def _template_for(spec: dict[str, Any], path: str) -> str:
 
 async def conforms(spec: dict[str, Any], response, *, path: str | None = None) -> Any:
     """Check an aiohttp client response against the document; returns its parsed body."""
-    from openapi_schema_validator import OAS30Validator
-    from openapi_schema_validator import oas30_format_checker
+    from openapi_schema_validator import OAS30Validator, oas30_format_checker
 
     method = response.method.lower()
     path = path or response.url.path

@@ -13,6 +13,7 @@ from models.unit_of_work import UnitOfWork
 from workers.outbox import OutboxPublisher, relay_unsent
 from workers.queues import Route
 
+
 class CrashBeforePublish:
     """A publisher standing in for a process that died right after its commit."""
 

@@ -10,8 +10,19 @@ from actors.cancel import cancel_order
 from actors.refund import refund_payment
 from actors.settle import settle_payment
 from models.tables import OutboxMessage
-from tests.support.factories import available, load_order, make_account, make_item, make_order
-from tests.support.scenarios import assert_invariants, awaiting_payment, provider, provider_event
+from tests.support.factories import (
+    available,
+    load_order,
+    make_account,
+    make_item,
+    make_order,
+)
+from tests.support.scenarios import (
+    assert_invariants,
+    awaiting_payment,
+    provider,
+    provider_event,
+)
 
 
 async def follow_ups(sessionmaker, order_id: str, actor: str) -> list[dict]:

@@ -10,8 +10,19 @@ from actors.expire import HOP_MS, expire_hold
 from actors.reserve import reserve_stock
 from actors.void import void_payment
 from models.tables import OutboxMessage
-from tests.support.factories import available, load_order, make_account, make_item, make_order
-from tests.support.scenarios import assert_invariants, awaiting_payment, make_hold_due, provider
+from tests.support.factories import (
+    available,
+    load_order,
+    make_account,
+    make_item,
+    make_order,
+)
+from tests.support.scenarios import (
+    assert_invariants,
+    awaiting_payment,
+    make_hold_due,
+    provider,
+)
 
 
 async def expire_messages(sessionmaker, order_id: str) -> list[OutboxMessage]:

@@ -8,7 +8,13 @@ import aiohttp
 
 from actors.pay import request_payment
 from actors.reserve import reserve_stock
-from tests.support.factories import available, load_order, make_account, make_item, make_order
+from tests.support.factories import (
+    available,
+    load_order,
+    make_account,
+    make_item,
+    make_order,
+)
 
 
 async def provider_payments(psp_url: str, order_id: str) -> list[dict]:

@@ -9,7 +9,14 @@ from sqlalchemy import func, select
 from actors.reserve import reserve_stock
 from models.invariants import invariant_violations
 from models.tables import OutboxMessage, ReservedStock
-from tests.support.factories import available, load_order, make_account, make_item, make_order, unique
+from tests.support.factories import (
+    available,
+    load_order,
+    make_account,
+    make_item,
+    make_order,
+    unique,
+)
 
 
 async def outbox_rows(sessionmaker, order_id: str, actor: str) -> int:

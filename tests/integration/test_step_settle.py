@@ -9,7 +9,13 @@ from actors.reserve import reserve_stock
 from actors.settle import settle_payment
 from models.invariants import invariant_violations
 from models.tables import WebhookEvent
-from tests.support.factories import available, load_order, make_account, make_item, make_order
+from tests.support.factories import (
+    available,
+    load_order,
+    make_account,
+    make_item,
+    make_order,
+)
 
 
 async def held_order(runtime, sessionmaker, stock: int = 5, quantity: int = 2):

@@ -12,7 +12,13 @@ from models.clock import utcnow
 from models.invariants import invariant_violations, overdue_orders
 from models.tables import Order, OutboxMessage
 from schedules.sweep import sweep
-from tests.support.factories import available, load_order, make_account, make_item, make_order
+from tests.support.factories import (
+    available,
+    load_order,
+    make_account,
+    make_item,
+    make_order,
+)
 from tests.support.scenarios import awaiting_payment, make_hold_due
 
 

@@ -8,7 +8,16 @@ from sqlalchemy import select
 
 from models.clock import utcnow
 from models.state import OrderStatus, PaymentStatus
-from models.tables import Account, Item, Order, OrderHistory, OrderLine, Payment, Stock, StockReceipt
+from models.tables import (
+    Account,
+    Item,
+    Order,
+    OrderHistory,
+    OrderLine,
+    Payment,
+    Stock,
+    StockReceipt,
+)
 
 
 def unique(prefix: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -9,6 +10,12 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+from contextlib import contextmanager
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from models.migrate import migrate
 
 MANAGEMENT_URL = os.environ.get("RABBITMQ_MANAGEMENT_URL", "http://127.0.0.1:15672")
 MANAGEMENT_USER = os.environ.get("RABBITMQ_MANAGEMENT_USER", "guest")
@@ -61,3 +68,30 @@ def queue_depths(vhost: str) -> dict[str, int]:
     """Messages waiting per queue in ``vhost``."""
     queues = management("GET", f"/api/queues/{urllib.parse.quote(vhost, safe='')}")
     return {q["name"]: q.get("messages", 0) for q in queues}  # type: ignore[union-attr]
+
+
+@contextmanager
+def own_database(name: str):
+    """A fresh, migrated database called ``name``, dropped afterwards."""
+    url = f"{MYSQL_SERVER_URL}/{name}"
+    migrate(url)
+    try:
+        yield url
+    finally:
+        async def drop() -> None:
+            engine = create_async_engine(f"{MYSQL_SERVER_URL}/")
+            async with engine.begin() as connection:
+                await connection.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+            await engine.dispose()
+
+        asyncio.run(drop())
+
+
+@contextmanager
+def own_vhost(name: str):
+    """A RabbitMQ vhost called ``name``, deleted afterwards."""
+    url = create_vhost(name)
+    try:
+        yield url
+    finally:
+        delete_vhost(name)

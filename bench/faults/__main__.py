@@ -1,0 +1,265 @@
+"""``bench/chaos [--quick]``: the fleet under mixed load while everything fails once or more.
+
+Starts the Procfile.dev processes under a supervisor that restarts them (as a PaaS does), sends
+orders of every kind, and meanwhile SIGKILLs a worker process every few seconds, SIGKILLs the
+gateway once, restarts RabbitMQ and MariaDB once each and stops Redis for 30 s. Then it waits
+for the fleet to settle and checks: no accepted order lost, every one final within 2 minutes,
+stock exact, at most one charge and one refund per order at the provider, /readyz naming what
+was down and healthy again after. Prints a table; exits 1 on any violation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+from bench.faults import disruptions
+from bench.faults.supervisor import Supervisor
+from bench.faults.traffic import Traffic
+from bench.faults.verdict import judge
+from models.db import create_engine, create_sessionmaker
+from tests.support.fleet import fleet_environment
+from tests.support.isolation import own_database, own_vhost
+from tests.support.polling import eventually_sync
+from tests.support.smtp import SmtpServer
+
+PROCESSES = ["web", "worker", "scheduler", "psp", "mail"]
+SETTLE_SECONDS = 120
+REDIS_DOWN_SECONDS = 30
+
+
+@dataclass
+class Plan:
+    load_seconds: float
+    shoppers: int
+    kill_worker_every: float
+    kill_gateway_at: float
+    rabbitmq_at: float
+    mariadb_at: float
+    redis_at: float
+    outage_seconds: float = 6.0
+
+
+QUICK = Plan(load_seconds=70, shoppers=12, kill_worker_every=6, kill_gateway_at=10, rabbitmq_at=18,
+             mariadb_at=32, redis_at=44)
+FULL = Plan(load_seconds=300, shoppers=24, kill_worker_every=5, kill_gateway_at=40, rabbitmq_at=90,
+            mariadb_at=160, redis_at=220)
+
+
+@dataclass
+class Timeline:
+    started: float = field(default_factory=time.monotonic)
+    events: list[tuple[float, str]] = field(default_factory=list)
+    readiness: list[tuple[float, int | None, str]] = field(default_factory=list)
+    windows: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def now(self) -> float:
+        return time.monotonic() - self.started
+
+    def note(self, what: str) -> None:
+        self.events.append((self.now(), what))
+        print(f"  {self.now():6.1f}s  {what}", flush=True)
+
+
+async def watch_readiness(url: str, timeline: Timeline, stop: asyncio.Event) -> None:
+    """Poll /readyz twice a second, keeping what it said."""
+    async with aiohttp.ClientSession() as client:
+        while not stop.is_set():
+            try:
+                async with client.get(url, timeout=aiohttp.ClientTimeout(total=3)) as response:
+                    body = await response.json(content_type=None)
+                    timeline.readiness.append((timeline.now(), response.status, str(body.get("detail", ""))))
+            except Exception:
+                timeline.readiness.append((timeline.now(), None, "no answer"))
+            await asyncio.sleep(0.5)
+
+
+async def inject_faults(plan: Plan, supervisor: Supervisor, timeline: Timeline, rng: random.Random) -> dict:
+    """Run the fault schedule; returns how many of each fault happened."""
+    counts = {"worker processes killed": 0, "gateway killed": 0}
+    loop = asyncio.get_running_loop()
+    schedule = sorted([
+        (plan.kill_gateway_at, "gateway"),
+        (plan.rabbitmq_at, "rabbitmq"),
+        (plan.mariadb_at, "mariadb"),
+        (plan.redis_at, "redis"),
+        *[(t, "worker") for t in _every(plan.kill_worker_every, 3, plan.load_seconds)],
+    ])
+    for at, fault in schedule:
+        await asyncio.sleep(max(at - timeline.now(), 0))
+        if fault == "worker":
+            pid = supervisor.kill_one_worker_process(rng)
+            if pid:
+                counts["worker processes killed"] += 1
+                timeline.note(f"SIGKILL worker process {pid}")
+        elif fault == "gateway":
+            timeline.note(f"SIGKILL gateway {supervisor.kill('web')}")
+            counts["gateway killed"] += 1
+        elif fault in ("rabbitmq", "mariadb"):
+            stop, start = {"rabbitmq": (disruptions.stop_rabbitmq, disruptions.start_rabbitmq),
+                           "mariadb": (disruptions.stop_mariadb, disruptions.ensure_services)}[fault]
+            timeline.note(f"stopping {fault}")
+            began = timeline.now()
+            await loop.run_in_executor(None, stop)
+            await asyncio.sleep(plan.outage_seconds)
+            await loop.run_in_executor(None, start)
+            timeline.windows[fault] = (began, timeline.now())
+            timeline.note(f"{fault} is back")
+        elif fault == "redis":
+            timeline.note("stopping redis for 30 s")
+            began = timeline.now()
+            await loop.run_in_executor(None, disruptions.stop_redis)
+            await asyncio.sleep(REDIS_DOWN_SECONDS)
+            await loop.run_in_executor(None, disruptions.ensure_services)
+            timeline.windows["redis"] = (began, timeline.now())
+            timeline.note("redis is back")
+    return counts
+
+
+def _every(step: float, start: float, end: float) -> list[float]:
+    times, t = [], start
+    while t < end:
+        times.append(t)
+        t += step
+    return times
+
+
+def readiness_findings(timeline: Timeline) -> tuple[dict[str, str], list[str]]:
+    """Did /readyz name each dependency while it was down, and answer 200 again after?"""
+    figures, violations = {}, []
+    for fault, dependency in (("rabbitmq", "broker"), ("mariadb", "database")):
+        if fault not in timeline.windows:
+            continue
+        began, ended = timeline.windows[fault]
+        during = [(t, s, d) for t, s, d in timeline.readiness if began <= t <= ended]
+        named = any(s == 503 and dependency in d for _, s, d in during)
+        recovered = next((t for t, s, _ in timeline.readiness if t > ended and s == 200), None)
+        figures[f"/readyz while {fault} was down"] = (f"503 naming {dependency}" if named else "never 503") + (
+            f", 200 again {recovered - ended:.1f}s after" if recovered else ", never 200 again")
+        if not named:
+            violations.append(f"/readyz did not report {dependency} down while {fault} was stopped")
+        if recovered is None:
+            violations.append(f"/readyz never answered 200 after {fault} came back")
+    return figures, violations
+
+
+async def run(plan: Plan, seed: int, workdir: Path) -> int:
+    rng = random.Random(seed)
+    name = f"orders_chaos_{uuid.uuid4().hex[:8]}"
+    smtp = SmtpServer().start()
+    timeline = Timeline()
+    try:
+        with own_database(name) as database_url, own_vhost(name) as broker_url:
+            env = fleet_environment(
+                database_url=database_url, broker_url=broker_url, redis_url="redis://127.0.0.1:6379/13",
+                workdir=workdir, ADMIN_TOKEN="chaos-admin-token", HOLD_SECONDS="5", MAX_UNPAID_ORDERS="1000",
+                SMTP_URL=smtp.url, RECONCILE_EVERY_SECONDS="10", OUTBOX_RELAY_AFTER_SECONDS="2",
+                LOG_FORMAT="json", WORKER_PROCESSES="2", WORKER_THREADS="4")
+            supervisor = Supervisor(PROCESSES, env, workdir / "logs")
+            supervisor.start()
+            gateway = f"http://127.0.0.1:{env['PORT']}"
+            eventually_sync(lambda: _answers(f"{gateway}/readyz") and _answers(f"{env['PSP_URL']}/healthz"),
+                            timeout=60, what="the fleet")
+            print(f"chaos run (seed {seed}); logs in {workdir}", flush=True)
+            timeline = Timeline()
+            traffic = Traffic(gateway, env["PSP_URL"], env["ADMIN_TOKEN"], rng)
+            try:
+                counts = await _load_and_faults(plan, traffic, supervisor, timeline, rng, gateway)
+                engine = create_engine(database_url, pool_size=4)
+                try:
+                    verdict = await judge(create_sessionmaker(engine), env["PSP_URL"], traffic.accepted,
+                                          list(smtp.recorder.messages), SETTLE_SECONDS)
+                finally:
+                    await engine.dispose()
+            finally:
+                supervisor.stop()
+            readiness, readiness_violations = readiness_findings(timeline)
+            figures = {
+                "orders accepted": len(traffic.accepted),
+                "orders not accepted (gave up)": traffic.not_accepted,
+                **{f"kind {kind}": sum(1 for a in traffic.accepted if a.kind == kind)
+                   for kind in sorted({a.kind for a in traffic.accepted})},
+                **counts,
+                "rabbitmq restarted": "rabbitmq" in timeline.windows,
+                "mariadb restarted": "mariadb" in timeline.windows,
+                "redis stopped (s)": REDIS_DOWN_SECONDS if "redis" in timeline.windows else 0,
+                "process restarts": ", ".join(f"{k} {v}" for k, v in sorted(supervisor.restarts.items())) or "none",
+                **readiness,
+                **verdict.figures,
+            }
+            violations = verdict.violations + readiness_violations + _restart_violations(supervisor, counts)
+            _print_table(figures, violations)
+            return 1 if violations else 0
+    finally:
+        smtp.stop()
+        disruptions.ensure_services()
+
+
+def _restart_violations(supervisor: Supervisor, counts: dict) -> list[str]:
+    """Only the processes we killed may have been restarted: the rest must have reconnected alone."""
+    violations = []
+    expected = {"web": counts["gateway killed"], "worker": counts["worker processes killed"]}
+    for name in PROCESSES:
+        if supervisor.restarts[name] > expected.get(name, 0):
+            violations.append(f"{name} restarted {supervisor.restarts[name]} times but was killed "
+                              f"{expected.get(name, 0)} times: it did not survive an outage by itself")
+    return violations
+
+
+async def _load_and_faults(plan: Plan, traffic: Traffic, supervisor: Supervisor, timeline: Timeline,
+                           rng: random.Random, gateway: str) -> dict:
+    stop_watching = asyncio.Event()
+    watcher = asyncio.create_task(watch_readiness(f"{gateway}/readyz", timeline, stop_watching))
+    async with aiohttp.ClientSession() as client:
+        skus = [await traffic.item(client, stock=60) for _ in range(6)]
+        tokens = [await traffic.customer(client) for _ in range(plan.shoppers)]
+        until = time.monotonic() + plan.load_seconds
+        shoppers = [traffic.shopper(client, token, skus, until, pause=0.2) for token in tokens]
+        results = await asyncio.gather(inject_faults(plan, supervisor, timeline, rng), *shoppers)
+    timeline.note("faults over; waiting for the fleet to settle")
+    stop_watching.set()
+    await watcher
+    return results[0]
+
+
+def _answers(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def _print_table(figures: dict, violations: list[str]) -> None:
+    print("\n| chaos run | |\n|---|---|")
+    for key, value in figures.items():
+        print(f"| {key} | {value} |")
+    print(f"| violations | {len(violations)} |\n")
+    for violation in violations:
+        print(f"VIOLATION: {violation}")
+    print("chaos run passed" if not violations else "chaos run FAILED", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench/chaos", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="about 2-3 minutes (the CI run)")
+    parser.add_argument("--seed", type=int, default=7, help="random seed of the order mix and the kills")
+    args = parser.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="orders-chaos-"))
+    return asyncio.run(run(QUICK if args.quick else FULL, args.seed, workdir))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""What must hold after the faults: nothing lost, everything final, stock and money exact."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import aiohttp
+from sqlalchemy import select
+
+from models.archive import rebuild_archived
+from models.invariants import invariant_violations
+from models.state import OrderStatus, PaymentStatus
+from models.tables import Order, orders_archive
+from bench.faults.traffic import Accepted
+
+UNSETTLED = (OrderStatus.PENDING, OrderStatus.AWAITING_PAYMENT)
+
+
+@dataclass
+class Verdict:
+    figures: dict[str, object] = field(default_factory=dict)
+    violations: list[str] = field(default_factory=list)
+
+
+async def load_orders(sessionmaker, ids: list[str]) -> dict[str, Order]:
+    """The accepted orders as the database has them now (hot or archived)."""
+    found: dict[str, Order] = {}
+    async with sessionmaker() as session:
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            for order in (await session.scalars(select(Order).where(Order.id.in_(chunk)))).all():
+                found[order.id] = order
+            rows = [dict(r) for r in (await session.execute(
+                select(orders_archive).where(orders_archive.c.id.in_(chunk)))).mappings().all()]
+            for order in await rebuild_archived(session, rows):
+                found[order.id] = order
+    return found
+
+
+def _unsettled(order: Order) -> bool:
+    payment = order.payment
+    return order.status in UNSETTLED or (payment is not None and payment.status == PaymentStatus.REFUND_PENDING)
+
+
+async def wait_until_settled(sessionmaker, accepted: list[Accepted], timeout: float) -> tuple[dict[str, Order], float]:
+    """Poll until every accepted order is settled or ``timeout`` passes; returns the orders and the wait."""
+    ids = [order.order_id for order in accepted]
+    started = time.monotonic()
+    while True:
+        orders = await load_orders(sessionmaker, ids)
+        if len(orders) == len(ids) and not any(_unsettled(o) for o in orders.values()):
+            return orders, time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            return orders, time.monotonic() - started
+        await asyncio.sleep(1)
+
+
+async def provider_records(psp_url: str, order_ids: list[str]) -> dict[str, tuple[int, int]]:
+    """Per order: (succeeded charges, refunds) as the payment provider counts them."""
+    records: dict[str, tuple[int, int]] = {}
+    async with aiohttp.ClientSession() as client:
+        async def one(order_id: str) -> None:
+            async with client.get(f"{psp_url}/v1/payments", params={"order_id": order_id}) as response:
+                payments = (await response.json())["data"]
+            charged = [p for p in payments if p["status"] == "succeeded"]
+            refunds = 0
+            for payment in charged:
+                async with client.get(f"{psp_url}/v1/refunds", params={"payment_id": payment["id"]}) as response:
+                    refunds += len((await response.json())["data"])
+            records[order_id] = (len(charged), refunds)
+
+        for start in range(0, len(order_ids), 50):
+            await asyncio.gather(*(one(order_id) for order_id in order_ids[start:start + 50]))
+    return records
+
+
+async def judge(sessionmaker, psp_url: str, accepted: list[Accepted], emails, settle_timeout: float) -> Verdict:
+    """Check every invariant of the chaos run; figures for the table, violations for the exit code."""
+    verdict = Verdict()
+    orders, waited = await wait_until_settled(sessionmaker, accepted, settle_timeout)
+    verdict.figures["settled after faults (s)"] = round(waited, 1)
+    lost = [a.order_id for a in accepted if a.order_id not in orders]
+    unsettled = [o.id for o in orders.values() if _unsettled(o)]
+    if lost:
+        verdict.violations.append(f"{len(lost)} accepted orders lost, e.g. {lost[:3]}")
+    if unsettled:
+        verdict.violations.append(f"{len(unsettled)} orders not final {settle_timeout:.0f}s after the faults, "
+                                  f"e.g. {unsettled[:3]}")
+    outcomes = Counter((o.status, o.reason) for o in orders.values())
+    verdict.figures["outcomes"] = ", ".join(f"{s}{'/' + r if r else ''} {n}" for (s, r), n in sorted(
+        outcomes.items(), key=lambda item: -item[1]))
+
+    async with sessionmaker() as session:
+        for line in await invariant_violations(session):
+            verdict.violations.append(line)
+
+    records = await provider_records(psp_url, list(orders))
+    for order_id, (charged, refunds) in records.items():
+        order = orders[order_id]
+        if charged > 1 or refunds > 1:
+            verdict.violations.append(f"order {order_id}: {charged} charges and {refunds} refunds at the provider")
+        if charged and order.status in (OrderStatus.CANCELLED, OrderStatus.REJECTED) and refunds != 1:
+            verdict.violations.append(f"order {order_id}: {order.status} but its charge was not refunded")
+        if charged and order.status == OrderStatus.PLACED and refunds:
+            verdict.violations.append(f"order {order_id}: PLACED but refunded")
+    verdict.figures["charges at the provider"] = sum(c for c, _ in records.values())
+    verdict.figures["refunds at the provider"] = sum(r for _, r in records.values())
+
+    per_event = Counter((m["X-Order-Id"], m["X-Order-Event"]) for m in emails)
+    verdict.figures["emails received"] = sum(per_event.values())
+    verdict.figures["duplicate emails"] = sum(n - 1 for n in per_event.values() if n > 1)
+    return verdict
