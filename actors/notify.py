@@ -21,7 +21,7 @@ from workers.emails import compose
 from workers.mailer import Mailer, MailPermanentError, MailTemporaryError
 from workers.queues import NOTIFY
 from workers.runtime import Runtime
-from workers.steps import current_retries, step_actor
+from workers.steps import FOLLOW_UP_PRIORITY, current_retries, step_actor
 
 log = structlog.get_logger(__name__)
 
@@ -109,4 +109,4 @@ async def _give_up(runtime: Runtime, order_id: str, event_type: str, error: str)
 
 
 notify = step_actor(NOTIFY, send_notification, max_retries=MAX_RETRIES + 1, min_backoff=1000,
-                    max_backoff=60_000)
+                    max_backoff=60_000, priority=FOLLOW_UP_PRIORITY)

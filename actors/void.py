@@ -13,7 +13,7 @@ from models.state import PaymentStatus
 from workers.psp_client import ProviderRefused
 from workers.queues import VOID
 from workers.runtime import Runtime
-from workers.steps import step_actor
+from workers.steps import FOLLOW_UP_PRIORITY, step_actor
 
 log = structlog.get_logger(__name__)
 
@@ -38,4 +38,4 @@ async def void_payment(runtime: Runtime, order_id: str, payment_id: str) -> str 
     return voided.status
 
 
-void = step_actor(VOID, void_payment)
+void = step_actor(VOID, void_payment, priority=FOLLOW_UP_PRIORITY)

@@ -20,16 +20,33 @@ import asyncio  # noqa: E402  (after the environment above, on purpose)
 import dramatiq
 import structlog
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.common import dq_name
 from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.middleware import AsyncIO, CurrentMessage, Middleware
 
 from config import Settings, settings_or_exit
 from config.logging import configure_logging
 from workers.outbox import declare_events_exchange
+from workers.queues import EXPIRE
 from workers.runtime import Runtime, build_runtime
 from workers.steps import set_runtime_provider
 
 log = structlog.get_logger(__name__)
+
+#: How often, in milliseconds, the consumer of `expire`'s delay queue looks for messages that fell
+#: due while no new message arrived (dramatiq's default for every consumer is 1000). A quiet queue
+#: otherwise releases a hold up to a second late. Only this consumer wakes this often: waking all
+#: of them cost about a tenth of the throughput under load (GIL hand-offs in every process).
+#: dramatiq's own ``dramatiq_worker_timeout`` wins when set.
+EXPIRY_CHECK_MS = 100
+
+
+class PromptExpiry(Middleware):
+    """Shortens the idle timeout of the consumer of `expire`'s delay queue, as its thread starts."""
+
+    def after_consumer_thread_boot(self, broker, thread):
+        if thread.queue_name == dq_name(EXPIRE.queue_name) and "dramatiq_worker_timeout" not in os.environ:
+            thread.worker_timeout = EXPIRY_CHECK_MS
 
 
 class StepRuntime(Middleware):
@@ -72,6 +89,7 @@ def create_broker(settings: Settings) -> RabbitmqBroker:
     """A confirming RabbitMQ broker with the fleet's middleware (runtime before the event loop)."""
     broker = RabbitmqBroker(url=settings.broker_url, confirm_delivery=True)
     broker.add_middleware(Prometheus())
+    broker.add_middleware(PromptExpiry())
     broker.add_middleware(CurrentMessage())
     broker.add_middleware(StepRuntime(settings))
     broker.add_middleware(AsyncIO())

@@ -65,12 +65,20 @@ def run_step(step: Step, **ids: Any) -> Any:
 #: 30-minute consumer timeout (a delayed retry is held unacknowledged until it is due).
 STEP_OPTIONS: dict[str, Any] = {"max_retries": 25, "min_backoff": 500, "max_backoff": 60_000}
 
+#: dramatiq priority of follow-ups nobody is waiting on (emails, voiding a payment the order no
+#: longer wants): a worker thread with a choice among the messages it has prefetched takes order
+#: steps and expiries first (lower runs first; the default is 0). Under a burst of expiries the
+#: emails queue up instead of delaying the release of stock.
+FOLLOW_UP_PRIORITY = 100
+
 
 def step_actor(route: Route, step: Step, **options: Any) -> dramatiq.Actor:
     """Declare the thin actor for ``step`` on ``route``'s queue; messages carry ids as kwargs."""
 
-    def actor(**ids: Any) -> Any:
-        return run_step(step, **ids)
+    def actor(**ids: Any) -> None:
+        # The step's return value is for tests and callers of the step itself. Returned from an
+        # actor without a results backend, dramatiq would log a warning for every message.
+        run_step(step, **ids)
 
     actor.__name__ = actor.__qualname__ = route.actor_name
     actor.__doc__ = step.__doc__

@@ -1,0 +1,1 @@
+"""The fleet's benchmark: `bench/run [--quick]` (see README, "Benchmarks")."""

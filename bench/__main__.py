@@ -1,0 +1,231 @@
+"""``python -m bench [--quick]``: run the benchmark, print its table, write bench/results/latest.json.
+
+Exit status 0 when the run completed, whether or not every target was met (misses are in the
+table); 1 when the run itself is broken: the flash sale oversold or undersold, an accepted order
+was lost or never placed, or a hold was never released.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import structlog
+
+from bench import ceiling, e2e, expiry, flash, services
+from bench.population import create_accounts, create_items, tokens_for
+from bench.procs import CpuMeter, MemoryWatch
+from bench.profiling import Profiler
+from bench.redis_peer import RedisPeers
+from bench.report import render_table, targets
+from config import load_settings
+from models.db import create_engine
+from tests.support.fleet import Fleet, fleet_environment
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    ceiling_messages: int
+    e2e_clients: int
+    e2e_warmup_s: float
+    e2e_window_s: float
+    flash_buyers: int
+    flash_units: int
+    holds: int
+    hold_lead_s: float
+    hold_window_s: float
+    hold_grace_s: float
+    background_keys: int
+
+
+QUICK = Mode("quick", ceiling_messages=5_000, e2e_clients=16, e2e_warmup_s=2, e2e_window_s=15,
+             flash_buyers=200, flash_units=10, holds=5_000, hold_lead_s=8, hold_window_s=60,
+             hold_grace_s=15, background_keys=200_000)
+FULL = Mode("full", ceiling_messages=30_000, e2e_clients=16, e2e_warmup_s=5, e2e_window_s=60,
+            flash_buyers=1000, flash_units=10, holds=50_000, hold_lead_s=40, hold_window_s=600,
+            hold_grace_s=60, background_keys=200_000)
+
+
+class Progress:
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    def __call__(self, message: str) -> None:
+        print(f"[{time.monotonic() - self.started:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def _quiet_logging() -> None:
+    # The bench process itself uses the fleet's publisher; its per-message log lines are noise here.
+    logging.basicConfig(level=logging.WARNING)
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+
+async def _scenarios(fleet: Fleet, mode: Mode, args, log, results: dict, memory: MemoryWatch) -> None:
+    settings = load_settings(fleet.env)
+    engine = create_engine(fleet.env["DATABASE_URL"], pool_size=5)
+    cpu = CpuMeter(fleet.process.pid)
+    profiler = Profiler(fleet.process.pid, Path(args.profile)) if args.profile else None
+    try:
+        customers = max(2_000, mode.flash_buyers)
+        accounts = await create_accounts(engine, customers)
+        tokens = tokens_for(settings, accounts)
+        async with aiohttp.ClientSession() as client:
+            skus = await create_items(client, fleet.gateway_url, settings.admin_token, count=50,
+                                      stock=1_000_000, prefix="E2E")
+            flash_sku = (await create_items(client, fleet.gateway_url, settings.admin_token, count=1,
+                                            stock=mode.flash_units, prefix="FLASH"))[0]
+        log(f"population: {customers} customers, {len(skus)} SKUs")
+
+        if "e2e" in args.only:
+            memory.phase = "e2e"
+            log(f"e2e: {mode.e2e_clients} clients, {mode.e2e_warmup_s:g}s warm-up + {mode.e2e_window_s:g}s window")
+            cpu.start()
+            if profiler:
+                profiler.start("e2e", mode.e2e_warmup_s + mode.e2e_window_s)
+            results["e2e"] = await e2e.run(
+                engine=engine, redis_url=fleet.env["REDIS_URL"], gateway_url=fleet.gateway_url, tokens=tokens, skus=skus,
+                clients=mode.e2e_clients, warmup_s=mode.e2e_warmup_s, window_s=mode.e2e_window_s,
+                drain_timeout_s=120, log=log)
+            results["e2e"]["cpu_cores"] = cpu.stop()
+            if profiler:
+                profiler.wait()
+            log(f"e2e: {json.dumps({k: v for k, v in results['e2e'].items() if k != 'messages_per_order'})}")
+
+        if "flash" in args.only:
+            memory.phase = "flash"
+            log(f"flash: {mode.flash_buyers} buyers for {mode.flash_units} units")
+            results["flash"] = await flash.run(engine=engine, gateway_url=fleet.gateway_url,
+                                               tokens=tokens[:mode.flash_buyers], sku=flash_sku,
+                                               units=mode.flash_units, log=log)
+            log(f"flash: {json.dumps(results['flash'])}")
+
+        if "expiry" in args.only:
+            memory.phase = "expiry"
+            log(f"expiry: {mode.holds:,} holds due from {mode.hold_lead_s:g}s over {mode.hold_window_s:g}s, "
+                f"with the Redis TTL peers on the same schedule")
+            peers = RedisPeers(services.REDIS_SERVER, services.REDIS_DB, services.REDIS_PEER_DB, mode.background_keys)
+            try:
+                await peers.prepare(log)
+                created = await expiry.create_holds(engine=engine, broker_url=fleet.env["BROKER_URL"],
+                                                    accounts=accounts, holds=mode.holds, lead_s=mode.hold_lead_s,
+                                                    window_s=mode.hold_window_s, log=log)
+                await peers.set_keys(created["expiries"])
+                cpu.start()
+                if profiler:
+                    profiler.start("expiry", created["first_due_in_s"] + mode.hold_window_s)
+                measured = await expiry.measure(engine=engine, holds=mode.holds, skus=created["skus"],
+                                                end=created["end"], grace_s=mode.hold_grace_s, log=log,
+                                                others_done=peers.all_arrived)
+                measured["cpu_cores"] = cpu.stop()
+                if profiler:
+                    profiler.wait()
+                results["redis_peer"], results["redis_peer_loaded"] = await peers.finish()
+            finally:
+                await peers.restore()
+            memory.sample()
+            measured.update(window_s=mode.hold_window_s, lead_s=mode.hold_lead_s,
+                            created_s=created["created_s"], first_due_in_s=created["first_due_in_s"],
+                            rate_per_s=round(mode.holds / mode.hold_window_s, 1))
+            results["expiry"] = measured
+            for key in ("redis_peer", "redis_peer_loaded"):
+                log(f"{key}: {results[key]}")
+    finally:
+        await engine.dispose()
+
+
+def run(args) -> int:
+    mode = QUICK if args.quick else FULL
+    log = Progress()
+    _quiet_logging()
+    processes = int(os.environ.get("WORKER_PROCESSES", "2"))
+    threads = int(os.environ.get("WORKER_THREADS", "8"))
+    name = services.run_name()
+    workdir = Path(tempfile.mkdtemp(prefix=f"{name}-"))
+    machine = services.machine()
+    log(f"{mode.name} run {name}; work files in {workdir}")
+    results: dict = {}
+    started = time.monotonic()
+    with services.own_redis_db() as redis_url:
+        if "ceiling" in args.only:
+            with services.own_vhost(f"{name}_ceiling") as broker_url:
+                results["ceiling"] = ceiling.measure(broker_url=broker_url, redis_url=redis_url,
+                                                     processes=processes, threads=threads,
+                                                     messages=mode.ceiling_messages, workdir=workdir, log=log)
+            log(f"ceiling: {results['ceiling']}")
+        if args.only & {"e2e", "flash", "expiry"}:
+            with services.own_database(name) as database_url, services.own_vhost(name) as broker_url:
+                env = fleet_environment(database_url=database_url, broker_url=broker_url, redis_url=redis_url,
+                                        workdir=workdir, ADMIN_TOKEN="bench-admin-token",
+                                        WORKER_PROCESSES=str(processes), WORKER_THREADS=str(threads))
+                # The test launcher's defaults are for tests; the bench runs the fleet's own.
+                for test_only in ("AUTH_ATTEMPTS_PER_MINUTE",):
+                    env.pop(test_only, None)
+                fleet = Fleet(env=env, log_path=workdir / "fleet.log")
+                log("fleet: starting (honcho -f Procfile.dev start)")
+                fleet.start()
+                log(f"fleet: up, gateway {fleet.gateway_url}")
+                memory = MemoryWatch(fleet.process.pid)
+                memory.start()
+                try:
+                    asyncio.run(_scenarios(fleet, mode, args, log, results, memory))
+                finally:
+                    memory.stop()
+                    fleet.stop()
+                results["worker_rss"] = {"peak_total_mb": round(memory.peak_total_mb, 1),
+                                         "peak_process_mb": round(memory.peak_process_mb, 1),
+                                         "by_phase_mb": {k: round(v, 1) for k, v in memory.phase_peaks.items()}}
+                log(f"fleet: stopped; worker RSS {results['worker_rss']}")
+    duration = time.monotonic() - started
+    summary = targets(results)
+    document = {
+        "mode": mode.name,
+        "duration_s": round(duration, 1),
+        "machine": machine,
+        "settings": {"worker_processes": processes, "worker_threads": threads, **mode.__dict__},
+        **summary["flat"],
+        "targets": summary["targets"],
+        "broken": summary["broken"],
+        "details": results,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for path in (RESULTS / "latest.json", RESULTS / f"{mode.name}.json"):
+        path.write_text(json.dumps(document, indent=2, default=str) + "\n")
+    print(render_table(document))
+    log(f"done in {duration:.0f}s; wrote {RESULTS / 'latest.json'}")
+    if summary["broken"]:
+        print(f"\nBROKEN RUN: {'; '.join(summary['broken'])}", file=sys.stderr)
+        return 1
+    if not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench/run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="the short run (at most 3 minutes)")
+    parser.add_argument("--only", default="ceiling,e2e,flash,expiry",
+                        help="comma-separated scenarios to run (default: all)")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (fleet log, mail)")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="record py-spy profiles of web and workers during e2e and expiry into DIR")
+    args = parser.parse_args(argv)
+    args.only = set(args.only.split(","))
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""1. Ceiling: how many messages per second a no-op Dramatiq actor handles here.
+
+Same RabbitMQ, same broker and middleware as the fleet (:mod:`bench.ceiling_worker` imports
+``workers.broker``), same ``--processes``/``--threads``, in a vhost of its own. The queue is filled
+first, then the workers start; the rate is taken between 5% and 100% of the messages done, so
+process start-up is not counted.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dramatiq
+import redis
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+from tests.support.fleet import ROOT, free_port
+
+QUEUE = "bench_noop"
+COUNTER_KEY = "bench:ceiling:done"
+
+
+def _fill(broker_url: str, count: int) -> None:
+    broker = RabbitmqBroker(url=broker_url, confirm_delivery=False, middleware=[])
+    try:
+        broker.declare_queue(QUEUE)
+        for _ in range(count):
+            broker.enqueue(dramatiq.Message(queue_name=QUEUE, actor_name=QUEUE, args=(), kwargs={}, options={}))
+        # Make sure RabbitMQ has them all before the clock starts.
+        deadline = time.monotonic() + 60
+        while broker.get_queue_message_counts(QUEUE)[0] < count:
+            if time.monotonic() > deadline:
+                raise RuntimeError("ceiling: RabbitMQ did not take the messages")
+            time.sleep(0.05)
+    finally:
+        broker.close()
+
+
+def measure(*, broker_url: str, redis_url: str, processes: int, threads: int, messages: int,
+            workdir: Path, log) -> dict[str, object]:
+    """Fill the queue with ``messages`` no-op messages, start the workers, time them."""
+    counter = redis.Redis.from_url(redis_url)
+    counter.delete(COUNTER_KEY)
+    started = time.monotonic()
+    _fill(broker_url, messages)
+    log(f"ceiling: {messages} messages queued in {time.monotonic() - started:.1f}s; starting "
+        f"{processes}x{threads} workers")
+    (workdir / "ceiling-prometheus").mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "BROKER_URL": broker_url, "BENCH_COUNTER_URL": redis_url,
+           "LOG_LEVEL": "WARNING",
+           "dramatiq_prom_port": str(free_port()), "dramatiq_prom_db": str(workdir / "ceiling-prometheus"),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    log_file = open(workdir / "ceiling.log", "ab")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "dramatiq", "bench.ceiling_worker", "--processes", str(processes),
+         "--threads", str(threads)],
+        cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        first_mark = max(1, messages // 20)
+        t_first = t_last = None
+        deadline = time.monotonic() + 120
+        while True:
+            done = int(counter.get(COUNTER_KEY) or 0)
+            now = time.monotonic()
+            if t_first is None and done >= first_mark:
+                t_first, done_first = now, done
+            if done >= messages:
+                t_last = now
+                log(f"ceiling: all done {t_last - started:.1f}s after the start (5% mark at {t_first - started:.1f}s)")
+                break
+            if worker.poll() is not None:
+                raise RuntimeError(f"ceiling: the dramatiq worker exited early; see {workdir / 'ceiling.log'}")
+            if now > deadline:
+                raise RuntimeError(f"ceiling: only {done} of {messages} messages handled in time")
+            time.sleep(0.005)
+    finally:
+        stopping = time.monotonic()
+        try:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+        except ProcessLookupError:
+            pass
+        log_file.close()
+        counter.delete(COUNTER_KEY)
+        counter.close()
+        log(f"ceiling: workers stopped in {time.monotonic() - stopping:.1f}s")
+    rate = (messages - done_first) / (t_last - t_first) if t_last > t_first else None
+    return {"messages": messages, "processes": processes, "threads": threads,
+            "msgs_per_s": round(rate, 1) if rate else None}

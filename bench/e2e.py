@@ -1,0 +1,216 @@
+"""2. End to end: closed-loop clients, each placing an order and waiting for it before the next.
+
+``clients`` coroutines each send POST /orders (one unit of one of many well-stocked SKUs, paid
+with the provider's always-succeeding test card, from a customer chosen round-robin from a large
+pool, so nobody nears the unpaid-orders limit), wait until the order is PLACED, then send the next;
+a warm-up, then the measured window. A client learns that its order is done the way the
+gateway's event stream does: from the fleet's Redis status nudges (``orders:<id>:status``), with
+a database check every half second in case a nudge is lost. So at most ``clients`` orders are in
+flight, the fleet runs at the rate it can sustain, and the latencies are the ones a customer sees
+at that rate (a loop on POST alone would pile up an ever-growing backlog instead).
+
+Afterwards the bench reads the database:
+- placed orders/s: PLACED transitions (order_history) inside the window / window length;
+- POST latency: measured by the client, for requests sent inside the window;
+- POST-to-PLACED: the PLACED history time minus the client's send time (one machine, one clock);
+- messages per order: outbox rows per order, worker messages and domain events apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import aiohttp
+import redis.asyncio as aioredis
+from sqlalchemy import bindparam, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bench.stats import percentile, rounded
+
+FINAL = ("PLACED", "REJECTED", "CANCELLED")
+_STATUSES = text("SELECT id, status FROM orders WHERE id IN :ids").bindparams(bindparam("ids", expanding=True))
+
+
+@dataclass
+class Sent:
+    order_id: str | None
+    status: int
+    sent_at: float  # wall clock (time.time())
+    latency: float  # seconds
+    measured: bool  # sent inside the window
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, timezone.utc).replace(tzinfo=None)
+
+
+async def statuses_of(engine: AsyncEngine, order_ids: list[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    async with engine.connect() as connection:
+        for start in range(0, len(order_ids), 5000):
+            rows = await connection.execute(_STATUSES, {"ids": order_ids[start:start + 5000]})
+            found.update(dict(rows.all()))
+    return found
+
+
+async def wait_final(engine: AsyncEngine, order_ids: list[str], timeout: float,
+                     final: tuple[str, ...] = FINAL) -> tuple[dict[str, str], float]:
+    """Poll until every order is in a ``final`` status (or the timeout); statuses and seconds waited."""
+    started = time.monotonic()
+    while True:
+        statuses = await statuses_of(engine, order_ids)
+        if all(statuses.get(order_id) in final for order_id in order_ids) or time.monotonic() - started > timeout:
+            return statuses, time.monotonic() - started
+        await asyncio.sleep(0.2)
+
+
+class Completion:
+    """Futures that resolve when an order reaches a final status (Redis nudge, or a database check)."""
+
+    def __init__(self, redis_url: str, engine: AsyncEngine):
+        self.redis = aioredis.from_url(redis_url)
+        self.engine = engine
+        self.waiting: dict[str, tuple[asyncio.Future, float]] = {}
+        self.done: dict[str, str] = {}
+
+    def wait(self, order_id: str) -> asyncio.Future:
+        future = asyncio.get_running_loop().create_future()
+        if order_id in self.done:
+            future.set_result(self.done.pop(order_id))
+        else:
+            self.waiting[order_id] = (future, time.monotonic())
+        return future
+
+    def _resolve(self, order_id: str, status: str) -> None:
+        entry = self.waiting.pop(order_id, None)
+        if entry is None:
+            self.done[order_id] = status
+        elif not entry[0].done():
+            entry[0].set_result(status)
+
+    async def _nudges(self, pubsub) -> None:
+        async for message in pubsub.listen():
+            if message["type"] != "pmessage":
+                continue
+            status = message["data"].decode()
+            if status in FINAL:
+                self._resolve(message["channel"].decode().split(":")[1], status)
+
+    async def _recheck(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            stale = [order_id for order_id, (_, since) in list(self.waiting.items()) if time.monotonic() - since > 0.5]
+            if stale:
+                for order_id, status in (await statuses_of(self.engine, stale)).items():
+                    if status in FINAL:
+                        self._resolve(order_id, status)
+
+    async def __aenter__(self) -> "Completion":
+        self.pubsub = self.redis.pubsub()
+        await self.pubsub.psubscribe("orders:*:status")  # workers.live_status.channel()
+        self.tasks = [asyncio.create_task(self._nudges(self.pubsub)), asyncio.create_task(self._recheck())]
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.pubsub.aclose()
+        await self.redis.aclose()
+
+
+async def run(*, engine: AsyncEngine, redis_url: str, gateway_url: str, tokens: list[str], skus: list[str],
+              clients: int, warmup_s: float, window_s: float, drain_timeout_s: float, log) -> dict[str, object]:
+    sent: list[Sent] = []
+    started = time.monotonic()
+    window_start = started + warmup_s
+    window_end = window_start + window_s
+    wall_offset = time.time() - time.monotonic()
+
+    async def client(session: aiohttp.ClientSession, completion: Completion, index: int) -> None:
+        turn = index
+        while (now := time.monotonic()) < window_end:
+            token = tokens[turn % len(tokens)]
+            sku = skus[turn % len(skus)]
+            turn += clients
+            body = {"items": [{"sku": sku, "quantity": 1}], "payment": {"method": "token", "token": "pm_card_ok"}}
+            headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": uuid.uuid4().hex}
+            sent_wall = time.time()
+            t0 = time.perf_counter()
+            try:
+                async with session.post(f"{gateway_url}/orders", json=body, headers=headers) as response:
+                    payload = await response.json(content_type=None)
+                    status = response.status
+            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as error:
+                log(f"e2e: request failed: {error!r}")
+                payload, status = None, 0
+            latency = time.perf_counter() - t0
+            order_id = payload.get("id") if status == 202 and isinstance(payload, dict) else None
+            sent.append(Sent(order_id, status, sent_wall, latency, window_start <= now < window_end))
+            if order_id is None:
+                await asyncio.sleep(0.1)
+                continue
+            try:
+                await asyncio.wait_for(completion.wait(order_id), timeout=drain_timeout_s)
+            except asyncio.TimeoutError:
+                log(f"e2e: order {order_id} not final after {drain_timeout_s:g}s")
+                return
+
+    connector = aiohttp.TCPConnector(limit=0)
+    async with Completion(redis_url, engine) as completion, aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
+        await asyncio.gather(*(client(session, completion, i) for i in range(clients)))
+    posted = [s for s in sent if s.order_id]
+    errors = [s for s in sent if not s.order_id]
+    order_ids = [s.order_id for s in posted]
+    statuses, drained_s = await wait_final(engine, order_ids, drain_timeout_s)
+    not_placed = [order_id for order_id in order_ids if statuses.get(order_id) != "PLACED"]
+    log(f"e2e: {len(sent)} orders ({len(errors)} not accepted, {len(not_placed)} not placed) "
+        f"in {time.monotonic() - started:.1f}s")
+
+    ws, we = _utc(window_start + wall_offset), _utc(window_end + wall_offset)
+    async with engine.connect() as connection:
+        placed_in_window = (await connection.execute(text(
+            "SELECT COUNT(*) FROM order_history WHERE status = 'PLACED' AND at >= :ws AND at < :we"),
+            {"ws": ws, "we": we})).scalar_one()
+        placed_at = dict((await connection.execute(text(
+            "SELECT order_id, MIN(at) FROM order_history WHERE status = 'PLACED' GROUP BY order_id"))).all())
+        per_kind = (await connection.execute(text(
+            "SELECT COALESCE(actor_name, CONCAT('event:', routing_key)), COUNT(*) FROM outbox "
+            "WHERE order_id IS NOT NULL GROUP BY 1"))).all()
+        orders_total = (await connection.execute(text("SELECT COUNT(*) FROM orders"))).scalar_one()
+
+    post_latencies = [s.latency * 1000 for s in sent if s.measured]
+    to_placed = []
+    for s in posted:
+        at = placed_at.get(s.order_id)
+        if s.measured and at is not None:
+            to_placed.append((at.replace(tzinfo=timezone.utc).timestamp() - s.sent_at) * 1000)
+    kinds = {kind: count / orders_total for kind, count in per_kind} if orders_total else {}
+    worker_messages = sum(v for k, v in kinds.items() if not k.startswith("event:"))
+    events = sum(v for k, v in kinds.items() if k.startswith("event:"))
+    return {
+        "clients": clients,
+        "window_s": window_s,
+        "warmup_s": warmup_s,
+        "posts": len(sent),
+        "posts_in_window": len(post_latencies),
+        "not_accepted": len(errors),
+        "not_accepted_statuses": sorted({s.status for s in errors}),
+        "accepted": len(posted),
+        "not_placed_after_drain": len(not_placed),
+        "drain_s": rounded(drained_s),
+        "placed_in_window": placed_in_window,
+        "orders_per_s": rounded(placed_in_window / window_s),
+        "post_p50_ms": rounded(percentile(post_latencies, 0.50)),
+        "post_p99_ms": rounded(percentile(post_latencies, 0.99)),
+        "placed_p50_ms": rounded(percentile(to_placed, 0.50)),
+        "placed_p99_ms": rounded(percentile(to_placed, 0.99)),
+        "messages_per_order": {k: round(v, 2) for k, v in sorted(kinds.items())},
+        "worker_messages_per_order": round(worker_messages, 2),
+        "events_per_order": round(events, 2),
+    }

@@ -1,0 +1,55 @@
+"""``--profile``: py-spy flame graphs of the fleet's busy processes during a measured window.
+
+py-spy (``pip install py-spy``) samples the web and worker processes from outside, without
+changing them; the raw collapsed stacks (one ``stack count`` line per distinct stack, the input of
+flamegraph.pl and speedscope) land in the profile folder, one file per process and phase.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+
+from bench.procs import fleet_processes
+
+
+def _py_spy() -> str | None:
+    local = Path(sys.executable).with_name("py-spy")
+    return str(local) if local.exists() else shutil.which("py-spy")
+
+
+class Profiler:
+    def __init__(self, honcho_pid: int, folder: Path, roles: tuple[str, ...] = ("web", "worker")):
+        self.honcho_pid, self.folder, self.roles = honcho_pid, folder, roles
+        self.running: list[subprocess.Popen] = []
+
+    def start(self, phase: str, seconds: float) -> None:
+        py_spy = _py_spy()
+        if py_spy is None:
+            raise RuntimeError("--profile needs py-spy (pip install py-spy)")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        roles = fleet_processes(self.honcho_pid)
+        for role in self.roles:
+            for process in roles.get(role, []):
+                try:
+                    if process.name() in ("sh", "bash", "dash"):
+                        continue  # the shell honcho runs the command with
+                except psutil.NoSuchProcess:
+                    continue
+                target = self.folder / f"{phase}-{role}-{process.pid}.txt"
+                self.running.append(subprocess.Popen(
+                    [py_spy, "record", "--pid", str(process.pid), "--duration", str(int(seconds)),
+                     "--rate", "100", "--format", "raw", "--output", str(target)],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+    def wait(self) -> None:
+        for process in self.running:
+            try:
+                process.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.running = []

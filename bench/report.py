@@ -1,0 +1,173 @@
+"""The figures the issue asks for, the targets they are held to, and the markdown table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+POST_P99_MS = 50
+E2E_ORDERS_PER_S = 300
+FLASH_FINAL_S = 10
+EXPIRY_P99_MS = 1500
+WORKER_RSS_MB = 300
+
+
+def _get(mapping: dict, *path: str) -> Any:
+    for key in path:
+        if not isinstance(mapping, dict) or key not in mapping:
+            return None
+        mapping = mapping[key]
+    return mapping
+
+
+def targets(results: dict) -> dict[str, Any]:
+    """Flat keys of latest.json, the targets with whether each was met, and what broke the run."""
+    e2e = results.get("e2e") or {}
+    flash = results.get("flash") or {}
+    expiry = results.get("expiry") or {}
+    ceiling = _get(results, "ceiling", "msgs_per_s")
+    per_order = e2e.get("worker_messages_per_order")
+    orders_per_s = e2e.get("orders_per_s")
+    ratio = (orders_per_s / (ceiling / per_order)) if ceiling and per_order and orders_per_s is not None else None
+    flat = {
+        "ceiling_msgs_per_s": ceiling,
+        "e2e_orders_per_s": orders_per_s,
+        "post_p50_ms": e2e.get("post_p50_ms"),
+        "post_p99_ms": e2e.get("post_p99_ms"),
+        "placed_p99_ms": e2e.get("placed_p99_ms"),
+        "messages_per_order": per_order,
+        "events_per_order": e2e.get("events_per_order"),
+        "e2e_share_of_ceiling": round(ratio, 3) if ratio is not None else None,
+        "flash": {key: flash.get(key) for key in ("buyers", "units", "placed", "rejected", "final_s", "exact")},
+        "expiry": {key: expiry.get(key) for key in ("holds", "delivered", "p50_ms", "p99_ms", "max_ms",
+                                                     "window_s", "rate_per_s")},
+        "redis_peer": _peer(results.get("redis_peer")),
+        "redis_peer_loaded": _peer(results.get("redis_peer_loaded")),
+        "worker_rss_mb": _get(results, "worker_rss", "peak_total_mb"),
+    }
+    checks = []
+
+    def check(name: str, value: Any, target: str, met: bool | None) -> None:
+        checks.append({"metric": name, "value": value, "target": target, "met": met})
+
+    if e2e:
+        check("e2e_orders_per_s", orders_per_s, f">= {E2E_ORDERS_PER_S}", orders_per_s >= E2E_ORDERS_PER_S)
+        p99 = e2e.get("post_p99_ms")
+        check("post_p99_ms", p99, f"<= {POST_P99_MS}", p99 is not None and p99 <= POST_P99_MS)
+    if flash:
+        check("flash_exact", flash.get("exact"), "exact", bool(flash.get("exact")))
+        final_s = flash.get("final_s")
+        check("flash_final_s", final_s, f"<= {FLASH_FINAL_S}", final_s is not None and final_s <= FLASH_FINAL_S)
+    if expiry:
+        p99 = expiry.get("p99_ms")
+        check("expiry_p99_ms", p99, f"<= {EXPIRY_P99_MS}", p99 is not None and p99 <= EXPIRY_P99_MS)
+    if flat["worker_rss_mb"] is not None:
+        check("worker_rss_mb", flat["worker_rss_mb"], f"<= {WORKER_RSS_MB}", flat["worker_rss_mb"] <= WORKER_RSS_MB)
+
+    broken = []
+    if e2e:
+        if e2e.get("not_accepted"):
+            broken.append(f"e2e: {e2e['not_accepted']} POST /orders not accepted "
+                          f"(statuses {e2e.get('not_accepted_statuses')})")
+        if e2e.get("not_placed_after_drain"):
+            broken.append(f"e2e: {e2e['not_placed_after_drain']} accepted orders not PLACED after the drain")
+    if flash and not flash.get("exact"):
+        broken.append(f"flash sale not exact: {flash.get('placed')} placed, {flash.get('rejected')} rejected, "
+                      f"{flash.get('other')} other, {flash.get('not_accepted')} not accepted, "
+                      f"{flash.get('available_after')} left, for {flash.get('units')} units")
+    if expiry:
+        if expiry.get("delivered") != expiry.get("holds"):
+            broken.append(f"expiry: {expiry.get('delivered')} of {expiry.get('holds')} holds released")
+        if expiry.get("released_early"):
+            broken.append(f"expiry: {expiry['released_early']} holds released before they were due")
+    return {"flat": flat, "targets": checks, "broken": broken}
+
+
+def _peer(peer: dict | None) -> dict | None:
+    if not peer:
+        return None
+    return {key: peer.get(key) for key in ("keys", "background_keys", "delivered", "p50_ms", "p99_ms", "max_ms")}
+
+
+def _n(value: Any, unit: str = "", digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, (int, float)):
+        text = f"{value:,.{digits}f}"
+    else:
+        text = str(value)
+    return f"{text}{unit}"
+
+
+def _ms(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value / 1000:,.2f} s" if value >= 10_000 else f"{value:,.0f} ms"
+
+
+def _met(document: dict, metric: str) -> str:
+    for check in document.get("targets", []):
+        if check["metric"] == metric:
+            return "yes" if check["met"] else "**no**"
+    return ""
+
+
+def render_table(document: dict) -> str:
+    """The markdown table: metric | value | target | met?, under a line naming date and machine."""
+    m = document["machine"]
+    s = document["settings"]
+    details = document.get("details", {})
+    e2e = details.get("e2e") or {}
+    rows: list[tuple[str, str, str, str]] = []
+    if document.get("ceiling_msgs_per_s") is not None:
+        rows.append((f"Ceiling: no-op actor, {s['worker_processes']} processes x {s['worker_threads']} threads",
+                     _n(document["ceiling_msgs_per_s"], " msgs/s"), "", ""))
+    if e2e:
+        rows += [
+            (f"End to end: placed orders/s ({e2e['clients']} clients, {e2e['window_s']:g} s)",
+             _n(document["e2e_orders_per_s"], "", 1), f">= {E2E_ORDERS_PER_S}", _met(document, "e2e_orders_per_s")),
+            ("POST /orders p50", _ms(document["post_p50_ms"]), "", ""),
+            ("POST /orders p99", _ms(document["post_p99_ms"]), f"<= {POST_P99_MS} ms", _met(document, "post_p99_ms")),
+            ("POST to PLACED p99", _ms(document["placed_p99_ms"]), "", ""),
+            ("Messages per order (worker messages + domain events)",
+             f"{_n(document['messages_per_order'], '', 2)} + {_n(document['events_per_order'], '', 2)}", "", ""),
+            ("Placed orders/s / (ceiling / messages per order)", _n(
+                None if document["e2e_share_of_ceiling"] is None else document["e2e_share_of_ceiling"] * 100,
+                " %", 1), "", ""),
+        ]
+    flash = document.get("flash") or {}
+    if flash.get("buyers"):
+        rows += [
+            (f"Flash sale: {flash['buyers']:,} buyers, {flash['units']} units",
+             f"{flash['placed']} placed, {flash['rejected']:,} rejected", "exact", _met(document, "flash_exact")),
+            ("Flash sale: every order final after", _n(flash["final_s"], " s", 2), f"<= {FLASH_FINAL_S} s",
+             _met(document, "flash_final_s")),
+        ]
+    ex = document.get("expiry") or {}
+    if ex.get("holds"):
+        rows += [
+            (f"Expiry: holds released ({ex['holds']:,} due over {ex['window_s']:g} s, {ex['rate_per_s']:,.0f}/s)",
+             f"{ex['delivered']:,} / {ex['holds']:,}", "all", "yes" if ex["delivered"] == ex["holds"] else "**no**"),
+            ("Expiry lateness p50 / p99 / max",
+             f"{_ms(ex['p50_ms'])} / {_ms(ex['p99_ms'])} / {_ms(ex['max_ms'])}", "p99 <= 1.5 s",
+             _met(document, "expiry_p99_ms")),
+        ]
+    if document.get("worker_rss_mb") is not None:
+        rows.append(("Worker RSS, peak (all worker processes)", _n(document["worker_rss_mb"], " MB"),
+                     f"<= {WORKER_RSS_MB} MB", _met(document, "worker_rss_mb")))
+    for key, label in (("redis_peer", "Redis TTL keys + keyspace events, alone"),
+                       ("redis_peer_loaded", "Redis TTL keys + keyspace events, with {bg:,} cache keys")):
+        peer = document.get(key)
+        if peer:
+            rows += [
+                (f"{label.format(bg=peer['background_keys'])}: events received",
+                 f"{peer['delivered']:,} / {peer['keys']:,}", "", ""),
+                (f"{label.format(bg=peer['background_keys'])}: lateness p50 / p99 / max",
+                 f"{_ms(peer['p50_ms'])} / {_ms(peer['p99_ms'])} / {_ms(peer['max_ms'])}", "", ""),
+            ]
+    header = (f"Bench `{document['mode']}` run of {m['date']}: {m['nproc']} CPUs ({m['cpu']}), "
+              f"{m['memory_gb']} GB RAM, Linux {m['kernel']}; Python {m['python']}, MariaDB {m['mariadb']}, "
+              f"RabbitMQ {m['rabbitmq']}, Redis {m['redis']}, dramatiq {m['dramatiq']}, "
+              f"aiohttp {m['aiohttp']}, SQLAlchemy {m['sqlalchemy']}; everything on this one machine.")
+    lines = [header, "", "| metric | value | target | met? |", "|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    return "\n".join(lines)

@@ -1,0 +1,142 @@
+"""The bench's own corner of the local services: a database, RabbitMQ vhosts, a Redis database.
+
+Nothing shared is touched: the database and vhosts are created for this run and removed at the
+end; the Redis database number (``BENCH_REDIS_DB``, 14 by default) is flushed at the start and
+the end of the run and used by nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import subprocess
+import uuid
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from importlib import metadata
+from typing import Iterator
+
+import redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from models.migrate import migrate
+from tests.support import isolation
+
+REDIS_SERVER = os.environ.get("BENCH_REDIS_SERVER", "redis://127.0.0.1:6379")
+REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "14"))
+#: The "loaded" Redis peer needs a database apart from the fleet's.
+REDIS_PEER_DB = int(os.environ.get("BENCH_REDIS_PEER_DB", "13"))
+REDIS_URL = f"{REDIS_SERVER}/{REDIS_DB}"
+
+
+def run_name() -> str:
+    return f"orders_bench_{uuid.uuid4().hex[:8]}"
+
+
+@contextmanager
+def own_database(name: str) -> Iterator[str]:
+    """A fresh database migrated to the newest schema; dropped afterwards."""
+    url = f"{isolation.MYSQL_SERVER_URL}/{name}"
+    migrate(url)
+    try:
+        yield url
+    finally:
+        async def drop() -> None:
+            engine = create_async_engine(f"{isolation.MYSQL_SERVER_URL}/")
+            async with engine.begin() as connection:
+                await connection.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+            await engine.dispose()
+
+        asyncio.run(drop())
+
+
+@contextmanager
+def own_vhost(name: str) -> Iterator[str]:
+    """A RabbitMQ vhost with its own queues; deleted afterwards."""
+    url = isolation.create_vhost(name)
+    try:
+        yield url
+    finally:
+        isolation.delete_vhost(name)
+
+
+@contextmanager
+def own_redis_db() -> Iterator[str]:
+    """The bench's Redis databases (the fleet's and the loaded peer's), empty at the start and
+    flushed again at the end; yields the fleet's REDIS_URL."""
+    clients = [redis.Redis.from_url(f"{REDIS_SERVER}/{db}") for db in (REDIS_DB, REDIS_PEER_DB)]
+    for client in clients:
+        client.flushdb()
+    try:
+        yield REDIS_URL
+    finally:
+        for client in clients:
+            client.flushdb()
+            client.close()
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+async def _mariadb_version() -> str:
+    engine = create_async_engine(f"{isolation.MYSQL_SERVER_URL}/")
+    try:
+        async with engine.connect() as connection:
+            return (await connection.execute(text("SELECT VERSION()"))).scalar_one()
+    finally:
+        await engine.dispose()
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def machine() -> dict[str, object]:
+    """Where and with what the figures were measured."""
+    try:
+        memory_gb = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError):
+        memory_gb = None
+    try:
+        rabbitmq = isolation.management("GET", "/api/overview")["rabbitmq_version"]  # type: ignore[index]
+    except Exception:  # noqa: BLE001 - informative only
+        rabbitmq = "?"
+    try:
+        redis_version = redis.Redis.from_url(REDIS_URL).info("server")["redis_version"]
+    except Exception:  # noqa: BLE001
+        redis_version = "?"
+    try:
+        mariadb = asyncio.run(_mariadb_version())
+    except Exception:  # noqa: BLE001
+        mariadb = "?"
+    try:
+        kernel = subprocess.run(["uname", "-r"], capture_output=True, text=True, check=False).stdout.strip()
+    except OSError:
+        kernel = platform.release()
+    return {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": os.cpu_count(),
+        "cpu": _cpu_model(),
+        "memory_gb": memory_gb,
+        "kernel": kernel,
+        "python": platform.python_version(),
+        "mariadb": mariadb,
+        "rabbitmq": rabbitmq,
+        "redis": redis_version,
+        "dramatiq": _version("dramatiq"),
+        "aiohttp": _version("aiohttp"),
+        "sqlalchemy": _version("sqlalchemy"),
+    }
