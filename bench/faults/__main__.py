@@ -152,13 +152,12 @@ def readiness_findings(timeline: Timeline) -> tuple[dict[str, str], list[str]]:
     return figures, violations
 
 
-async def run(plan: Plan, seed: int, workdir: Path) -> int:
+async def run(plan: Plan, seed: int, workdir: Path, database_url: str, broker_url: str) -> int:
     rng = random.Random(seed)
-    name = f"orders_chaos_{uuid.uuid4().hex[:8]}"
     smtp = SmtpServer().start()
     timeline = Timeline()
     try:
-        with own_database(name) as database_url, own_vhost(name) as broker_url:
+        if True:  # the fleet's database and vhost are made by main(), outside the event loop
             env = fleet_environment(
                 database_url=database_url, broker_url=broker_url, redis_url="redis://127.0.0.1:6379/13",
                 workdir=workdir, ADMIN_TOKEN="chaos-admin-token", HOLD_SECONDS="5", MAX_UNPAID_ORDERS="1000",
@@ -258,7 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7, help="random seed of the order mix and the kills")
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="orders-chaos-"))
-    return asyncio.run(run(QUICK if args.quick else FULL, args.seed, workdir))
+    name = f"orders_chaos_{uuid.uuid4().hex[:8]}"
+    with own_database(name) as database_url, own_vhost(name) as broker_url:
+        return asyncio.run(run(QUICK if args.quick else FULL, args.seed, workdir, database_url, broker_url))
 
 
 if __name__ == "__main__":

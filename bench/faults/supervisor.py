@@ -80,11 +80,20 @@ class Supervisor:
             children = psutil.Process(main.pid).children(recursive=True)
         except psutil.NoSuchProcess:
             return None
-        workers = [child for child in children if "dramatiq" in " ".join(child.cmdline())]
+        workers = []
+        for child in children:
+            try:
+                if child.status() != psutil.STATUS_ZOMBIE and "dramatiq" in " ".join(child.cmdline()):
+                    workers.append(child)
+            except psutil.Error:
+                continue  # gone meanwhile (the previous kill is still being cleaned up)
         if not workers:
             return None
         victim = rng.choice(workers)
-        victim.send_signal(signal.SIGKILL)
+        try:
+            victim.send_signal(signal.SIGKILL)
+        except psutil.Error:
+            return None
         return victim.pid
 
     def stop(self) -> None:
