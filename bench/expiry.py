@@ -18,7 +18,6 @@ their expiries over a window shorter than their creation; the bulk path takes se
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import time
 import uuid
@@ -88,7 +87,7 @@ async def _write_chunk(engine: AsyncEngine, rows: dict[str, list[dict]]) -> None
 async def create_holds(*, engine: AsyncEngine, broker_url: str, accounts: list[str], holds: int,
                        lead_s: float, window_s: float, log) -> dict[str, object]:
     """Write ``holds`` holds expiring between now+lead and now+lead+window, and publish their `expire`."""
-    sku_count = int(os.environ.get("BENCH_EXPIRY_SKUS", 0)) or max(50, min(500, holds // 100))
+    sku_count = max(50, min(500, holds // 100))
     run = uuid.uuid4().hex[:6].upper()
     skus = [f"EXP-{run}-{i}" for i in range(sku_count)]
     sku_of = [skus[i % sku_count] for i in range(holds)]

@@ -1,8 +1,10 @@
-"""``--profile``: py-spy flame graphs of the fleet's busy processes during a measured window.
+"""``--profile``: py-spy profiles of the fleet's busy processes during a measured window.
 
 py-spy (``pip install py-spy``) samples the web and worker processes from outside, without
-changing them; the raw collapsed stacks (one ``stack count`` line per distinct stack, the input of
-flamegraph.pl and speedscope) land in the profile folder, one file per process and phase.
+changing them, and only the thread holding the GIL (``--gil``): a process's many threads waiting
+on sockets would otherwise crowd out where its CPU goes. The raw collapsed stacks (one
+``stack count`` line per distinct stack, the input of flamegraph.pl and speedscope) land in the
+profile folder, one file per process and phase.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class Profiler:
                 target = self.folder / f"{phase}-{role}-{process.pid}.txt"
                 self.running.append(subprocess.Popen(
                     [py_spy, "record", "--pid", str(process.pid), "--duration", str(int(seconds)),
-                     "--rate", "100", "--format", "raw", "--output", str(target)],
+                     "--rate", "100", "--gil", "--format", "raw", "--output", str(target)],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
     def wait(self) -> None:

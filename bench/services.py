@@ -2,7 +2,8 @@
 
 Nothing shared is touched: the database and vhosts are created for this run and removed at the
 end; the Redis database number (``BENCH_REDIS_DB``, 14 by default) is flushed at the start and
-the end of the run and used by nothing else.
+the end of the run and used by nothing else; so is ``BENCH_REDIS_PEER_DB`` (12), the database of
+the "loaded" Redis peer.
 """
 
 from __future__ import annotations
@@ -21,13 +22,12 @@ import redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from models.migrate import migrate
 from tests.support import isolation
 
 REDIS_SERVER = os.environ.get("BENCH_REDIS_SERVER", "redis://127.0.0.1:6379")
 REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "14"))
-#: The "loaded" Redis peer needs a database apart from the fleet's.
-REDIS_PEER_DB = int(os.environ.get("BENCH_REDIS_PEER_DB", "13"))
+#: The "loaded" Redis peer needs a database apart from the fleet's (13 is the chaos run's, 15 the tests').
+REDIS_PEER_DB = int(os.environ.get("BENCH_REDIS_PEER_DB", "12"))
 REDIS_URL = f"{REDIS_SERVER}/{REDIS_DB}"
 
 
@@ -35,31 +35,9 @@ def run_name() -> str:
     return f"orders_bench_{uuid.uuid4().hex[:8]}"
 
 
-@contextmanager
-def own_database(name: str) -> Iterator[str]:
-    """A fresh database migrated to the newest schema; dropped afterwards."""
-    url = f"{isolation.MYSQL_SERVER_URL}/{name}"
-    migrate(url)
-    try:
-        yield url
-    finally:
-        async def drop() -> None:
-            engine = create_async_engine(f"{isolation.MYSQL_SERVER_URL}/")
-            async with engine.begin() as connection:
-                await connection.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-            await engine.dispose()
-
-        asyncio.run(drop())
-
-
-@contextmanager
-def own_vhost(name: str) -> Iterator[str]:
-    """A RabbitMQ vhost with its own queues; deleted afterwards."""
-    url = isolation.create_vhost(name)
-    try:
-        yield url
-    finally:
-        isolation.delete_vhost(name)
+#: A database and a vhost of the run's own (shared with the tests and the chaos run).
+own_database = isolation.own_database
+own_vhost = isolation.own_vhost
 
 
 @contextmanager

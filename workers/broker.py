@@ -20,8 +20,8 @@ import asyncio  # noqa: E402  (after the environment above, on purpose)
 import dramatiq
 import structlog
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
-from dramatiq.common import dq_name
 from dramatiq.asyncio import get_event_loop_thread
+from dramatiq.common import dq_name
 from dramatiq.middleware import AsyncIO, CurrentMessage, Middleware
 
 from config import Settings, settings_or_exit

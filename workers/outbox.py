@@ -69,7 +69,7 @@ class OutboxPublisher:
     def __init__(self, broker: Broker, sessionmaker: async_sessionmaker[AsyncSession]):
         self._broker = broker
         self._sessionmaker = sessionmaker
-        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="outbox-publisher")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-publisher")
         self._declared_exchanges: set[str] = set()
         # Ids waiting for the next "mark sent" UPDATE, the future it will resolve, and its runner.
         self._unmarked: list[str] = []
