@@ -29,7 +29,9 @@ from config.logging import configure_logging
 from workers.outbox import declare_events_exchange
 from workers.queues import EXPIRE
 from workers.runtime import Runtime, build_runtime
+from workers.shutdown import stop_once_on_sigterm
 from workers.steps import set_runtime_provider
+from workers.work_queue import YieldingPriorities
 
 log = structlog.get_logger(__name__)
 
@@ -90,6 +92,7 @@ def create_broker(settings: Settings) -> RabbitmqBroker:
     broker = RabbitmqBroker(url=settings.broker_url, confirm_delivery=True)
     broker.add_middleware(Prometheus())
     broker.add_middleware(PromptExpiry())
+    broker.add_middleware(YieldingPriorities())
     broker.add_middleware(CurrentMessage())
     broker.add_middleware(StepRuntime(settings))
     broker.add_middleware(AsyncIO())
@@ -99,6 +102,7 @@ def create_broker(settings: Settings) -> RabbitmqBroker:
 def _load() -> RabbitmqBroker:
     settings = settings_or_exit()
     configure_logging(settings, "worker")
+    stop_once_on_sigterm()
     return create_broker(settings)
 
 

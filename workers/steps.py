@@ -65,11 +65,12 @@ def run_step(step: Step, **ids: Any) -> Any:
 #: 30-minute consumer timeout (a delayed retry is held unacknowledged until it is due).
 STEP_OPTIONS: dict[str, Any] = {"max_retries": 25, "min_backoff": 500, "max_backoff": 60_000}
 
-#: dramatiq priority of follow-ups nobody is waiting on (emails, voiding a payment the order no
-#: longer wants): a worker thread with a choice among the messages it has prefetched takes order
-#: steps and expiries first (lower runs first; the default is 0). Under a burst of expiries the
-#: emails queue up instead of delaying the release of stock.
-FOLLOW_UP_PRIORITY = 100
+#: Priority of follow-ups nobody is waiting on (emails, voiding a payment the order no longer
+#: wants): the milliseconds they may yield to order steps that arrive after them (see
+#: :mod:`workers.work_queue`; order steps have 0). Under a burst of expiries the emails wait a
+#: little instead of delaying the release of stock, yet a confirmation still goes out within
+#: about a second of its turn, however long the burst lasts.
+FOLLOW_UP_PRIORITY = 1000
 
 
 def step_actor(route: Route, step: Step, **options: Any) -> dramatiq.Actor:
