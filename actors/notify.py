@@ -1,9 +1,12 @@
 """notify: email the customer about an order event, once.
 
 The ledger row (unique per order and event) is claimed before sending and marked SENT after,
-so a redelivered message sends nothing more. A mail server that is down makes the step fail
-and retry with backoff on its own queue, which holds up nothing else; a permanent refusal, or
-running out of retries, is recorded as FAILED and counted.
+so a redelivered message sends nothing more. A delivery that finds the row claimed by another
+one still in time does not give up on it: the claimant may have died mid-send (a killed
+worker), so the message comes back after a backoff and takes over once the claim has lapsed.
+A mail server that is down makes the step fail and retry with backoff on its own queue, which
+holds up nothing else; a permanent refusal, or running out of retries, is recorded as FAILED
+and counted.
 """
 
 from __future__ import annotations
@@ -30,8 +33,14 @@ FAILED_TOTAL = Counter("orders_notifications_failed_total", "Customer emails giv
 
 #: Retries before a notification is given up (backoff capped at a minute: about 15 minutes in all).
 MAX_RETRIES = 15
-#: How long one delivery may keep the ledger row before another may take over.
-CLAIM_SECONDS = 120
+#: How long one delivery may keep the ledger row before another may take over: above a send's
+#: worst case (the mailer's budget, SEND_BUDGET_SECONDS), so two live deliveries never both send; short, so a
+#: delivery that died mid-send delays its email by about a minute only.
+CLAIM_SECONDS = 45
+
+
+class ClaimedElsewhere(Exception):
+    """Another delivery holds the ledger row; retry later (it may have died before sending)."""
 
 
 async def _claim(runtime: Runtime, order_id: str, event_type: str):
@@ -50,10 +59,12 @@ async def _claim(runtime: Runtime, order_id: str, event_type: str):
                 entry = await session.scalar(select(Notification).where(
                     Notification.order_id == order_id, Notification.event == event_type).with_for_update())
             now = utcnow()
-            if entry.status in ("SENT", "FAILED") or (
-                    entry.status == "SENDING" and entry.claimed_until and entry.claimed_until > now):
+            if entry.status in ("SENT", "FAILED"):
                 log.info("notify.already_done", event_type=event_type, ledger_status=entry.status)
                 return None
+            if entry.status == "SENDING" and entry.claimed_until and entry.claimed_until > now:
+                log.info("notify.claimed_elsewhere", event_type=event_type, claimed_until=entry.claimed_until)
+                raise ClaimedElsewhere(f"{order_id} {event_type} is being sent until {entry.claimed_until}")
             order = await session.get(Order, order_id)
             account = await session.get(Account, order.account_id) if order else None
             if order is None or account is None:

@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models.clock import utcnow
 from models.state import HoldState, OrderStatus, PaymentStatus
-from models.tables import Order, Payment, ReservedStock
+from models.tables import Notification, Order, Payment, ReservedStock
 from models.unit_of_work import Publisher, UnitOfWork
-from workers.queues import EXPIRE, PAY, REFUND, RESERVE, Route
+from workers.queues import EXPIRE, NOTIFY, PAY, REFUND, RESERVE, Route
 
 log = structlog.get_logger(__name__)
 
@@ -77,6 +77,15 @@ async def _unrequested_refunds(session: AsyncSession, now) -> list[tuple[str, st
         .limit(BATCH))).all())
 
 
+async def _abandoned_emails(session: AsyncSession, now) -> list[tuple[str, str]]:
+    # A claim that lapsed long ago: its delivery died mid-send and its retry never came back.
+    cutoff = now - timedelta(seconds=STUCK_AFTER_SECONDS)
+    return list((await session.execute(
+        select(Notification.order_id, Notification.event)
+        .where(Notification.status == "SENDING", Notification.claimed_until < cutoff)
+        .limit(BATCH))).all())
+
+
 async def sweep(sessionmaker: async_sessionmaker[AsyncSession], publisher: Publisher) -> SweepReport:
     """Enqueue again every step that a due hold or a stuck order is waiting for."""
     report = SweepReport()
@@ -89,6 +98,8 @@ async def sweep(sessionmaker: async_sessionmaker[AsyncSession], publisher: Publi
             ("payment_unrequested", PAY, [{"order_id": o} for o in await _unrequested_payments(session, now)]),
             ("refund_unrequested", REFUND, [{"order_id": o, "payment_id": p}
                                             for o, p in await _unrequested_refunds(session, now)]),
+            ("email_abandoned", NOTIFY, [{"order_id": o, "event_type": e}
+                                         for o, e in await _abandoned_emails(session, now)]),
         ]
         for case, route, messages in cases:
             for kwargs in messages:

@@ -5,7 +5,13 @@ from __future__ import annotations
 from email.message import EmailMessage
 from urllib.parse import unquote, urlsplit
 
+import asyncio
+
 import aiosmtplib
+
+#: The most one send may take, all SMTP commands together (each also has its own timeout):
+#: the notify ledger's claim on a row must outlast it.
+SEND_BUDGET_SECONDS = 30.0
 
 
 class MailTemporaryError(Exception):
@@ -35,7 +41,8 @@ class Mailer:
     async def send(self, message: EmailMessage) -> None:
         """Deliver ``message``; raises :class:`MailTemporaryError` or :class:`MailPermanentError`."""
         try:
-            await aiosmtplib.send(message, **self._options)
+            async with asyncio.timeout(SEND_BUDGET_SECONDS):
+                await aiosmtplib.send(message, **self._options)
         except aiosmtplib.SMTPRecipientsRefused as error:
             codes = [response.code for response in error.recipients]
             if all(500 <= code < 600 for code in codes):
