@@ -7,6 +7,7 @@ line naming the variable, which the entry points print before exiting.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 from dataclasses import dataclass, fields, replace
@@ -47,12 +48,39 @@ def _url(*schemes: str) -> Callable[[str, str], str]:
 
 
 def _choice(*options: str) -> Callable[[str, str], str]:
+    """One of ``options``, matched case-insensitively (``info`` is ``INFO``); returns its spelling."""
+    canonical = {option.casefold(): option for option in options}
+
     def parse(name: str, raw: str) -> str:
-        if raw not in options:
-            raise SettingsError(f"{name}: expected one of {', '.join(options)}, got {raw!r}")
-        return raw
+        try:
+            return canonical[raw.casefold()]
+        except KeyError:
+            raise SettingsError(f"{name}: expected one of {', '.join(options)}, got {raw!r}") from None
 
     return parse
+
+
+def _networks(name: str, raw: str) -> tuple[str, ...]:
+    """Comma-separated CIDRs (a bare address is a /32 or /128), normalised."""
+    networks = []
+    for part in raw.split(","):
+        if not part.strip():
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(part.strip(), strict=False)))
+        except ValueError:
+            raise SettingsError(f"{name}: expected comma-separated CIDRs such as 10.0.0.0/8, got {part.strip()!r}") from None
+    return tuple(networks)
+
+
+def _port_or_off(name: str, raw: str) -> int:
+    """A TCP port, or 0 for "do not listen"."""
+    return 0 if raw == "0" else _port(name, raw)
+
+
+def _next_to(port: int, offset: int) -> int:
+    """A port ``offset`` above ``port`` (below it near the top of the range): one fleet's own."""
+    return port + offset if port + offset <= 65535 else port - offset
 
 
 def _secret(name: str, raw: str, minimum: int = 8) -> str:
@@ -78,6 +106,15 @@ def _text(name: str, raw: str) -> str:
     return raw
 
 
+#: How far above the worker's PORT its metrics endpoint listens unless WORKER_METRICS_PORT says.
+WORKER_METRICS_PORT_OFFSET = 11
+
+#: The published development defaults: a process that runs with any of them is a development one.
+DEV_ADMIN_TOKEN = "dev-admin-token"
+DEV_WEBHOOK_SECRET = "dev-webhook-secret"
+DEV_TOKEN_SECRET = "dev-token-secret-change-me-in-production"
+
+
 @dataclass(frozen=True)
 class Settings:
     """The fleet's configuration; field names are the variables' names in lower case."""
@@ -86,12 +123,12 @@ class Settings:
     database_url: str = "mysql+aiomysql://root@127.0.0.1:3306/orders"
     broker_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
     redis_url: str = "redis://127.0.0.1:6379/0"
-    admin_token: str = "dev-admin-token"
+    admin_token: str = DEV_ADMIN_TOKEN
     hold_seconds: int = 900
     late_payment_policy: str = "reinstate"
     psp_url: str = "http://127.0.0.1:8090"
     psp_port: int = 8090
-    psp_webhook_secret: str = "dev-webhook-secret"
+    psp_webhook_secret: str = DEV_WEBHOOK_SECRET
     gateway_url: str = ""  # default derived from PORT in load_settings
     smtp_url: str = "smtp://127.0.0.1:8025"
     smtp_port: int = 8025
@@ -99,19 +136,32 @@ class Settings:
     events_exchange: str = "orders.events"
     archive_after_seconds: int = 2592000
     reconcile_every_seconds: int = 300
+    token_secret: str = DEV_TOKEN_SECRET
+    trusted_proxies: tuple[str, ...] = ()
+    return_window_seconds: int = 2592000
     # Beyond the contract: knobs an operator may need, all with safe defaults.
-    token_secret: str = "dev-token-secret-change-me-in-production"
+    # development (the default) or production: production refuses the dev secrets.
+    env: str = "development"
     token_ttl_seconds: int = 3600
     log_format: str = "json"
     log_level: str = "INFO"
     mail_dir: str = "var/mail"
-    mail_web_port: int = 8026
+    mail_web_port: int | None = None  # default SMTP_PORT + 1, derived in load_settings
     outbox_relay_after_seconds: int = 5
     max_body_bytes: int = 65536
     # Orders one customer may have waiting for payment at once (stock held by bots is stock lost).
     max_unpaid_orders: int = 5
-    # Token requests allowed per minute, per account and per client address.
-    auth_attempts_per_minute: int = 10
+    # Failed sign-ins that lock an account, and (over all accounts) a client address, until the
+    # window that began with the first of them ends; successes never count.
+    auth_max_failures_per_account: int = 10
+    auth_max_failures_per_address: int = 100
+    auth_failure_window_seconds: int = 900
+    # The workers' Prometheus endpoint (dramatiq's dramatiq_prom_port): by default the worker's own
+    # PORT + 11 (under honcho every process has a PORT of its own), so two fleets on one machine
+    # never share it; 0 turns it off.
+    worker_metrics_port: int | None = None
+    # How long RabbitMQ keeps a message in a dead-letter queue (<queue>.XQ) before dropping it.
+    dead_letter_ttl_seconds: int = 604800
 
 
 _PARSERS: dict[str, Callable[[str, str], object]] = {
@@ -133,15 +183,22 @@ _PARSERS: dict[str, Callable[[str, str], object]] = {
     "ARCHIVE_AFTER_SECONDS": _positive_int,
     "RECONCILE_EVERY_SECONDS": _positive_int,
     "TOKEN_SECRET": _signing_key,
+    "TRUSTED_PROXIES": _networks,
+    "RETURN_WINDOW_SECONDS": _positive_int,
+    "ENV": _choice("development", "production"),
     "TOKEN_TTL_SECONDS": _positive_int,
     "LOG_FORMAT": _choice("json", "console"),
     "LOG_LEVEL": _choice("DEBUG", "INFO", "WARNING", "ERROR"),
     "MAIL_DIR": _text,
     "MAIL_WEB_PORT": _port,
+    "WORKER_METRICS_PORT": _port_or_off,
+    "DEAD_LETTER_TTL_SECONDS": _positive_int,
     "OUTBOX_RELAY_AFTER_SECONDS": _positive_int,
     "MAX_BODY_BYTES": _positive_int,
     "MAX_UNPAID_ORDERS": _positive_int,
-    "AUTH_ATTEMPTS_PER_MINUTE": _positive_int,
+    "AUTH_MAX_FAILURES_PER_ACCOUNT": _positive_int,
+    "AUTH_MAX_FAILURES_PER_ADDRESS": _positive_int,
+    "AUTH_FAILURE_WINDOW_SECONDS": _positive_int,
 }
 
 
@@ -162,7 +219,27 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     settings = Settings(**values)
     if not settings.gateway_url:
         settings = replace(settings, gateway_url=f"http://127.0.0.1:{settings.port}")
+    if settings.mail_web_port is None:
+        settings = replace(settings, mail_web_port=_next_to(settings.smtp_port, 1))
+    if settings.worker_metrics_port is None:
+        settings = replace(settings, worker_metrics_port=_next_to(settings.port, WORKER_METRICS_PORT_OFFSET))
+    if settings.token_secret == DEV_TOKEN_SECRET and not is_development(settings):
+        raise SettingsError("TOKEN_SECRET: must be set to a secret of at least 32 characters outside development "
+                            "(ENV=production, or ADMIN_TOKEN/PSP_WEBHOOK_SECRET set to non-default values)")
     return settings
+
+
+def is_development(settings: Settings) -> bool:
+    """True for a local fleet: ENV is not production and the admin and webhook secrets are the
+    published defaults. Anything else is treated as a real deployment, which must not sign
+    customers' tokens with a secret that anyone can read in the source."""
+    return (settings.env != "production" and settings.admin_token == DEV_ADMIN_TOKEN
+            and settings.psp_webhook_secret == DEV_WEBHOOK_SECRET)
+
+
+def uses_dev_token_secret(settings: Settings) -> bool:
+    """True when tokens are signed with the published development secret (worth a warning)."""
+    return settings.token_secret == DEV_TOKEN_SECRET
 
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -110,8 +111,12 @@ def fleet_environment(*, database_url: str, broker_url: str, redis_url: str, wor
         "WORKER_PROCESSES": "1",
         "WORKER_THREADS": "4",
         "LOG_FORMAT": "json",
-        # Every simulated customer signs in from 127.0.0.1.
-        "AUTH_ATTEMPTS_PER_MINUTE": "1000000",
+        # A test fleet runs with non-default admin tokens, which makes it a deployment: it must
+        # bring a signing secret of its own (a random one, so no token outlives the fleet).
+        "TOKEN_SECRET": secrets.token_urlsafe(32),
+        # Every simulated customer signs in from 127.0.0.1, and the fuzzing sends wrong passwords.
+        "AUTH_MAX_FAILURES_PER_ACCOUNT": "1000000",
+        "AUTH_MAX_FAILURES_PER_ADDRESS": "1000000",
         "PYTHONUNBUFFERED": "1",
     })
     env.update(overrides)

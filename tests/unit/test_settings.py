@@ -9,6 +9,9 @@ from dataclasses import fields
 import pytest
 
 from config import Settings, SettingsError, load_settings
+from config.settings import DEV_TOKEN_SECRET, is_development, uses_dev_token_secret
+
+STRONG_SECRET = "k3B9-unguessable-signing-secret-of-40-chars"
 
 CONTRACT = {
     "PORT": 8080,
@@ -28,6 +31,9 @@ CONTRACT = {
     "EVENTS_EXCHANGE": "orders.events",
     "ARCHIVE_AFTER_SECONDS": 2592000,
     "RECONCILE_EVERY_SECONDS": 300,
+    "TOKEN_SECRET": DEV_TOKEN_SECRET,
+    "TRUSTED_PROXIES": (),
+    "RETURN_WINDOW_SECONDS": 2592000,
 }
 
 
@@ -82,3 +88,69 @@ def test_worker_stops_at_start_with_one_line():
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "error: BROKER_URL: expected a URL starting with amqp://, amqps:// and naming a host, got 'nowhere'"]
+
+
+# -- the token signing secret ------------------------------------------------------------------
+
+
+def one_line_naming_token_secret(error: pytest.ExceptionInfo) -> bool:
+    message = str(error.value)
+    return message.startswith("TOKEN_SECRET: ") and "\n" not in message
+
+
+def test_the_dev_secret_is_a_development_default():
+    settings = load_settings({})
+
+    assert settings.token_secret == DEV_TOKEN_SECRET
+    assert is_development(settings) and uses_dev_token_secret(settings)
+
+
+@pytest.mark.parametrize("environ", [
+    {"ENV": "production"},
+    {"ENV": "Production"},
+    {"ENV": "PRODUCTION", "TOKEN_SECRET": ""},
+    {"ADMIN_TOKEN": "a-custom-admin-token"},
+    {"PSP_WEBHOOK_SECRET": "a-custom-webhook-secret"},
+], ids=["production", "Production", "PRODUCTION-empty-secret", "custom-admin-token", "custom-webhook-secret"])
+def test_outside_development_the_dev_secret_is_refused_in_one_line(environ):
+    with pytest.raises(SettingsError) as refused:
+        load_settings(environ)
+
+    assert one_line_naming_token_secret(refused)
+
+
+@pytest.mark.parametrize("environ", [
+    {"ENV": "production"}, {"ENV": "Production"}, {"ADMIN_TOKEN": "a-custom-admin-token"},
+    {"ENV": "production", "ADMIN_TOKEN": "a-custom-admin-token", "PSP_WEBHOOK_SECRET": "a-custom-webhook-secret"},
+])
+def test_a_strong_secret_is_accepted_outside_development(environ):
+    settings = load_settings({**environ, "TOKEN_SECRET": STRONG_SECRET})
+
+    assert settings.token_secret == STRONG_SECRET
+    assert not is_development(settings) and not uses_dev_token_secret(settings)
+
+
+def test_env_is_read_case_insensitively():
+    assert load_settings({"ENV": "Production", "TOKEN_SECRET": STRONG_SECRET}).env == "production"
+    assert load_settings({"ENV": "DEVELOPMENT"}).env == "development"
+
+
+@pytest.mark.parametrize("environ", [{}, {"ENV": "production"}])
+def test_a_short_secret_is_refused_in_one_line(environ):
+    with pytest.raises(SettingsError) as refused:
+        load_settings({**environ, "TOKEN_SECRET": "x" * 31})
+
+    assert one_line_naming_token_secret(refused)
+    assert "x" * 31 not in str(refused.value)  # a secret is never printed back
+
+
+def test_web_process_stops_at_start_with_one_line_when_admin_token_is_custom_and_token_secret_unset():
+    result = subprocess.run(
+        [sys.executable, "-c", "import sys, gateway.main as m; sys.exit(m.main())"],
+        env={"ADMIN_TOKEN": "a-custom-admin-token", "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, timeout=60,
+    )
+
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: TOKEN_SECRET: "), result.stderr
