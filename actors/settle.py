@@ -4,23 +4,42 @@ payment.succeeded on an order awaiting payment -> PLACED with its holds COMMITTE
 already cancelled -> the late-payment policy (reinstate if it timed out and stock can be held
 again, else refund); payment.failed -> CANCELLED payment_failed with its holds RELEASED and the
 stock back; refund.succeeded -> payment REFUNDED.
+
+A signature proves less than it seems (a faulty provider, a replayed test event and a leaked
+secret all sign correctly), so an event is applied only when it agrees with the payment it is
+about (models.webhook_agreement): first with our records, then, before anything changes, with
+the provider's own record of the payment, fetched outside any transaction. An event that
+disagrees is recorded with outcome ``mismatch``, logged and counted, and changes nothing.
 Each event is applied once (its row records the outcome); any event arriving when the order
 has already moved on changes nothing and says so in the log.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from prometheus_client import Counter
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.clock import utcnow
 from models.order_flow import FollowUp, fail_payment, late_payment, place, refund_settled
-from models.repository import find_payment, lock_order
+from models.repository import find_payment, lock_order, payment_owning
 from models.state import OrderStatus, PaymentStatus
 from models.tables import Order, Payment, WebhookEvent
 from models.unit_of_work import UnitOfWork
+from models.webhook_agreement import (
+    HANDLED_TYPES,
+    PAYMENT_FAILED,
+    PAYMENT_SUCCEEDED,
+    Claims,
+    ProviderRecord,
+    disagreements_with_provider,
+    disagreements_with_records,
+    recorded,
+)
 from workers.follow_up import enqueue_follow_up
 from workers.queues import SETTLE
 from workers.runtime import Runtime
@@ -28,20 +47,66 @@ from workers.steps import step_actor
 
 log = structlog.get_logger(__name__)
 
+MISMATCH = "mismatch"
 
-async def _order_for(session, data: dict[str, Any], order_id: str | None) -> Order | None:
-    metadata = data.get("metadata") or {}
-    order_id = order_id or metadata.get("order_id")
-    if not order_id and data.get("payment_id"):
-        order_id = await session.scalar(
-            select(Payment.order_id).where(Payment.provider_payment_id == data["payment_id"]))
-    return await lock_order(session, order_id) if order_id else None
+MISMATCHES_TOTAL = Counter(
+    "orders_webhook_mismatches_total",
+    "Signed provider events refused because they disagree with our records or the provider's",
+    ["event_type", "field"],
+)
+
+_PLACED = "placed"
+_FAILED = "cancelled_payment_failed"
+_REFUNDED = "refunded"
+_LATE_PAYMENT = "late_payment"
+#: Plans that change the order or its payment: only these need the provider's confirmation.
+_CHANGES = frozenset({_PLACED, _FAILED, _REFUNDED, _LATE_PAYMENT})
 
 
-async def _succeeded(uow: UnitOfWork, order: Order, payment: Payment, policy: str) -> str:
+@dataclass(frozen=True)
+class _ProviderNeeded:
+    """The event would change something: the provider's record of this payment must be read first."""
+
+    provider_payment_id: str
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """What the provider answered about the event's payment (None: it has no such payment)."""
+
+    record: ProviderRecord | None
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    outcome: str
+    disagreed: tuple[str, ...] = ()
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+async def _payment_named(session: AsyncSession, claims: Claims) -> tuple[Order | None, Payment | None]:
+    """The payment the event is about, its order locked; (order, None) when only the order is known.
+
+    A provider id we recorded decides which payment it is: it is bound to that one payment, and
+    the event's metadata is then only a claim to check. Without it (the webhook overtook `pay`),
+    the metadata names the payment and the provider must confirm it.
+    """
+    owner = await payment_owning(session, claims.provider_payment_id) if claims.provider_payment_id else None
+    if owner is not None:
+        payment_id, order_id = owner
+    else:
+        payment_id, order_id = claims.payment_id, claims.order_id
+        if payment_id:
+            # Our payment belongs to one order; the event's order id is then only a claim to check.
+            order_id = await session.scalar(select(Payment.order_id).where(Payment.id == payment_id)) or order_id
+    order = await lock_order(session, order_id) if order_id else None
+    payment = find_payment(order, payment_id=payment_id) if order is not None and payment_id else None
+    return order, payment
+
+
+def _plan_success(order: Order, payment: Payment) -> str:
     if order.status == OrderStatus.AWAITING_PAYMENT:
-        await place(uow.session, order, payment)
-        return "placed"
+        return _PLACED
     if order.status in (OrderStatus.PLACED, OrderStatus.SHIPPED, OrderStatus.DELIVERED):
         return "already_placed"
     if payment.status not in (PaymentStatus.PENDING, PaymentStatus.CANCELLED):
@@ -50,26 +115,93 @@ async def _succeeded(uow: UnitOfWork, order: Order, payment: Payment, policy: st
     if order.status == OrderStatus.PENDING:
         # Paid before its stock was even held: impossible through `pay`, so refuse to guess.
         return "ignored_in_pending"
-    follow_up = await late_payment(uow.session, order, payment, policy)
-    enqueue_follow_up(uow, order, follow_up)
-    return "late_payment_reinstated" if follow_up is FollowUp.NOTHING else "late_payment_refunding"
+    return _LATE_PAYMENT
 
 
-async def _apply(uow: UnitOfWork, event_type: str, order: Order, payment: Payment, policy: str) -> str:
-    if event_type == "payment.succeeded":
-        return await _succeeded(uow, order, payment, policy)
-    if event_type == "payment.failed":
+def _plan(event_type: str, order: Order, payment: Payment) -> str:
+    """What the event would do to the order as it is now: a plan in ``_CHANGES``, or an outcome."""
+    if event_type == PAYMENT_SUCCEEDED:
+        return _plan_success(order, payment)
+    if event_type == PAYMENT_FAILED:
         if order.status == OrderStatus.AWAITING_PAYMENT and payment.status == PaymentStatus.PENDING:
-            await fail_payment(uow.session, order, payment)
-            return "cancelled_payment_failed"
+            return _FAILED
         return f"ignored_in_{order.status.lower()}"
-    if event_type == "refund.succeeded":
-        return "refunded" if refund_settled(order, payment) else "already_refunded"
-    return "unhandled_type"
+    return _REFUNDED if payment.status == PaymentStatus.REFUND_PENDING else "already_refunded"
 
 
-async def settle_payment(runtime: Runtime, event_id: str, order_id: str | None = None) -> str | None:
-    """Apply webhook event ``event_id``; returns its recorded outcome (None if no such event)."""
+async def _carry_out(uow: UnitOfWork, plan: str, order: Order, payment: Payment, policy: str) -> str:
+    if plan == _PLACED:
+        await place(uow.session, order, payment)
+    elif plan == _FAILED:
+        await fail_payment(uow.session, order, payment)
+    elif plan == _REFUNDED:
+        refund_settled(order, payment)
+    else:
+        follow_up = await late_payment(uow.session, order, payment, policy)
+        enqueue_follow_up(uow, order, follow_up)
+        return "late_payment_reinstated" if follow_up is FollowUp.NOTHING else "late_payment_refunding"
+    return plan
+
+
+def _provider_view(record: ProviderRecord | None) -> dict[str, Any]:
+    if record is None:
+        return {"provider_payment_id": None}
+    return {"order_id": record.metadata.get("order_id"), "payment_id": record.metadata.get("payment_id"),
+            "amount": record.amount_cents, "currency": record.currency, "status": record.status,
+            "amount_refunded": record.amount_refunded_cents}
+
+
+def _mismatch(disagreed: list[str], claims: Claims, payment: Payment | None = None,
+              asked: _Asked | None = None) -> _Verdict:
+    """A mismatch verdict with, per disagreeing field, what the event claimed, we recorded and the provider said."""
+    keys = {name: "status" if name == "refund_not_requested" else name for name in disagreed}
+    sources = {"claimed": claims.stated(), "ours": recorded(payment) if payment is not None else {}}
+    if asked is not None:
+        sources["provider"] = _provider_view(asked.record)
+    details = {source: {name: values[key] for name, key in keys.items() if key in values}
+               for source, values in sources.items()}
+    return _Verdict(MISMATCH, tuple(disagreed), details)
+
+
+async def _judge(uow: UnitOfWork, claims: Claims, asked: _Asked | None, policy: str) -> _Verdict | _ProviderNeeded:
+    """Decide the event's outcome, applying it when it agrees; nothing is committed here."""
+    if claims.event_type not in HANDLED_TYPES:
+        return _Verdict("unhandled_type")
+    order, payment = await _payment_named(uow.session, claims)
+    if order is None:
+        return _Verdict("unknown_payment")
+    structlog.contextvars.bind_contextvars(order_id=order.id)
+    if payment is None:
+        return _mismatch(["payment_id"], claims)
+    disagreed = disagreements_with_records(claims, payment)
+    if disagreed:
+        return _mismatch(disagreed, claims, payment)
+    plan = _plan(claims.event_type, order, payment)
+    if plan not in _CHANGES:
+        return _Verdict(plan)
+    if asked is None:
+        return _ProviderNeeded(claims.provider_payment_id)
+    disagreed = disagreements_with_provider(claims, payment, asked.record)
+    if disagreed:
+        return _mismatch(disagreed, claims, payment, asked)
+    if payment.provider_payment_id is None:
+        # The webhook overtook `pay` recording the id, and the provider has just confirmed that
+        # this payment is the one it belongs to (the unique index keeps it on one payment).
+        payment.provider_payment_id = claims.provider_payment_id
+    return _Verdict(await _carry_out(uow, plan, order, payment, policy))
+
+
+def _report(claims: Claims, verdict: _Verdict) -> None:
+    if verdict.outcome == MISMATCH:
+        MISMATCHES_TOTAL.labels(claims.event_type, verdict.disagreed[0]).inc()
+        # Ids, amounts and statuses only: the payload is not logged whole and holds no secret.
+        log.warning("settle.mismatch", event_type=claims.event_type, disagreed=list(verdict.disagreed),
+                    **verdict.details)
+    log.info("payment.settled", event_type=claims.event_type, outcome=verdict.outcome,
+             provider_payment_id=claims.provider_payment_id)
+
+
+async def _settle_once(runtime: Runtime, event_id: str, asked: _Asked | None) -> str | None | _ProviderNeeded:
     async with runtime.uow() as uow:
         event = await uow.session.get(WebhookEvent, event_id, with_for_update=True)
         if event is None:
@@ -78,27 +210,29 @@ async def settle_payment(runtime: Runtime, event_id: str, order_id: str | None =
         if event.processed_at is not None:
             log.info("settle.already_done", outcome=event.outcome)
             return event.outcome
-        data = event.payload.get("data") or {}
-        order = await _order_for(uow.session, data, order_id)
-        payment = None
-        if order is not None:
-            payment = find_payment(order, payment_id=(data.get("metadata") or {}).get("payment_id"),
-                                   provider_payment_id=data.get("payment_id"))
-        if order is None or payment is None:
-            outcome = "unknown_payment"
-        else:
-            structlog.contextvars.bind_contextvars(order_id=order.id)
-            if payment.provider_payment_id is None:
-                # The webhook can overtake `pay` recording the provider's id.
-                payment.provider_payment_id = data.get("payment_id")
-            if event.type == "refund.succeeded" and payment.provider_refund_id is None:
-                payment.provider_refund_id = data.get("refund_id")
-            outcome = await _apply(uow, event.type, order, payment, runtime.settings.late_payment_policy)
+        claims = Claims.of(event.type, event.payload)
+        verdict = await _judge(uow, claims, asked, runtime.settings.late_payment_policy)
+        if isinstance(verdict, _ProviderNeeded):
+            return verdict  # leaving the block rolls back: the event stays unprocessed, nothing changed
         event.processed_at = utcnow()
-        event.outcome = outcome
+        event.outcome = verdict.outcome
         await uow.commit()
-    log.info("payment.settled", event_type=event.type, outcome=outcome,
-             provider_payment_id=data.get("payment_id"))
+    _report(claims, verdict)
+    return verdict.outcome
+
+
+async def settle_payment(runtime: Runtime, event_id: str, order_id: str | None = None) -> str | None:
+    """Apply webhook event ``event_id`` if it agrees; returns its recorded outcome (None if no such event).
+
+    ``order_id`` is what the gateway read from the event's metadata (for the log); the stored
+    event is what counts. When the event would change something, the provider is asked about
+    the payment between two transactions, so no row lock is held across the network; an
+    unreachable provider fails the step, which is retried with the event still unprocessed.
+    """
+    outcome = await _settle_once(runtime, event_id, asked=None)
+    if isinstance(outcome, _ProviderNeeded):
+        record = await runtime.psp.get_payment(outcome.provider_payment_id)
+        outcome = await _settle_once(runtime, event_id, asked=_Asked(record))
     return outcome
 
 

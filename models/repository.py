@@ -22,10 +22,29 @@ async def lock_order(session: AsyncSession, order_id: str) -> Order | None:
 
 def find_payment(order: Order, *, payment_id: str | None = None,
                  provider_payment_id: str | None = None) -> Payment | None:
-    """The order's payment matching our id or the provider's id, whichever is known."""
+    """The order's payment with every id given: our id, the provider's id, or both.
+
+    When both are given, a payment matching only one of them is no match: a provider id naming
+    one payment and our id naming another is a contradiction, not a choice. A provider id not
+    recorded yet matches nothing (only the provider can say which payment it belongs to).
+    """
+    if not payment_id and not provider_payment_id:
+        return None
     for payment in reversed(order.payments):
-        if payment_id and payment.id == payment_id:
-            return payment
-        if provider_payment_id and payment.provider_payment_id == provider_payment_id:
-            return payment
+        if payment_id and payment.id != payment_id:
+            continue
+        if provider_payment_id and payment.provider_payment_id != provider_payment_id:
+            continue
+        return payment
     return None
+
+
+async def payment_owning(session: AsyncSession, provider_payment_id: str) -> tuple[str, str] | None:
+    """(payment id, order id) of the payment the provider's id is recorded on, if any.
+
+    The id is unique to one payment and, once recorded, never changes: it can be read before
+    the order is locked.
+    """
+    row = (await session.execute(select(Payment.id, Payment.order_id).where(
+        Payment.provider_payment_id == provider_payment_id))).first()
+    return (row.id, row.order_id) if row else None

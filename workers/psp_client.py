@@ -1,15 +1,18 @@
 """Client of the payment provider (PSP); the worker reaches the provider only through it.
 
-A real provider adapter can replace it as long as it offers the same three calls. Every call
-carries an idempotency key chosen by the caller, so a retried step never pays twice.
+A real provider adapter can replace it as long as it offers the same calls: three writes, each
+carrying an idempotency key chosen by the caller so a retried step never pays twice, and one
+read (``get_payment``) that settle uses to confirm what a webhook claims.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
+from yarl import URL
 
 
 class ProviderError(Exception):
@@ -35,6 +38,23 @@ class ProviderPayment:
 class ProviderRefund:
     id: str
     status: str
+
+
+@dataclass(frozen=True)
+class ProviderPaymentDetails:
+    """A payment as the provider itself records it: what a webhook's claims are checked against."""
+
+    id: str
+    status: str
+    amount_cents: int | None
+    currency: str | None
+    metadata: dict[str, Any]
+    amount_refunded_cents: int | None
+
+
+def _integer(value: Any) -> int | None:
+    # bool is an int in Python, but `true` is not an amount.
+    return value if type(value) is int else None
 
 
 class PaymentProvider:
@@ -89,3 +109,40 @@ class PaymentProvider:
         """Refund a succeeded payment in full (the same key never refunds twice)."""
         data = await self._post("/v1/refunds", {"payment_id": provider_payment_id}, idempotency_key)
         return ProviderRefund(id=data["id"], status=data["status"])
+
+    async def _get(self, url: URL) -> Any:
+        try:
+            async with self._client().get(url) as response:
+                payload = await response.json(content_type=None)
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+            raise ProviderError(f"{url.path}: {error!r}") from error
+        if status >= 500:
+            raise ProviderError(f"{url.path}: provider answered {status}")
+        if status >= 400:
+            error = (payload or {}).get("error", {}) if isinstance(payload, dict) else {}
+            raise ProviderRefused(status, str(error.get("code", "refused")), str(error.get("message", "")))
+        return payload
+
+    async def get_payment(self, provider_payment_id: str) -> ProviderPaymentDetails | None:
+        """The provider's own record of a payment; None when it has no such payment (404)."""
+        # One quoted path segment, sent as is: whatever the id holds, it cannot reach another resource.
+        url = URL(f"{self._base_url}/v1/payments/{quote(provider_payment_id, safe='')}", encoded=True)
+        try:
+            data = await self._get(url)
+        except ProviderRefused as refusal:
+            if refusal.status == 404:
+                return None
+            raise
+        if not isinstance(data, dict) or data.get("id") != provider_payment_id:
+            # A provider answering about some other object is broken; ask again later.
+            raise ProviderError(f"{url.path}: the answer is not about the payment asked for")
+        metadata, currency = data.get("metadata"), data.get("currency")
+        return ProviderPaymentDetails(
+            id=provider_payment_id,
+            status=str(data.get("status", "")),
+            amount_cents=_integer(data.get("amount_cents")),
+            currency=currency if isinstance(currency, str) else None,
+            metadata=metadata if isinstance(metadata, dict) else {},
+            amount_refunded_cents=_integer(data.get("amount_refunded_cents")),
+        )

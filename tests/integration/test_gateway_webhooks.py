@@ -9,8 +9,11 @@ import uuid
 
 from sqlalchemy import func, select
 
+from actors.settle import settle_payment
 from models.tables import OutboxMessage, WebhookEvent
+from tests.support.factories import load_order
 from tests.support.polling import eventually
+from tests.support.scenarios import awaiting_payment
 from workers.webhook_signature import HEADER, sign
 
 
@@ -124,3 +127,20 @@ async def test_event_without_an_order_is_still_queued(client, settings, sessionm
         count = await session.scalar(select(func.count()).select_from(OutboxMessage).where(
             OutboxMessage.actor_name == "settle", OutboxMessage.kwargs["event_id"].as_string() == payload["id"]))
     assert count == 1
+
+
+async def test_a_signed_event_that_disagrees_is_acknowledged_and_settles_as_a_mismatch(client, settings, sessionmaker,
+                                                                                     runtime):
+    order_id, _ = await awaiting_payment(runtime, sessionmaker, token="pm_card_ok")
+    payment = (await load_order(sessionmaker, order_id)).payment
+    payload = event(order_id, data={"payment_id": payment.provider_payment_id, "amount_cents": 1, "currency": "USD",
+                                    "metadata": {"order_id": order_id, "payment_id": payment.id}})
+
+    response = await post_signed(client, settings.psp_webhook_secret, json.dumps(payload).encode())
+
+    # Acknowledged, so the provider stops retrying; the settle step refuses it.
+    assert response.status == 200
+    [row] = await settle_rows(sessionmaker, order_id)
+    assert await settle_payment(runtime, **row.kwargs) == "mismatch"
+    order = await load_order(sessionmaker, order_id)
+    assert (order.status, order.payment.status) == ("AWAITING_PAYMENT", "PENDING")

@@ -1,51 +1,31 @@
-"""settle against the real database: each payment result applied once, races end consistent."""
+"""settle against the real database: each payment result applied once, races end consistent.
+
+Orders are paid at the sandbox provider as `pay` pays them, so settle can confirm each event
+with the provider's own record (tests/integration/test_webhook_agreement.py covers events that
+disagree).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 
-from actors.reserve import reserve_stock
+import pytest
+
 from actors.settle import settle_payment
-from models.invariants import invariant_violations
 from models.tables import WebhookEvent
-from tests.support.factories import (
-    available,
-    load_order,
-    make_account,
-    make_item,
-    make_order,
-)
+from tests.support.factories import available, load_order
+from tests.support.scenarios import assert_invariants, awaiting_payment, provider_event
 
 
-async def held_order(runtime, sessionmaker, stock: int = 5, quantity: int = 2):
-    account = await make_account(sessionmaker)
-    sku = await make_item(sessionmaker, stock=stock)
-    order_id = await make_order(sessionmaker, account, {sku: quantity})
-    await reserve_stock(runtime, order_id)
-    return order_id, sku
-
-
-async def webhook(sessionmaker, order_id: str, event_type: str, provider_payment_id: str = "pay_test") -> str:
-    """Record an inbound provider event as the gateway does."""
-    event_id = f"evt_{uuid.uuid4().hex}"
-    order = await load_order(sessionmaker, order_id)
-    async with sessionmaker() as session, session.begin():
-        session.add(WebhookEvent(id=event_id, type=event_type, payload={
-            "id": event_id, "type": event_type, "created": 0,
-            "data": {"payment_id": provider_payment_id, "amount_cents": order.total_cents, "currency": "USD",
-                     "metadata": {"order_id": order_id, "payment_id": order.payment.id}}}))
-    return event_id
-
-
-async def assert_invariants(sessionmaker):
-    async with sessionmaker() as session:
-        assert await invariant_violations(session) == []
+async def paid_order(runtime, sessionmaker, token: str = "pm_card_ok"):
+    """An order holding 2 of 5 units, its payment decided at the provider by ``token``."""
+    return await awaiting_payment(runtime, sessionmaker, token=token)
 
 
 async def test_success_places_order_and_commits_holds(runtime, sessionmaker):
-    order_id, sku = await held_order(runtime, sessionmaker)
-    event = await webhook(sessionmaker, order_id, "payment.succeeded", f"pay_{uuid.uuid4().hex}")
+    order_id, sku = await paid_order(runtime, sessionmaker)
+    event = await provider_event(sessionmaker, order_id, "payment.succeeded")
 
     assert await settle_payment(runtime, event, order_id) == "placed"
 
@@ -58,8 +38,8 @@ async def test_success_places_order_and_commits_holds(runtime, sessionmaker):
 
 
 async def test_same_event_delivered_twice_or_at_once_applies_once(runtime, sessionmaker):
-    order_id, _ = await held_order(runtime, sessionmaker)
-    event = await webhook(sessionmaker, order_id, "payment.succeeded", f"pay_{uuid.uuid4().hex}")
+    order_id, _ = await paid_order(runtime, sessionmaker)
+    event = await provider_event(sessionmaker, order_id, "payment.succeeded")
 
     outcomes = await asyncio.gather(*(settle_payment(runtime, event, order_id) for _ in range(3)))
     again = await settle_payment(runtime, event, order_id)
@@ -70,9 +50,8 @@ async def test_same_event_delivered_twice_or_at_once_applies_once(runtime, sessi
 
 
 async def test_two_success_events_racing_place_once(runtime, sessionmaker):
-    order_id, sku = await held_order(runtime, sessionmaker)
-    provider_id = f"pay_{uuid.uuid4().hex}"
-    events = [await webhook(sessionmaker, order_id, "payment.succeeded", provider_id) for _ in range(2)]
+    order_id, sku = await paid_order(runtime, sessionmaker)
+    events = [await provider_event(sessionmaker, order_id, "payment.succeeded") for _ in range(2)]
 
     outcomes = await asyncio.gather(*(settle_payment(runtime, e, order_id) for e in events))
 
@@ -84,8 +63,8 @@ async def test_two_success_events_racing_place_once(runtime, sessionmaker):
 
 
 async def test_failure_cancels_and_gives_stock_back(runtime, sessionmaker):
-    order_id, sku = await held_order(runtime, sessionmaker)
-    event = await webhook(sessionmaker, order_id, "payment.failed", f"pay_{uuid.uuid4().hex}")
+    order_id, sku = await paid_order(runtime, sessionmaker, token="pm_card_declined")
+    event = await provider_event(sessionmaker, order_id, "payment.failed")
 
     assert await settle_payment(runtime, event, order_id) == "cancelled_payment_failed"
     assert await settle_payment(runtime, event, order_id) == "cancelled_payment_failed"
@@ -99,12 +78,10 @@ async def test_failure_cancels_and_gives_stock_back(runtime, sessionmaker):
 
 
 async def test_failure_after_success_changes_nothing(runtime, sessionmaker):
-    order_id, sku = await held_order(runtime, sessionmaker)
-    provider_id = f"pay_{uuid.uuid4().hex}"
-    await settle_payment(runtime, await webhook(sessionmaker, order_id, "payment.succeeded", provider_id), order_id)
+    order_id, sku = await paid_order(runtime, sessionmaker)
+    await settle_payment(runtime, await provider_event(sessionmaker, order_id, "payment.succeeded"), order_id)
 
-    outcome = await settle_payment(
-        runtime, await webhook(sessionmaker, order_id, "payment.failed", provider_id), order_id)
+    outcome = await settle_payment(runtime, await provider_event(sessionmaker, order_id, "payment.failed"), order_id)
 
     assert outcome == "ignored_in_placed"
     order = await load_order(sessionmaker, order_id)
@@ -112,24 +89,24 @@ async def test_failure_after_success_changes_nothing(runtime, sessionmaker):
     assert await available(sessionmaker, sku) == 3
 
 
-async def test_success_and_failure_racing_end_in_one_consistent_state(runtime, sessionmaker):
+@pytest.mark.parametrize("token, outcome, stock_left", [
+    ("pm_card_ok", "placed", 3), ("pm_card_declined", "cancelled_payment_failed", 5)])
+async def test_success_and_failure_racing_end_as_the_provider_decided(runtime, sessionmaker, token, outcome,
+                                                                      stock_left):
     for _ in range(5):
-        order_id, sku = await held_order(runtime, sessionmaker)
-        provider_id = f"pay_{uuid.uuid4().hex}"
-        ok = await webhook(sessionmaker, order_id, "payment.succeeded", provider_id)
-        failed = await webhook(sessionmaker, order_id, "payment.failed", provider_id)
+        order_id, sku = await paid_order(runtime, sessionmaker, token=token)
+        ok = await provider_event(sessionmaker, order_id, "payment.succeeded")
+        failed = await provider_event(sessionmaker, order_id, "payment.failed")
 
-        outcomes = set(await asyncio.gather(settle_payment(runtime, ok, order_id),
-                                            settle_payment(runtime, failed, order_id)))
+        outcomes = await asyncio.gather(settle_payment(runtime, ok, order_id),
+                                        settle_payment(runtime, failed, order_id))
 
+        # The event the provider contradicts is a mismatch if it comes first, ignored if second.
         order = await load_order(sessionmaker, order_id)
-        if order.status == "PLACED":
-            assert outcomes == {"placed", "ignored_in_placed"}
-            assert await available(sessionmaker, sku) == 3
-        else:
-            assert (order.status, order.reason) == ("CANCELLED", "payment_failed")
-            assert outcomes == {"cancelled_payment_failed", "ignored_in_cancelled"}
-            assert await available(sessionmaker, sku) == 5
+        assert outcome in outcomes and outcomes.count(outcome) == 1
+        assert set(outcomes) - {outcome} <= {"mismatch", f"ignored_in_{order.status.lower()}"}
+        assert order.status == ("PLACED" if token == "pm_card_ok" else "CANCELLED")
+        assert await available(sessionmaker, sku) == stock_left
         await assert_invariants(sessionmaker)
 
 
@@ -145,12 +122,11 @@ async def test_event_for_unknown_payment_is_recorded_and_ignored(runtime, sessio
 
 
 async def test_success_after_failure_changes_nothing(runtime, sessionmaker):
-    order_id, sku = await held_order(runtime, sessionmaker)
-    provider_id = f"pay_{uuid.uuid4().hex}"
-    await settle_payment(runtime, await webhook(sessionmaker, order_id, "payment.failed", provider_id), order_id)
+    order_id, sku = await paid_order(runtime, sessionmaker, token="pm_card_declined")
+    await settle_payment(runtime, await provider_event(sessionmaker, order_id, "payment.failed"), order_id)
 
-    outcome = await settle_payment(
-        runtime, await webhook(sessionmaker, order_id, "payment.succeeded", provider_id), order_id)
+    outcome = await settle_payment(runtime, await provider_event(sessionmaker, order_id, "payment.succeeded"),
+                                   order_id)
 
     assert outcome == "ignored_in_cancelled"
     order = await load_order(sessionmaker, order_id)

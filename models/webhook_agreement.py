@@ -1,0 +1,153 @@
+"""Whether a provider event agrees with our records and with the provider's own record.
+
+A valid signature proves only that someone holding the webhook secret sent the event: a faulty
+provider, a replayed test event or a leaked secret all sign correctly. So ``settle`` applies an
+event only when it agrees, field by field, with the payment it is about:
+
+- with our records: every claim the event makes (provider payment id, our payment id, order,
+  amount, currency, and for a refund the refund id) equals what we recorded, wherever we
+  recorded it; a refund must also be one we asked for;
+- with the provider: before an event changes anything, the provider's own record of the payment
+  (fetched by its id) must name the same order and payment, the same amount and currency, and be
+  in the state the event reports. This also covers what our records cannot vouch for yet, such
+  as a provider id that `pay` has not recorded when the success webhook overtakes it.
+
+Each check returns the names of the fields that disagree, in a fixed order (the first is the
+one counted in the mismatch metric); an empty list means agreement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from models.state import PaymentStatus
+from models.tables import Payment
+
+PAYMENT_SUCCEEDED = "payment.succeeded"
+PAYMENT_FAILED = "payment.failed"
+REFUND_SUCCEEDED = "refund.succeeded"
+#: Event types settle acts on; any other type is acknowledged and changes nothing.
+HANDLED_TYPES = frozenset({PAYMENT_SUCCEEDED, PAYMENT_FAILED, REFUND_SUCCEEDED})
+
+#: What a payment event says the provider's payment is now (a refund event: see below).
+_PROVIDER_STATUS = {PAYMENT_SUCCEEDED: "succeeded", PAYMENT_FAILED: "failed"}
+
+#: Our payment statuses in which a refund was asked of the provider.
+_REFUND_ASKED = (PaymentStatus.REFUND_PENDING, PaymentStatus.REFUNDED)
+
+
+class ProviderRecord(Protocol):
+    """The provider's record of a payment (``workers.psp_client.ProviderPaymentDetails``)."""
+
+    status: str
+    amount_cents: int | None
+    currency: str | None
+    metadata: dict[str, Any]
+    amount_refunded_cents: int | None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+@dataclass(frozen=True)
+class Claims:
+    """What one event says about the payment; None where it says nothing."""
+
+    event_type: str
+    provider_payment_id: str | None
+    order_id: str | None
+    payment_id: str | None
+    amount_cents: Any
+    currency: Any
+    refund_id: Any
+
+    @classmethod
+    def of(cls, event_type: str, payload: dict[str, Any]) -> "Claims":
+        """The claims of a stored event payload (as the gateway recorded it)."""
+        data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+        metadata = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+        return cls(event_type=event_type,
+                   provider_payment_id=_text(data.get("payment_id")),
+                   order_id=_text(metadata.get("order_id")),
+                   payment_id=_text(metadata.get("payment_id")),
+                   amount_cents=data.get("amount_cents"),
+                   currency=data.get("currency"),
+                   refund_id=data.get("refund_id"))
+
+    def stated(self) -> dict[str, Any]:
+        """The claims the event makes (for the log), leaving out what it does not say."""
+        values = {"provider_payment_id": self.provider_payment_id, "order_id": self.order_id,
+                  "payment_id": self.payment_id, "amount": self.amount_cents, "currency": self.currency,
+                  "refund_id": self.refund_id}
+        return {name: value for name, value in values.items() if value is not None}
+
+
+def _same_amount(claimed: Any, recorded: int) -> bool:
+    return type(claimed) is int and claimed == recorded
+
+
+def _same_currency(claimed: Any, recorded: str) -> bool:
+    # ISO 4217 codes are case-insensitive ("usd" is USD); anything else is another currency.
+    return isinstance(claimed, str) and claimed.upper() == recorded.upper()
+
+
+def recorded(payment: Payment) -> dict[str, Any]:
+    """Our record of the payment, under the same names as :meth:`Claims.stated` (for the log)."""
+    return {"provider_payment_id": payment.provider_payment_id, "order_id": payment.order_id,
+            "payment_id": payment.id, "amount": payment.amount_cents, "currency": payment.currency,
+            "refund_id": payment.provider_refund_id, "status": payment.status}
+
+
+def disagreements_with_records(claims: Claims, payment: Payment) -> list[str]:
+    """The fields in which the event contradicts what we recorded of ``payment``.
+
+    A claim the event leaves out, or a value we have not recorded yet (the provider id before
+    `pay` stores it), contradicts nothing here: the provider confirms it before any change.
+    """
+    fields = []
+    if claims.provider_payment_id is None or (
+            payment.provider_payment_id is not None and claims.provider_payment_id != payment.provider_payment_id):
+        fields.append("provider_payment_id")
+    elif claims.event_type == REFUND_SUCCEEDED and payment.provider_payment_id is None:
+        fields.append("provider_payment_id")  # a refund is only ever asked for a known provider payment
+    if claims.order_id is not None and claims.order_id != payment.order_id:
+        fields.append("order_id")
+    if claims.payment_id is not None and claims.payment_id != payment.id:
+        fields.append("payment_id")
+    if claims.amount_cents is not None and not _same_amount(claims.amount_cents, payment.amount_cents):
+        # A refund we ask for is always the whole payment.
+        fields.append("amount")
+    if claims.currency is not None and not _same_currency(claims.currency, payment.currency):
+        fields.append("currency")
+    if claims.event_type == REFUND_SUCCEEDED:
+        if (claims.refund_id is not None and payment.provider_refund_id is not None
+                and claims.refund_id != payment.provider_refund_id):
+            fields.append("refund_id")
+        if payment.status not in _REFUND_ASKED:
+            fields.append("refund_not_requested")
+    return fields
+
+
+def disagreements_with_provider(claims: Claims, payment: Payment, provider: ProviderRecord | None) -> list[str]:
+    """The fields in which the provider's record (None: it has no such payment) contradicts us or the event."""
+    if provider is None:
+        return ["provider_payment_id"]
+    fields = []
+    if provider.metadata.get("order_id") != payment.order_id:
+        fields.append("order_id")
+    if provider.metadata.get("payment_id") != payment.id:
+        fields.append("payment_id")
+    if not _same_amount(provider.amount_cents, payment.amount_cents):
+        fields.append("amount")
+    if not _same_currency(provider.currency, payment.currency):
+        fields.append("currency")
+    if claims.event_type == REFUND_SUCCEEDED:
+        # We only ever ask for one full refund: it happened once the whole amount is refunded.
+        in_that_state = _same_amount(provider.amount_refunded_cents, payment.amount_cents)
+    else:
+        in_that_state = provider.status == _PROVIDER_STATUS[claims.event_type]
+    if not in_that_state:
+        fields.append("status")
+    return fields
