@@ -1,9 +1,11 @@
 """How a customer pays: the ``payment`` of an order, and the default payment method of an account.
 
 The only thing ever stored is a token the payment provider issued (``pm_...``): never card data.
-Anything that looks like a card number (a run of 12 or more digits; card numbers have 12 to 19)
-is refused wherever a token is accepted, so a client that mistakes the token field for a card
-field gets a 422 instead of having the number written to our database and logs.
+Anything that could be a card number is refused wherever a token is accepted: 12 or more digits
+in one chain, however they are grouped (spaces of any kind, dashes, dots, underscores...) and
+whatever their Luhn check digit (:func:`models.card_numbers.could_be_card_number`). A client that
+mistakes the token field for a card field gets a 422 naming the field, which never repeats the
+number, instead of having it written to our database and logs.
 
 An order that names no ``payment`` is paid with the account's default token; without one it is
 refused (422), since the gateway has no other way to ask for the money.
@@ -11,25 +13,23 @@ refused (422), since the gateway has no other way to ask for the money.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from gateway.problems import INVALID_REQUEST, Problem
 from gateway.validation import ValidationError, Validator, literal, obj, string, tagged
+from models.card_numbers import could_be_card_number
 from models.tables import Account
 
 MAX_TOKEN_LENGTH = 128
-# Card numbers (PANs) have 12 to 19 digits; provider tokens have no such run of digits.
-_CARD_LIKE = re.compile(r"[0-9]{12,}")
 
 
 def _no_card_number(validator: Validator) -> Validator:
     def check(value: Any, path: str) -> str:
-        value = validator(value, path)
-        if _CARD_LIKE.search(value):
+        # Checked before the token's own shape, so a card number is told why it was refused.
+        if isinstance(value, str) and could_be_card_number(value):
             raise ValidationError(path, "looks like a card number; send the payment provider's token "
                                         "for the card instead, never the card number")
-        return value
+        return validator(value, path)
 
     return check
 

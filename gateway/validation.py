@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from gateway.problems import INVALID_REQUEST, MALFORMED_JSON, Problem, ProblemType
+from models.identity import normalize_email
 
 Validator = Callable[[Any, str], Any]
 
@@ -152,14 +153,22 @@ def http_url(*, max_length: int = 2048) -> Validator:
 
 
 def email(*, max_length: int = 254) -> Validator:
-    """An email address (one ``@``, a dotted domain, no spaces), returned lower-cased."""
+    """An email address (one ``@``, a dotted domain, no spaces), returned in its canonical form.
+
+    The canonical form (:func:`models.identity.normalize_email`: trimmed, lower-cased, Unicode
+    NFC) is what is stored and compared, so surrounding spaces are allowed and dropped.
+    """
     shape = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
 
     def check(value: Any, path: str) -> str:
         string(max_length=max_length)(value, path)
-        if not shape.fullmatch(value):
+        canonical = normalize_email(value)
+        if not shape.fullmatch(canonical):
             raise ValidationError(path, "must be an email address")
-        return value.lower()
+        # Lower-casing can lengthen a few letters (e.g. U+0130); the column holds max_length.
+        if len(canonical) > max_length:
+            raise ValidationError(path, f"must be at most {max_length} characters long")
+        return canonical
 
     return check
 

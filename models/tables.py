@@ -44,8 +44,9 @@ class Account(Base):
     __tablename__ = "accounts"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    # Stored lower-cased so uniqueness holds regardless of case.
-    email: Mapped[str] = mapped_column(String(254), unique=True)
+    # Stored in its canonical form (models.identity.normalize_email) and compared byte for byte:
+    # a case- or accent-insensitive collation would make zoe@ and zoë@ one account.
+    email: Mapped[str] = mapped_column(String(254, collation="utf8mb4_bin"), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str] = mapped_column(String(255))
     shipping_address: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON)

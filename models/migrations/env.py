@@ -22,9 +22,12 @@ def _run(connection: Connection) -> None:
 
 async def _run_online() -> None:
     engine = create_engine(config.get_main_option("sqlalchemy.url"), pool_size=1)
-    async with engine.connect() as connection:
-        await connection.run_sync(_run)
-    await engine.dispose()
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_run)
+    finally:
+        # Also when a migration refuses to run: no connection may outlive this event loop.
+        await engine.dispose()
 
 
 if context.is_offline_mode():

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
+import unicodedata
 import uuid
 
 import jwt
-from sqlalchemy import func, select
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import func, select, text
+from structlog.testing import capture_logs
 
+from config.settings import DEV_TOKEN_SECRET
+from gateway.app import create_app
 from gateway.auth import issue_token
 from models.tables import Account, IdempotencyKey, Order, Payment
 
@@ -82,6 +88,87 @@ async def test_token_opens_the_own_account(client):
     me = await client.get("/accounts/me", headers={"Authorization": f"Bearer {token['access_token']}"})
     assert me.status == 200
     assert (await me.json())["id"] == account["id"]
+
+
+# -- one email, one account: exact comparison of the canonical form --------------------------------
+
+
+def nfc(value: str) -> str:
+    return unicodedata.normalize("NFC", value)
+
+
+def nfd(value: str) -> str:
+    return unicodedata.normalize("NFD", value)
+
+
+async def sign_in(client, email: str, password: str):
+    return await client.post("/auth/token", json={"email": email, "password": password})
+
+
+async def account_behind(client, response) -> str:
+    """The id of the account a successful sign-in opened."""
+    assert response.status == 200, await response.text()
+    token = (await response.json())["access_token"]
+    me = await client.get("/accounts/me", headers={"Authorization": f"Bearer {token}"})
+    return (await me.json())["id"]
+
+
+async def test_zoe_and_zoe_with_a_diaeresis_are_two_accounts(client):
+    tag = uuid.uuid4().hex[:8]
+    zoe, zoe_diaeresis = f"zoe.x{tag}@example.com", nfc(f"zoë.x{tag}@example.com")
+
+    first = await sign_up(client, zoe, password="zoe's own password")
+    second = await sign_up(client, zoe_diaeresis, password="the other zoe's password")
+
+    assert first["id"] != second["id"]
+    assert (first["email"], second["email"]) == (zoe, zoe_diaeresis)
+    assert await account_behind(client, await sign_in(client, zoe, "zoe's own password")) == first["id"]
+    assert await account_behind(client, await sign_in(client, zoe_diaeresis, "the other zoe's password")) == second["id"]
+    # Neither password opens the other account.
+    assert (await sign_in(client, zoe_diaeresis, "zoe's own password")).status == 401
+    assert (await sign_in(client, zoe, "the other zoe's password")).status == 401
+
+
+async def test_composed_and_decomposed_spellings_are_one_account(client, sessionmaker):
+    tag = uuid.uuid4().hex[:8]
+    composed, decomposed = nfc(f"zoë.y{tag}@example.com"), nfd(f"zoë.y{tag}@example.com")
+    assert composed != decomposed
+
+    account = await sign_up(client, decomposed)
+    again = await client.post("/accounts", json={"email": composed, "name": "Zoë", "password": "another password"})
+
+    assert account["email"] == composed
+    assert again.status == 409, await again.text()
+    for spelling in (composed, decomposed):
+        assert await account_behind(client, await sign_in(client, spelling, "correct horse battery")) == account["id"]
+    async with sessionmaker() as session:
+        assert await session.scalar(select(Account.email).where(Account.id == account["id"])) == composed
+
+
+async def test_case_and_surrounding_spaces_make_no_other_account(client):
+    tag = uuid.uuid4().hex[:8]
+    email = nfc(f"zoë.z{tag}@example.com")
+    account = await sign_up(client, f"  {email.upper()}\t")
+
+    assert account["email"] == email
+    for spelling in (email, email.upper(), f" {email} ", nfd(email.title())):
+        taken = await client.post("/accounts", json={"email": spelling, "name": "Zoë", "password": "another password"})
+        assert taken.status == 409, (spelling, await taken.text())
+        assert await account_behind(client, await sign_in(client, spelling, "correct horse battery")) == account["id"]
+
+
+async def test_the_email_column_compares_bytes_and_stays_unique(engine):
+    # Alembic's model comparison ignores collations, so the migrated column is checked here.
+    async with engine.connect() as connection:
+        collation = await connection.scalar(text(
+            "SELECT collation_name FROM information_schema.columns "
+            "WHERE table_schema = DATABASE() AND table_name = 'accounts' AND column_name = 'email'"))
+        unique = await connection.scalar(text(
+            "SELECT COUNT(*) FROM information_schema.statistics WHERE table_schema = DATABASE() "
+            "AND table_name = 'accounts' AND column_name = 'email' AND non_unique = 0"))
+
+    assert collation == "utf8mb4_bin" == Account.__table__.c.email.type.collation
+    assert unique == 1
 
 
 async def test_wrong_credentials_get_401(client):
@@ -275,3 +362,29 @@ async def test_an_order_paid_by_a_card_number_is_refused(client, settings, admin
 
     assert response.status == 422, await response.text()
     assert (await response.json())["field"] == "payment.token"
+
+
+# -- the development token secret ------------------------------------------------------------
+
+
+async def dev_secret_warnings(settings) -> list[dict]:
+    """The ``auth.dev_token_secret`` lines a gateway with ``settings`` logs from start to stop."""
+    with capture_logs() as logs:
+        async with TestClient(TestServer(create_app(settings))) as client:
+            assert (await client.get("/healthz")).status == 200
+    return [line for line in logs if line["event"] == "auth.dev_token_secret"]
+
+
+async def test_a_gateway_on_the_dev_token_secret_warns_once_at_start(settings):
+    assert settings.token_secret == DEV_TOKEN_SECRET
+
+    warnings = await dev_secret_warnings(settings)
+
+    assert len(warnings) == 1
+    assert warnings[0]["log_level"] == "warning" and "TOKEN_SECRET" in warnings[0]["detail"]
+
+
+async def test_a_gateway_with_its_own_token_secret_does_not_warn(settings):
+    own = dataclasses.replace(settings, token_secret="an-unguessable-secret-of-forty-characters")
+
+    assert await dev_secret_warnings(own) == []

@@ -1,0 +1,74 @@
+"""Card numbers in any written form are told apart from payment-provider tokens (no services)."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.payment_methods import ORDER_TOKEN, STORED_TOKEN
+from gateway.validation import ValidationError
+from models.card_numbers import could_be_card_number, luhn_valid, probably_holds_card_number
+from tests.support.card_numbers import CARD_NUMBERS, TOKENS
+
+
+@pytest.mark.parametrize("form", CARD_NUMBERS)
+def test_a_card_number_in_any_form_could_be_one(form):
+    assert could_be_card_number(CARD_NUMBERS[form])
+
+
+@pytest.mark.parametrize("token", TOKENS)
+def test_provider_tokens_are_not_card_numbers(token):
+    assert not could_be_card_number(token)
+
+
+def test_eleven_digits_are_not_a_card_number_however_grouped():
+    assert not could_be_card_number("1234 5678 901")
+    assert not could_be_card_number("12345678901")
+
+
+def test_letters_end_a_run_of_digits():
+    # A token's letters and digits interleave; twelve digits split by letters are no card number.
+    assert not could_be_card_number("pm_123456a789012")
+    assert could_be_card_number("pm_123456-789012")
+
+
+@pytest.mark.parametrize("form", CARD_NUMBERS)
+@pytest.mark.parametrize("validator", [ORDER_TOKEN, STORED_TOKEN], ids=["order", "stored"])
+def test_token_fields_refuse_card_numbers_without_repeating_them(validator, form):
+    with pytest.raises(ValidationError) as refused:
+        validator(CARD_NUMBERS[form], "payment.token")
+
+    assert refused.value.path == "payment.token"
+    assert "card number" in refused.value.message
+    assert not any(char.isdigit() for char in refused.value.message)
+
+
+@pytest.mark.parametrize("token", TOKENS)
+def test_token_fields_accept_provider_tokens(token):
+    assert ORDER_TOKEN(token, "payment.token") == token
+    assert STORED_TOKEN(token, "default_payment_method.token") == token
+
+
+def test_luhn_check():
+    assert luhn_valid("4242424242424242") and luhn_valid("378282246310005") and luhn_valid("5555555555554444")
+    assert not luhn_valid("4242424242424241")
+
+
+@pytest.mark.parametrize("text", [
+    "4242 4242 4242 4242", "4242424242424242", "pm_4242424242424242", '{"note": "4242-4242-4242-4242"}',
+    "\uff14\uff12\uff14\uff12" * 4, "3782 822463 10005", "4242\u00a04242\u00a04242\u00a04242",
+])
+def test_stored_data_rule_finds_card_numbers(text):
+    assert probably_holds_card_number(text)
+
+
+@pytest.mark.parametrize("text", [
+    # ids, timestamps, a barcode, amounts: what the database is full of
+    "0c9d3f42424242424242ab3f9e1c7d21",  # hex id with a Luhn-valid run of digits inside
+    "2026-11-21T16:01:09.427Z", "2026-11-21T16:01:09.427190+00:00",
+    "012345678905",  # a UPC-A barcode: 12 digits
+    '{"amount_cents": 1800, "currency": "USD", "at": "2026-11-21T16:01:09.427Z"}',
+    "4242 4242 4242 4241",  # wrong check digit (refused on input, not reported in stored data)
+    "pm_card_ok", "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2g",
+])
+def test_stored_data_rule_ignores_ids_timestamps_and_barcodes(text):
+    assert not probably_holds_card_number(text)
