@@ -98,7 +98,7 @@ async def _scenarios(fleet: Fleet, mode: Mode, args, log, results: dict, memory:
             results["e2e"] = await e2e.run(
                 engine=engine, redis_url=fleet.env["REDIS_URL"], gateway_url=fleet.gateway_url, tokens=tokens, skus=skus,
                 clients=mode.e2e_clients, warmup_s=mode.e2e_warmup_s, window_s=mode.e2e_window_s,
-                drain_timeout_s=120, log=log)
+                drain_timeout_s=120, log=log, mail_dir=fleet.env["MAIL_DIR"])
             results["e2e"]["cpu_cores"] = cpu.stop()
             rate = results["e2e"]["orders_per_s"]
             if rate:
@@ -176,7 +176,7 @@ def run(args) -> int:
                                         workdir=workdir, ADMIN_TOKEN="bench-admin-token",
                                         WORKER_PROCESSES=str(processes), WORKER_THREADS=str(threads))
                 # The test launcher's defaults are for tests; the bench runs the fleet's own.
-                for test_only in ("AUTH_ATTEMPTS_PER_MINUTE",):
+                for test_only in ("AUTH_MAX_FAILURES_PER_ACCOUNT", "AUTH_MAX_FAILURES_PER_ADDRESS"):
                     env.pop(test_only, None)
                 fleet = Fleet(env=env, log_path=workdir / "fleet.log")
                 log("fleet: starting (honcho -f Procfile.dev start)")

@@ -11,9 +11,10 @@ from gateway.db import is_duplicate_key
 from gateway.keys import PASSWORDS, SESSIONMAKER, SETTINGS
 from gateway.payment_methods import DEFAULT_PAYMENT_METHOD, default_payment_method_json
 from gateway.problems import ACCOUNT_EXISTS, INVALID_CREDENTIALS, INVALID_REQUEST, INVALID_TOKEN, Problem
-from gateway.sign_in_limits import check_sign_in_rate
+from gateway.sign_in_limits import begin_sign_in
 from gateway.validation import email, json_object, obj, read_json, string, validate
 from models.clock import utcnow
+from models.identity import normalize_email
 from models.tables import Account
 from models.views import account_json
 
@@ -27,6 +28,7 @@ NEW_ACCOUNT = obj(
     required={"email": email(), "name": _NAME, "password": _PASSWORD},
     optional={"shipping_address": _ADDRESS, "billing_address": _ADDRESS},
 )
+# The email is an account's identity: it cannot be changed here, so there is nothing to normalise.
 ACCOUNT_CHANGES = obj(
     optional={"name": _NAME, "password": _PASSWORD, "shipping_address": _ADDRESS, "billing_address": _ADDRESS,
               # Only ever a provider token: a card number, or a field for one, is refused (422).
@@ -39,7 +41,11 @@ CREDENTIALS = obj(
 
 @routes.post("/accounts")
 async def create_account(request: web.Request) -> web.Response:
-    """Open an account; 409 when the email (compared case-insensitively) is taken."""
+    """Open an account; 409 when the email is taken.
+
+    Emails are compared exactly in their canonical form (:func:`models.identity.normalize_email`):
+    ``Zoë@`` and ``zoë@`` are one account, ``zoe@`` and ``zoë@`` are two.
+    """
     fields = validate(NEW_ACCOUNT, await read_json(request))
     password_hash = await request.app[PASSWORDS].hash(fields["password"])
     now = utcnow()
@@ -67,21 +73,27 @@ def _account_json(account: Account) -> dict:
 async def create_token(request: web.Request) -> web.Response:
     """Exchange email and password for an access token; 401 on any mismatch.
 
-    429 (with ``Retry-After``) past ``AUTH_ATTEMPTS_PER_MINUTE`` attempts for one email or from one
-    client address, checked before any password is: a guesser is stopped without costing a hash.
+    The email is looked up in its canonical form, as sign-up stored it (and as the limit counts it).
+
+    429 (with ``Retry-After``) while the email is locked after ``AUTH_MAX_FAILURES_PER_ACCOUNT``
+    failed sign-ins, or the client address after ``AUTH_MAX_FAILURES_PER_ADDRESS``, within
+    ``AUTH_FAILURE_WINDOW_SECONDS`` (gateway/sign_in_limits.py): even the right password is then
+    refused, and before any hash is spent. Successes never count; one resets the email's count.
     """
     fields = validate(CREDENTIALS, await read_json(request))
-    await check_sign_in_rate(request, fields["email"])
     passwords = request.app[PASSWORDS]
     sessionmaker = request.app[SESSIONMAKER]
     async with sessionmaker() as session:
-        account = await session.scalar(select(Account).where(Account.email == fields["email"].lower()))
+        account = await session.scalar(select(Account).where(Account.email == normalize_email(fields["email"])))
+    # Counted as a failure from here until it succeeds (a database outage before it counts nothing).
+    attempt = await begin_sign_in(request, fields["email"])
     # Hashing takes a while: it runs with no database connection held.
     if account is None:
         await passwords.verify_nothing(fields["password"])
         raise Problem(INVALID_CREDENTIALS, "email or password is wrong")
     if not await passwords.verify(account.password_hash, fields["password"]):
         raise Problem(INVALID_CREDENTIALS, "email or password is wrong")
+    await attempt.succeeded()
     if passwords.needs_rehash(account.password_hash):
         new_hash = await passwords.hash(fields["password"])
         async with sessionmaker() as session, session.begin():
