@@ -1,21 +1,34 @@
 """Prometheus metrics of the gateway: request latency per route, and the fleet's backlog gauges.
 
 The gauges (orders by status, unsent outbox rows, stock held awaiting payment) are read from the
-database when ``/metrics`` is scraped, so every gateway reports the same numbers and no process
-has to keep them.
+database when ``/metrics`` is scraped, and the dead letters waiting in each ``<queue>.XQ`` from
+RabbitMQ, so every gateway reports the same numbers and no process has to keep them. A source
+that does not answer leaves its gauges at their last known values.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from typing import Iterable
 
+import pika
+import pika.exceptions
 from aiohttp import web
+from dramatiq.common import xq_name
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from sqlalchemy import func, select
 
 from gateway.keys import METRICS
 from models.state import HoldState, OrderStatus
 from models.tables import Order, OutboxMessage, ReservedStock
+from workers.ops.dead_letters import quiet_missing_queue_probes, step_queues
+
+#: pika's timeout for reaching RabbitMQ when a scrape reads the dead-letter counts; the scrape
+#: waits at most three times this for all of them, then serves the last known counts.
+DEAD_LETTER_COUNT_TIMEOUT_SECONDS = 1.0
+#: AMQP reply code of a passive declare of a queue that does not exist.
+NOT_FOUND = 404
 
 
 class GatewayMetrics:
@@ -33,6 +46,9 @@ class GatewayMetrics:
                                     registry=self.registry)
         self.holds = Gauge("orders_holds_pending_units", "Units of stock held awaiting payment",
                            registry=self.registry)
+        self.dead_letters = Gauge("orders_dead_letters",
+                                  "Messages whose retries ran out, waiting in a dead-letter queue until "
+                                  "DEAD_LETTER_TTL_SECONDS drops them", ["queue"], registry=self.registry)
 
     async def refresh(self, sessionmaker) -> None:
         """Read the backlog gauges from the database."""
@@ -48,6 +64,48 @@ class GatewayMetrics:
             self.orders.labels(status.value).set(counts.get(status.value, 0))
         self.outbox_backlog.set(unsent)
         self.holds.set(held)
+
+    async def refresh_dead_letters(self, broker_url: str) -> None:
+        """Read the depth of every step's dead-letter queue from RabbitMQ, within a short timeout."""
+        loop = asyncio.get_running_loop()
+        queues = [xq_name(queue) for queue in step_queues()]
+        # pika blocks: on a worker thread, bounded twice (pika's own timeouts, and this wait).
+        depths = await asyncio.wait_for(
+            loop.run_in_executor(None, count_messages, broker_url, queues, DEAD_LETTER_COUNT_TIMEOUT_SECONDS),
+            DEAD_LETTER_COUNT_TIMEOUT_SECONDS * 3)
+        for queue, depth in depths.items():
+            self.dead_letters.labels(queue).set(depth)
+
+
+def count_messages(broker_url: str, queues: Iterable[str], timeout: float) -> dict[str, int]:
+    """Messages ready in each of ``queues``, read by passive declares over AMQP (blocking).
+
+    A passive declare neither creates nor changes a queue and needs no management plugin. A queue
+    that does not exist yet holds nothing (0). ``broker_url`` may list several nodes (``;``).
+    """
+    nodes = []
+    for url in broker_url.split(";"):
+        parameters = pika.URLParameters(url.strip())
+        parameters.socket_timeout = parameters.stack_timeout = timeout
+        parameters.blocked_connection_timeout = timeout
+        parameters.connection_attempts = 1
+        nodes.append(parameters)
+    depths: dict[str, int] = {}
+    quiet_missing_queue_probes()
+    connection = pika.BlockingConnection(nodes)
+    try:
+        channel = connection.channel()
+        for queue in queues:
+            try:
+                depths[queue] = channel.queue_declare(queue, passive=True).method.message_count
+            except pika.exceptions.ChannelClosedByBroker as error:
+                if error.reply_code != NOT_FOUND:
+                    raise
+                depths[queue] = 0
+                channel = connection.channel()  # the broker closed the one that asked
+    finally:
+        connection.close()
+    return depths
 
 
 def route_label(request: web.Request) -> str:

@@ -1,8 +1,9 @@
 """The dev SMTP sink: accepts every message, keeps it as an .eml file, lists them over HTTP.
 
 Run it with the ``mail`` console script (``main``): SMTP on $SMTP_PORT, files in $MAIL_DIR,
-``GET /messages[?to=address]`` and ``DELETE /messages`` on $MAIL_WEB_PORT. The files are the
-store, so messages outlive a restart and can be opened with any mail client.
+``GET /messages[?to=address]`` and ``DELETE /messages`` on $MAIL_WEB_PORT (by default the port
+after SMTP_PORT, so a second fleet with its own SMTP_PORT gets its own listing too). The files
+are the store, so messages outlive a restart and can be opened with any mail client.
 """
 
 from __future__ import annotations
@@ -169,7 +170,11 @@ def create_app(*, directory: str | os.PathLike[str], smtp_host: str = "127.0.0.1
 
 
 def main() -> None:
-    """Console entry ``mail``: SMTP sink on 127.0.0.1:$SMTP_PORT, listing on $MAIL_WEB_PORT."""
+    """Console entry ``mail``: SMTP sink on 127.0.0.1:$SMTP_PORT, listing on $MAIL_WEB_PORT.
+
+    A port that is taken ends the process with one line (``_entry.serve``): under honcho that
+    stops the whole fleet, which is why the listing's port follows SMTP_PORT by default.
+    """
     settings = _entry.start("mail")
     app = create_app(directory=settings.mail_dir, smtp_port=settings.smtp_port)
     _entry.serve(app, settings.mail_web_port)

@@ -9,7 +9,6 @@ from datetime import datetime, timezone
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
 from config import Settings, settings_or_exit
 from config.logging import configure_logging
@@ -17,6 +16,7 @@ from models.db import create_engine, create_sessionmaker
 from schedules.jobs import JobContext, enqueue_archive, enqueue_reconcile, relay_outbox, sweep_stuck
 from workers.live_status import create_redis
 from workers.outbox import OutboxPublisher
+from workers.rabbitmq import fleet_broker
 
 log = structlog.get_logger(__name__)
 
@@ -33,7 +33,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         redis=create_redis(settings.redis_url),
     )
     ctx.publisher = OutboxPublisher(
-        RabbitmqBroker(url=settings.broker_url, confirm_delivery=True, middleware=[]), ctx.sessionmaker)
+        fleet_broker(settings, middleware=[]), ctx.sessionmaker)
     period = settings.reconcile_every_seconds
     now = datetime.now(timezone.utc)
     scheduler = AsyncIOScheduler(timezone="UTC", job_defaults={"max_instances": 1, "coalesce": True})

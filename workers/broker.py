@@ -8,26 +8,29 @@ from __future__ import annotations
 
 import os
 
-from dramatiq.middleware.prometheus import DB_PATH, Prometheus
+from config import settings_or_exit
+from workers import worker_metrics
 
-# Dramatiq's Prometheus middleware serves the metrics of all worker processes from files in
-# DB_PATH (port $dramatiq_prom_port, 9191 by default). The steps' own counters join them only if
-# prometheus_client sees this folder before it is first imported, hence before anything else.
-os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", DB_PATH)
+# dramatiq's Prometheus middleware serves the metrics of all worker processes from files in one
+# folder (workers/worker_metrics.py). The steps' own counters join them only if prometheus_client
+# sees this folder before it is first imported, hence before anything else.
+SETTINGS = settings_or_exit()
+worker_metrics.prepare(SETTINGS)
 
 import asyncio  # noqa: E402  (after the environment above, on purpose)
 
 import dramatiq
 import structlog
-from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.common import dq_name
 from dramatiq.middleware import AsyncIO, CurrentMessage, Middleware
+from dramatiq.middleware.prometheus import Prometheus
 
-from config import Settings, settings_or_exit
+from config import Settings
 from config.logging import configure_logging
 from workers.outbox import declare_events_exchange
 from workers.queues import EXPIRE
+from workers.rabbitmq import FleetBroker, fleet_broker
 from workers.runtime import Runtime, build_runtime
 from workers.shutdown import stop_once_on_sigterm
 from workers.steps import set_runtime_provider
@@ -87,10 +90,19 @@ class StepRuntime(Middleware):
             self.runtime = None
 
 
-def create_broker(settings: Settings) -> RabbitmqBroker:
+class WorkerMetrics(Prometheus):
+    """dramatiq's Prometheus middleware, served on the fleet's own port by
+    :func:`workers.worker_metrics.serve`, where a taken port is a warning, not a dead server."""
+
+    @property
+    def forks(self):
+        return [worker_metrics.serve]
+
+
+def create_broker(settings: Settings) -> FleetBroker:
     """A confirming RabbitMQ broker with the fleet's middleware (runtime before the event loop)."""
-    broker = RabbitmqBroker(url=settings.broker_url, confirm_delivery=True)
-    broker.add_middleware(Prometheus())
+    broker = fleet_broker(settings)
+    broker.add_middleware(WorkerMetrics())
     broker.add_middleware(PromptExpiry())
     broker.add_middleware(YieldingPriorities())
     broker.add_middleware(CurrentMessage())
@@ -99,8 +111,8 @@ def create_broker(settings: Settings) -> RabbitmqBroker:
     return broker
 
 
-def _load() -> RabbitmqBroker:
-    settings = settings_or_exit()
+def _load() -> FleetBroker:
+    settings = SETTINGS
     configure_logging(settings, "worker")
     stop_once_on_sigterm()
     return create_broker(settings)

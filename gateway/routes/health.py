@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gateway.keys import METRICS, SESSIONMAKER
+from gateway.keys import METRICS, SESSIONMAKER, SETTINGS
 from gateway.problems import NOT_READY, Problem
 from gateway.readiness import REQUIRED, check_dependencies
 
@@ -30,12 +32,13 @@ async def readyz(request: web.Request) -> web.Response:
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text format: request latency per route, orders by status, outbox and hold backlogs."""
+    """Prometheus text format: request latency per route, orders by status, outbox and hold
+    backlogs, dead letters per queue."""
     registry = request.app[METRICS]
-    try:
-        await registry.refresh(request.app[SESSIONMAKER])
-    except Exception:
-        pass  # the database is down: serve the last known gauges with the latency histograms
+    # A source that is down (an exception, returned and dropped) keeps its last known gauges;
+    # the latency histograms are always served.
+    await asyncio.gather(registry.refresh(request.app[SESSIONMAKER]),
+                         registry.refresh_dead_letters(request.app[SETTINGS].broker_url), return_exceptions=True)
     response = web.Response(body=generate_latest(registry.registry))
     response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
     return response

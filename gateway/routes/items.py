@@ -24,12 +24,15 @@ _SKU_SHAPE = re.compile(SKU_PATTERN)
 SKU = string(max_length=64, pattern=SKU_PATTERN, what="letters, digits, '.', '_' or '-'")
 # Generous but finite: totals of 50 lines x 1000 units stay far inside a BIGINT.
 MAX_PRICE_CENTS = 10**12
+# Payment providers refuse amounts below one cent, so a free item could only ever be ordered
+# into CANCELLED payment_failed: it is refused when listed instead.
+MIN_PRICE_CENTS = 1
 
 NEW_ITEM = obj(
     required={
         "sku": SKU,
         "name": string(max_length=200, not_blank=True),
-        "price_cents": integer(minimum=0, maximum=MAX_PRICE_CENTS),
+        "price_cents": integer(minimum=MIN_PRICE_CENTS, maximum=MAX_PRICE_CENTS),
     },
     optional={
         "currency": string(min_length=3, max_length=3, pattern=r"[A-Z]{3}", what="an ISO 4217 code like USD"),

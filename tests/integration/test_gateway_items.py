@@ -77,6 +77,21 @@ async def test_item_fields_are_checked(client, admin):
         assert (await response.json())["field"] == field
 
 
+async def test_a_free_item_is_refused_because_no_order_for_it_could_be_paid(client, admin):
+    # The payment provider refuses amounts below one cent: every order would end payment_failed.
+    sku = new_sku()
+
+    response = await client.post("/items", json={"sku": sku, "name": "Free sticker", "price_cents": 0},
+                                 headers=admin)
+
+    assert response.status == 422 and response.content_type == "application/problem+json"
+    problem = await response.json()
+    assert problem["field"] == "price_cents" and "from 1 to" in problem["detail"]
+    assert (await client.get(f"/items/{sku}")).status == 404
+    cheapest = await client.post("/items", json={"sku": sku, "name": "Sticker", "price_cents": 1}, headers=admin)
+    assert cheapest.status == 201 and (await cheapest.json())["price_cents"] == 1
+
+
 async def test_stock_receipts_add_up(client, admin, sessionmaker):
     sku = new_sku()
     assert (await client.post("/items", json={"sku": sku, "name": "Mug", "price_cents": 100},

@@ -340,7 +340,8 @@ async def test_redrive_requeues_an_overdue_hold_and_prints_counts(runtime, sessi
 
     assert code == 0
     counts = {line.split()[0]: int(line.split()[1]) for line in out.splitlines() if line.startswith("  ")}
-    assert set(counts) == {"hold_overdue", "pending_stuck", "payment_unrequested", "refund_unrequested"}
+    assert set(counts) == {"hold_overdue", "pending_stuck", "payment_unrequested", "refund_unrequested",
+                           "email_abandoned"}
     assert counts["hold_overdue"] >= 1
     assert f"re-enqueued {sum(counts.values())} step(s)" in out
     after = await expires()

@@ -6,7 +6,9 @@ import os
 import signal
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from tests.support.fleet import ROOT
 
@@ -25,6 +27,21 @@ def start(name: str, env: dict[str, str], log_path: Path) -> subprocess.Popen:
     log = open(log_path, "ab")
     return subprocess.Popen(["/bin/sh", "-c", f"exec {procfile_command(name)}"], cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+@contextmanager
+def running(name: str, env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen]:
+    """The Procfile's ``name`` running for the block; SIGTERMed (then SIGKILLed) after it."""
+    process = start(name, env, log_path)
+    try:
+        yield process
+    finally:
+        signal_group(process, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            signal_group(process, signal.SIGKILL)
+            process.wait()
 
 
 def signal_group(process: subprocess.Popen, signum: int = signal.SIGTERM) -> None:

@@ -194,7 +194,7 @@ def cmd_order(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_dead_letters_list(settings: Settings, args: argparse.Namespace) -> int:
     from workers.ops.dead_letters import DeadLetters, render_listing
 
-    dead_letters = DeadLetters(settings.broker_url)
+    dead_letters = DeadLetters(settings.broker_url, dead_letter_ttl_seconds=settings.dead_letter_ttl_seconds)
     try:
         dead_letters.connect()
         listings = dead_letters.listing(args.queue, args.limit)
@@ -215,7 +215,7 @@ def cmd_dead_letters_replay(settings: Settings, args: argparse.Namespace) -> int
     def report(letter: Any, target: str) -> None:
         print(f"{verb} {letter.describe()}  {letter.dead_letter_queue} -> {target}", flush=True)
 
-    dead_letters = DeadLetters(settings.broker_url)
+    dead_letters = DeadLetters(settings.broker_url, dead_letter_ttl_seconds=settings.dead_letter_ttl_seconds)
     try:
         dead_letters.connect()
         result = dead_letters.replay(args.queue, message_ids=args.message_ids, everything=args.all,
@@ -262,7 +262,8 @@ def cmd_archive(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_redrive(settings: Settings, args: argparse.Namespace) -> int:
     from workers.ops.maintenance import render_redrive, run_redrive
 
-    report = _with_database(settings, lambda sessionmaker: run_redrive(sessionmaker, settings.broker_url))
+    report = _with_database(settings, lambda sessionmaker: run_redrive(
+        sessionmaker, settings.broker_url, dead_letter_ttl_seconds=settings.dead_letter_ttl_seconds))
     print(render_redrive(report))
     return 0
 

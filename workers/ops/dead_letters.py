@@ -23,12 +23,13 @@ from typing import Any
 import pika
 import pika.exceptions
 from dramatiq import Message
-from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.common import q_name, xq_name
 from dramatiq.errors import DecodeError
 
+from config import Settings
 from workers import queues as routes
 from workers.ops.common import OpsError, format_kwargs
+from workers.rabbitmq import FleetBroker
 
 DEFAULT_LIMIT = 50
 #: Options the Retries middleware and delayed delivery keep; a replayed message starts afresh.
@@ -172,9 +173,11 @@ class QueueListing:
 class DeadLetters:
     """Dead-letter operations on the vhost of one BROKER_URL (blocking pika; one connection)."""
 
-    def __init__(self, broker_url: str):
-        self.broker = RabbitmqBroker(url=broker_url, confirm_delivery=True, middleware=[])
-        _quiet_missing_queue_probes()
+    def __init__(self, broker_url: str, *, dead_letter_ttl_seconds: int = Settings.dead_letter_ttl_seconds):
+        # Replay may declare a queue: with the fleet's arguments, or RabbitMQ refuses it.
+        self.broker = FleetBroker(url=broker_url, confirm_delivery=True, middleware=[],
+                                  dead_letter_ttl_seconds=dead_letter_ttl_seconds)
+        quiet_missing_queue_probes()
         self._targets: set[str] = set()  # queues known to exist (replay targets)
         parameters = self.broker.parameters
         self.vhost = (parameters[0] if isinstance(parameters, list) else parameters).virtual_host
@@ -318,7 +321,8 @@ class _MissingQueueProbe(logging.Filter):
         return "Channel.Close (404)" not in record.getMessage()
 
 
-def _quiet_missing_queue_probes() -> None:
+def quiet_missing_queue_probes() -> None:
+    """Keep pika from warning about each passive declare of a queue that does not exist yet."""
     logger = logging.getLogger("pika.channel")
     if not any(isinstance(f, _MissingQueueProbe) for f in logger.filters):
         logger.addFilter(_MissingQueueProbe())

@@ -7,17 +7,18 @@ import sys
 from dataclasses import dataclass
 from datetime import timedelta
 
-from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from actors.archive import archive_finished
+from config import Settings
 from models.archive import count_due
 from models.clock import utcnow
 from models.reconcile import Drift, reconcile, report_row
 from schedules.sweep import SweepReport, sweep
 from workers.outbox import OutboxPublisher
+from workers.rabbitmq import FleetBroker
 
 
 @dataclass
@@ -90,9 +91,11 @@ SWEEP_CASES = {
 }
 
 
-async def run_redrive(sessionmaker: async_sessionmaker[AsyncSession], broker_url: str) -> SweepReport:
+async def run_redrive(sessionmaker: async_sessionmaker[AsyncSession], broker_url: str, *,
+                      dead_letter_ttl_seconds: int = Settings.dead_letter_ttl_seconds) -> SweepReport:
     """Run the backstop sweep now, publishing through a confirming broker on ``broker_url``."""
-    broker = RabbitmqBroker(url=broker_url, confirm_delivery=True, middleware=[])
+    broker = FleetBroker(url=broker_url, confirm_delivery=True, middleware=[],
+                         dead_letter_ttl_seconds=dead_letter_ttl_seconds)
 
     def reachable() -> None:
         broker.connection  # noqa: B018 (connects, or raises when RabbitMQ cannot be reached)

@@ -1,0 +1,67 @@
+"""The RabbitMQ broker every process of the fleet declares its queues through.
+
+For each step queue ``q`` dramatiq declares three durable queues: ``q`` and its delay queue
+``q.DQ``, which both dead-letter into ``q.XQ``, and ``q.XQ`` itself, where messages whose retries
+ran out wait for an operator (``orders-admin dead-letters``) until ``x-message-ttl`` drops them.
+RabbitMQ refuses to redeclare a queue with other arguments (PRECONDITION_FAILED), so workers,
+gateway, scheduler and operator tool must all declare them alike: the arguments are built here,
+by :class:`FleetBroker`, and nowhere else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pika.exceptions
+import structlog
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.common import xq_name
+
+from config import Settings
+
+log = structlog.get_logger(__name__)
+
+#: AMQP reply code of a redeclaration whose arguments differ from the existing queue's.
+PRECONDITION_FAILED = 406
+
+
+class FleetBroker(RabbitmqBroker):
+    """dramatiq's RabbitMQ broker, declaring dead-letter queues with the fleet's TTL.
+
+    Arguments of ``q`` and ``q.DQ`` come from dramatiq's ``_build_queue_arguments`` (dead-letter
+    routing, priority); those of ``q.XQ`` from :meth:`dead_letter_queue_arguments`. Anything that
+    changes queue arguments belongs in these two methods.
+    """
+
+    def __init__(self, *, dead_letter_ttl_seconds: int, **options: Any) -> None:
+        super().__init__(**options)
+        self.dead_letter_ttl_seconds = dead_letter_ttl_seconds
+
+    def dead_letter_queue_arguments(self) -> dict[str, Any]:
+        """Arguments of every ``.XQ`` queue."""
+        # One TTL for the whole queue, not per message: RabbitMQ only expires messages at the
+        # head of a queue, so per-message TTLs would keep short-lived letters behind long ones.
+        return {"x-message-ttl": self.dead_letter_ttl_seconds * 1000}
+
+    def _declare_xq_queue(self, queue_name: str):
+        name = xq_name(queue_name)
+        try:
+            return self.channel.queue_declare(queue=name, durable=True, arguments=self.dead_letter_queue_arguments())
+        except pika.exceptions.ChannelClosedByBroker as error:
+            if error.reply_code != PRECONDITION_FAILED:
+                raise
+            # The queue exists with another TTL (DEAD_LETTER_TTL_SECONDS changed): dramatiq would
+            # retry and give up, and then this process could neither consume nor publish. The
+            # existing queue keeps its TTL and its letters; the operator changes it on purpose.
+            del self.channel  # closed by the broker; the next use opens a fresh one
+            log.warning("broker.dead_letter_queue_kept", queue=name,
+                        dead_letter_ttl_seconds=self.dead_letter_ttl_seconds, reason=error.reply_text,
+                        hint="the queue keeps the TTL it was declared with: shorten it with a RabbitMQ "
+                             "policy (message-ttl), or delete the empty queue while the fleet is stopped")
+            return self.channel.queue_declare(queue=name, passive=True)
+
+
+def fleet_broker(settings: Settings, **options: Any) -> FleetBroker:
+    """A confirming :class:`FleetBroker` on ``BROKER_URL``; ``options`` go to dramatiq (``middleware``)."""
+    return FleetBroker(url=settings.broker_url, confirm_delivery=True,
+                       dead_letter_ttl_seconds=settings.dead_letter_ttl_seconds, **options)
