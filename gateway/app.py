@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 from typing import AsyncIterator
 
+import structlog
 from aiohttp import web
-from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
-from config.settings import Settings
+from config.settings import Settings, uses_dev_token_secret
 from gateway.keys import (
     ENGINE,
     METRICS,
@@ -39,6 +39,7 @@ from models.unit_of_work import UnitOfWorkFactory
 from workers.live_status import StatusNotifier, create_redis
 from workers.outbox import OutboxPublisher
 from workers.queues import NOTIFY
+from workers.rabbitmq import fleet_broker
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -56,9 +57,21 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_live_status)
     app.cleanup_ctx.append(_units_of_work)
     app.cleanup_ctx.append(_passwords)
+    app.on_startup.append(_warn_about_dev_token_secret)
     app.on_shutdown.append(_stop_streams)
     setup_routes(app)
     return app
+
+
+async def _warn_about_dev_token_secret(app: web.Application) -> None:
+    # Outside development the settings refuse the published secret; here it is allowed, but
+    # anyone who reads the source can sign tokens for any account, which deserves one line.
+    if uses_dev_token_secret(app[SETTINGS]):
+        # Looked up now, not at import: logging is configured by then (and tests can capture it).
+        structlog.get_logger(__name__).warning(
+            "auth.dev_token_secret",
+            detail="customer tokens are signed with the published development TOKEN_SECRET; "
+                   "set TOKEN_SECRET (at least 32 characters) for anything but local development")
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -71,7 +84,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 async def _publisher(app: web.Application) -> AsyncIterator[None]:
     # The broker connects lazily, on the publisher's own thread, at the first message.
-    broker = RabbitmqBroker(url=app[SETTINGS].broker_url, confirm_delivery=True, middleware=[])
+    broker = fleet_broker(app[SETTINGS], middleware=[])
     publisher = OutboxPublisher(broker, app[SESSIONMAKER])
     app[PUBLISHER] = publisher
     yield

@@ -49,7 +49,7 @@ from gateway.problems import (
     STOCK_LIMIT,
     ProblemType,
 )
-from gateway.routes.items import MAX_PRICE_CENTS, SKU_PATTERN
+from gateway.routes.items import MAX_PRICE_CENTS, MIN_PRICE_CENTS, SKU_PATTERN
 from gateway.routes.orders import IDEMPOTENCY_HEADER, MAX_KEY_LENGTH
 from models.state import OrderStatus, PaymentStatus, Reason
 from workers.webhook_signature import HEADER as SIGNATURE_HEADER
@@ -238,8 +238,10 @@ NAME: Schema = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": f
                 "description": "Not blank"}
 PASSWORD: Schema = {"type": "string", "minLength": 8, "maxLength": 128, "format": "password"}
 EMAIL: Schema = {"type": "string", "minLength": 1, "maxLength": 254,
-                 "pattern": f"^[^@{_SPACE}]+@[^@{_SPACE}.]+(\\.[^@{_SPACE}.]+)+$",
-                 "description": "Compared case-insensitively; stored lower-cased", "example": "ada@example.com"}
+                 "pattern": f"^[{_SPACE}]*[^@{_SPACE}]+@[^@{_SPACE}.]+(\\.[^@{_SPACE}.]+)+[{_SPACE}]*$",
+                 "description": "Trimmed, lower-cased and put in Unicode NFC, then stored and compared exactly: "
+                                "`Zoë@` and `zoë@` are one account, `zoe@` and `zoë@` two",
+                 "example": "ada@example.com"}
 
 _ORDER_STATUSES = [status.value for status in OrderStatus]
 _REASONS = [reason.value for reason in Reason]
@@ -291,7 +293,8 @@ SCHEMAS: dict[str, Schema] = {
     "DefaultPaymentMethod": {
         "type": "object", "additionalProperties": False, "required": ["method", "token"],
         "description": "A payment-provider token kept on the account; orders that name no `payment` are paid "
-                       "with it. Never card data: a run of 12 or more digits is refused (422).",
+                       "with it. Never card data: 12 or more digits in one run, whatever separates them "
+                       "(spaces of any kind, dashes, dots), are refused (422).",
         "properties": {
             "method": {"type": "string", "enum": ["token"]},
             "token": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[A-Za-z0-9_]+$",
@@ -336,7 +339,7 @@ SCHEMAS: dict[str, Schema] = {
         "properties": {
             "sku": SKU_SCHEMA,
             "name": NAME,
-            "price_cents": {"type": "integer", "minimum": 0, "maximum": MAX_PRICE_CENTS},
+            "price_cents": {"type": "integer", "minimum": MIN_PRICE_CENTS, "maximum": MAX_PRICE_CENTS},
             "currency": _nullable({**CURRENCY, "description": "ISO 4217 code; USD when absent"}),
             "upc": _nullable({"type": "string", "minLength": 1, "maxLength": 32, "pattern": "^[0-9A-Za-z-]+$"}),
             "picture_urls": _nullable({
@@ -396,7 +399,8 @@ SCHEMAS: dict[str, Schema] = {
                        "`pm_card_no_response`)",
         "properties": {"method": {"type": "string", "enum": ["token"]},
                        "token": {"type": "string", "minLength": 1, "maxLength": 128, "example": "pm_card_ok",
-                                 "description": "Never a card number: a run of 12 or more digits is refused "
+                                 "description": "Never a card number: 12 or more digits in one run, whatever "
+                                                "separates them (spaces of any kind, dashes, dots), are refused "
                                                 "(422)"}},
     },
     "RedirectPayment": {
@@ -681,8 +685,11 @@ def _paths() -> dict[str, dict]:
                 (400, MALFORMED),
                 (401, problem(401, "Email or password is wrong", INVALID_CREDENTIALS)),
                 (413, TOO_LARGE), (422, invalid()),
-                (429, problem(429, "Too many attempts for this account or from this address "
-                                   "(AUTH_ATTEMPTS_PER_MINUTE)", "too-many-attempts", headers=_RETRY_AFTER)),
+                (429, problem(429, "Locked after too many failed sign-ins for this account "
+                                   "(AUTH_MAX_FAILURES_PER_ACCOUNT, then every attempt is refused, the right "
+                                   "password too) or from this address (AUTH_MAX_FAILURES_PER_ADDRESS) within "
+                                   "AUTH_FAILURE_WINDOW_SECONDS; Retry-After says when the window ends",
+                              "too-many-attempts", headers=_RETRY_AFTER)),
                 (503, UNAVAILABLE),
             ))},
         "/accounts/me": {
