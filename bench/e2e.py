@@ -13,16 +13,26 @@ Afterwards the bench reads the database:
 - placed orders/s: PLACED transitions (order_history) inside the window / window length;
 - POST latency: measured by the client, for requests sent inside the window;
 - POST-to-PLACED: the PLACED history time minus the client's send time (one machine, one clock);
-- messages per order: outbox rows per order, worker messages and domain events apart.
+- messages per order: outbox rows per order, worker messages and domain events apart;
+- confirmation email lateness: for the orders sent inside the window, the arrival of their
+  ``order.placed`` email at the fleet's mail sink (its ``X-Received-At``, from the .eml files in
+  ``MAIL_DIR``) minus the PLACED history time. The bench waits for those emails (up to the drain
+  timeout) so that emails held back behind the load count with their full delay; one that never
+  came is counted as missing, and a p99 that falls on a missing one is unknown (None).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+import os
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
 
 import aiohttp
 import redis.asyncio as aioredis
@@ -66,6 +76,51 @@ async def wait_final(engine: AsyncEngine, order_ids: list[str], timeout: float,
         if all(statuses.get(order_id) in final for order_id in order_ids) or time.monotonic() - started > timeout:
             return statuses, time.monotonic() - started
         await asyncio.sleep(0.2)
+
+
+CONFIRMATION = "order.placed"
+
+
+@dataclass
+class MailDir:
+    """The mail sink's store (sandbox/mail.py: one .eml per message, named by arrival), read as it fills."""
+
+    directory: Path
+    arrivals: dict[str, float] = field(default_factory=dict)  # order id -> first confirmation arrival
+    _seen: set[str] = field(default_factory=set)
+
+    def scan(self) -> None:
+        """Read the headers of the messages that arrived since the last scan."""
+        try:
+            entries = [e for e in os.scandir(self.directory) if e.name.endswith(".eml") and e.name not in self._seen]
+        except FileNotFoundError:  # nothing received yet
+            return
+        for entry in entries:
+            self._seen.add(entry.name)
+            with open(entry.path, "rb") as file:
+                headers = BytesParser(policy=policy.default).parse(file, headersonly=True)
+            if headers["X-Order-Event"] != CONFIRMATION or not headers["X-Order-Id"]:
+                continue
+            arrived = _received_at(headers["X-Received-At"], entry.name)
+            order_id = str(headers["X-Order-Id"])
+            self.arrivals[order_id] = min(arrived, self.arrivals.get(order_id, arrived))
+
+    async def wait_for(self, order_ids: set[str], timeout: float) -> float:
+        """Scan until every order in ``order_ids`` has its confirmation (or ``timeout``); seconds waited."""
+        started = time.monotonic()
+        while True:
+            await asyncio.to_thread(self.scan)
+            if order_ids <= self.arrivals.keys() or time.monotonic() - started > timeout:
+                return time.monotonic() - started
+            await asyncio.sleep(0.2)
+
+
+def _received_at(header, file_name: str) -> float:
+    """The sink's arrival time: its X-Received-At header, else the nanoseconds its file is named by."""
+    try:
+        return datetime.fromisoformat(str(header).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return int(file_name.split("-", 1)[0]) / 1e9
 
 
 class Completion:
@@ -124,7 +179,8 @@ class Completion:
 
 
 async def run(*, engine: AsyncEngine, redis_url: str, gateway_url: str, tokens: list[str], skus: list[str],
-              clients: int, warmup_s: float, window_s: float, drain_timeout_s: float, log) -> dict[str, object]:
+              clients: int, warmup_s: float, window_s: float, drain_timeout_s: float, log,
+              mail_dir: str | os.PathLike[str] | None = None) -> dict[str, object]:
     sent: list[Sent] = []
     started = time.monotonic()
     window_start = started + warmup_s
@@ -190,6 +246,7 @@ async def run(*, engine: AsyncEngine, redis_url: str, gateway_url: str, tokens: 
         at = placed_at.get(s.order_id)
         if s.measured and at is not None:
             to_placed.append((at.replace(tzinfo=timezone.utc).timestamp() - s.sent_at) * 1000)
+    emails = await confirmation_lateness(mail_dir, posted, placed_at, drain_timeout_s, log) if mail_dir else {}
     kinds = {kind: count / orders_total for kind, count in per_kind} if orders_total else {}
     worker_messages = sum(v for k, v in kinds.items() if not k.startswith("event:"))
     events = sum(v for k, v in kinds.items() if k.startswith("event:"))
@@ -213,4 +270,30 @@ async def run(*, engine: AsyncEngine, redis_url: str, gateway_url: str, tokens: 
         "messages_per_order": {k: round(v, 2) for k, v in sorted(kinds.items())},
         "worker_messages_per_order": round(worker_messages, 2),
         "events_per_order": round(events, 2),
+        **emails,
+    }
+
+
+async def confirmation_lateness(mail_dir, posted: list[Sent], placed_at: dict[str, datetime], timeout: float,
+                                log) -> dict[str, object]:
+    """Seconds from PLACED to the confirmation email at the sink, for the orders sent inside the window."""
+    placed = {s.order_id: placed_at[s.order_id] for s in posted if s.measured and s.order_id in placed_at}
+    mailbox = MailDir(Path(mail_dir))
+    waited = await mailbox.wait_for(set(placed), timeout)
+    # An email that never came is later than any that did: it sorts last, so it can only make p99 unknown.
+    lateness = [mailbox.arrivals[order_id] - at.replace(tzinfo=timezone.utc).timestamp()
+                if order_id in mailbox.arrivals else math.inf for order_id, at in placed.items()]
+    missing = sum(1 for value in lateness if value == math.inf)
+    log(f"e2e: {len(placed) - missing} of {len(placed)} confirmation emails, all in {waited:.1f}s after the drain")
+
+    def seconds(value: float | None) -> float | None:
+        return None if value is None or value == math.inf else round(value, 3)
+
+    return {
+        "confirmation_emails_expected": len(placed),
+        "confirmation_emails_missing": missing,
+        "confirmation_email_wait_s": rounded(waited),
+        "confirmation_email_p50_s": seconds(percentile(lateness, 0.50)),
+        "confirmation_email_p99_s": seconds(percentile(lateness, 0.99)),
+        "confirmation_email_max_s": seconds(max(lateness)) if lateness else None,
     }

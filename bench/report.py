@@ -34,6 +34,9 @@ def targets(results: dict) -> dict[str, Any]:
         "post_p50_ms": e2e.get("post_p50_ms"),
         "post_p99_ms": e2e.get("post_p99_ms"),
         "placed_p99_ms": e2e.get("placed_p99_ms"),
+        "confirmation_email_p50_s": e2e.get("confirmation_email_p50_s"),
+        "confirmation_email_p99_s": e2e.get("confirmation_email_p99_s"),
+        "confirmation_emails_missing": e2e.get("confirmation_emails_missing"),
         "messages_per_order": per_order,
         "events_per_order": e2e.get("events_per_order"),
         "e2e_share_of_ceiling": round(ratio, 3) if ratio is not None else None,
@@ -70,6 +73,9 @@ def targets(results: dict) -> dict[str, Any]:
                           f"(statuses {e2e.get('not_accepted_statuses')})")
         if e2e.get("not_placed_after_drain"):
             broken.append(f"e2e: {e2e['not_placed_after_drain']} accepted orders not PLACED after the drain")
+        if e2e.get("confirmation_emails_missing"):
+            broken.append(f"e2e: {e2e['confirmation_emails_missing']} of {e2e.get('confirmation_emails_expected')} "
+                          f"placed orders got no confirmation email within {e2e.get('confirmation_email_wait_s')} s")
     if flash and not flash.get("exact"):
         broken.append(f"flash sale not exact: {flash.get('placed')} placed, {flash.get('rejected')} rejected, "
                       f"{flash.get('other')} other, {flash.get('not_accepted')} not accepted, "
@@ -104,6 +110,19 @@ def _ms(value: Any) -> str:
     return f"{value / 1000:,.2f} s" if value >= 10_000 else f"{value:,.0f} ms"
 
 
+def _email_lateness(document: dict, e2e: dict) -> str:
+    """PLACED to confirmation email at the sink, p50 / p99; an unknown p99 means emails never came."""
+    if not e2e.get("confirmation_emails_expected"):
+        return "-"
+
+    def seconds(value: Any) -> str:
+        return f"> {e2e.get('confirmation_email_wait_s')}" if value is None else f"{value:,.2f}"
+
+    text = f"{seconds(document.get('confirmation_email_p50_s'))} / {seconds(document.get('confirmation_email_p99_s'))}"
+    missing = document.get("confirmation_emails_missing")
+    return f"{text} ({missing} never came)" if missing else text
+
+
 def _met(document: dict, metric: str) -> str:
     for check in document.get("targets", []):
         if check["metric"] == metric:
@@ -128,6 +147,7 @@ def render_table(document: dict) -> str:
             ("POST /orders p50", _ms(document["post_p50_ms"]), "", ""),
             ("POST /orders p99", _ms(document["post_p99_ms"]), f"<= {POST_P99_MS} ms", _met(document, "post_p99_ms")),
             ("POST to PLACED p99", _ms(document["placed_p99_ms"]), "", ""),
+            ("Confirmation email lateness under load p50 / p99 (s)", _email_lateness(document, e2e), "", ""),
             ("Messages per order (worker messages + domain events)",
              f"{_n(document['messages_per_order'], '', 2)} + {_n(document['events_per_order'], '', 2)}", "", ""),
             ("Placed orders/s / (ceiling / messages per order)", _n(

@@ -4,8 +4,9 @@ Starts the Procfile.dev processes under a supervisor that restarts them (as a Pa
 orders of every kind, and meanwhile SIGKILLs a worker process every few seconds, SIGKILLs the
 gateway once, restarts RabbitMQ and MariaDB once each and stops Redis for 30 s. Then it waits
 for the fleet to settle and checks: no accepted order lost, every one final within 2 minutes,
-stock exact, at most one charge and one refund per order at the provider, /readyz naming what
-was down and healthy again after. Prints a table; exits 1 on any violation.
+stock exact, at most one charge and one refund per order at the provider, exactly one email per
+order and announced event once the notify ledger caught up (with how late they came), /readyz
+naming what was down and healthy again after. Prints a table; exits 1 on any violation.
 """
 
 from __future__ import annotations
@@ -173,10 +174,12 @@ async def run(plan: Plan, seed: int, workdir: Path, database_url: str, broker_ur
             traffic = Traffic(gateway, env["PSP_URL"], env["ADMIN_TOKEN"], rng)
             try:
                 counts = await _load_and_faults(plan, traffic, supervisor, timeline, rng, gateway)
+                load_ended_at = time.time()
                 engine = create_engine(database_url, pool_size=4)
                 try:
+                    # The live recorder, not a copy: emails are judged once the notify ledger caught up.
                     verdict = await judge(create_sessionmaker(engine), env["PSP_URL"], traffic.accepted,
-                                          list(smtp.recorder.messages), SETTLE_SECONDS)
+                                          smtp.recorder, SETTLE_SECONDS, load_ended_at)
                 finally:
                     await engine.dispose()
             finally:

@@ -1,4 +1,4 @@
-"""What must hold after the faults: nothing lost, everything final, stock and money exact."""
+"""What must hold after the faults: nothing lost, everything final, stock and money exact, one email each."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from models.archive import rebuild_archived
 from models.invariants import invariant_violations
 from models.state import OrderStatus, PaymentStatus
 from models.tables import Order, orders_archive
+from bench.faults.emails import Arrival, expected_emails, judge_emails, load_ledger, wait_for_notify
 from bench.faults.traffic import Accepted
 
 UNSETTLED = (OrderStatus.PENDING, OrderStatus.AWAITING_PAYMENT)
@@ -23,6 +24,14 @@ UNSETTLED = (OrderStatus.PENDING, OrderStatus.AWAITING_PAYMENT)
 class Verdict:
     figures: dict[str, object] = field(default_factory=dict)
     violations: list[str] = field(default_factory=list)
+
+
+async def all_order_ids(sessionmaker) -> list[str]:
+    """Every order of the run, hot or archived, also those whose client gave up before the answer."""
+    async with sessionmaker() as session:
+        hot = (await session.scalars(select(Order.id))).all()
+        archived = (await session.scalars(select(orders_archive.c.id))).all()
+    return [*hot, *archived]
 
 
 async def load_orders(sessionmaker, ids: list[str]) -> dict[str, Order]:
@@ -77,8 +86,13 @@ async def provider_records(psp_url: str, order_ids: list[str]) -> dict[str, tupl
     return records
 
 
-async def judge(sessionmaker, psp_url: str, accepted: list[Accepted], emails, settle_timeout: float) -> Verdict:
-    """Check every invariant of the chaos run; figures for the table, violations for the exit code."""
+async def judge(sessionmaker, psp_url: str, accepted: list[Accepted], mail_sink, settle_timeout: float,
+                load_ended_at: float) -> Verdict:
+    """Check every invariant of the chaos run; figures for the table, violations for the exit code.
+
+    ``mail_sink`` is the live recorder of the run's SMTP server (``received()``): it is read only
+    once the notify ledger has caught up, ``load_ended_at`` (wall clock) splits the lateness.
+    """
     verdict = Verdict()
     orders, waited = await wait_until_settled(sessionmaker, accepted, settle_timeout)
     verdict.figures["settled after faults (s)"] = round(waited, 1)
@@ -109,7 +123,20 @@ async def judge(sessionmaker, psp_url: str, accepted: list[Accepted], emails, se
     verdict.figures["charges at the provider"] = sum(c for c, _ in records.values())
     verdict.figures["refunds at the provider"] = sum(r for _, r in records.values())
 
-    per_event = Counter((m["X-Order-Id"], m["X-Order-Event"]) for m in emails)
-    verdict.figures["emails received"] = sum(per_event.values())
-    verdict.figures["duplicate emails"] = sum(n - 1 for n in per_event.values() if n > 1)
+    await _judge_emails(verdict, sessionmaker, mail_sink, settle_timeout, load_ended_at)
     return verdict
+
+
+async def _judge_emails(verdict: Verdict, sessionmaker, mail_sink, timeout: float, load_ended_at: float) -> None:
+    left, waited = await wait_for_notify(sessionmaker, timeout)
+    verdict.figures["emails all handled, after the orders settled (s)"] = (
+        round(waited, 1) if not left else f"not within {timeout:.0f}")
+    if left:
+        verdict.violations.append(f"notify had not caught up {timeout:.0f}s after the orders settled: "
+                                  + ", ".join(f"{what} {n}" for what, n in left.items()))
+    everything = await load_orders(sessionmaker, await all_order_ids(sessionmaker))
+    findings = judge_emails(expected_emails(everything.values()),
+                            [Arrival.of(at, message) for at, message in mail_sink.received()],
+                            await load_ledger(sessionmaker), load_ended_at, orders=len(everything))
+    verdict.figures.update(findings.figures)
+    verdict.violations.extend(findings.violations)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
@@ -16,6 +17,8 @@ class Recorder:
 
     def __init__(self):
         self.messages: list[EmailMessage] = []
+        # (wall-clock time.time() of arrival, message): how late an email came, next to what it was.
+        self.arrivals: list[tuple[float, EmailMessage]] = []
         self.refuse = False
         self._lock = threading.Lock()
 
@@ -25,7 +28,13 @@ class Recorder:
         message = message_from_bytes(envelope.content, policy=policy.default)
         with self._lock:
             self.messages.append(message)
+            self.arrivals.append((time.time(), message))
         return "250 OK"
+
+    def received(self) -> list[tuple[float, EmailMessage]]:
+        """A copy of every (arrival time, message) so far, in arrival order."""
+        with self._lock:
+            return list(self.arrivals)
 
     def for_order(self, order_id: str) -> list[EmailMessage]:
         with self._lock:

@@ -1,0 +1,204 @@
+"""The chaos run's email check: exactly one email per order and announced event, and how late it came.
+
+What should have gone out is read from each order's own history and payments (every status of
+``models.events.ORDER_EVENTS`` the order entered, and ``order.refunded`` for a REFUNDED payment),
+not from the outbox or the ledger, so a transition nobody announced shows up as a missing email.
+The mail sink's arrivals are compared with that set only once the notify ledger has caught up
+(:func:`wait_for_notify`): judged earlier, emails still queued behind the load would look lost,
+and judged from a snapshot taken too early, no email at all would look like no duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.message import EmailMessage
+from typing import Iterable
+
+from sqlalchemy import func, select
+
+from bench.stats import percentile
+from models.events import ORDER_EVENTS, REFUNDED_EVENT
+from models.state import OrderStatus, PaymentStatus
+from models.tables import Notification, Order, OutboxMessage, Payment
+from workers.queues import NOTIFY
+
+#: The history note ``models.order_flow.refund_settled`` writes when the refund is confirmed,
+#: the moment the refund email is announced.
+REFUND_NOTE = "payment refunded"
+#: Ledger states of an email nobody has finished with yet.
+UNFINISHED = ("PENDING", "SENDING")
+EXAMPLES = 3
+
+Key = tuple[str, str]  # (order id, event type)
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """One email as the sink received it."""
+
+    order_id: str | None
+    event: str | None
+    at: float  # wall clock (time.time()) of its arrival
+
+    @classmethod
+    def of(cls, at: float, message: EmailMessage) -> "Arrival":
+        return cls(message["X-Order-Id"], message["X-Order-Event"], at)
+
+    @property
+    def key(self) -> Key:
+        return (self.order_id or "?", self.event or "?")
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """A notifications row: how far the notify step got with one email."""
+
+    status: str
+    last_error: str | None = None
+
+
+@dataclass
+class EmailFindings:
+    figures: dict[str, object] = field(default_factory=dict)
+    violations: list[str] = field(default_factory=list)
+
+
+def _epoch(value: datetime) -> float:
+    """A stored naive-UTC time as seconds since the epoch, comparable with time.time()."""
+    return value.replace(tzinfo=timezone.utc).timestamp()
+
+
+def expected_emails(orders: Iterable[Order]) -> dict[Key, float | None]:
+    """Every email the orders' history announces, with when its transition happened (None if unknown).
+
+    One email per order and event however often the history names the status: the ledger is
+    keyed that way, so a second PLACED (a reinstated order) is not a second confirmation.
+    """
+    expected: dict[Key, float | None] = {}
+    for order in orders:
+        for entry in order.history:
+            event = ORDER_EVENTS.get(entry.status)
+            if event is not None:
+                expected.setdefault((order.id, event), _epoch(entry.at))
+        if order.status in ORDER_EVENTS:
+            expected.setdefault((order.id, ORDER_EVENTS[OrderStatus(order.status)]), None)
+        if any(payment.status == PaymentStatus.REFUNDED for payment in order.payments):
+            refunded_at = next((_epoch(h.at) for h in order.history if h.note == REFUND_NOTE), None)
+            expected.setdefault((order.id, REFUNDED_EVENT), refunded_at)
+    return expected
+
+
+def _spread(values: list[float]) -> str:
+    if not values:
+        return "- (none)"
+    p50, p95 = percentile(values, 0.50), percentile(values, 0.95)
+    return f"{p50:.1f} / {p95:.1f} / {max(values):.1f} ({len(values)} emails)"
+
+
+def _examples(keys: Iterable[Key]) -> str:
+    return ", ".join(f"{order_id} {event}" for order_id, event in sorted(keys)[:EXAMPLES])
+
+
+def judge_emails(expected: dict[Key, float | None], arrivals: list[Arrival], ledger: dict[Key, LedgerEntry],
+                 load_ended_at: float, orders: int) -> EmailFindings:
+    """Compare what should have been sent with what the sink got; figures for the table, violations.
+
+    Missing, duplicate and unexpected emails are violations, and so is a ledger row FAILED (the
+    chaos run's mail server never refuses or goes away) or still unfinished. Lateness is the time
+    from the transition to the email's (first) arrival, split by whether the transition happened
+    while the load ran (until ``load_ended_at``, wall clock) or after.
+    """
+    findings = EmailFindings()
+    received = Counter(arrival.key for arrival in arrivals)
+    first_arrival: dict[Key, float] = {}
+    for arrival in arrivals:
+        first_arrival[arrival.key] = min(arrival.at, first_arrival.get(arrival.key, arrival.at))
+    missing = [key for key in expected if key not in received]
+    duplicates = {key: n for key, n in received.items() if n > 1 and key in expected}
+    unexpected = [key for key in received if key not in expected]
+    failed = {key: entry for key, entry in ledger.items() if entry.status == "FAILED"}
+    unfinished = {key: entry for key, entry in ledger.items() if entry.status in UNFINISHED}
+
+    figures = findings.figures
+    figures["emails expected (from order history)"] = len(expected)
+    figures["emails received"] = len(arrivals)
+    figures["emails missing"] = len(missing)
+    figures["duplicate emails"] = sum(n - 1 for n in duplicates.values())
+    figures["unexpected emails"] = sum(received[key] for key in unexpected)
+    figures["emails FAILED in the ledger"] = len(failed)
+
+    during, after = [], []
+    for key, happened_at in expected.items():
+        if happened_at is None or key not in first_arrival:
+            continue
+        (during if happened_at <= load_ended_at else after).append(max(first_arrival[key] - happened_at, 0.0))
+    figures["email lateness p50 / p95 / max (s)"] = _spread(during + after)
+    figures["email lateness, transitions during the load (s)"] = _spread(during)
+    figures["email lateness, transitions after the load (s)"] = _spread(after)
+
+    violations = findings.violations
+    if orders and not expected:
+        violations.append(f"{orders} orders but their history announces no email at all")
+    if missing:
+        by_ledger = Counter(ledger[key].status if key in ledger else "no ledger row" for key in missing)
+        violations.append(f"{len(missing)} of {len(expected)} expected emails never arrived "
+                          f"(ledger: {', '.join(f'{s} {n}' for s, n in sorted(by_ledger.items()))}), "
+                          f"e.g. {_examples(missing)}")
+    if duplicates:
+        violations.append(f"{len(duplicates)} emails arrived more than once "
+                          f"({sum(duplicates.values())} copies), e.g. {_examples(duplicates)}")
+    if unexpected:
+        violations.append(f"{len(unexpected)} emails for no transition in the history, e.g. {_examples(unexpected)}")
+    if failed:
+        key, entry = sorted(failed.items())[0]
+        violations.append(f"{len(failed)} emails recorded FAILED though the mail server was up, "
+                          f"e.g. {_examples(failed)} ({key[0]}: {entry.last_error})")
+    if unfinished:
+        states = Counter(entry.status for entry in unfinished.values())
+        violations.append(f"{len(unfinished)} ledger rows never finished "
+                          f"({', '.join(f'{s} {n}' for s, n in sorted(states.items()))}), "
+                          f"e.g. {_examples(unfinished)}")
+    return findings
+
+
+async def load_ledger(sessionmaker) -> dict[Key, LedgerEntry]:
+    """The notifications ledger, by order and event."""
+    async with sessionmaker() as session:
+        rows = (await session.execute(
+            select(Notification.order_id, Notification.event, Notification.status, Notification.last_error))).all()
+    return {(order_id, event): LedgerEntry(status, error) for order_id, event, status, error in rows}
+
+
+async def notify_backlog(sessionmaker) -> dict[str, int]:
+    """What can still cause an email: unfinished orders and refunds, notify messages not done with."""
+    async with sessionmaker() as session:
+        unsettled = await session.scalar(select(func.count()).select_from(Order).where(
+            Order._status.in_([OrderStatus.PENDING.value, OrderStatus.AWAITING_PAYMENT.value])))
+        refunding = await session.scalar(select(func.count()).select_from(Payment).where(
+            Payment._status == PaymentStatus.REFUND_PENDING.value))
+        outbox = (await session.execute(select(OutboxMessage.order_id, OutboxMessage.kwargs, OutboxMessage.sent_at)
+                                        .where(OutboxMessage.actor_name == NOTIFY.actor_name))).all()
+    ledger = await load_ledger(sessionmaker)
+    finished = {key for key, entry in ledger.items() if entry.status not in UNFINISHED}
+    enqueued = {(order_id, kwargs.get("event_type")) for order_id, kwargs, _ in outbox}
+    return {
+        "orders not final": unsettled or 0,
+        "refunds pending": refunding or 0,
+        "notify messages unpublished": sum(1 for *_, sent_at in outbox if sent_at is None),
+        "ledger rows unfinished": len(ledger) - len(finished),
+        "notify messages not yet handled": len(enqueued - finished),
+    }
+
+
+async def wait_for_notify(sessionmaker, timeout: float) -> tuple[dict[str, int], float]:
+    """Poll until nothing can cause an email any more (or ``timeout``); returns what is left and the wait."""
+    started = time.monotonic()
+    while True:
+        left = {what: n for what, n in (await notify_backlog(sessionmaker)).items() if n}
+        if not left or time.monotonic() - started > timeout:
+            return left, time.monotonic() - started
+        await asyncio.sleep(0.5)
