@@ -66,11 +66,10 @@ def run_step(step: Step, **ids: Any) -> Any:
 STEP_OPTIONS: dict[str, Any] = {"max_retries": 25, "min_backoff": 500, "max_backoff": 60_000}
 
 #: Priority of follow-ups nobody is waiting on (emails, voiding a payment the order no longer
-#: wants): the milliseconds they may yield to order steps that arrive after them (see
-#: :mod:`workers.work_queue`; order steps have 0). Under a burst of expiries the emails wait a
-#: little instead of delaying the release of stock, yet a confirmation still goes out within
-#: about a second of its turn, however long the burst lasts.
-FOLLOW_UP_PRIORITY = 1000
+#: wants): any value above 0 puts a message among the follow-ups, which get a share of a worker's
+#: threads while order steps wait (see :mod:`workers.work_queue`). Under a burst of expiries the
+#: stock is released first, yet the emails keep going out.
+FOLLOW_UP_PRIORITY = 100
 
 
 def step_actor(route: Route, step: Step, **options: Any) -> dramatiq.Actor:

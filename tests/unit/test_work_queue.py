@@ -1,4 +1,4 @@
-"""The worker's work queue: follow-ups yield to order steps for a bounded time, never for ever."""
+"""The worker's work queue: follow-ups yield most of the threads to order steps, never all of them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from queue import PriorityQueue
 from dramatiq.worker import _WorkQueueItem
 
 from workers.steps import FOLLOW_UP_PRIORITY
-from workers.work_queue import DeadlineWorkQueue
+from workers.work_queue import FOLLOW_UP_TURN, SharedWorkQueue
 
 MS = 1_000_000
 
@@ -16,44 +16,45 @@ def item(name: str, priority: int, arrived_ms: int) -> _WorkQueueItem:
     return _WorkQueueItem(priority, name, _queued_time=arrived_ms * MS)  # type: ignore[arg-type]
 
 
-def drain(queue: PriorityQueue) -> list[str]:
-    return [queue.get_nowait().message for _ in range(queue.qsize())]
-
-
-def sustained_load(queue: PriorityQueue) -> list[str]:
-    """An email arrives first; then an order step every 10 ms for 5 s, while threads are busy."""
+def sustained_load(queue: PriorityQueue, steps: int = 500) -> list[str]:
+    """An email arrives first, then a new order step arrives every time a thread takes one."""
     queue.put(item("email", FOLLOW_UP_PRIORITY, 0))
-    for step in range(500):
-        queue.put(item(f"step-{step}", 0, 1 + 10 * step))
-    return drain(queue)
+    queue.put(item("step-0", 0, 1))
+    taken = []
+    for step in range(1, steps):
+        taken.append(queue.get_nowait().message)
+        queue.put(item(f"step-{step}", 0, 1 + step))
+    return taken + [queue.get_nowait().message for _ in range(queue.qsize())]
 
 
-def test_a_follow_up_waits_at_most_its_allowance_under_sustained_load():
-    order = sustained_load(DeadlineWorkQueue())
-    # Only the steps that arrived within the allowance after the email went before it.
-    ahead = order.index("email")
-    assert ahead == len([s for s in range(500) if 1 + 10 * s <= FOLLOW_UP_PRIORITY])
-    assert 0 < ahead < 500
+def test_a_follow_up_gets_its_turn_under_sustained_load():
+    taken = sustained_load(SharedWorkQueue())
+    assert taken.index("email") < FOLLOW_UP_TURN
 
 
 def test_dramatiqs_own_ordering_starves_the_follow_up():
-    # The reason for the deadline queue: by plain priority the email comes after every step.
+    # The reason for this queue: by plain priority the email waits until the load is over.
     assert sustained_load(PriorityQueue())[-1] == "email"
 
 
-def test_equal_priorities_run_in_arrival_order():
-    queue = DeadlineWorkQueue()
-    for name, arrived in (("c", 30), ("a", 10), ("b", 20)):
+def test_order_steps_keep_most_of_the_threads_while_follow_ups_wait():
+    queue = SharedWorkQueue()
+    for n in range(100):
+        queue.put(item(f"email-{n}", FOLLOW_UP_PRIORITY, n))
+        queue.put(item(f"step-{n}", 0, n))
+    first = [queue.get_nowait().message for _ in range(10 * FOLLOW_UP_TURN)]
+    assert sum(name.startswith("email") for name in first) == 10
+
+
+def test_each_class_runs_in_arrival_order_and_either_alone_has_every_thread():
+    queue = SharedWorkQueue()
+    for name, priority, arrived in (("email-a", FOLLOW_UP_PRIORITY, 1), ("email-b", FOLLOW_UP_PRIORITY, 2),
+                                    ("email-c", FOLLOW_UP_PRIORITY, 3)):
+        queue.put(item(name, priority, arrived))
+    assert [queue.get_nowait().message for _ in range(3)] == ["email-a", "email-b", "email-c"]
+    for name, arrived in (("a", 1), ("b", 2), ("c", 3)):
         queue.put(item(name, 0, arrived))
-    assert drain(queue) == ["a", "b", "c"]
-
-
-def test_a_follow_up_whose_time_has_come_goes_before_later_steps():
-    queue = DeadlineWorkQueue()
-    queue.put(item("email", FOLLOW_UP_PRIORITY, 0))
-    queue.put(item("late-step", 0, FOLLOW_UP_PRIORITY + 1))
-    queue.put(item("early-step", 0, 5))
-    assert drain(queue) == ["early-step", "email", "late-step"]
+    assert [queue.get_nowait().message for _ in range(3)] == ["a", "b", "c"]
 
 
 def test_the_middleware_gives_the_worker_its_queue_before_threads_take_from_it():
@@ -66,7 +67,7 @@ def test_the_middleware_gives_the_worker_its_queue_before_threads_take_from_it()
     worker = Worker(broker, worker_threads=1, worker_timeout=10)
     worker.start()
     try:
-        assert isinstance(worker.work_queue, DeadlineWorkQueue)
+        assert isinstance(worker.work_queue, SharedWorkQueue)
         assert all(thread.work_queue is worker.work_queue for thread in worker.workers)
     finally:
         worker.stop()
