@@ -11,9 +11,10 @@ and counted.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
+from dramatiq import Retry
 from prometheus_client import Counter
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -39,8 +40,14 @@ MAX_RETRIES = 15
 CLAIM_SECONDS = 45
 
 
-class ClaimedElsewhere(Exception):
-    """Another delivery holds the ledger row; retry later (it may have died before sending)."""
+class ClaimedElsewhere(Retry):
+    """Another delivery holds the ledger row: come back when its claim lapses (it may have died
+    before sending). dramatiq retries a :class:`~dramatiq.Retry` without logging it as an error."""
+
+    def __init__(self, order_id: str, event_type: str, claimed_until: datetime, now: datetime):
+        lapses_in_ms = int((claimed_until - now).total_seconds() * 1000)
+        super().__init__(f"{order_id} {event_type} is being sent until {claimed_until}",
+                         delay=max(lapses_in_ms, 0) + 1000)
 
 
 async def _claim(runtime: Runtime, order_id: str, event_type: str):
@@ -64,7 +71,7 @@ async def _claim(runtime: Runtime, order_id: str, event_type: str):
                 return None
             if entry.status == "SENDING" and entry.claimed_until and entry.claimed_until > now:
                 log.info("notify.claimed_elsewhere", event_type=event_type, claimed_until=entry.claimed_until)
-                raise ClaimedElsewhere(f"{order_id} {event_type} is being sent until {entry.claimed_until}")
+                raise ClaimedElsewhere(order_id, event_type, entry.claimed_until, now)
             order = await session.get(Order, order_id)
             account = await session.get(Account, order.account_id) if order else None
             if order is None or account is None:

@@ -12,6 +12,7 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
 from gateway.app import create_app
 from sandbox.psp import create_app as create_psp_app
+from tests.support.smtp import SmtpServer
 from workers.runtime import build_runtime
 
 
@@ -49,3 +50,17 @@ async def client(settings):
 def admin(settings) -> dict[str, str]:
     """Headers carrying the admin bearer token."""
     return {"Authorization": f"Bearer {settings.admin_token}"}
+
+
+@pytest.fixture
+def smtp():
+    """A test-owned SMTP server that records what it receives."""
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mailing(runtime, smtp):
+    """The runtime, sending mail to the test's SMTP server."""
+    return dataclasses.replace(runtime, settings=dataclasses.replace(runtime.settings, smtp_url=smtp.url))

@@ -15,28 +15,8 @@ from actors.notify import ClaimedElsewhere, send_notification
 from actors.settle import settle_payment
 from models.tables import Notification, OutboxMessage
 from tests.support.factories import load_order
-from tests.support.scenarios import awaiting_payment, provider_event
-from tests.support.smtp import SmtpServer
+from tests.support.scenarios import placed_order as placed, provider_event
 from workers import steps
-
-
-@pytest.fixture
-def smtp():
-    server = SmtpServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def mailing(runtime, smtp):
-    """The runtime, sending mail to the test's SMTP server."""
-    return dataclasses.replace(runtime, settings=dataclasses.replace(runtime.settings, smtp_url=smtp.url))
-
-
-async def placed(runtime, sessionmaker) -> str:
-    order_id, _ = await awaiting_payment(runtime, sessionmaker, token="pm_card_ok")
-    await settle_payment(runtime, await provider_event(sessionmaker, order_id, "payment.succeeded"), order_id)
-    return order_id
 
 
 async def outbox_for(sessionmaker, order_id: str) -> list[OutboxMessage]:

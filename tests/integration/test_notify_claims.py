@@ -3,37 +3,16 @@ later instead of acknowledging it, and the sweep re-drives a claim that lapsed l
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
 
 from actors.notify import ClaimedElsewhere, send_notification
-from actors.settle import settle_payment
 from models.clock import utcnow
 from models.tables import Notification, OutboxMessage
 from schedules.sweep import sweep
-from tests.support.scenarios import awaiting_payment, provider_event
-from tests.support.smtp import SmtpServer
-
-
-@pytest.fixture
-def smtp():
-    server = SmtpServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def mailing(runtime, smtp):
-    return dataclasses.replace(runtime, settings=dataclasses.replace(runtime.settings, smtp_url=smtp.url))
-
-
-async def placed(runtime, sessionmaker) -> str:
-    order_id, _ = await awaiting_payment(runtime, sessionmaker, token="pm_card_ok")
-    await settle_payment(runtime, await provider_event(sessionmaker, order_id, "payment.succeeded"), order_id)
-    return order_id
+from tests.support.scenarios import placed_order as placed
 
 
 async def claimed_by_a_dead_delivery(sessionmaker, order_id: str, lapsed_seconds_ago: float | None) -> None:
@@ -54,8 +33,10 @@ async def test_a_redelivery_during_a_live_claim_retries_instead_of_dropping_the_
     order_id = await placed(mailing, sessionmaker)
     await claimed_by_a_dead_delivery(sessionmaker, order_id, lapsed_seconds_ago=None)
 
-    with pytest.raises(ClaimedElsewhere):  # dramatiq retries the message with backoff
+    with pytest.raises(ClaimedElsewhere) as retry:
         await send_notification(mailing, order_id, "order.placed")
+    # dramatiq brings the message back just after the claim (60 s here) lapses.
+    assert 55_000 <= retry.value.delay <= 62_000
     assert smtp.recorder.for_order(order_id) == []
 
     # The retry comes after the claim lapsed: it takes over and sends, once.

@@ -9,6 +9,7 @@ from sqlalchemy import update
 
 from actors.pay import request_payment
 from actors.reserve import reserve_stock
+from actors.settle import settle_payment
 from models.clock import utcnow
 from models.invariants import invariant_violations
 from models.tables import Order, ReservedStock, WebhookEvent
@@ -24,6 +25,13 @@ async def awaiting_payment(runtime, sessionmaker, *, stock: int = 5, quantity: i
     await reserve_stock(runtime, order_id)
     await request_payment(runtime, order_id)
     return order_id, sku
+
+
+async def placed_order(runtime, sessionmaker) -> str:
+    """An order PLACED by the provider's success webhook, settled by the real step."""
+    order_id, _ = await awaiting_payment(runtime, sessionmaker, token="pm_card_ok")
+    await settle_payment(runtime, await provider_event(sessionmaker, order_id, "payment.succeeded"), order_id)
+    return order_id
 
 
 async def make_hold_due(sessionmaker, order_id: str, seconds_ago: float = 1.0) -> None:
