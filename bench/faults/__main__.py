@@ -24,6 +24,7 @@ from pathlib import Path
 import aiohttp
 
 from bench.faults import disruptions
+from bench.faults.emails import MailDirSink
 from bench.faults.supervisor import Supervisor
 from bench.faults.traffic import Traffic
 from bench.faults.verdict import judge
@@ -31,7 +32,6 @@ from models.db import create_engine, create_sessionmaker
 from tests.support.fleet import fleet_environment
 from tests.support.isolation import own_database, own_vhost
 from tests.support.polling import eventually_sync
-from tests.support.smtp import SmtpServer
 
 PROCESSES = ["web", "worker", "scheduler", "psp", "mail"]
 SETTLE_SECONDS = 120
@@ -155,14 +155,13 @@ def readiness_findings(timeline: Timeline) -> tuple[dict[str, str], list[str]]:
 
 async def run(plan: Plan, seed: int, workdir: Path, database_url: str, broker_url: str) -> int:
     rng = random.Random(seed)
-    smtp = SmtpServer().start()
     timeline = Timeline()
     try:
         if True:  # the fleet's database and vhost are made by main(), outside the event loop
             env = fleet_environment(
                 database_url=database_url, broker_url=broker_url, redis_url="redis://127.0.0.1:6379/13",
                 workdir=workdir, ADMIN_TOKEN="chaos-admin-token", HOLD_SECONDS="5", MAX_UNPAID_ORDERS="1000",
-                SMTP_URL=smtp.url, RECONCILE_EVERY_SECONDS="10", OUTBOX_RELAY_AFTER_SECONDS="2",
+                RECONCILE_EVERY_SECONDS="10", OUTBOX_RELAY_AFTER_SECONDS="2",
                 LOG_FORMAT="json", WORKER_PROCESSES="2", WORKER_THREADS="4")
             supervisor = Supervisor(PROCESSES, env, workdir / "logs")
             supervisor.start()
@@ -177,9 +176,9 @@ async def run(plan: Plan, seed: int, workdir: Path, database_url: str, broker_ur
                 load_ended_at = time.time()
                 engine = create_engine(database_url, pool_size=4)
                 try:
-                    # The live recorder, not a copy: emails are judged once the notify ledger caught up.
+                    # The sink's store, read only once the notify ledger caught up.
                     verdict = await judge(create_sessionmaker(engine), env["PSP_URL"], traffic.accepted,
-                                          smtp.recorder, SETTLE_SECONDS, load_ended_at)
+                                          MailDirSink(env["MAIL_DIR"]), SETTLE_SECONDS, load_ended_at)
                 finally:
                     await engine.dispose()
             finally:
@@ -202,7 +201,6 @@ async def run(plan: Plan, seed: int, workdir: Path, database_url: str, broker_ur
             _print_table(figures, violations)
             return 1 if violations else 0
     finally:
-        smtp.stop()
         disruptions.ensure_services()
 
 

@@ -10,12 +10,18 @@ from dataclasses import dataclass, field
 import aiohttp
 from sqlalchemy import select
 
+from bench.faults.emails import (
+    Arrival,
+    expected_emails,
+    judge_emails,
+    load_ledger,
+    wait_for_notify,
+)
+from bench.faults.traffic import Accepted
 from models.archive import rebuild_archived
 from models.invariants import invariant_violations
 from models.state import OrderStatus, PaymentStatus
 from models.tables import Order, orders_archive
-from bench.faults.emails import Arrival, expected_emails, judge_emails, load_ledger, wait_for_notify
-from bench.faults.traffic import Accepted
 
 UNSETTLED = (OrderStatus.PENDING, OrderStatus.AWAITING_PAYMENT)
 
@@ -90,7 +96,7 @@ async def judge(sessionmaker, psp_url: str, accepted: list[Accepted], mail_sink,
                 load_ended_at: float) -> Verdict:
     """Check every invariant of the chaos run; figures for the table, violations for the exit code.
 
-    ``mail_sink`` is the live recorder of the run's SMTP server (``received()``): it is read only
+    ``mail_sink`` is the fleet's mail sink (``received()``, e.g. :class:`MailDirSink`): it is read only
     once the notify ledger has caught up, ``load_ended_at`` (wall clock) splits the lateness.
     """
     verdict = Verdict()

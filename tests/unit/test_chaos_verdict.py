@@ -86,6 +86,16 @@ def test_a_duplicate_email_is_a_violation():
     assert "arrived more than once" in violation and "placed order.placed" in violation
 
 
+def test_a_copy_sent_again_after_a_claim_was_taken_over_is_counted_not_failed():
+    # The first delivery died after the mail server took the email, before marking it SENT.
+    arrivals = exactly_once() + [Arrival("placed", "order.placed", epoch(80))]
+    ledger = {**sent_ledger(), ("placed", "order.placed"): LedgerEntry("SENT", attempts=2)}
+    findings = judge_emails(expected_emails(fleet_orders()), arrivals, ledger, LOAD_ENDED_AT, orders=4)
+    assert findings.figures["re-sent after an interrupted delivery (same Message-ID)"] == 1
+    assert findings.figures["duplicate emails"] == 0
+    assert findings.violations == []
+
+
 def test_no_email_at_all_for_n_orders_is_a_violation():
     findings = judge_emails(expected_emails(fleet_orders()), [], {}, LOAD_ENDED_AT, orders=4)
     assert findings.figures["emails received"] == 0
