@@ -105,11 +105,21 @@ def ready_messages(env, queue: str) -> int:
         connection.close()
 
 
-async def test_gateway_finishes_in_flight_requests_and_refuses_new_ones(environment, tmp_path):
+def start_gateway(environment, tmp_path) -> tuple[subprocess.Popen, str]:
+    """The ``web`` process on its own, once it answers; and its URL."""
     web = start("web", environment, tmp_path / "web.log")
     url = f"http://127.0.0.1:{environment['PORT']}"
     try:
         eventually_sync(lambda: answering(f"{url}/healthz"), timeout=30, what="the gateway")
+    except AssertionError:
+        signal_group(web, signal.SIGKILL)
+        raise
+    return web, url
+
+
+async def test_gateway_finishes_in_flight_requests_and_refuses_new_ones(environment, tmp_path):
+    web, url = start_gateway(environment, tmp_path)
+    try:
         async with aiohttp.ClientSession() as client:
             api = Api(client, url, environment["ADMIN_TOKEN"])
             sku = await api.item(stock=1000)
@@ -144,10 +154,8 @@ async def test_gateway_finishes_in_flight_requests_and_refuses_new_ones(environm
 
 
 async def test_gateway_ends_open_event_streams_and_exits(environment, tmp_path):
-    web = start("web", environment, tmp_path / "web.log")
-    url = f"http://127.0.0.1:{environment['PORT']}"
+    web, url = start_gateway(environment, tmp_path)
     try:
-        eventually_sync(lambda: answering(f"{url}/healthz"), timeout=30, what="the gateway")
         async with aiohttp.ClientSession() as client:
             api = Api(client, url, environment["ADMIN_TOKEN"])
             sku = await api.item(stock=10)
