@@ -16,6 +16,10 @@ from workers.queues import ARCHIVE, RECONCILE, Route
 
 log = structlog.get_logger(__name__)
 
+SWEEP_JOB = "sweep"
+#: Every job name an election is held for.
+ELECTED_JOBS = [SWEEP_JOB, RECONCILE.actor_name, ARCHIVE.actor_name]
+
 
 @dataclass
 class JobContext:
@@ -24,6 +28,8 @@ class JobContext:
     sessionmaker: async_sessionmaker[AsyncSession]
     publisher: OutboxPublisher
     redis: redis.Redis | None
+    #: Whose jobs these are (:func:`schedules.election.fleet_of`): elections are per fleet.
+    fleet: str = "default"
 
 
 async def relay_outbox(ctx: JobContext, older_than_seconds: float) -> int:
@@ -40,7 +46,7 @@ async def relay_outbox(ctx: JobContext, older_than_seconds: float) -> int:
 
 async def sweep_stuck(ctx: JobContext, period_seconds: float) -> None:
     """Re-enqueue steps for overdue holds and stuck orders (the backstop of delayed messages)."""
-    if not await elected(ctx.redis, "sweep", period_seconds * 0.8):
+    if not await elected(ctx.redis, ctx.fleet, SWEEP_JOB, period_seconds * 0.8):
         return
     try:
         await sweep(ctx.sessionmaker, ctx.publisher)
@@ -50,7 +56,7 @@ async def sweep_stuck(ctx: JobContext, period_seconds: float) -> None:
 
 async def enqueue_step(ctx: JobContext, route: Route, period_seconds: float) -> bool:
     """Enqueue one run of ``route``'s step, if this scheduler is elected for this tick."""
-    if not await elected(ctx.redis, route.actor_name, period_seconds * 0.8):
+    if not await elected(ctx.redis, ctx.fleet, route.actor_name, period_seconds * 0.8):
         return False
     try:
         async with UnitOfWork(ctx.sessionmaker, ctx.publisher) as uow:

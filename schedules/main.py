@@ -13,7 +13,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from config import Settings, settings_or_exit
 from config.logging import configure_logging
 from models.db import create_engine, create_sessionmaker
-from schedules.jobs import JobContext, enqueue_archive, enqueue_reconcile, relay_outbox, sweep_stuck
+from schedules.election import fleet_of, resign
+from schedules.jobs import ELECTED_JOBS, JobContext, enqueue_archive, enqueue_reconcile, relay_outbox, sweep_stuck
 from workers.live_status import create_redis
 from workers.outbox import OutboxPublisher
 from workers.rabbitmq import fleet_broker
@@ -31,6 +32,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         sessionmaker=create_sessionmaker(engine),
         publisher=None,  # set below: it needs the sessionmaker
         redis=create_redis(settings.redis_url),
+        fleet=fleet_of(settings.database_url),
     )
     ctx.publisher = OutboxPublisher(
         fleet_broker(settings, middleware=[]), ctx.sessionmaker)
@@ -51,6 +53,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         await stop.wait()
     finally:
         scheduler.shutdown(wait=False)
+        await resign(ctx.redis, ctx.fleet, ELECTED_JOBS)
         ctx.publisher.close()
         await ctx.redis.aclose()
         await engine.dispose()

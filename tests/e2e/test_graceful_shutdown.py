@@ -20,11 +20,13 @@ import aiohttp
 import dramatiq
 import pika
 import pytest
+import redis
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from sqlalchemy import func, select
 
 from models.db import create_engine, create_sessionmaker
 from models.tables import Order, OutboxMessage
+from schedules.election import fleet_of
 from tests.support import isolation
 from tests.support.api import Api
 from tests.support.fleet import fleet_environment
@@ -265,11 +267,18 @@ def test_worker_hands_back_thousands_of_delayed_messages_in_time(environment, tm
 async def test_scheduler_stops_promptly(environment, tmp_path):
     scheduler = start("scheduler", environment, tmp_path / "scheduler.log")
     try:
-        eventually_sync(lambda: '"scheduler.started"' in log_text(tmp_path / "scheduler.log"),
-                        timeout=30, what="the scheduler started")
+        # Started, and elected for a job: it holds that job's lock now.
+        eventually_sync(lambda: '"scheduler.enqueued"' in log_text(tmp_path / "scheduler.log"),
+                        timeout=30, what="the scheduler elected and enqueueing")
         signalled_at = terminate_like_a_platform(scheduler)
         exit_code, _ = exit_within_deadline(scheduler, signalled_at)
     finally:
         signal_group(scheduler, signal.SIGKILL)
     assert exit_code == 0
     assert '"scheduler.stopped"' in log_text(tmp_path / "scheduler.log")
+    # It gave up its elections: the next scheduler of this fleet need not wait out their hold.
+    client = redis.Redis.from_url(environment["REDIS_URL"])
+    try:
+        assert client.keys(f"scheduler:lock:{fleet_of(environment['DATABASE_URL'])}:*") == []
+    finally:
+        client.close()

@@ -12,7 +12,7 @@ from models.archive import load_archived_order
 from models.invariants import stock_ledgers
 from models.reconcile import reconcile
 from models.tables import Order, OrderLine, ReconciliationReport, ReservedStock, Stock
-from schedules.election import elected
+from schedules.election import elected, fleet_of, resign
 from tests.support.factories import available
 from tests.support.scenarios import assert_invariants, awaiting_payment, provider_event
 from workers.live_status import create_redis
@@ -85,16 +85,55 @@ async def test_reconcile_finds_injected_drift_and_repair_fixes_only_that(runtime
 
 async def test_one_scheduler_is_elected_per_tick_and_all_run_without_redis(settings):
     client = create_redis(settings.redis_url)
-    job = f"test-{settings.database_url[-10:]}"
+    fleet, job = fleet_of(settings.database_url), "test-job"
     try:
-        votes = [await elected(client, job, hold_seconds=5) for _ in range(3)]
+        votes = [await elected(client, fleet, job, hold_seconds=5) for _ in range(3)]
     finally:
-        await client.delete(f"scheduler:lock:{job}")
+        await client.delete(f"scheduler:lock:{fleet}:{job}")
         await client.aclose()
     assert votes == [True, False, False]
 
     down = create_redis("redis://127.0.0.1:1/0")
     try:
-        assert await elected(down, job, hold_seconds=5) is True
+        assert await elected(down, fleet, job, hold_seconds=5) is True
     finally:
         await down.aclose()
+
+
+async def test_fleets_sharing_a_redis_database_elect_their_own_schedulers(settings):
+    client = create_redis(settings.redis_url)
+    ours = fleet_of(settings.database_url)
+    theirs = fleet_of(settings.database_url + "_other")
+    try:
+        assert await elected(client, theirs, "archive", hold_seconds=60)
+        # Another fleet's scheduler holding its lock does not make ours skip the job.
+        assert await elected(client, ours, "archive", hold_seconds=60)
+    finally:
+        await client.delete(f"scheduler:lock:{ours}:archive", f"scheduler:lock:{theirs}:archive")
+        await client.aclose()
+
+
+async def test_a_stopping_scheduler_hands_its_locks_over_at_once(settings):
+    client = create_redis(settings.redis_url)
+    fleet = fleet_of(settings.database_url)
+    try:
+        assert await elected(client, fleet, "reconcile", hold_seconds=300)
+        await resign(client, fleet, ["reconcile"])
+        # The next scheduler's tick wins without waiting out the 300 s hold.
+        assert await elected(client, fleet, "reconcile", hold_seconds=300)
+    finally:
+        await client.delete(f"scheduler:lock:{fleet}:reconcile")
+        await client.aclose()
+
+
+async def test_a_scheduler_does_not_resign_a_lock_it_no_longer_holds(settings):
+    client = create_redis(settings.redis_url)
+    fleet = fleet_of(settings.database_url)
+    key = f"scheduler:lock:{fleet}:sweep"
+    try:
+        await client.set(key, "another-scheduler", px=60_000)
+        await resign(client, fleet, ["sweep"])
+        assert await client.get(key) == b"another-scheduler"
+    finally:
+        await client.delete(key)
+        await client.aclose()
