@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import signal
 import socket
@@ -16,10 +17,27 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
+#: Ports handed to test processes come from below the kernel's ephemeral range (32768-60999 on
+#: Linux), which every outgoing connection draws from: a port picked there and bound a second
+#: later by a starting process can meanwhile be taken by some connection (seen as a worker whose
+#: metrics port was "already in use"). Here only other tests' picks can collide, and the bind
+#: check plus the random pick make that rare.
+_TEST_PORTS = range(20000, 32000)
+# Its own source of randomness: a test that seeds the global one (hypothesis does) must not make
+# two runs on one machine pick the same ports.
+_PICK = random.SystemRandom()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port nothing listens on now, outside the ephemeral range."""
+    while True:
+        port = _PICK.choice(_TEST_PORTS)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+        return port
 
 
 def _answers(url: str) -> bool:
