@@ -19,6 +19,9 @@ Afterwards the bench reads the database:
   ``MAIL_DIR``) minus the PLACED history time. The bench waits for those emails (up to the drain
   timeout) so that emails held back behind the load count with their full delay; one that never
   came is counted as missing, and a p99 that falls on a missing one is unknown (None).
+
+A ``window`` (:class:`Window`) is told when the measured window begins and ends, so CPU time and
+the database's statement counters are read over exactly that window (``bench/__main__.py``).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from datetime import datetime, timezone
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
+from typing import Protocol
 
 import aiohttp
 import redis.asyncio as aioredis
@@ -43,6 +47,14 @@ from bench.stats import percentile, rounded
 
 FINAL = ("PLACED", "REJECTED", "CANCELLED")
 _STATUSES = text("SELECT id, status FROM orders WHERE id IN :ids").bindparams(bindparam("ids", expanding=True))
+
+
+class Window(Protocol):
+    """Told when the measured window of the closed loop begins and when it ends."""
+
+    async def begin(self) -> None: ...
+
+    async def end(self) -> None: ...
 
 
 @dataclass
@@ -180,7 +192,7 @@ class Completion:
 
 async def run(*, engine: AsyncEngine, redis_url: str, gateway_url: str, tokens: list[str], skus: list[str],
               clients: int, warmup_s: float, window_s: float, drain_timeout_s: float, log,
-              mail_dir: str | os.PathLike[str] | None = None) -> dict[str, object]:
+              mail_dir: str | os.PathLike[str] | None = None, window: Window | None = None) -> dict[str, object]:
     sent: list[Sent] = []
     started = time.monotonic()
     window_start = started + warmup_s
@@ -216,10 +228,18 @@ async def run(*, engine: AsyncEngine, redis_url: str, gateway_url: str, tokens: 
                 log(f"e2e: order {order_id} not final after {drain_timeout_s:g}s")
                 return
 
+    async def watch_window() -> None:
+        if window is None:
+            return
+        await asyncio.sleep(max(window_start - time.monotonic(), 0))
+        await window.begin()
+        await asyncio.sleep(max(window_end - time.monotonic(), 0))
+        await window.end()
+
     connector = aiohttp.TCPConnector(limit=0)
     async with Completion(redis_url, engine) as completion, aiohttp.ClientSession(
             connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
-        await asyncio.gather(*(client(session, completion, i) for i in range(clients)))
+        await asyncio.gather(watch_window(), *(client(session, completion, i) for i in range(clients)))
     posted = [s for s in sent if s.order_id]
     errors = [s for s in sent if not s.order_id]
     order_ids = [s.order_id for s in posted]

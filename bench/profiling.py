@@ -14,9 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psutil
-
-from bench.procs import fleet_processes
+from bench.procs import Roles
 
 
 def _py_spy() -> str | None:
@@ -25,8 +23,8 @@ def _py_spy() -> str | None:
 
 
 class Profiler:
-    def __init__(self, honcho_pid: int, folder: Path, roles: tuple[str, ...] = ("web", "worker")):
-        self.honcho_pid, self.folder, self.roles = honcho_pid, folder, roles
+    def __init__(self, fleet_roles: Roles, folder: Path, roles: tuple[str, ...] = ("web", "worker")):
+        self.fleet_roles, self.folder, self.roles = fleet_roles, folder, roles
         self.running: list[subprocess.Popen] = []
 
     def start(self, phase: str, seconds: float) -> None:
@@ -34,14 +32,9 @@ class Profiler:
         if py_spy is None:
             raise RuntimeError("--profile needs py-spy (pip install py-spy)")
         self.folder.mkdir(parents=True, exist_ok=True)
-        roles = fleet_processes(self.honcho_pid)
+        roles = self.fleet_roles()
         for role in self.roles:
             for process in roles.get(role, []):
-                try:
-                    if process.name() in ("sh", "bash", "dash"):
-                        continue  # the shell honcho runs the command with
-                except psutil.NoSuchProcess:
-                    continue
                 target = self.folder / f"{phase}-{role}-{process.pid}.txt"
                 self.running.append(subprocess.Popen(
                     [py_spy, "record", "--pid", str(process.pid), "--duration", str(int(seconds)),

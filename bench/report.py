@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.procs import FLEET_ROLES, OUTSIDE_ROLES, SERVER_ROLES, fleet_total
+
 POST_P99_MS = 50
 E2E_ORDERS_PER_S = 300
 FLASH_FINAL_S = 10
@@ -46,6 +48,7 @@ def targets(results: dict) -> dict[str, Any]:
         "redis_peer": _peer(results.get("redis_peer")),
         "redis_peer_loaded": _peer(results.get("redis_peer_loaded")),
         "worker_rss_mb": _get(results, "worker_rss", "peak_total_mb"),
+        **e2e_figures(e2e),
     }
     checks = []
 
@@ -86,6 +89,74 @@ def targets(results: dict) -> dict[str, Any]:
         if expiry.get("released_early"):
             broken.append(f"expiry: {expiry['released_early']} holds released before they were due")
     return {"flat": flat, "targets": checks, "broken": broken}
+
+
+def e2e_figures(e2e: dict) -> dict[str, Any]:
+    """The flat figures of one e2e measurement that later changes are judged by."""
+    if not e2e:
+        return {}
+    sql = _get(e2e, "sql", "per_order") or {}
+    cpu = e2e.get("cpu_ms_per_order") or {}
+    return {
+        "cpu_ms_per_order": cpu,
+        "cpu_ms_per_order_fleet_and_servers": round(fleet_total(cpu), 1) if cpu else None,
+        "sql_statements_per_order": sql.get("statements"),
+        "sql_commits_per_order": sql.get("commit"),
+        "sql_per_order": sql,
+    }
+
+
+_ROLE_NAMES = {"web": "web", "worker": "worker (main + worker processes)", "scheduler": "scheduler",
+               "mariadb": "MariaDB", "rabbitmq": "RabbitMQ", "redis": "Redis", "psp": "psp (sandbox provider)",
+               "mail": "mail (sandbox SMTP sink)", "bench": "the bench itself"}
+
+
+def _cpu_rows(e2e: dict) -> list[tuple[str, str, str, str]]:
+    """CPU ms per placed order over the window, a row per process and the fleet + servers total."""
+    per_order = e2e.get("cpu_ms_per_order") or {}
+    cores = e2e.get("cpu_cores") or {}
+    if not per_order:
+        return []
+    rows = []
+    for role in (*FLEET_ROLES, *SERVER_ROLES):
+        if role in per_order:
+            rows.append((f"CPU per placed order: {_ROLE_NAMES[role]}",
+                         f"{per_order[role]:,.1f} ms ({cores.get(role, 0):.2f} cores)", "", ""))
+    rows.append(("CPU per placed order: **fleet + servers**", f"**{fleet_total(per_order):,.1f} ms** "
+                 f"({fleet_total(cores):.2f} cores)", "", ""))
+    outside = [f"{role} {per_order[role]:,.1f} ms" for role in OUTSIDE_ROLES if role in per_order]
+    if outside:
+        rows.append(("CPU per placed order, outside systems (sandbox psp, mail; not in the total)",
+                     ", ".join(outside), "", ""))
+    if "bench" in per_order:
+        rows.append(("CPU per placed order: the bench itself (not in the total)", f"{per_order['bench']:,.1f} ms",
+                     "", ""))
+    return rows
+
+
+def _sql_text(sql: dict) -> str:
+    per_order = sql.get("per_order") or {}
+    if "statements" not in per_order:
+        return "-"
+    parts = ", ".join(f"{kind} {per_order.get(kind, 0):,.1f}" for kind in ("select", "insert", "update", "delete"))
+    text = f"{per_order['statements']:,.1f} ({parts})"
+    others = sql.get("other_connections") or []
+    if others:
+        databases = sorted({str(other.get("db")) for other in others})
+        text += f"; **other databases were connected ({', '.join(databases)}): their statements count too**"
+    return text
+
+
+def _sql_rows(e2e: dict) -> list[tuple[str, str, str, str]]:
+    sql = e2e.get("sql") or {}
+    per_order = sql.get("per_order") or {}
+    if not per_order:
+        return []
+    return [
+        ("SQL statements per placed order (SELECT + DML, MariaDB counters over the window)", _sql_text(sql), "", ""),
+        ("Commits / rollbacks per placed order",
+         f"{per_order.get('commit', 0):,.1f} / {per_order.get('rollback', 0):,.1f}", "", ""),
+    ]
 
 
 def _peer(peer: dict | None) -> dict | None:
@@ -153,6 +224,8 @@ def render_table(document: dict) -> str:
             ("Placed orders/s / (ceiling / messages per order)", _n(
                 None if document["e2e_share_of_ceiling"] is None else document["e2e_share_of_ceiling"] * 100,
                 " %", 1), "", ""),
+            *_cpu_rows(e2e),
+            *_sql_rows(e2e),
         ]
     flash = document.get("flash") or {}
     if flash.get("buyers"):
