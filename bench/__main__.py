@@ -2,7 +2,8 @@
 bench/results/latest.json.
 
 The fleet is the Procfile.dev processes, each started on its own (:mod:`bench.fleet`). The e2e
-phase reads CPU time per process and MariaDB's statement counters over its measured window.
+phase reads CPU time per process and MariaDB's statement counters over its measured window, then
+runs the open loop at half the closed-loop rate.
 
 Exit status 0 when the run completed, whether or not every target was met (misses are in the
 table); 1 when the run itself is broken: the flash sale oversold or undersold, an accepted order
@@ -48,6 +49,7 @@ class Mode:
     e2e_clients: int
     e2e_warmup_s: float
     e2e_window_s: float
+    open_window_s: float
     flash_buyers: int
     flash_units: int
     holds: int
@@ -57,10 +59,10 @@ class Mode:
     background_keys: int
 
 
-QUICK = Mode("quick", ceiling_messages=5_000, e2e_clients=16, e2e_warmup_s=2, e2e_window_s=15,
+QUICK = Mode("quick", ceiling_messages=5_000, e2e_clients=16, e2e_warmup_s=2, e2e_window_s=15, open_window_s=10,
              flash_buyers=200, flash_units=10, holds=5_000, hold_lead_s=8, hold_window_s=60,
              hold_grace_s=15, background_keys=200_000)
-FULL = Mode("full", ceiling_messages=30_000, e2e_clients=16, e2e_warmup_s=5, e2e_window_s=60,
+FULL = Mode("full", ceiling_messages=30_000, e2e_clients=16, e2e_warmup_s=5, e2e_window_s=60, open_window_s=30,
             flash_buyers=1000, flash_units=10, holds=50_000, hold_lead_s=60, hold_window_s=600,
             hold_grace_s=60, background_keys=200_000)
 
@@ -99,7 +101,7 @@ class MeasuredWindow:
 
 async def _e2e(fleet: DirectFleet, engine, tally: StatementTally, mode: Mode, args, log, tokens: list[str],
                skus: list[str], profiler: Profiler | None) -> dict:
-    """The closed loop with its window's CPU and SQL figures."""
+    """The closed loop with its window's CPU and SQL figures, then the open loop."""
     cpu = CpuMeter(fleet.roles)
     database = fleet.env["DATABASE_URL"].rsplit("/", 1)[1]
     async with GlobalStatus(fleet.env["DATABASE_URL"]) as status:
@@ -117,6 +119,12 @@ async def _e2e(fleet: DirectFleet, engine, tally: StatementTally, mode: Mode, ar
     # CPU the machine spent per order placed in the window, by process.
     measured["cpu_ms_per_order"] = cpu.ms_per(placed)
     measured["sql"] = window.sql.result(placed)
+    rate = (measured["orders_per_s"] or 0) / 2
+    if rate > 0:
+        log(f"open loop: {rate:.1f} orders/s for {mode.open_window_s:g}s")
+        measured["open_loop"] = await e2e.open_loop(
+            engine=engine, gateway_url=fleet.gateway_url, tokens=tokens, skus=skus, rate=rate,
+            window_s=mode.open_window_s, drain_timeout_s=120, log=log, first_turn=measured["posts"])
     return measured
 
 

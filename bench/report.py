@@ -79,6 +79,13 @@ def targets(results: dict) -> dict[str, Any]:
         if e2e.get("confirmation_emails_missing"):
             broken.append(f"e2e: {e2e['confirmation_emails_missing']} of {e2e.get('confirmation_emails_expected')} "
                           f"placed orders got no confirmation email within {e2e.get('confirmation_email_wait_s')} s")
+        opened = e2e.get("open_loop") or {}
+        if opened.get("not_accepted"):
+            broken.append(f"e2e open loop: {opened['not_accepted']} POST /orders not accepted "
+                          f"(statuses {opened.get('not_accepted_statuses')})")
+        if opened.get("not_placed_after_drain"):
+            broken.append(f"e2e open loop: {opened['not_placed_after_drain']} accepted orders not PLACED "
+                          f"after the drain")
     if flash and not flash.get("exact"):
         broken.append(f"flash sale not exact: {flash.get('placed')} placed, {flash.get('rejected')} rejected, "
                       f"{flash.get('other')} other, {flash.get('not_accepted')} not accepted, "
@@ -96,6 +103,7 @@ def e2e_figures(e2e: dict) -> dict[str, Any]:
     if not e2e:
         return {}
     sql = _get(e2e, "sql", "per_order") or {}
+    opened = e2e.get("open_loop") or {}
     cpu = e2e.get("cpu_ms_per_order") or {}
     return {
         "cpu_ms_per_order": cpu,
@@ -103,6 +111,8 @@ def e2e_figures(e2e: dict) -> dict[str, Any]:
         "sql_statements_per_order": sql.get("statements"),
         "sql_commits_per_order": sql.get("commit"),
         "sql_per_order": sql,
+        "open_loop": {key: opened.get(key) for key in ("rate_per_s", "window_s", "post_p50_ms", "post_p99_ms",
+                                                        "placed_p50_ms", "placed_p99_ms")} if opened else None,
     }
 
 
@@ -156,6 +166,19 @@ def _sql_rows(e2e: dict) -> list[tuple[str, str, str, str]]:
         ("SQL statements per placed order (SELECT + DML, MariaDB counters over the window)", _sql_text(sql), "", ""),
         ("Commits / rollbacks per placed order",
          f"{per_order.get('commit', 0):,.1f} / {per_order.get('rollback', 0):,.1f}", "", ""),
+    ]
+
+
+def _open_loop_rows(e2e: dict) -> list[tuple[str, str, str, str]]:
+    opened = e2e.get("open_loop") or {}
+    if not opened:
+        return []
+    label = f"Open loop at {opened['rate_per_s']:.1f} orders/s, half the closed-loop rate ({opened['window_s']:g} s)"
+    return [
+        (f"{label}: POST /orders p50 / p99", f"{_ms(opened.get('post_p50_ms'))} / {_ms(opened.get('post_p99_ms'))}",
+         "", ""),
+        (f"{label}: POST to PLACED p50 / p99",
+         f"{_ms(opened.get('placed_p50_ms'))} / {_ms(opened.get('placed_p99_ms'))}", "", ""),
     ]
 
 
@@ -226,6 +249,7 @@ def render_table(document: dict) -> str:
                 " %", 1), "", ""),
             *_cpu_rows(e2e),
             *_sql_rows(e2e),
+            *_open_loop_rows(e2e),
         ]
     flash = document.get("flash") or {}
     if flash.get("buyers"):
