@@ -1,9 +1,10 @@
-"""``python -m bench [--quick] [--only ...]``: run the benchmark, print its table, write
-bench/results/latest.json.
+"""``python -m bench [--quick] [--only ...] [--baseline REV]``: run the benchmark, print its table,
+write bench/results/latest.json.
 
 The fleet is the Procfile.dev processes, each started on its own (:mod:`bench.fleet`). The e2e
 phase reads CPU time per process and MariaDB's statement counters over its measured window, then
-runs the open loop at half the closed-loop rate.
+runs the open loop at half the closed-loop rate. ``--baseline REV`` measures the e2e phase again
+on the fleet of commit REV (:mod:`bench.baseline`) in the same run and prints both side by side.
 
 Exit status 0 when the run completed, whether or not every target was met (misses are in the
 table); 1 when the run itself is broken: the flash sale oversold or undersold, an accepted order
@@ -21,19 +22,20 @@ import shutil
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import structlog
 
-from bench import ceiling, e2e, expiry, flash, services
+from bench import baseline, ceiling, e2e, expiry, flash, services
 from bench.fleet import DirectFleet, FleetTree, current_tree, release
 from bench.population import create_accounts, create_items, tokens_for
 from bench.procs import CpuMeter, MemoryWatch
 from bench.profiling import Profiler
 from bench.redis_peer import RedisPeers
-from bench.report import render_table, targets
+from bench.report import render_comparison, render_table, targets
 from bench.sql_counters import GlobalStatus, SqlWindow, StatementTally
 from config import load_settings
 from models.db import create_engine
@@ -100,7 +102,7 @@ class MeasuredWindow:
 
 
 async def _e2e(fleet: DirectFleet, engine, tally: StatementTally, mode: Mode, args, log, tokens: list[str],
-               skus: list[str], profiler: Profiler | None) -> dict:
+               skus: list[str], profiler: Profiler | None, open_rate: float | None) -> dict:
     """The closed loop with its window's CPU and SQL figures, then the open loop."""
     cpu = CpuMeter(fleet.roles)
     database = fleet.env["DATABASE_URL"].rsplit("/", 1)[1]
@@ -119,7 +121,7 @@ async def _e2e(fleet: DirectFleet, engine, tally: StatementTally, mode: Mode, ar
     # CPU the machine spent per order placed in the window, by process.
     measured["cpu_ms_per_order"] = cpu.ms_per(placed)
     measured["sql"] = window.sql.result(placed)
-    rate = (measured["orders_per_s"] or 0) / 2
+    rate = open_rate or (measured["orders_per_s"] or 0) / 2
     if rate > 0:
         log(f"open loop: {rate:.1f} orders/s for {mode.open_window_s:g}s")
         measured["open_loop"] = await e2e.open_loop(
@@ -129,7 +131,7 @@ async def _e2e(fleet: DirectFleet, engine, tally: StatementTally, mode: Mode, ar
 
 
 async def _scenarios(fleet: DirectFleet, mode: Mode, args, log, results: dict, memory: MemoryWatch,
-                     scenarios: set[str]) -> None:
+                     scenarios: set[str], open_rate: float | None = None) -> None:
     settings = load_settings(fleet.env)
     engine = create_engine(fleet.env["DATABASE_URL"], pool_size=5)
     tally = StatementTally().attach(engine)
@@ -148,7 +150,7 @@ async def _scenarios(fleet: DirectFleet, mode: Mode, args, log, results: dict, m
         if "e2e" in scenarios:
             memory.phase = "e2e"
             log(f"e2e: {mode.e2e_clients} clients, {mode.e2e_warmup_s:g}s warm-up + {mode.e2e_window_s:g}s window")
-            results["e2e"] = await _e2e(fleet, engine, tally, mode, args, log, tokens, skus, profiler)
+            results["e2e"] = await _e2e(fleet, engine, tally, mode, args, log, tokens, skus, profiler, open_rate)
             log(f"e2e: {json.dumps({k: v for k, v in results['e2e'].items() if k != 'messages_per_order'})}")
 
         if "flash" in scenarios:
@@ -195,7 +197,7 @@ async def _scenarios(fleet: DirectFleet, mode: Mode, args, log, results: dict, m
 
 
 def _measure_fleet(tree: FleetTree, mode: Mode, args, log, *, name: str, workdir: Path, redis_url: str,
-                   processes: int, threads: int, scenarios: set[str]) -> dict:
+                   processes: int, threads: int, scenarios: set[str], open_rate: float | None = None) -> dict:
     """Start ``tree``'s fleet on a database and vhost of its own, run ``scenarios`` on it, stop it."""
     results: dict = {}
     workdir.mkdir(parents=True, exist_ok=True)
@@ -215,7 +217,7 @@ def _measure_fleet(tree: FleetTree, mode: Mode, args, log, *, name: str, workdir
         memory = MemoryWatch(fleet.roles)
         memory.start()
         try:
-            asyncio.run(_scenarios(fleet, mode, args, log, results, memory, scenarios))
+            asyncio.run(_scenarios(fleet, mode, args, log, results, memory, scenarios, open_rate))
         finally:
             memory.stop()
             codes = fleet.stop()
@@ -239,7 +241,11 @@ def run(args) -> int:
     log(f"{mode.name} run {name}; work files in {workdir}")
     results: dict = {}
     started = time.monotonic()
-    with services.own_redis_db() as redis_url:
+    current = baseline.describe_current()
+    with services.own_redis_db() as redis_url, ExitStack() as stack:
+        # The earlier commit's checkout and virtualenv first, so that pip is done before anything is measured.
+        earlier = stack.enter_context(baseline.checked_out(args.baseline, workdir / "baseline-bootstrap.log", log)) \
+            if args.baseline else None
         if "ceiling" in args.only:
             with services.own_vhost(f"{name}_ceiling") as broker_url:
                 results["ceiling"] = ceiling.measure(broker_url=broker_url, redis_url=redis_url,
@@ -251,12 +257,21 @@ def run(args) -> int:
             results.update(_measure_fleet(current_tree(), mode, args, log, name=name, workdir=workdir / "current",
                                           redis_url=redis_url, processes=processes, threads=threads,
                                           scenarios=scenarios))
+        if earlier is not None:
+            services.flush_redis_db()
+            # The open loop at the same arrival rate as this checkout's, so its latencies compare.
+            open_rate = (results.get("e2e") or {}).get("open_loop", {}).get("rate_per_s")
+            measured = _measure_fleet(earlier, mode, args, log, name=f"{name}_base", workdir=workdir / earlier.label,
+                                      redis_url=redis_url, processes=processes, threads=threads,
+                                      scenarios={"e2e"}, open_rate=open_rate)
+            results["baseline"] = {"rev": args.baseline, "commit": earlier.label, "measured": "after", **measured}
     duration = time.monotonic() - started
     summary = targets(results)
     document = {
         "mode": mode.name,
         "duration_s": round(duration, 1),
         "machine": machine,
+        "current": current,
         "settings": {"worker_processes": processes, "worker_threads": threads, **mode.__dict__},
         **summary["flat"],
         "targets": summary["targets"],
@@ -267,9 +282,15 @@ def run(args) -> int:
     paths = [RESULTS / "latest.json"]
     if args.only >= SCENARIOS:
         paths.append(RESULTS / f"{mode.name}.json")
+    if earlier is not None:
+        paths.append(RESULTS / f"{mode.name}-baseline-{earlier.label}.json")
     for path in paths:
         path.write_text(json.dumps(document, indent=2, default=str) + "\n")
     print(render_table(document))
+    comparison = render_comparison(document)
+    if comparison:
+        print()
+        print(comparison)
     log(f"done in {duration:.0f}s; wrote {', '.join(str(path) for path in paths)}")
     if summary["broken"]:
         print(f"\nBROKEN RUN: {'; '.join(summary['broken'])}", file=sys.stderr)
@@ -289,6 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(sorted(SCENARIOS)),
                         help="comma-separated scenarios to run: ceiling, e2e, flash, expiry (default: all)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (fleet logs, mail)")
+    parser.add_argument("--baseline", metavar="REV",
+                        help="also measure the e2e phase on the fleet of commit REV (its own worktree and "
+                             "virtualenv), after this checkout's, and print both side by side")
     parser.add_argument("--profile", metavar="DIR",
                         help="record py-spy profiles of web and workers during e2e and expiry into DIR")
     args = parser.parse_args(argv)
@@ -296,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = args.only - SCENARIOS
     if unknown:
         parser.error(f"--only: unknown scenario {', '.join(sorted(unknown))}")
+    if args.baseline:
+        args.only.add("e2e")  # the side by side needs this checkout's e2e figures too
     return run(args)
 
 

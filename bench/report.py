@@ -50,6 +50,12 @@ def targets(results: dict) -> dict[str, Any]:
         "worker_rss_mb": _get(results, "worker_rss", "peak_total_mb"),
         **e2e_figures(e2e),
     }
+    baseline = results.get("baseline") or {}
+    if baseline:
+        flat["baseline"] = {"rev": baseline.get("rev"), "commit": baseline.get("commit"),
+                            "e2e_orders_per_s": _get(baseline, "e2e", "orders_per_s"),
+                            "worker_rss_mb": _get(baseline, "worker_rss", "peak_total_mb"),
+                            **e2e_figures(baseline.get("e2e") or {})}
     checks = []
 
     def check(name: str, value: Any, target: str, met: bool | None) -> None:
@@ -79,13 +85,16 @@ def targets(results: dict) -> dict[str, Any]:
         if e2e.get("confirmation_emails_missing"):
             broken.append(f"e2e: {e2e['confirmation_emails_missing']} of {e2e.get('confirmation_emails_expected')} "
                           f"placed orders got no confirmation email within {e2e.get('confirmation_email_wait_s')} s")
-        opened = e2e.get("open_loop") or {}
+    for label, measured in (("e2e", e2e), (f"baseline {baseline.get('commit')} e2e", baseline.get("e2e") or {})):
+        opened = measured.get("open_loop") or {}
         if opened.get("not_accepted"):
-            broken.append(f"e2e open loop: {opened['not_accepted']} POST /orders not accepted "
+            broken.append(f"{label} open loop: {opened['not_accepted']} POST /orders not accepted "
                           f"(statuses {opened.get('not_accepted_statuses')})")
         if opened.get("not_placed_after_drain"):
-            broken.append(f"e2e open loop: {opened['not_placed_after_drain']} accepted orders not PLACED "
+            broken.append(f"{label} open loop: {opened['not_placed_after_drain']} accepted orders not PLACED "
                           f"after the drain")
+        if measured is not e2e and measured.get("not_placed_after_drain"):
+            broken.append(f"{label}: {measured['not_placed_after_drain']} accepted orders not PLACED after the drain")
     if flash and not flash.get("exact"):
         broken.append(f"flash sale not exact: {flash.get('placed')} placed, {flash.get('rejected')} rejected, "
                       f"{flash.get('other')} other, {flash.get('not_accepted')} not accepted, "
@@ -287,4 +296,70 @@ def render_table(document: dict) -> str:
               f"aiohttp {m['aiohttp']}, SQLAlchemy {m['sqlalchemy']}; everything on this one machine.")
     lines = [header, "", "| metric | value | target | met? |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    return "\n".join(lines)
+
+
+def _ratio(current: Any, baseline: Any) -> str:
+    if not isinstance(current, (int, float)) or not isinstance(baseline, (int, float)) or not baseline:
+        return ""
+    return f"{current / baseline:.2f}x"
+
+
+def render_comparison(document: dict) -> str:
+    """The e2e figures of this checkout beside those of the ``--baseline`` commit, with their ratio."""
+    details = document.get("details") or {}
+    baseline = details.get("baseline") or {}
+    current = details.get("e2e") or {}
+    if not baseline or not current:
+        return ""
+    other = baseline.get("e2e") or {}
+
+    def figures(e2e: dict) -> dict[str, Any]:
+        flat = e2e_figures(e2e)
+        cpu = flat.get("cpu_ms_per_order") or {}
+        sql = flat.get("sql_per_order") or {}
+        opened = flat.get("open_loop") or {}
+        values: dict[str, Any] = {"placed orders/s (closed loop)": e2e.get("orders_per_s")}
+        for role in (*FLEET_ROLES, *SERVER_ROLES):
+            values[f"CPU ms per order: {_ROLE_NAMES[role]}"] = cpu.get(role)
+        values["CPU ms per order: **fleet + servers**"] = flat.get("cpu_ms_per_order_fleet_and_servers")
+        for role in OUTSIDE_ROLES:
+            values[f"CPU ms per order: {_ROLE_NAMES[role]}"] = cpu.get(role)
+        values["SQL statements per order (SELECT + DML)"] = sql.get("statements")
+        for kind in ("select", "insert", "update", "delete"):
+            values[f"SQL per order: {kind}"] = sql.get(kind)
+        values["SQL per order: commits"] = sql.get("commit")
+        values["worker messages per order"] = e2e.get("worker_messages_per_order")
+        values["POST /orders p50 (closed loop)"] = e2e.get("post_p50_ms")
+        values["POST /orders p99 (closed loop)"] = e2e.get("post_p99_ms")
+        values["POST to PLACED p99 (closed loop)"] = e2e.get("placed_p99_ms")
+        if opened:
+            values["open loop: orders/s sent"] = opened.get("rate_per_s")
+            values["open loop: POST p50"] = opened.get("post_p50_ms")
+            values["open loop: POST p99"] = opened.get("post_p99_ms")
+            values["open loop: POST to PLACED p50"] = opened.get("placed_p50_ms")
+            values["open loop: POST to PLACED p99"] = opened.get("placed_p99_ms")
+        return values
+
+    ours, theirs = figures(current), figures(other)
+    ours["worker RSS peak, MB"] = _get(details, "worker_rss", "peak_total_mb")
+    theirs["worker RSS peak, MB"] = _get(baseline, "worker_rss", "peak_total_mb")
+
+    def shown(name: str, value: Any) -> str:
+        if value is None:
+            return "-"
+        if "p50" in name or "p99" in name:
+            return _ms(value)
+        return _n(value, "", 1)
+
+    label = baseline.get("commit") or baseline.get("rev")
+    lines = [f"E2e side by side (`{document['mode']}` mode, same run, same load): this checkout "
+             f"({document.get('current', 'current')}) and {label} (its own Procfile and virtualenv; measured "
+             f"{baseline.get('measured', 'after')} this checkout).", "",
+             f"| e2e | {document.get('current', 'current')} | {label} | ratio |", "|---|---|---|---|"]
+    for name in ours:
+        if ours.get(name) is None and theirs.get(name) is None:
+            continue
+        lines.append(f"| {name} | {shown(name, ours.get(name))} | {shown(name, theirs.get(name))} | "
+                     f"{_ratio(ours.get(name), theirs.get(name))} |")
     return "\n".join(lines)

@@ -57,6 +57,15 @@ def dropped_database(name: str) -> Iterator[str]:
         asyncio.run(drop())
 
 
+def flush_redis_db() -> None:
+    """Empty the fleet's Redis database (between two fleets of one run)."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
 @contextmanager
 def own_redis_db() -> Iterator[str]:
     """The bench's Redis databases (the fleet's and the loaded peer's), empty at the start and
