@@ -1,5 +1,5 @@
-"""``python -m bench [--quick] [--only ...] [--baseline REV]``: run the benchmark, print its table,
-write bench/results/latest.json.
+"""``python -m bench [--quick] [--only ...] [--baseline REV] [--profile [DIR]]``: run the benchmark,
+print its table, write bench/results/latest.json.
 
 The fleet is the Procfile.dev processes, each started on its own (:mod:`bench.fleet`). The e2e
 phase reads CPU time per process and MariaDB's statement counters over its measured window, then
@@ -131,11 +131,11 @@ async def _e2e(fleet: DirectFleet, engine, tally: StatementTally, mode: Mode, ar
 
 
 async def _scenarios(fleet: DirectFleet, mode: Mode, args, log, results: dict, memory: MemoryWatch,
-                     scenarios: set[str], open_rate: float | None = None) -> None:
+                     scenarios: set[str], profile_suffix: str = "", open_rate: float | None = None) -> None:
     settings = load_settings(fleet.env)
     engine = create_engine(fleet.env["DATABASE_URL"], pool_size=5)
     tally = StatementTally().attach(engine)
-    profiler = Profiler(fleet.roles, Path(args.profile)) if args.profile else None
+    profiler = Profiler(fleet.roles, Path(args.profile), suffix=profile_suffix) if args.profile else None
     try:
         customers = max(2_000, mode.flash_buyers)
         accounts = await create_accounts(engine, customers)
@@ -175,7 +175,7 @@ async def _scenarios(fleet: DirectFleet, mode: Mode, args, log, results: dict, m
                 await peers.set_keys(created["expiries"])
                 cpu.start()
                 if profiler:
-                    profiler.start("expiry", created["first_due_in_s"] + mode.hold_window_s)
+                    profiler.start("expiry", created["first_due_in_s"] + mode.hold_window_s, roles=("worker",))
                 measured = await expiry.measure(engine=engine, holds=mode.holds, skus=created["skus"],
                                                 end=created["end"], grace_s=mode.hold_grace_s, log=log,
                                                 others_done=peers.all_arrived)
@@ -192,12 +192,16 @@ async def _scenarios(fleet: DirectFleet, mode: Mode, args, log, results: dict, m
             results["expiry"] = measured
             for key in ("redis_peer", "redis_peer_loaded"):
                 log(f"{key}: {results[key]}")
+        if profiler and profiler.written:
+            results["flame_graphs"] = profiler.written
+            log(f"profile: {', '.join(profiler.written)}")
     finally:
         await engine.dispose()
 
 
 def _measure_fleet(tree: FleetTree, mode: Mode, args, log, *, name: str, workdir: Path, redis_url: str,
-                   processes: int, threads: int, scenarios: set[str], open_rate: float | None = None) -> dict:
+                   processes: int, threads: int, scenarios: set[str], profile_suffix: str = "",
+                   open_rate: float | None = None) -> dict:
     """Start ``tree``'s fleet on a database and vhost of its own, run ``scenarios`` on it, stop it."""
     results: dict = {}
     workdir.mkdir(parents=True, exist_ok=True)
@@ -217,7 +221,7 @@ def _measure_fleet(tree: FleetTree, mode: Mode, args, log, *, name: str, workdir
         memory = MemoryWatch(fleet.roles)
         memory.start()
         try:
-            asyncio.run(_scenarios(fleet, mode, args, log, results, memory, scenarios, open_rate))
+            asyncio.run(_scenarios(fleet, mode, args, log, results, memory, scenarios, profile_suffix, open_rate))
         finally:
             memory.stop()
             codes = fleet.stop()
@@ -263,7 +267,7 @@ def run(args) -> int:
             open_rate = (results.get("e2e") or {}).get("open_loop", {}).get("rate_per_s")
             measured = _measure_fleet(earlier, mode, args, log, name=f"{name}_base", workdir=workdir / earlier.label,
                                       redis_url=redis_url, processes=processes, threads=threads,
-                                      scenarios={"e2e"}, open_rate=open_rate)
+                                      scenarios={"e2e"}, profile_suffix=f"-{earlier.label}", open_rate=open_rate)
             results["baseline"] = {"rev": args.baseline, "commit": earlier.label, "measured": "after", **measured}
     duration = time.monotonic() - started
     summary = targets(results)
@@ -313,8 +317,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", metavar="REV",
                         help="also measure the e2e phase on the fleet of commit REV (its own worktree and "
                              "virtualenv), after this checkout's, and print both side by side")
-    parser.add_argument("--profile", metavar="DIR",
-                        help="record py-spy profiles of web and workers during e2e and expiry into DIR")
+    parser.add_argument("--profile", metavar="DIR", nargs="?", const=str(RESULTS),
+                        help="py-spy flame graphs (SVG) of the gateway and a worker process during the e2e window "
+                             "(and of a worker during expiry) into DIR (default bench/results)")
     args = parser.parse_args(argv)
     args.only = set(args.only.split(","))
     unknown = args.only - SCENARIOS
