@@ -27,10 +27,11 @@ def _git(*args: str, cwd: Path = ROOT) -> str:
 
 
 def describe_current() -> str:
-    """This checkout's short commit, ``+changes`` when the working tree differs from it."""
+    """This checkout's short commit, ``+changes`` when the working tree differs from it (results
+    of earlier runs aside)."""
     try:
         commit = _git("rev-parse", "--short", "HEAD")
-        dirty = _git("status", "--porcelain", "--untracked-files=no")
+        dirty = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)bench/results")
     except (OSError, subprocess.CalledProcessError):
         return "current"
     return f"{commit}+changes" if dirty else commit
