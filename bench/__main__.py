@@ -1,4 +1,10 @@
-"""``python -m bench [--quick]``: run the benchmark, print its table, write bench/results/latest.json.
+"""``python -m bench [--quick] [--only ...] [--baseline REV] [--profile [DIR]]``: run the benchmark,
+print its table, write bench/results/latest.json.
+
+The fleet is the Procfile.dev processes, each started on its own (:mod:`bench.fleet`). The e2e
+phase reads CPU time per process and MariaDB's statement counters over its measured window, then
+runs the open loop at half the closed-loop rate. ``--baseline REV`` measures the e2e phase again
+on the fleet of commit REV (:mod:`bench.baseline`) in the same run and prints both side by side.
 
 Exit status 0 when the run completed, whether or not every target was met (misses are in the
 table); 1 when the run itself is broken: the flash sale oversold or undersold, an accepted order
@@ -16,21 +22,24 @@ import shutil
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import structlog
 
-from bench import ceiling, e2e, expiry, flash, services
+from bench import baseline, ceiling, e2e, expiry, flash, services
+from bench.fleet import DirectFleet, FleetTree, current_tree, release
 from bench.population import create_accounts, create_items, tokens_for
 from bench.procs import CpuMeter, MemoryWatch
 from bench.profiling import Profiler
 from bench.redis_peer import RedisPeers
-from bench.report import render_table, targets
+from bench.report import render_comparison, render_table, targets
+from bench.sql_counters import GlobalStatus, SqlWindow, StatementTally
 from config import load_settings
 from models.db import create_engine
-from tests.support.fleet import Fleet, fleet_environment
+from tests.support.fleet import fleet_environment
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -42,6 +51,7 @@ class Mode:
     e2e_clients: int
     e2e_warmup_s: float
     e2e_window_s: float
+    open_window_s: float
     flash_buyers: int
     flash_units: int
     holds: int
@@ -51,10 +61,10 @@ class Mode:
     background_keys: int
 
 
-QUICK = Mode("quick", ceiling_messages=5_000, e2e_clients=16, e2e_warmup_s=2, e2e_window_s=15,
+QUICK = Mode("quick", ceiling_messages=5_000, e2e_clients=16, e2e_warmup_s=2, e2e_window_s=15, open_window_s=10,
              flash_buyers=200, flash_units=10, holds=5_000, hold_lead_s=8, hold_window_s=60,
              hold_grace_s=15, background_keys=200_000)
-FULL = Mode("full", ceiling_messages=30_000, e2e_clients=16, e2e_warmup_s=5, e2e_window_s=60,
+FULL = Mode("full", ceiling_messages=30_000, e2e_clients=16, e2e_warmup_s=5, e2e_window_s=60, open_window_s=30,
             flash_buyers=1000, flash_units=10, holds=50_000, hold_lead_s=60, hold_window_s=600,
             hold_grace_s=60, background_keys=200_000)
 
@@ -73,11 +83,59 @@ def _quiet_logging() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
 
-async def _scenarios(fleet: Fleet, mode: Mode, args, log, results: dict, memory: MemoryWatch) -> None:
+class MeasuredWindow:
+    """What the e2e phase reads over its measured window: CPU per process, MariaDB's counters,
+    and (with ``--profile``) the flame graphs."""
+
+    def __init__(self, cpu: CpuMeter, sql: SqlWindow, profiler: Profiler | None, seconds: float):
+        self.cpu, self.sql, self.profiler, self.seconds = cpu, sql, profiler, seconds
+
+    async def begin(self) -> None:
+        await self.sql.begin()
+        await asyncio.to_thread(self.cpu.start)
+        if self.profiler:
+            self.profiler.start("e2e", self.seconds)
+
+    async def end(self) -> None:
+        await asyncio.to_thread(self.cpu.stop)
+        await self.sql.end()
+
+
+async def _e2e(fleet: DirectFleet, engine, tally: StatementTally, mode: Mode, args, log, tokens: list[str],
+               skus: list[str], profiler: Profiler | None, open_rate: float | None) -> dict:
+    """The closed loop with its window's CPU and SQL figures, then the open loop."""
+    cpu = CpuMeter(fleet.roles)
+    database = fleet.env["DATABASE_URL"].rsplit("/", 1)[1]
+    async with GlobalStatus(fleet.env["DATABASE_URL"]) as status:
+        window = MeasuredWindow(cpu, SqlWindow(status, tally, database), profiler, mode.e2e_window_s)
+        measured = await e2e.run(
+            engine=engine, redis_url=fleet.env["REDIS_URL"], gateway_url=fleet.gateway_url, tokens=tokens,
+            skus=skus, clients=mode.e2e_clients, warmup_s=mode.e2e_warmup_s, window_s=mode.e2e_window_s,
+            drain_timeout_s=120, log=log, mail_dir=fleet.env["MAIL_DIR"], window=window)
+    if profiler:
+        profiler.wait()
+    placed = measured["placed_in_window"]
+    measured["cpu_window_s"] = round(cpu.wall_s, 2)
+    measured["cpu_cores"] = {role: round(seconds / cpu.wall_s, 2) for role, seconds in cpu.seconds.items()} \
+        if cpu.wall_s else {}
+    # CPU the machine spent per order placed in the window, by process.
+    measured["cpu_ms_per_order"] = cpu.ms_per(placed)
+    measured["sql"] = window.sql.result(placed)
+    rate = open_rate or (measured["orders_per_s"] or 0) / 2
+    if rate > 0:
+        log(f"open loop: {rate:.1f} orders/s for {mode.open_window_s:g}s")
+        measured["open_loop"] = await e2e.open_loop(
+            engine=engine, gateway_url=fleet.gateway_url, tokens=tokens, skus=skus, rate=rate,
+            window_s=mode.open_window_s, drain_timeout_s=120, log=log, first_turn=measured["posts"])
+    return measured
+
+
+async def _scenarios(fleet: DirectFleet, mode: Mode, args, log, results: dict, memory: MemoryWatch,
+                     scenarios: set[str], profile_suffix: str = "", open_rate: float | None = None) -> None:
     settings = load_settings(fleet.env)
     engine = create_engine(fleet.env["DATABASE_URL"], pool_size=5)
-    cpu = CpuMeter(fleet.process.pid)
-    profiler = Profiler(fleet.process.pid, Path(args.profile)) if args.profile else None
+    tally = StatementTally().attach(engine)
+    profiler = Profiler(fleet.roles, Path(args.profile), suffix=profile_suffix) if args.profile else None
     try:
         customers = max(2_000, mode.flash_buyers)
         accounts = await create_accounts(engine, customers)
@@ -89,27 +147,13 @@ async def _scenarios(fleet: Fleet, mode: Mode, args, log, results: dict, memory:
                                             stock=mode.flash_units, prefix="FLASH"))[0]
         log(f"population: {customers} customers, {len(skus)} SKUs")
 
-        if "e2e" in args.only:
+        if "e2e" in scenarios:
             memory.phase = "e2e"
             log(f"e2e: {mode.e2e_clients} clients, {mode.e2e_warmup_s:g}s warm-up + {mode.e2e_window_s:g}s window")
-            cpu.start()
-            if profiler:
-                profiler.start("e2e", mode.e2e_warmup_s + mode.e2e_window_s)
-            results["e2e"] = await e2e.run(
-                engine=engine, redis_url=fleet.env["REDIS_URL"], gateway_url=fleet.gateway_url, tokens=tokens, skus=skus,
-                clients=mode.e2e_clients, warmup_s=mode.e2e_warmup_s, window_s=mode.e2e_window_s,
-                drain_timeout_s=120, log=log, mail_dir=fleet.env["MAIL_DIR"])
-            results["e2e"]["cpu_cores"] = cpu.stop()
-            rate = results["e2e"]["orders_per_s"]
-            if rate:
-                # CPU the machine spent per placed order, by process role (over warm-up, window and drain).
-                results["e2e"]["cpu_ms_per_order"] = {
-                    role: round(cores / rate * 1000, 1) for role, cores in results["e2e"]["cpu_cores"].items()}
-            if profiler:
-                profiler.wait()
+            results["e2e"] = await _e2e(fleet, engine, tally, mode, args, log, tokens, skus, profiler, open_rate)
             log(f"e2e: {json.dumps({k: v for k, v in results['e2e'].items() if k != 'messages_per_order'})}")
 
-        if "flash" in args.only:
+        if "flash" in scenarios:
             memory.phase = "flash"
             log(f"flash: {mode.flash_buyers} buyers for {mode.flash_units} units")
             results["flash"] = await flash.run(engine=engine, gateway_url=fleet.gateway_url,
@@ -117,11 +161,12 @@ async def _scenarios(fleet: Fleet, mode: Mode, args, log, results: dict, memory:
                                                units=mode.flash_units, log=log)
             log(f"flash: {json.dumps(results['flash'])}")
 
-        if "expiry" in args.only:
+        if "expiry" in scenarios:
             memory.phase = "expiry"
             log(f"expiry: {mode.holds:,} holds due from {mode.hold_lead_s:g}s over {mode.hold_window_s:g}s, "
                 f"with the Redis TTL peers on the same schedule")
             peers = RedisPeers(services.REDIS_SERVER, services.REDIS_DB, services.REDIS_PEER_DB, mode.background_keys)
+            cpu = CpuMeter(fleet.roles)
             try:
                 await peers.prepare(log)
                 created = await expiry.create_holds(engine=engine, broker_url=fleet.env["BROKER_URL"],
@@ -130,7 +175,7 @@ async def _scenarios(fleet: Fleet, mode: Mode, args, log, results: dict, memory:
                 await peers.set_keys(created["expiries"])
                 cpu.start()
                 if profiler:
-                    profiler.start("expiry", created["first_due_in_s"] + mode.hold_window_s)
+                    profiler.start("expiry", created["first_due_in_s"] + mode.hold_window_s, roles=("worker",))
                 measured = await expiry.measure(engine=engine, holds=mode.holds, skus=created["skus"],
                                                 end=created["end"], grace_s=mode.hold_grace_s, log=log,
                                                 others_done=peers.all_arrived)
@@ -147,8 +192,45 @@ async def _scenarios(fleet: Fleet, mode: Mode, args, log, results: dict, memory:
             results["expiry"] = measured
             for key in ("redis_peer", "redis_peer_loaded"):
                 log(f"{key}: {results[key]}")
+        if profiler and profiler.written:
+            results["flame_graphs"] = profiler.written
+            log(f"profile: {', '.join(profiler.written)}")
     finally:
         await engine.dispose()
+
+
+def _measure_fleet(tree: FleetTree, mode: Mode, args, log, *, name: str, workdir: Path, redis_url: str,
+                   processes: int, threads: int, scenarios: set[str], profile_suffix: str = "",
+                   open_rate: float | None = None) -> dict:
+    """Start ``tree``'s fleet on a database and vhost of its own, run ``scenarios`` on it, stop it."""
+    results: dict = {}
+    workdir.mkdir(parents=True, exist_ok=True)
+    with services.dropped_database(name) as database_url, services.own_vhost(name) as broker_url:
+        env = fleet_environment(database_url=database_url, broker_url=broker_url, redis_url=redis_url,
+                                workdir=workdir, ADMIN_TOKEN="bench-admin-token",
+                                WORKER_PROCESSES=str(processes), WORKER_THREADS=str(threads))
+        # The test launcher's defaults are for tests; the bench runs the fleet's own.
+        for test_only in ("AUTH_MAX_FAILURES_PER_ACCOUNT", "AUTH_MAX_FAILURES_PER_ADDRESS"):
+            env.pop(test_only, None)
+        log(f"fleet {tree.label}: release (migrations), then {', '.join(DirectFleet.names)} each on its own; "
+            f"logs in {workdir / 'logs'}")
+        release(tree, env, workdir / "release.log")
+        fleet = DirectFleet(env=env, log_dir=workdir / "logs", tree=tree)
+        fleet.start()
+        log(f"fleet {tree.label}: up, gateway {fleet.gateway_url}")
+        memory = MemoryWatch(fleet.roles)
+        memory.start()
+        try:
+            asyncio.run(_scenarios(fleet, mode, args, log, results, memory, scenarios, profile_suffix, open_rate))
+        finally:
+            memory.stop()
+            codes = fleet.stop()
+        results["worker_rss"] = {"peak_total_mb": round(memory.peak_total_mb, 1),
+                                 "peak_process_mb": round(memory.peak_process_mb, 1),
+                                 "by_phase_mb": {k: round(v, 1) for k, v in memory.phase_peaks.items()}}
+        results["exit_codes"] = codes
+        log(f"fleet {tree.label}: stopped (exit codes {codes}); worker RSS {results['worker_rss']}")
+    return results
 
 
 def run(args) -> int:
@@ -163,42 +245,37 @@ def run(args) -> int:
     log(f"{mode.name} run {name}; work files in {workdir}")
     results: dict = {}
     started = time.monotonic()
-    with services.own_redis_db() as redis_url:
+    current = baseline.describe_current()
+    with services.own_redis_db() as redis_url, ExitStack() as stack:
+        # The earlier commit's checkout and virtualenv first, so that pip is done before anything is measured.
+        earlier = stack.enter_context(baseline.checked_out(args.baseline, workdir / "baseline-bootstrap.log", log)) \
+            if args.baseline else None
         if "ceiling" in args.only:
             with services.own_vhost(f"{name}_ceiling") as broker_url:
                 results["ceiling"] = ceiling.measure(broker_url=broker_url, redis_url=redis_url,
                                                      processes=processes, threads=threads,
                                                      messages=mode.ceiling_messages, workdir=workdir, log=log)
             log(f"ceiling: {results['ceiling']}")
-        if args.only & {"e2e", "flash", "expiry"}:
-            with services.own_database(name) as database_url, services.own_vhost(name) as broker_url:
-                env = fleet_environment(database_url=database_url, broker_url=broker_url, redis_url=redis_url,
-                                        workdir=workdir, ADMIN_TOKEN="bench-admin-token",
-                                        WORKER_PROCESSES=str(processes), WORKER_THREADS=str(threads))
-                # The test launcher's defaults are for tests; the bench runs the fleet's own.
-                for test_only in ("AUTH_MAX_FAILURES_PER_ACCOUNT", "AUTH_MAX_FAILURES_PER_ADDRESS"):
-                    env.pop(test_only, None)
-                fleet = Fleet(env=env, log_path=workdir / "fleet.log")
-                log("fleet: starting (honcho -f Procfile.dev start)")
-                fleet.start()
-                log(f"fleet: up, gateway {fleet.gateway_url}")
-                memory = MemoryWatch(fleet.process.pid)
-                memory.start()
-                try:
-                    asyncio.run(_scenarios(fleet, mode, args, log, results, memory))
-                finally:
-                    memory.stop()
-                    fleet.stop()
-                results["worker_rss"] = {"peak_total_mb": round(memory.peak_total_mb, 1),
-                                         "peak_process_mb": round(memory.peak_process_mb, 1),
-                                         "by_phase_mb": {k: round(v, 1) for k, v in memory.phase_peaks.items()}}
-                log(f"fleet: stopped; worker RSS {results['worker_rss']}")
+        scenarios = args.only & {"e2e", "flash", "expiry"}
+        if scenarios:
+            results.update(_measure_fleet(current_tree(), mode, args, log, name=name, workdir=workdir / "current",
+                                          redis_url=redis_url, processes=processes, threads=threads,
+                                          scenarios=scenarios))
+        if earlier is not None:
+            services.flush_redis_db()
+            # The open loop at the same arrival rate as this checkout's, so its latencies compare.
+            open_rate = (results.get("e2e") or {}).get("open_loop", {}).get("rate_per_s")
+            measured = _measure_fleet(earlier, mode, args, log, name=f"{name}_base", workdir=workdir / earlier.label,
+                                      redis_url=redis_url, processes=processes, threads=threads,
+                                      scenarios={"e2e"}, profile_suffix=f"-{earlier.label}", open_rate=open_rate)
+            results["baseline"] = {"rev": args.baseline, "commit": earlier.label, "measured": "after", **measured}
     duration = time.monotonic() - started
     summary = targets(results)
     document = {
         "mode": mode.name,
         "duration_s": round(duration, 1),
         "machine": machine,
+        "current": current,
         "settings": {"worker_processes": processes, "worker_threads": threads, **mode.__dict__},
         **summary["flat"],
         "targets": summary["targets"],
@@ -206,10 +283,19 @@ def run(args) -> int:
         "details": results,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    for path in (RESULTS / "latest.json", RESULTS / f"{mode.name}.json"):
+    paths = [RESULTS / "latest.json"]
+    if args.only >= SCENARIOS:
+        paths.append(RESULTS / f"{mode.name}.json")
+    if earlier is not None:
+        paths.append(RESULTS / f"{mode.name}-baseline-{earlier.label}.json")
+    for path in paths:
         path.write_text(json.dumps(document, indent=2, default=str) + "\n")
     print(render_table(document))
-    log(f"done in {duration:.0f}s; wrote {RESULTS / 'latest.json'}")
+    comparison = render_comparison(document)
+    if comparison:
+        print()
+        print(comparison)
+    log(f"done in {duration:.0f}s; wrote {', '.join(str(path) for path in paths)}")
     if summary["broken"]:
         print(f"\nBROKEN RUN: {'; '.join(summary['broken'])}", file=sys.stderr)
         return 1
@@ -218,17 +304,29 @@ def run(args) -> int:
     return 0
 
 
+SCENARIOS = {"ceiling", "e2e", "flash", "expiry"}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="the short run (at most 3 minutes)")
-    parser.add_argument("--only", default="ceiling,e2e,flash,expiry",
-                        help="comma-separated scenarios to run (default: all)")
-    parser.add_argument("--keep", action="store_true", help="keep the work folder (fleet log, mail)")
-    parser.add_argument("--profile", metavar="DIR",
-                        help="record py-spy profiles of web and workers during e2e and expiry into DIR")
+    parser.add_argument("--quick", action="store_true", help="the short run (at most 4 minutes)")
+    parser.add_argument("--only", default=",".join(sorted(SCENARIOS)),
+                        help="comma-separated scenarios to run: ceiling, e2e, flash, expiry (default: all)")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (fleet logs, mail)")
+    parser.add_argument("--baseline", metavar="REV",
+                        help="also measure the e2e phase on the fleet of commit REV (its own worktree and "
+                             "virtualenv), after this checkout's, and print both side by side")
+    parser.add_argument("--profile", metavar="DIR", nargs="?", const=str(RESULTS),
+                        help="py-spy flame graphs (SVG) of the gateway and a worker process during the e2e window "
+                             "(and of a worker during expiry) into DIR (default bench/results)")
     args = parser.parse_args(argv)
     args.only = set(args.only.split(","))
+    unknown = args.only - SCENARIOS
+    if unknown:
+        parser.error(f"--only: unknown scenario {', '.join(sorted(unknown))}")
+    if args.baseline:
+        args.only.add("e2e")  # the side by side needs this checkout's e2e figures too
     return run(args)
 
 

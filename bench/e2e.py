@@ -19,6 +19,14 @@ Afterwards the bench reads the database:
   ``MAIL_DIR``) minus the PLACED history time. The bench waits for those emails (up to the drain
   timeout) so that emails held back behind the load count with their full delay; one that never
   came is counted as missing, and a p99 that falls on a missing one is unknown (None).
+
+A ``window`` (:class:`Window`) is told when the measured window begins and ends, so CPU time and
+the database's statement counters are read over exactly that window (``bench/__main__.py``).
+
+:func:`open_loop` then sends orders at a fixed arrival rate (half the closed-loop rate) on a
+schedule, each on its own, whether or not earlier ones were answered, for a window: the
+latencies a customer sees when the fleet is not saturated. Latencies run from each order's
+scheduled send time, so a late sender cannot hide a slow fleet (the slip itself is reported).
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from datetime import datetime, timezone
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
+from typing import Protocol
 
 import aiohttp
 import redis.asyncio as aioredis
@@ -43,6 +52,16 @@ from bench.stats import percentile, rounded
 
 FINAL = ("PLACED", "REJECTED", "CANCELLED")
 _STATUSES = text("SELECT id, status FROM orders WHERE id IN :ids").bindparams(bindparam("ids", expanding=True))
+_PLACED_AT = text("SELECT order_id, MIN(at) FROM order_history WHERE status = 'PLACED' AND order_id IN :ids "
+                  "GROUP BY order_id").bindparams(bindparam("ids", expanding=True))
+
+
+class Window(Protocol):
+    """Told when the measured window of the closed loop begins and when it ends."""
+
+    async def begin(self) -> None: ...
+
+    async def end(self) -> None: ...
 
 
 @dataclass
@@ -180,7 +199,7 @@ class Completion:
 
 async def run(*, engine: AsyncEngine, redis_url: str, gateway_url: str, tokens: list[str], skus: list[str],
               clients: int, warmup_s: float, window_s: float, drain_timeout_s: float, log,
-              mail_dir: str | os.PathLike[str] | None = None) -> dict[str, object]:
+              mail_dir: str | os.PathLike[str] | None = None, window: Window | None = None) -> dict[str, object]:
     sent: list[Sent] = []
     started = time.monotonic()
     window_start = started + warmup_s
@@ -216,10 +235,18 @@ async def run(*, engine: AsyncEngine, redis_url: str, gateway_url: str, tokens: 
                 log(f"e2e: order {order_id} not final after {drain_timeout_s:g}s")
                 return
 
+    async def watch_window() -> None:
+        if window is None:
+            return
+        await asyncio.sleep(max(window_start - time.monotonic(), 0))
+        await window.begin()
+        await asyncio.sleep(max(window_end - time.monotonic(), 0))
+        await window.end()
+
     connector = aiohttp.TCPConnector(limit=0)
     async with Completion(redis_url, engine) as completion, aiohttp.ClientSession(
             connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
-        await asyncio.gather(*(client(session, completion, i) for i in range(clients)))
+        await asyncio.gather(watch_window(), *(client(session, completion, i) for i in range(clients)))
     posted = [s for s in sent if s.order_id]
     errors = [s for s in sent if not s.order_id]
     order_ids = [s.order_id for s in posted]
@@ -296,4 +323,85 @@ async def confirmation_lateness(mail_dir, posted: list[Sent], placed_at: dict[st
         "confirmation_email_p50_s": seconds(percentile(lateness, 0.50)),
         "confirmation_email_p99_s": seconds(percentile(lateness, 0.99)),
         "confirmation_email_max_s": seconds(max(lateness)) if lateness else None,
+    }
+
+
+async def placed_times(engine: AsyncEngine, order_ids: list[str]) -> dict[str, float]:
+    """Each order's PLACED time (its history) as a Unix timestamp."""
+    found: dict[str, float] = {}
+    async with engine.connect() as connection:
+        for start in range(0, len(order_ids), 5000):
+            rows = await connection.execute(_PLACED_AT, {"ids": order_ids[start:start + 5000]})
+            found.update({order_id: at.replace(tzinfo=timezone.utc).timestamp() for order_id, at in rows.all()})
+    return found
+
+
+@dataclass
+class Scheduled:
+    order_id: str | None
+    status: int
+    due_wall: float  # when it was to be sent (time.time() clock)
+    slip: float  # seconds it was sent after that
+    latency: float  # seconds from the scheduled send to the answer
+
+
+async def open_loop(*, engine: AsyncEngine, gateway_url: str, tokens: list[str], skus: list[str], rate: float,
+                    window_s: float, drain_timeout_s: float, log, first_turn: int = 0) -> dict[str, object]:
+    """POST /orders at ``rate`` per second for ``window_s`` seconds on a fixed schedule (never
+    waiting for an answer before the next send); POST and POST-to-PLACED latencies at that rate."""
+    count = max(1, round(rate * window_s))
+    interval = 1 / rate
+    done: list[Scheduled] = []
+    wall_offset = time.time() - time.monotonic()
+
+    async def send(session: aiohttp.ClientSession, turn: int, due: float) -> None:
+        body = {"items": [{"sku": skus[turn % len(skus)], "quantity": 1}],
+                "payment": {"method": "token", "token": "pm_card_ok"}}
+        headers = {"Authorization": f"Bearer {tokens[turn % len(tokens)]}", "Idempotency-Key": uuid.uuid4().hex}
+        slip = time.monotonic() - due
+        try:
+            async with session.post(f"{gateway_url}/orders", json=body, headers=headers) as response:
+                payload = await response.json(content_type=None)
+                status = response.status
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as error:
+            log(f"open loop: request failed: {error!r}")
+            payload, status = None, 0
+        latency = time.monotonic() - due
+        order_id = payload.get("id") if status == 202 and isinstance(payload, dict) else None
+        done.append(Scheduled(order_id, status, due + wall_offset, slip, latency))
+
+    connector = aiohttp.TCPConnector(limit=0)
+    started = time.monotonic()
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
+        first_due = time.monotonic() + 0.05
+        tasks = []
+        for index in range(count):
+            due = first_due + index * interval
+            await asyncio.sleep(max(due - time.monotonic(), 0))
+            tasks.append(asyncio.create_task(send(session, first_turn + index, due)))
+        await asyncio.gather(*tasks)
+    accepted = [s for s in done if s.order_id]
+    order_ids = [s.order_id for s in accepted]
+    statuses, drained_s = await wait_final(engine, order_ids, drain_timeout_s)
+    not_placed = sum(1 for order_id in order_ids if statuses.get(order_id) != "PLACED")
+    placed_at = await placed_times(engine, order_ids)
+    to_placed = [(placed_at[s.order_id] - s.due_wall) * 1000 for s in accepted if s.order_id in placed_at]
+    posts = [s.latency * 1000 for s in done]
+    slips = [s.slip * 1000 for s in done]
+    log(f"open loop: {len(done)} orders at {rate:g}/s ({len(done) - len(accepted)} not accepted, "
+        f"{not_placed} not placed) in {time.monotonic() - started:.1f}s")
+    return {
+        "rate_per_s": round(rate, 2),
+        "window_s": window_s,
+        "posts": len(done),
+        "not_accepted": len(done) - len(accepted),
+        "not_accepted_statuses": sorted({s.status for s in done if not s.order_id}),
+        "not_placed_after_drain": not_placed,
+        "drain_s": rounded(drained_s),
+        "post_p50_ms": rounded(percentile(posts, 0.50)),
+        "post_p99_ms": rounded(percentile(posts, 0.99)),
+        "placed_p50_ms": rounded(percentile(to_placed, 0.50)),
+        "placed_p99_ms": rounded(percentile(to_placed, 0.99)),
+        "send_slip_p99_ms": rounded(percentile(slips, 0.99)),
+        "send_slip_max_ms": rounded(max(slips)) if slips else None,
     }

@@ -1,9 +1,11 @@
 """Watching the processes of the run: CPU time per role and the workers' memory.
 
-Roles are the fleet's Procfile processes (found under honcho by their command line), the
-services (mariadbd, RabbitMQ's beam.smp, redis-server) and the bench itself. A background thread
-samples the resident memory of every process under the fleet's ``dramatiq`` command twice a
-second and keeps the peak per phase.
+Roles are the fleet's Procfile processes (:meth:`bench.fleet.DirectFleet.roles`: each program
+with the processes it started, so ``worker`` is dramatiq's main process and its worker
+processes), the services (mariadbd, RabbitMQ's beam.smp, redis-server) and the bench itself.
+The sandbox payment provider and mail sink (``psp``, ``mail``) stand for systems outside the
+fleet: measured, but not part of :func:`fleet_total`. A background thread samples the resident
+memory of the ``worker`` processes twice a second and keeps the peak per phase.
 """
 
 from __future__ import annotations
@@ -12,48 +14,30 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import psutil
 
-#: Procfile role by a word of the command honcho runs for it.
-_ROLES = {"orders-web": "web", "dramatiq": "worker", "orders-scheduler": "scheduler",
-          "orders-psp": "psp", "orders-mail": "mail"}
+#: The fleet's processes by role (a callable, since processes come and go).
+Roles = Callable[[], dict[str, list[psutil.Process]]]
+
 _SERVICES = {"mariadbd": "mariadb", "mysqld": "mariadb", "beam.smp": "rabbitmq", "redis-server": "redis"}
+#: Roles in the order the tables list them: the fleet, the servers, then what is not the fleet's.
+FLEET_ROLES = ("web", "worker", "scheduler")
+SERVER_ROLES = ("mariadb", "rabbitmq", "redis")
+#: Stand-ins for the payment provider and the mail relay: systems outside the fleet.
+OUTSIDE_ROLES = ("psp", "mail")
+ROLE_ORDER = (*FLEET_ROLES, *SERVER_ROLES, *OUTSIDE_ROLES, "bench")
 
 
-def _role_of(process: psutil.Process) -> str | None:
-    try:
-        words = " ".join(process.cmdline())
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return None
-    for word, role in _ROLES.items():
-        if word in words:
-            return role
-    return None
+def fleet_total(values: dict[str, float]) -> float:
+    """The sum over the fleet's processes and the servers (not psp, mail or the bench)."""
+    return sum(value for role, value in values.items() if role in FLEET_ROLES + SERVER_ROLES)
 
 
-def fleet_processes(honcho_pid: int) -> dict[str, list[psutil.Process]]:
-    """Every process of the fleet by role (a role's shell, its program and that program's children)."""
-    roles: dict[str, list[psutil.Process]] = {}
-    try:
-        honcho = psutil.Process(honcho_pid)
-        children = honcho.children(recursive=True)
-    except psutil.NoSuchProcess:
-        return roles
-    for child in children:
-        role = _role_of(child)
-        if role is None:
-            # A program's own children (dramatiq's worker processes) name their parent's role.
-            try:
-                parent = child.parent()
-                role = _role_of(parent) if parent is not None else None
-            except psutil.NoSuchProcess:
-                role = None
-        if role is None:
-            role = "honcho"
-        roles.setdefault(role, []).append(child)
-    roles.setdefault("honcho", []).append(honcho)
-    return roles
+def in_role_order(values: dict[str, float]) -> dict[str, float]:
+    known = [role for role in ROLE_ORDER if role in values]
+    return {role: values[role] for role in known + sorted(set(values) - set(known))}
 
 
 def service_processes() -> dict[str, list[psutil.Process]]:
@@ -77,13 +61,19 @@ def _cpu_seconds(processes: list[psutil.Process]) -> float:
 
 
 class CpuMeter:
-    """CPU seconds used per role between :meth:`start` and :meth:`stop` (in cores: seconds / wall)."""
+    """CPU seconds used per role between :meth:`start` and :meth:`stop`.
 
-    def __init__(self, honcho_pid: int | None):
-        self.honcho_pid = honcho_pid
+    :meth:`stop` returns cores (seconds / wall); the seconds themselves stay in ``seconds``
+    and the wall time in ``wall_s``, for figures per order.
+    """
+
+    def __init__(self, fleet_roles: Roles | None):
+        self.fleet_roles = fleet_roles
+        self.seconds: dict[str, float] = {}
+        self.wall_s = 0.0
 
     def _snapshot(self) -> dict[str, float]:
-        roles = fleet_processes(self.honcho_pid) if self.honcho_pid else {}
+        roles = self.fleet_roles() if self.fleet_roles else {}
         roles.update(service_processes())
         roles["bench"] = [psutil.Process(os.getpid())]
         return {role: _cpu_seconds(processes) for role, processes in roles.items()}
@@ -92,17 +82,23 @@ class CpuMeter:
         self._before, self._started = self._snapshot(), time.monotonic()
 
     def stop(self) -> dict[str, float]:
-        after, wall = self._snapshot(), time.monotonic() - self._started
-        cores = {role: round((after[role] - self._before.get(role, 0.0)) / wall, 2)
-                 for role in after if wall > 0}
+        after, self.wall_s = self._snapshot(), time.monotonic() - self._started
+        self.seconds = {role: max(after[role] - self._before.get(role, 0.0), 0.0) for role in after}
+        cores = {role: round(seconds / self.wall_s, 2) for role, seconds in self.seconds.items() if self.wall_s > 0}
         return dict(sorted(cores.items(), key=lambda item: -item[1]))
+
+    def ms_per(self, count: int) -> dict[str, float]:
+        """CPU milliseconds per unit of work (``count`` of them done between start and stop), by role."""
+        if not count:
+            return {}
+        return in_role_order({role: round(seconds * 1000 / count, 1) for role, seconds in self.seconds.items()})
 
 
 @dataclass
 class MemoryWatch:
     """Peak resident memory of the fleet's worker processes, overall and per phase."""
 
-    honcho_pid: int
+    fleet_roles: Roles
     interval: float = 0.5
     peak_total_mb: float = 0.0
     peak_process_mb: float = 0.0
@@ -119,7 +115,7 @@ class MemoryWatch:
         self._thread.join()
 
     def sample(self) -> float:
-        workers = fleet_processes(self.honcho_pid).get("worker", [])
+        workers = self.fleet_roles().get("worker", [])
         sizes = []
         for process in workers:
             try:

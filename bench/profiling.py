@@ -1,10 +1,13 @@
-"""``--profile``: py-spy profiles of the fleet's busy processes during a measured window.
+"""``--profile``: py-spy flame graphs of the gateway and a worker process under load.
 
-py-spy (``pip install py-spy``) samples the web and worker processes from outside, without
-changing them, and only the thread holding the GIL (``--gil``): a process's many threads waiting
-on sockets would otherwise crowd out where its CPU goes. The raw collapsed stacks (one
-``stack count`` line per distinct stack, the input of flamegraph.pl and speedscope) land in the
-profile folder, one file per process and phase.
+py-spy (in the dev extras) samples a running process from outside, without changing it:
+``--nonblocking`` so the process is not paused for each sample, and only the thread holding
+the GIL (``--gil``), since a process's many threads waiting on sockets would otherwise crowd out
+where its CPU goes. Each recording covers one measured window and lands as an SVG flame graph
+(``flame-<role>.svg``, e.g. ``bench/results/flame-web.svg``; the expiry phase's are
+``flame-expiry-worker.svg``). The worker recorded is the busiest of dramatiq's worker processes
+at the start of the window. py-spy costs CPU of its own on the same cores: figures of a run with
+``--profile`` are a little lower than without.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pathlib import Path
 
 import psutil
 
-from bench.procs import fleet_processes
+from bench.procs import Roles
 
 
 def _py_spy() -> str | None:
@@ -24,34 +27,64 @@ def _py_spy() -> str | None:
     return str(local) if local.exists() else shutil.which("py-spy")
 
 
+def _busiest(processes: list[psutil.Process]) -> psutil.Process | None:
+    """The process with the most CPU time so far (dramatiq's main process only forwards work)."""
+    best, best_cpu = None, -1.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        if times.user + times.system > best_cpu:
+            best, best_cpu = process, times.user + times.system
+    return best
+
+
 class Profiler:
-    def __init__(self, honcho_pid: int, folder: Path, roles: tuple[str, ...] = ("web", "worker")):
-        self.honcho_pid, self.folder, self.roles = honcho_pid, folder, roles
-        self.running: list[subprocess.Popen] = []
+    """Records one flame graph per role (``web``, ``worker``) over a window."""
 
-    def start(self, phase: str, seconds: float) -> None:
-        py_spy = _py_spy()
-        if py_spy is None:
-            raise RuntimeError("--profile needs py-spy (pip install py-spy)")
+    def __init__(self, fleet_roles: Roles, folder: Path, roles: tuple[str, ...] = ("web", "worker"),
+                 suffix: str = ""):
+        self.fleet_roles, self.folder, self.roles, self.suffix = fleet_roles, folder, roles, suffix
+        self.running: list[tuple[subprocess.Popen, Path]] = []
+        self.written: list[str] = []
+        if _py_spy() is None:
+            raise RuntimeError("--profile needs py-spy (in the dev extras: scripts/bootstrap installs it)")
+
+    def start(self, phase: str, seconds: float, roles: tuple[str, ...] | None = None) -> None:
+        """Record each role's process for ``seconds`` (in the background); ``phase`` names the files."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        roles = fleet_processes(self.honcho_pid)
-        for role in self.roles:
-            for process in roles.get(role, []):
-                try:
-                    if process.name() in ("sh", "bash", "dash"):
-                        continue  # the shell honcho runs the command with
-                except psutil.NoSuchProcess:
-                    continue
-                target = self.folder / f"{phase}-{role}-{process.pid}.txt"
-                self.running.append(subprocess.Popen(
-                    [py_spy, "record", "--pid", str(process.pid), "--duration", str(int(seconds)),
-                     "--rate", "100", "--gil", "--format", "raw", "--output", str(target)],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        fleet = self.fleet_roles()
+        for role in roles or self.roles:
+            processes = fleet.get(role, [])
+            if role == "worker" and len(processes) > 1:
+                processes = processes[1:]  # dramatiq's worker processes, not the main one
+            target = _busiest(processes)
+            if target is None:
+                continue
+            prefix = "" if phase == "e2e" else f"{phase}-"
+            path = self.folder / f"flame-{prefix}{role}{self.suffix}.svg"
+            log = open(path.with_suffix(".log"), "wb")
+            self.running.append((subprocess.Popen(
+                [_py_spy(), "record", "--pid", str(target.pid), "--duration", str(max(int(seconds), 1)),
+                 "--rate", "100", "--gil", "--nonblocking", "--format", "flamegraph", "--output", str(path)],
+                stdout=log, stderr=subprocess.STDOUT), path))
+            log.close()
 
-    def wait(self) -> None:
-        for process in self.running:
+    def wait(self) -> list[str]:
+        """Wait for the recordings; the flame graphs written."""
+        for process, path in self.running:
             try:
                 process.wait(timeout=120)
             except subprocess.TimeoutExpired:
                 process.kill()
+                process.wait()
+            log = path.with_suffix(".log")
+            if path.exists() and path.stat().st_size:
+                self.written.append(str(path))
+                log.unlink(missing_ok=True)
+            else:
+                print(f"profile: no flame graph for {path.name}; py-spy said: "
+                      f"{log.read_text(errors='replace')[-500:]}", file=sys.stderr)
         self.running = []
+        return self.written

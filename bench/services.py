@@ -41,6 +41,32 @@ own_vhost = isolation.own_vhost
 
 
 @contextmanager
+def dropped_database(name: str) -> Iterator[str]:
+    """The URL of database ``name`` (made by the fleet's own ``release`` process), dropped afterwards."""
+    try:
+        yield f"{isolation.MYSQL_SERVER_URL}/{name}"
+    finally:
+        async def drop() -> None:
+            engine = create_async_engine(f"{isolation.MYSQL_SERVER_URL}/")
+            try:
+                async with engine.begin() as connection:
+                    await connection.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+            finally:
+                await engine.dispose()
+
+        asyncio.run(drop())
+
+
+def flush_redis_db() -> None:
+    """Empty the fleet's Redis database (between two fleets of one run)."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
+@contextmanager
 def own_redis_db() -> Iterator[str]:
     """The bench's Redis databases (the fleet's and the loaded peer's), empty at the start and
     flushed again at the end; yields the fleet's REDIS_URL."""
