@@ -19,13 +19,12 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
 
-from tests.support.fleet import ROOT
+from tests.support.fleet import ROOT, FleetUrls, answers_ok
 from tests.support.processes import procfile_command
 
 #: The Procfile.dev processes, in their file's order (release runs before them, see ``release``).
@@ -69,16 +68,8 @@ def release(tree: FleetTree, env: dict[str, str], log_path: Path, timeout: float
                            f"{log_path.read_text(errors='replace')[-3000:]}")
 
 
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 @dataclass
-class DirectFleet:
+class DirectFleet(FleetUrls):
     """The Procfile.dev processes of ``tree``, each started on its own and logging to its own file."""
 
     env: dict[str, str]
@@ -86,18 +77,6 @@ class DirectFleet:
     tree: FleetTree = field(default_factory=current_tree)
     names: tuple[str, ...] = PROCESSES
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
-
-    @property
-    def gateway_url(self) -> str:
-        return f"http://127.0.0.1:{self.env['PORT']}"
-
-    @property
-    def psp_url(self) -> str:
-        return self.env["PSP_URL"]
-
-    @property
-    def mail_url(self) -> str:
-        return f"http://127.0.0.1:{self.env['MAIL_WEB_PORT']}"
 
     def log_path(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
@@ -118,8 +97,7 @@ class DirectFleet:
                     ["/bin/sh", "-c", f"exec {self.tree.command(name)}"], cwd=self.tree.root,
                     env=self._environment(index), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
-        probes = [f"{self.gateway_url}/healthz", f"{self.psp_url}/healthz", f"{self.mail_url}/healthz"]
-        while not all(_answers(url) for url in probes):
+        while not all(answers_ok(url) for url in self.health_probes):
             exited = [name for name, process in self.processes.items() if process.poll() is not None]
             if exited or time.monotonic() > deadline:
                 self.stop()

@@ -29,7 +29,7 @@ from bench.faults.supervisor import Supervisor
 from bench.faults.traffic import Traffic
 from bench.faults.verdict import judge
 from models.db import create_engine, create_sessionmaker
-from tests.support.fleet import fleet_environment
+from tests.support.fleet import answers_ok, fleet_environment
 from tests.support.isolation import own_database, own_vhost
 from tests.support.polling import eventually_sync
 
@@ -166,7 +166,7 @@ async def run(plan: Plan, seed: int, workdir: Path, database_url: str, broker_ur
             supervisor = Supervisor(PROCESSES, env, workdir / "logs")
             supervisor.start()
             gateway = f"http://127.0.0.1:{env['PORT']}"
-            eventually_sync(lambda: _answers(f"{gateway}/readyz") and _answers(f"{env['PSP_URL']}/healthz"),
+            eventually_sync(lambda: answers_ok(f"{gateway}/readyz") and answers_ok(f"{env['PSP_URL']}/healthz"),
                             timeout=60, what="the fleet")
             print(f"chaos run (seed {seed}); logs in {workdir}", flush=True)
             timeline = Timeline()
@@ -229,16 +229,6 @@ async def _load_and_faults(plan: Plan, traffic: Traffic, supervisor: Supervisor,
     stop_watching.set()
     await watcher
     return results[0]
-
-
-def _answers(url: str) -> bool:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def _print_table(figures: dict, violations: list[str]) -> None:

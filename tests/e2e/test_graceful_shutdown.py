@@ -29,7 +29,7 @@ from models.tables import Order, OutboxMessage
 from schedules.election import fleet_of
 from tests.support import isolation
 from tests.support.api import Api
-from tests.support.fleet import fleet_environment
+from tests.support.fleet import answers_ok, fleet_environment
 from tests.support.isolation import management, own_database, own_vhost
 from tests.support.polling import eventually, eventually_sync
 from tests.support.processes import signal_group, start
@@ -46,16 +46,6 @@ def environment(run_name, tmp_path):
         yield fleet_environment(database_url=database_url, broker_url=broker_url, redis_url=isolation.REDIS_URL,
                                 workdir=tmp_path, ADMIN_TOKEN="shutdown-admin-token", HOLD_SECONDS="4",
                                 MAX_UNPAID_ORDERS="1000", WORKER_PROCESSES="1", WORKER_THREADS="4")
-
-
-def answering(url: str) -> bool:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def terminate_like_a_platform(process: subprocess.Popen) -> float:
@@ -112,7 +102,7 @@ def start_gateway(environment, tmp_path) -> tuple[subprocess.Popen, str]:
     web = start("web", environment, tmp_path / "web.log")
     url = f"http://127.0.0.1:{environment['PORT']}"
     try:
-        eventually_sync(lambda: answering(f"{url}/healthz"), timeout=30, what="the gateway")
+        eventually_sync(lambda: answers_ok(f"{url}/healthz"), timeout=30, what="the gateway")
     except AssertionError:
         signal_group(web, signal.SIGKILL)
         raise
@@ -192,7 +182,7 @@ async def test_worker_finishes_running_messages_and_hands_back_the_rest(environm
     workers: list[subprocess.Popen] = []
     url = f"http://127.0.0.1:{environment['PORT']}"
     try:
-        eventually_sync(lambda: answering(f"{url}/healthz") and answering(f"{environment['PSP_URL']}/healthz"),
+        eventually_sync(lambda: answers_ok(f"{url}/healthz") and answers_ok(f"{environment['PSP_URL']}/healthz"),
                         timeout=30, what="gateway and provider")
         async with aiohttp.ClientSession() as client:
             api = Api(client, url, environment["ADMIN_TOKEN"])

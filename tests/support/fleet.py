@@ -40,7 +40,8 @@ def free_port() -> int:
         return port
 
 
-def _answers(url: str) -> bool:
+def answers_ok(url: str) -> bool:
+    """True when ``url`` answers 200 within a second."""
     try:
         with urllib.request.urlopen(url, timeout=1) as response:
             return response.status == 200
@@ -48,14 +49,10 @@ def _answers(url: str) -> bool:
         return False
 
 
-@dataclass
-class Fleet:
-    """A running fleet: its URLs, environment and combined log file."""
+class FleetUrls:
+    """Where the HTTP processes of a fleet started with ``env`` answer."""
 
     env: dict[str, str]
-    log_path: Path
-    process: subprocess.Popen | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def gateway_url(self) -> str:
@@ -69,6 +66,21 @@ class Fleet:
     def mail_url(self) -> str:
         return f"http://127.0.0.1:{self.env['MAIL_WEB_PORT']}"
 
+    @property
+    def health_probes(self) -> list[str]:
+        """The URLs that all answer once the fleet is up."""
+        return [f"{self.gateway_url}/healthz", f"{self.psp_url}/healthz", f"{self.mail_url}/healthz"]
+
+
+@dataclass
+class Fleet(FleetUrls):
+    """A running fleet: its URLs, environment and combined log file."""
+
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
     def start(self, timeout: float = 60.0) -> None:
         """Start every Procfile.dev process and wait until the HTTP ones answer."""
         self.log_file = open(self.log_path, "ab")
@@ -77,8 +89,7 @@ class Fleet:
             cwd=ROOT, env=self.env, stdout=self.log_file, stderr=subprocess.STDOUT, start_new_session=True,
         )
         deadline = time.monotonic() + timeout
-        probes = [f"{self.gateway_url}/healthz", f"{self.psp_url}/healthz", f"{self.mail_url}/healthz"]
-        while not all(_answers(url) for url in probes):
+        while not all(answers_ok(url) for url in self.health_probes):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"fleet did not start; see {self.log_path}:\n{self.log_path.read_text()[-4000:]}")
