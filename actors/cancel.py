@@ -10,7 +10,6 @@ from __future__ import annotations
 import structlog
 
 from models.order_flow import cancel_paid, cancel_unpaid
-from models.repository import lock_order
 from models.state import OrderStatus, Reason
 from workers.follow_up import enqueue_follow_up
 from workers.queues import CANCEL
@@ -28,14 +27,14 @@ async def cancel_order(runtime: Runtime, order_id: str, reason: str) -> str | No
     if reason not in CANCEL_REASONS:
         raise ValueError(f"not a cancellation reason: {reason}")
     async with runtime.uow() as uow:
-        order = await lock_order(uow.session, order_id)
+        order = await uow.lock_order(order_id)
         if order is None:
             log.warning("cancel.unknown_order")
             return None
         if order.status in (OrderStatus.PENDING, OrderStatus.AWAITING_PAYMENT):
-            follow_up = await cancel_unpaid(uow.session, order, reason)
+            follow_up = await cancel_unpaid(uow, order, reason)
         elif order.status == OrderStatus.PLACED:
-            follow_up = await cancel_paid(uow.session, order, reason)
+            follow_up = await cancel_paid(uow, order, reason)
         else:
             log.info("cancel.not_applicable", status=order.status, order_reason=order.reason)
             return order.status

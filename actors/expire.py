@@ -15,7 +15,6 @@ import structlog
 
 from models.clock import utcnow
 from models.order_flow import cancel_unpaid
-from models.repository import lock_order
 from models.state import OrderStatus, Reason
 from models.unit_of_work import UnitOfWork
 from workers.follow_up import enqueue_follow_up
@@ -38,7 +37,7 @@ def schedule_expiry(uow: UnitOfWork, order_id: str, expires_at: datetime) -> Non
 async def expire_hold(runtime: Runtime, order_id: str) -> str | None:
     """Cancel the order as payment_timeout if its hold is due; returns the status afterwards."""
     async with runtime.uow() as uow:
-        order = await lock_order(uow.session, order_id)
+        order = await uow.lock_order(order_id)
         if order is None:
             log.warning("expire.unknown_order")
             return None
@@ -50,7 +49,7 @@ async def expire_hold(runtime: Runtime, order_id: str) -> str | None:
             await uow.commit()
             log.info("expire.not_due_yet", hold_expires_at=order.hold_expires_at.isoformat())
             return order.status
-        follow_up = await cancel_unpaid(uow.session, order, Reason.PAYMENT_TIMEOUT)
+        follow_up = await cancel_unpaid(uow, order, Reason.PAYMENT_TIMEOUT)
         enqueue_follow_up(uow, order, follow_up)
         await uow.commit()
     late_ms = (utcnow() - order.hold_expires_at).total_seconds() * 1000

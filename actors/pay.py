@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import structlog
 
 from models.order_flow import FollowUp, fail_payment
-from models.repository import find_payment, lock_order
+from models.order_moves import set_payment_columns
+from models.repository import find_payment
 from models.state import OrderStatus, PaymentStatus
 from workers.follow_up import enqueue_follow_up
 from workers.psp_client import ProviderPayment, ProviderRefused
@@ -40,7 +41,7 @@ def idempotency_key(payment_id: str) -> str:
 
 async def _pending_request(runtime: Runtime, order_id: str) -> _PaymentRequest | None:
     async with runtime.uow() as uow:
-        order = await lock_order(uow.session, order_id)
+        order = await uow.lock_order(order_id)
         if order is None:
             log.warning("pay.unknown_order")
             return None
@@ -78,13 +79,13 @@ async def request_payment(runtime: Runtime, order_id: str) -> str | None:
 
 async def _record_created(runtime: Runtime, order_id: str, payment_id: str, created: ProviderPayment) -> None:
     async with runtime.uow() as uow:
-        order = await lock_order(uow.session, order_id)
+        order = await uow.lock_order(order_id)
         payment = find_payment(order, payment_id=payment_id) if order else None
         if payment is None:
             return
         if payment.provider_payment_id is None:
-            payment.provider_payment_id = created.id
-            payment.checkout_url = created.checkout_url
+            await set_payment_columns(uow, payment, provider_payment_id=created.id,
+                                      checkout_url=created.checkout_url)
             if payment.status == PaymentStatus.CANCELLED:
                 # The order was cancelled while the provider was being called.
                 enqueue_follow_up(uow, order, FollowUp.VOID)
@@ -95,11 +96,11 @@ async def _record_created(runtime: Runtime, order_id: str, payment_id: str, crea
 
 async def _record_refusal(runtime: Runtime, order_id: str, payment_id: str, refusal: ProviderRefused) -> None:
     async with runtime.uow() as uow:
-        order = await lock_order(uow.session, order_id)
+        order = await uow.lock_order(order_id)
         payment = find_payment(order, payment_id=payment_id) if order else None
         if payment is None or order.status != OrderStatus.AWAITING_PAYMENT:
             return
-        await fail_payment(uow.session, order, payment)
+        await fail_payment(uow, order, payment)
         await uow.commit()
     log.info("order.cancelled", reason="payment_failed", refusal=refusal.code)
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import structlog
 
-from models.repository import find_payment, lock_order
+from models.order_moves import set_payment_columns
+from models.repository import find_payment
 from models.state import PaymentStatus
 from workers.queues import REFUND
 from workers.runtime import Runtime
@@ -25,7 +26,7 @@ def idempotency_key(payment_id: str) -> str:
 async def refund_payment(runtime: Runtime, order_id: str, payment_id: str) -> str | None:
     """Request the refund and record the provider's refund id; returns it (None if nothing to do)."""
     async with runtime.uow() as uow:
-        order = await lock_order(uow.session, order_id)
+        order = await uow.lock_order(order_id)
         payment = find_payment(order, payment_id=payment_id) if order else None
         if payment is None or payment.status != PaymentStatus.REFUND_PENDING or payment.provider_refund_id:
             log.info("refund.not_applicable", payment_id=payment_id,
@@ -35,10 +36,14 @@ async def refund_payment(runtime: Runtime, order_id: str, payment_id: str) -> st
     refund = await runtime.psp.refund(idempotency_key=idempotency_key(payment_id),
                                       provider_payment_id=provider_payment_id)
     async with runtime.uow() as uow:
-        order = await lock_order(uow.session, order_id)
-        payment = find_payment(order, payment_id=payment_id)
+        order = await uow.lock_order(order_id)
+        payment = find_payment(order, payment_id=payment_id) if order else None
+        if payment is None:
+            # Archived in between (only a refunded payment may be): nothing is left to record.
+            log.warning("refund.payment_gone", payment_id=payment_id, provider_refund_id=refund.id)
+            return refund.id
         if payment.provider_refund_id is None:
-            payment.provider_refund_id = refund.id
+            await set_payment_columns(uow, payment, provider_refund_id=refund.id)
         await uow.commit()
     log.info("refund.requested", payment_id=payment_id, provider_refund_id=refund.id)
     return refund.id

@@ -21,14 +21,14 @@ from typing import Any
 
 import structlog
 from prometheus_client import Counter
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, or_, select, update
 
 from models.clock import utcnow
 from models.order_flow import FollowUp, fail_payment, late_payment, place, refund_settled
-from models.repository import find_payment, lock_order, payment_owning
+from models.order_record import OrderRecord, PaymentRecord
+from models.repository import find_payment
 from models.state import OrderStatus, PaymentStatus
-from models.tables import Order, Payment, WebhookEvent
+from models.tables import Payment, WebhookEvent
 from models.unit_of_work import UnitOfWork
 from models.webhook_agreement import (
     HANDLED_TYPES,
@@ -41,6 +41,7 @@ from models.webhook_agreement import (
     recorded,
 )
 from workers.follow_up import enqueue_follow_up
+from workers.psp_client import ProviderError, ProviderRefused
 from workers.queues import SETTLE
 from workers.runtime import Runtime
 from workers.steps import step_actor
@@ -72,9 +73,10 @@ class _ProviderNeeded:
 
 @dataclass(frozen=True)
 class _Asked:
-    """What the provider answered about the event's payment (None: it has no such payment)."""
+    """What the provider answered about one payment (``record`` None: it has no such payment)."""
 
     record: ProviderRecord | None
+    provider_payment_id: str | None
 
 
 @dataclass(frozen=True)
@@ -84,27 +86,43 @@ class _Verdict:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-async def _payment_named(session: AsyncSession, claims: Claims) -> tuple[Order | None, Payment | None]:
+_events = WebhookEvent.__table__
+_payments = Payment.__table__
+_LOCK_EVENT = (select(_events.c.type, _events.c.payload, _events.c.processed_at, _events.c.outcome)
+               .where(_events.c.id == bindparam("event_id")).with_for_update())
+_RECORD_OUTCOME = (update(_events).where(_events.c.id == bindparam("event_id"))
+                   .values(processed_at=bindparam("now"), outcome=bindparam("outcome")))
+_PAYMENTS_NAMED = (select(_payments.c.id, _payments.c.order_id, _payments.c.provider_payment_id)
+                   .where(or_(_payments.c.provider_payment_id == bindparam("provider_payment_id"),
+                              _payments.c.id == bindparam("payment_id"))))
+
+
+async def _payment_named(uow: UnitOfWork, claims: Claims) -> tuple[OrderRecord | None, PaymentRecord | None]:
     """The payment the event is about, its order locked; (order, None) when only the order is known.
 
     A provider id we recorded decides which payment it is: it is bound to that one payment, and
     the event's metadata is then only a claim to check. Without it (the webhook overtook `pay`),
-    the metadata names the payment and the provider must confirm it.
+    the metadata names the payment (whose order it belongs to, whatever the event says) and
+    the provider must confirm it. The id is unique to one payment and, once recorded, never
+    changes: it can be read before the order is locked.
     """
-    owner = await payment_owning(session, claims.provider_payment_id) if claims.provider_payment_id else None
-    if owner is not None:
-        payment_id, order_id = owner
-    else:
-        payment_id, order_id = claims.payment_id, claims.order_id
-        if payment_id:
-            # Our payment belongs to one order; the event's order id is then only a claim to check.
-            order_id = await session.scalar(select(Payment.order_id).where(Payment.id == payment_id)) or order_id
-    order = await lock_order(session, order_id) if order_id else None
+    payment_id, order_id = claims.payment_id, claims.order_id
+    if claims.provider_payment_id or payment_id:
+        rows = (await (await uow.connection()).execute(_PAYMENTS_NAMED, {
+            "provider_payment_id": claims.provider_payment_id, "payment_id": payment_id})).all()
+        owner = next((row for row in rows if claims.provider_payment_id
+                      and row.provider_payment_id == claims.provider_payment_id), None)
+        named = next((row for row in rows if row.id == payment_id), None)
+        if owner is not None:
+            payment_id, order_id = owner.id, owner.order_id
+        elif named is not None:
+            order_id = named.order_id
+    order = await uow.lock_order(order_id) if order_id else None
     payment = find_payment(order, payment_id=payment_id) if order is not None and payment_id else None
     return order, payment
 
 
-def _plan_success(order: Order, payment: Payment) -> str:
+def _plan_success(order: OrderRecord, payment: PaymentRecord) -> str:
     if order.status == OrderStatus.AWAITING_PAYMENT:
         return _PLACED
     if order.status in (OrderStatus.PLACED, OrderStatus.SHIPPED, OrderStatus.DELIVERED):
@@ -118,7 +136,7 @@ def _plan_success(order: Order, payment: Payment) -> str:
     return _LATE_PAYMENT
 
 
-def _plan(event_type: str, order: Order, payment: Payment) -> str:
+def _plan(event_type: str, order: OrderRecord, payment: PaymentRecord) -> str:
     """What the event would do to the order as it is now: a plan in ``_CHANGES``, or an outcome."""
     if event_type == PAYMENT_SUCCEEDED:
         return _plan_success(order, payment)
@@ -129,15 +147,20 @@ def _plan(event_type: str, order: Order, payment: Payment) -> str:
     return _REFUNDED if payment.status == PaymentStatus.REFUND_PENDING else "already_refunded"
 
 
-async def _carry_out(uow: UnitOfWork, plan: str, order: Order, payment: Payment, policy: str) -> str:
+async def _carry_out(uow: UnitOfWork, plan: str, order: OrderRecord, payment: PaymentRecord, policy: str,
+                     provider_payment_id: str | None) -> str:
+    # The webhook overtook `pay` recording the id, and the provider has just confirmed that this
+    # payment is the one it belongs to (the unique index keeps it on one payment): the id is
+    # written with the payment's move.
+    bind = {"provider_payment_id": provider_payment_id} if payment.provider_payment_id is None else {}
     if plan == _PLACED:
-        await place(uow.session, order, payment)
+        await place(uow, order, payment, **bind)
     elif plan == _FAILED:
-        await fail_payment(uow.session, order, payment)
+        await fail_payment(uow, order, payment, **bind)
     elif plan == _REFUNDED:
-        refund_settled(order, payment)
+        await refund_settled(uow, order, payment)
     else:
-        follow_up = await late_payment(uow.session, order, payment, policy)
+        follow_up = await late_payment(uow, order, payment, policy, **bind)
         enqueue_follow_up(uow, order, follow_up)
         return "late_payment_reinstated" if follow_up is FollowUp.NOTHING else "late_payment_refunding"
     return plan
@@ -151,7 +174,7 @@ def _provider_view(record: ProviderRecord | None) -> dict[str, Any]:
             "amount_refunded": record.amount_refunded_cents}
 
 
-def _mismatch(disagreed: list[str], claims: Claims, payment: Payment | None = None,
+def _mismatch(disagreed: list[str], claims: Claims, payment: PaymentRecord | None = None,
               asked: _Asked | None = None) -> _Verdict:
     """A mismatch verdict with, per disagreeing field, what the event claimed, we recorded and the provider said."""
     keys = {name: "status" if name == "refund_not_requested" else name for name in disagreed}
@@ -167,7 +190,7 @@ async def _judge(uow: UnitOfWork, claims: Claims, asked: _Asked | None, policy: 
     """Decide the event's outcome, applying it when it agrees; nothing is committed here."""
     if claims.event_type not in HANDLED_TYPES:
         return _Verdict("unhandled_type")
-    order, payment = await _payment_named(uow.session, claims)
+    order, payment = await _payment_named(uow, claims)
     if order is None:
         return _Verdict("unknown_payment")
     structlog.contextvars.bind_contextvars(order_id=order.id)
@@ -179,16 +202,12 @@ async def _judge(uow: UnitOfWork, claims: Claims, asked: _Asked | None, policy: 
     plan = _plan(claims.event_type, order, payment)
     if plan not in _CHANGES:
         return _Verdict(plan)
-    if asked is None:
+    if asked is None or asked.provider_payment_id != claims.provider_payment_id:
         return _ProviderNeeded(claims.provider_payment_id)
     disagreed = disagreements_with_provider(claims, payment, asked.record)
     if disagreed:
         return _mismatch(disagreed, claims, payment, asked)
-    if payment.provider_payment_id is None:
-        # The webhook overtook `pay` recording the id, and the provider has just confirmed that
-        # this payment is the one it belongs to (the unique index keeps it on one payment).
-        payment.provider_payment_id = claims.provider_payment_id
-    return _Verdict(await _carry_out(uow, plan, order, payment, policy))
+    return _Verdict(await _carry_out(uow, plan, order, payment, policy, claims.provider_payment_id))
 
 
 def _report(claims: Claims, verdict: _Verdict) -> None:
@@ -203,7 +222,7 @@ def _report(claims: Claims, verdict: _Verdict) -> None:
 
 async def _settle_once(runtime: Runtime, event_id: str, asked: _Asked | None) -> str | None | _ProviderNeeded:
     async with runtime.uow() as uow:
-        event = await uow.session.get(WebhookEvent, event_id, with_for_update=True)
+        event = (await (await uow.connection()).execute(_LOCK_EVENT, {"event_id": event_id})).first()
         if event is None:
             log.warning("settle.unknown_event")
             return None
@@ -214,25 +233,37 @@ async def _settle_once(runtime: Runtime, event_id: str, asked: _Asked | None) ->
         verdict = await _judge(uow, claims, asked, runtime.settings.late_payment_policy)
         if isinstance(verdict, _ProviderNeeded):
             return verdict  # leaving the block rolls back: the event stays unprocessed, nothing changed
-        event.processed_at = utcnow()
-        event.outcome = verdict.outcome
+        await (await uow.connection()).execute(_RECORD_OUTCOME, {"event_id": event_id, "now": utcnow(),
+                                                                 "outcome": verdict.outcome})
         await uow.commit()
     _report(claims, verdict)
     return verdict.outcome
 
 
-async def settle_payment(runtime: Runtime, event_id: str, order_id: str | None = None) -> str | None:
+async def settle_payment(runtime: Runtime, event_id: str, order_id: str | None = None,
+                         provider_payment_id: str | None = None) -> str | None:
     """Apply webhook event ``event_id`` if it agrees; returns its recorded outcome (None if no such event).
 
-    ``order_id`` is what the gateway read from the event's metadata (for the log); the stored
-    event is what counts. When the event would change something, the provider is asked about
-    the payment between two transactions, so no row lock is held across the network; an
+    ``order_id`` is what the gateway read from the event's metadata (for the log) and
+    ``provider_payment_id`` the payment it names; the stored event is what counts. Before an
+    event changes anything the provider is asked about the payment, outside any transaction, so
+    no row lock is held across the network: when the gateway named the payment, it is asked
+    first (one transaction in all); otherwise, or when the provider could not be reached then,
+    the event is judged first and the provider asked only if it would change something. An
     unreachable provider fails the step, which is retried with the event still unprocessed.
     """
-    outcome = await _settle_once(runtime, event_id, asked=None)
+    asked = unreachable = None
+    if provider_payment_id:
+        try:
+            asked = _Asked(await runtime.psp.get_payment(provider_payment_id), provider_payment_id)
+        except (ProviderError, ProviderRefused) as error:
+            unreachable = error
+    outcome = await _settle_once(runtime, event_id, asked=asked)
     if isinstance(outcome, _ProviderNeeded):
+        if unreachable is not None and outcome.provider_payment_id == provider_payment_id:
+            raise unreachable
         record = await runtime.psp.get_payment(outcome.provider_payment_id)
-        outcome = await _settle_once(runtime, event_id, asked=_Asked(record))
+        outcome = await _settle_once(runtime, event_id, asked=_Asked(record, outcome.provider_payment_id))
     return outcome
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import structlog
 
-from models.repository import find_payment, lock_order
+from models.repository import find_payment
 from models.state import PaymentStatus
 from workers.psp_client import ProviderRefused
 from workers.queues import VOID
@@ -21,7 +21,7 @@ log = structlog.get_logger(__name__)
 async def void_payment(runtime: Runtime, order_id: str, payment_id: str) -> str | None:
     """Cancel the provider payment of our cancelled ``payment_id``; returns the provider's answer."""
     async with runtime.uow() as uow:
-        order = await lock_order(uow.session, order_id)
+        order = await uow.lock_order(order_id)
         payment = find_payment(order, payment_id=payment_id) if order else None
         if payment is None or payment.status != PaymentStatus.CANCELLED or not payment.provider_payment_id:
             log.info("void.not_applicable", payment_id=payment_id,

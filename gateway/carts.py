@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from gateway.auth import customer_or_admin
 from gateway.problems import CART_FULL, EMPTY_CART, INVALID_TOKEN, Problem
@@ -79,7 +79,7 @@ async def set_cart_line(session: AsyncSession, account_id: str, sku: str, quanti
     session.add(CartItem(account_id=account_id, sku=sku, quantity=quantity, added_at=now, updated_at=now))
 
 
-async def checkout_lines(session: AsyncSession, account_id: str) -> list[dict[str, Any]]:
+async def checkout_lines(session: AsyncSession | AsyncConnection, account_id: str) -> list[dict[str, Any]]:
     """The cart as order lines (``{sku, quantity}``), for a checkout; 422 when the cart is empty."""
     rows = (await session.execute(
         select(CartItem.sku, CartItem.quantity).where(CartItem.account_id == account_id).order_by(CartItem.sku)

@@ -20,20 +20,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.carts import checkout_lines
 from gateway.db import is_deadlock, is_duplicate_key
 from gateway.order_access import FoundOrder
 from gateway.payment_methods import payment_for
 from gateway.problems import CURRENCY_MISMATCH, IDEMPOTENCY_KEY_IN_USE, IDEMPOTENCY_KEY_REUSED, Problem
-from gateway.unpaid_limit import check_unpaid_orders, lock_customer
+from gateway.unpaid_limit import count_unpaid_orders, unknown_account
 from models.archive import load_archived_order
 from models.clock import utcnow
 from models.state import OrderStatus, PaymentStatus
-from models.tables import IdempotencyKey, Item, Order, OrderHistory, OrderLine, Payment, new_id
+from models.order_record import HistoryRecord, LineRecord, OrderRecord, PaymentRecord
+from models.tables import Account, IdempotencyKey, Item, Order, OrderHistory, OrderLine, Payment, new_id
 from models.unit_of_work import UnitOfWorkFactory
 from workers.queues import RESERVE
 
@@ -72,7 +73,7 @@ class Placed:
     replayed: bool
 
     @property
-    def order(self) -> Order:
+    def order(self) -> Any:
         return self.found.order
 
 
@@ -108,72 +109,117 @@ async def place_order(units_of_work: UnitOfWorkFactory, request: OrderRequest, *
     raise AssertionError("unreachable")
 
 
+_accounts = Account.__table__
+_keys = IdempotencyKey.__table__
+_items = Item.__table__
+_orders = Order.__table__
+_lines = OrderLine.__table__
+_history = OrderHistory.__table__
+_payments = Payment.__table__
+_LOCK_CUSTOMER = (select(_accounts.c.id, _accounts.c.default_payment_token, _accounts.c.shipping_address)
+                  .where(_accounts.c.id == bindparam("account_id")).with_for_update())
+_INSERT_KEY = insert(_keys)
+_INSERT_ORDER = insert(_orders)
+_INSERT_LINES = insert(_lines)
+_INSERT_HISTORY = insert(_history)
+_INSERT_PAYMENT = insert(_payments)
+
+
 async def _create(units_of_work: UnitOfWorkFactory, request: OrderRequest, fingerprint: str,
-                  max_unpaid_orders: int | None) -> Order | None:
-    """The new order, or None when the key is already taken."""
+                  max_unpaid_orders: int | None) -> OrderRecord | None:
+    """The new order, or None when the key is already taken.
+
+    Written with one statement per table (lines in one multi-row INSERT); the order answered is
+    the record built here, not read back.
+    """
     async with units_of_work() as uow:
-        session = uow.session
+        connection = await uow.connection()
         # The account row's lock makes one customer's orders take turns, so the unpaid-orders
         # limit counts every order committed before this one (gateway.unpaid_limit).
-        account = await lock_customer(session, request.account_id)
-        order_id = new_id()
-        session.add(IdempotencyKey(account_id=request.account_id, key=request.key, scope=request.scope,
-                                   request_hash=fingerprint, order_id=order_id, created_at=utcnow()))
+        account = (await connection.execute(_LOCK_CUSTOMER, {"account_id": request.account_id})).first()
+        if account is None:
+            raise unknown_account()
+        order_id, now = new_id(), utcnow()
         try:
-            await session.flush()
+            await connection.execute(_INSERT_KEY, {
+                "account_id": request.account_id, "key": request.key, "scope": request.scope,
+                "request_hash": fingerprint, "order_id": order_id, "created_at": now})
         except IntegrityError as exc:
             if is_duplicate_key(exc):
                 return None
             raise
         # Only now, so that a replayed key (above) still answers when the customer is at the limit.
-        await check_unpaid_orders(session, request.account_id, max_unpaid_orders)
+        await count_unpaid_orders(connection, request.account_id, max_unpaid_orders)
         payment = payment_for(request.payment, account)
 
-        requested = await checkout_lines(session, request.account_id) if request.source == "cart" else request.lines
-        lines, currency, total = await _price(session, requested)
-        now = utcnow()
+        requested = await checkout_lines(connection, request.account_id) if request.source == "cart" \
+            else request.lines
+        lines, currency, total = await _price(connection, requested)
         shipping = request.shipping_address if request.has_shipping_address else account.shipping_address
-        order = Order(
-            id=order_id, account_id=request.account_id, _status=OrderStatus.PENDING.value, reason=None,
+        order = OrderRecord(
+            id=order_id, account_id=request.account_id, status=OrderStatus.PENDING.value, reason=None,
             total_cents=total, currency=currency, hold_expires_at=None, shipping_address=shipping,
-            source=request.source, created_at=now, updated_at=now,
-            lines=lines,
-            history=[OrderHistory(status=OrderStatus.PENDING.value, reason=None, note=None, at=now)],
-            payments=[Payment(
-                attempt=1, method=payment["method"], token=payment.get("token"),
-                amount_cents=total, currency=currency, _status=PaymentStatus.PENDING.value,
-                created_at=now, updated_at=now,
-            )],
-            holds=[],
+            source=request.source, created_at=now, updated_at=now, lines=lines,
+            history=[HistoryRecord(status=OrderStatus.PENDING.value, reason=None, note=None, at=now)],
+            payments=[PaymentRecord(
+                id=new_id(), order_id=order_id, attempt=1, method=payment["method"], token=payment.get("token"),
+                amount_cents=total, currency=currency, status=PaymentStatus.PENDING.value,
+                provider_payment_id=None, checkout_url=None, provider_refund_id=None,
+                created_at=now, updated_at=now)],
         )
-        session.add(order)
+        await _insert(connection, order)
         uow.enqueue(RESERVE, order_id=order_id)
         await uow.commit()
         log.info("order.accepted", order_id=order_id, total_cents=total, currency=currency, lines=len(lines))
         return order
 
 
-async def _price(session: AsyncSession, requested: list[dict[str, Any]]) -> tuple[list[OrderLine], str, int]:
+async def _insert(connection: AsyncConnection, order: OrderRecord) -> None:
+    """Write a new order: its row, lines, first history entry and payment attempt."""
+    await connection.execute(_INSERT_ORDER, {
+        "id": order.id, "account_id": order.account_id, "status": order.status, "reason": None,
+        "total_cents": order.total_cents, "currency": order.currency, "hold_expires_at": None,
+        "shipping_address": order.shipping_address, "source": order.source,
+        "created_at": order.created_at, "updated_at": order.updated_at})
+    await connection.execute(_INSERT_LINES, [
+        {"order_id": order.id, "sku": line.sku, "quantity": line.quantity, "unit_price_cents": line.unit_price_cents}
+        for line in order.lines])
+    await connection.execute(_INSERT_HISTORY, [
+        {"order_id": order.id, "status": entry.status, "reason": None, "note": None, "at": entry.at}
+        for entry in order.history])
+    await connection.execute(_INSERT_PAYMENT, [
+        {"id": p.id, "order_id": order.id, "attempt": p.attempt, "method": p.method, "token": p.token,
+         "amount_cents": p.amount_cents, "currency": p.currency, "status": p.status,
+         "provider_payment_id": None, "checkout_url": None, "provider_refund_id": None,
+         "created_at": p.created_at, "updated_at": p.updated_at}
+        for p in order.payments])
+
+
+_PRICES = select(_items.c.sku, _items.c.price_cents, _items.c.currency).where(
+    _items.c.sku.in_(bindparam("skus", expanding=True)))
+
+
+async def _price(connection: AsyncConnection,
+                 requested: list[dict[str, Any]]) -> tuple[list[LineRecord], str, int]:
     """Order lines priced from the catalogue (never from the client), their currency and total.
 
     A SKU missing from the catalogue still becomes a line, without a price: ``reserve`` rejects
     the order as ``unknown_item``, so the customer sees why in the order's history.
     """
-    wanted = [line["sku"] for line in requested]
-    items = (await session.scalars(select(Item).where(Item.sku.in_(wanted)))).all()
+    items = (await connection.execute(_PRICES, {"skus": [line["sku"] for line in requested]})).all()
     # SKU columns compare case-insensitively, so the catalogue's spelling is looked up the same way.
     by_sku = {item.sku.lower(): item for item in items}
-    lines: list[OrderLine] = []
+    lines: list[LineRecord] = []
     currencies: set[str] = set()
     total = 0
     for line in requested:
         item = by_sku.get(line["sku"].lower())
         if item is None:
-            lines.append(OrderLine(sku=line["sku"], quantity=line["quantity"], unit_price_cents=None))
+            lines.append(LineRecord(sku=line["sku"], quantity=line["quantity"], unit_price_cents=None))
             continue
         currencies.add(item.currency)
         total += item.price_cents * line["quantity"]
-        lines.append(OrderLine(sku=item.sku, quantity=line["quantity"], unit_price_cents=item.price_cents))
+        lines.append(LineRecord(sku=item.sku, quantity=line["quantity"], unit_price_cents=item.price_cents))
     if len(currencies) > 1:
         raise Problem(CURRENCY_MISMATCH, "all items of one order must be priced in the same currency; "
                                          f"these are in {', '.join(sorted(currencies))}")

@@ -14,37 +14,38 @@ so a replayed request finds its order even when the customer is at the limit.
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from gateway.problems import INVALID_TOKEN, TOO_MANY_UNPAID_ORDERS, Problem
 from models.state import OrderStatus
-from models.tables import Account, Order
+from models.tables import Order
 
 UNPAID_STATUSES = (OrderStatus.PENDING.value, OrderStatus.AWAITING_PAYMENT.value)
 # Holds run out after HOLD_SECONDS at most; a minute is a fair first wait before trying again.
 RETRY_AFTER_SECONDS = 60
 
 
-async def lock_customer(session: AsyncSession, account_id: str) -> Account:
-    """The customer's account, its row locked until the transaction ends; 401 when it is gone."""
-    account = await session.scalar(select(Account).where(Account.id == account_id).with_for_update()
-                                   .execution_options(populate_existing=True))
-    if account is None:
-        raise Problem(INVALID_TOKEN, "the access token's account does not exist",
-                      headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-    return account
+_orders = Order.__table__
+_COUNT_UNPAID = select(func.count()).select_from(_orders).where(
+    _orders.c.account_id == bindparam("account_id"), _orders.c.status.in_(UNPAID_STATUSES))
 
 
-async def check_unpaid_orders(session: AsyncSession, account_id: str, limit: int | None) -> None:
+def unknown_account() -> Problem:
+    """The 401 for a valid token whose account no longer exists."""
+    return Problem(INVALID_TOKEN, "the access token's account does not exist",
+                   headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
+async def count_unpaid_orders(connection: AsyncConnection | AsyncSession, account_id: str,
+                              limit: int | None) -> None:
     """A 429 problem when the customer already has ``limit`` unpaid orders (None: no limit).
 
-    The caller holds the account lock (:func:`lock_customer`).
+    The caller holds the customer's account lock.
     """
     if limit is None:
         return
-    unpaid = await session.scalar(select(func.count()).select_from(Order).where(
-        Order.account_id == account_id, Order._status.in_(UNPAID_STATUSES)))
+    unpaid = (await connection.execute(_COUNT_UNPAID, {"account_id": account_id})).scalar_one()
     if unpaid >= limit:
         raise Problem(TOO_MANY_UNPAID_ORDERS,
                       f"you have {unpaid} orders waiting for payment and at most {limit} are allowed at once; "

@@ -41,6 +41,19 @@ class EventEmitter:
         self.exchange = exchange
         self.notify_route = notify_route
 
+    def event_for(self, status: str) -> str | None:
+        """The event a move into ``status`` announces, if any."""
+        return ORDER_EVENTS.get(status)  # type: ignore[call-overload]
+
+    def emit_explicit(self, uow: UnitOfWork, announced: list[tuple[Any, str]]) -> None:
+        """Enqueue, in ``uow``, the email and domain event of each ``(order, event type)``.
+
+        The order documents are built now, at commit, so they show the order as it is committed.
+        """
+        for order, event_type in announced:
+            uow.enqueue(self.notify_route, order_id=order.id, event_type=event_type)
+            uow.publish_event(self.exchange, event_type, event_body(event_type, order), order_id=order.id)
+
     def emit(self, uow: UnitOfWork, orders: list[Order], refunded: list[Payment]) -> None:
         """Enqueue, in ``uow``, what the changed ``orders`` and ``refunded`` payments announce."""
         announced = [(order, ORDER_EVENTS[OrderStatus(order.status)]) for order in orders

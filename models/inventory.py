@@ -1,21 +1,31 @@
-"""Stock moves: holding, committing and releasing, always paired with a ledger row.
+"""Stock moves: holding, committing and releasing, always paired with a hold row.
 
-``available`` only changes through conditional UPDATEs here, so it can never go below zero
-even when many orders race for the last unit; the CHECK constraint is the second line.
-Per SKU, ``received = available + held + committed`` holds after every move.
+``available`` only changes through conditional UPDATEs (here, and when stock is received), so
+it can never go below zero even when many orders race for the last unit; the CHECK constraint
+is the second line. Per SKU, ``received = available + held + committed`` holds after every move.
+
+All lines of an order move in one statement: ``CASE sku WHEN ... THEN quantity`` gives each SKU
+its own quantity, and InnoDB locks the rows in primary-key order whatever the order of the
+lines, so two orders over the same SKUs never wait for each other in a circle.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Iterable
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import and_, case, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models.clock import utcnow
+from models.order_record import HoldRecord, OrderRecord
 from models.state import HoldState, Reason
-from models.tables import Order, ReservedStock, Stock
+from models.tables import ReservedStock, Stock
+
+_stock = Stock.__table__
+_holds = ReservedStock.__table__
 
 
 @dataclass(frozen=True)
@@ -26,51 +36,91 @@ class Shortage:
     sku: str
 
 
-async def hold_lines(session: AsyncSession, order: Order, expires_at: datetime) -> Shortage | None:
-    """Hold every line of ``order`` or none of them.
+def _per_sku(quantities: dict[str, int]) -> Any:
+    return case(quantities, value=_stock.c.sku)
 
-    Lines are taken in SKU order so two orders never lock the same rows in opposite orders.
-    On a shortage everything taken so far is rolled back (savepoint) and the reason returned.
+
+async def take_stock(connection: AsyncConnection, quantities: dict[str, int]) -> bool:
+    """Take ``quantities`` (SKU -> units) from ``available``, all of them or, as far as the caller
+    can tell, none: True when every SKU had enough.
+
+    On False with several SKUs, some may have been taken: the caller must roll the transaction
+    (or a savepoint) back. With one SKU, False means nothing changed.
     """
-    savepoint = await session.begin_nested()
-    for line in sorted(order.lines, key=lambda line: line.sku):
-        taken = await session.execute(
-            update(Stock)
-            .where(Stock.sku == line.sku, Stock.available >= line.quantity)
-            .values(available=Stock.available - line.quantity)
-        )
-        if taken.rowcount != 1:
-            await savepoint.rollback()
-            known = await session.scalar(select(Stock.sku).where(Stock.sku == line.sku))
-            return Shortage(Reason.OUT_OF_STOCK if known else Reason.UNKNOWN_ITEM, line.sku)
-    await savepoint.commit()
-    for line in order.lines:
-        order.holds.append(ReservedStock(sku=line.sku, quantity=line.quantity, expires_at=expires_at,
-                                         state=HoldState.HELD.value))
-    return None
+    wanted = _per_sku(quantities)
+    taken = await connection.execute(
+        update(_stock).where(and_(_stock.c.sku.in_(list(quantities)), _stock.c.available >= wanted))
+        .values(available=_stock.c.available - wanted)
+    )
+    return taken.rowcount == len(quantities)
 
 
-async def commit_holds(order: Order) -> int:
-    """Turn the order's HELD rows into COMMITTED (the stock is sold); returns how many moved."""
-    moved = 0
-    for hold in order.holds:
-        if hold.state == HoldState.HELD:
-            hold.state = HoldState.COMMITTED.value
-            moved += 1
-    return moved
+async def shortage_of(connection: AsyncConnection, quantities: dict[str, int]) -> Shortage:
+    """Which line could not be held and why: a SKU with no stock row is unknown, else out of stock.
+
+    Reads the committed stock of the SKUs (first in SKU order that falls short).
+    """
+    rows = (await connection.execute(select(_stock.c.sku, _stock.c.available)
+                                     .where(_stock.c.sku.in_(list(quantities))))).all()
+    available = {row.sku.lower(): row.available for row in rows}
+    for sku in sorted(quantities):
+        if sku.lower() not in available:
+            return Shortage(Reason.UNKNOWN_ITEM, sku)
+    for sku in sorted(quantities):
+        if available[sku.lower()] < quantities[sku]:
+            return Shortage(Reason.OUT_OF_STOCK, sku)
+    # Enough of everything now: another order gave stock back meanwhile. Still a shortage at the
+    # moment it was asked; the first SKU stands for it.
+    return Shortage(Reason.OUT_OF_STOCK, sorted(quantities)[0])
 
 
-async def release_holds(session: AsyncSession, order: Order, states: tuple[HoldState, ...] = (HoldState.HELD,)) -> int:
-    """Give the stock of the order's holds in ``states`` back to ``available``; returns units."""
-    units = 0
+def line_quantities(order: OrderRecord) -> dict[str, int]:
+    """SKU -> units of the order's lines (a SKU is on one line only)."""
+    return {line.sku: line.quantity for line in order.lines}
+
+
+async def add_holds(connection: AsyncConnection, order: OrderRecord, expires_at: datetime,
+                    state: HoldState = HoldState.HELD) -> None:
+    """Record a hold row per line of ``order`` (the stock was taken by :func:`take_stock`)."""
     now = utcnow()
-    for hold in sorted(order.holds, key=lambda hold: hold.sku):
-        if hold.state not in states:
-            continue
-        await session.execute(
-            update(Stock).where(Stock.sku == hold.sku).values(available=Stock.available + hold.quantity)
-        )
-        hold.state = HoldState.RELEASED.value
-        hold.released_at = now
-        units += hold.quantity
-    return units
+    rows = [{"order_id": order.id, "sku": line.sku, "quantity": line.quantity, "expires_at": expires_at,
+             "state": state.value, "created_at": now, "released_at": None}
+            for line in order.lines]
+    await connection.execute(insert(_holds), rows)
+    order.holds.extend(HoldRecord(id=0, sku=line.sku, quantity=line.quantity, state=state.value,
+                                  expires_at=expires_at, released_at=None) for line in order.lines)
+
+
+async def commit_holds(connection: AsyncConnection, order: OrderRecord) -> int:
+    """Turn the order's HELD rows into COMMITTED (the stock is sold); returns how many moved."""
+    held = [hold for hold in order.holds if hold.state == HoldState.HELD]
+    if not held:
+        return 0
+    await connection.execute(
+        update(_holds).where(_holds.c.order_id == order.id, _holds.c.state == HoldState.HELD.value)
+        .values(state=HoldState.COMMITTED.value))
+    for hold in held:
+        hold.state = HoldState.COMMITTED.value
+    return len(held)
+
+
+async def release_holds(connection: AsyncConnection, order: OrderRecord,
+                        states: Iterable[HoldState] = (HoldState.HELD,)) -> int:
+    """Give the stock of the order's holds in ``states`` back to ``available``; returns units."""
+    states = {HoldState(state).value for state in states}
+    released = [hold for hold in order.holds if hold.state in states]
+    if not released:
+        return 0
+    quantities: dict[str, int] = defaultdict(int)
+    for hold in released:
+        quantities[hold.sku] += hold.quantity
+    back = _per_sku(dict(quantities))
+    await connection.execute(update(_stock).where(_stock.c.sku.in_(list(quantities)))
+                             .values(available=_stock.c.available + back))
+    now = utcnow()
+    await connection.execute(
+        update(_holds).where(_holds.c.order_id == order.id, _holds.c.state.in_(sorted(states)))
+        .values(state=HoldState.RELEASED.value, released_at=now))
+    for hold in released:
+        hold.state, hold.released_at = HoldState.RELEASED.value, now
+    return sum(quantities.values())

@@ -1,29 +1,26 @@
 """What happens to a locked order when its payment settles, its hold runs out or it is cancelled.
 
-Each function takes an order already locked by the caller and changes status, payment and
-stock together, so a step cannot, say, cancel an order and forget to release its stock. They
-return what the provider still has to be told; the calling step enqueues that.
+Each function takes an order the caller locked in its unit of work (:meth:`UnitOfWork.lock_order`)
+and changes status, payment and stock together, so a step cannot, say, cancel an order and
+forget to release its stock. They return what the provider still has to be told; the calling
+step enqueues that.
 """
 
 from __future__ import annotations
 
 from enum import Enum
+from typing import Any
 
 from sqlalchemy import delete
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.clock import utcnow
-from models.inventory import commit_holds, hold_lines, release_holds
-from models.state import (
-    HoldState,
-    OrderStatus,
-    PaymentStatus,
-    Reason,
-    move_payment,
-    record_note,
-    transition,
-)
-from models.tables import CartItem, Order, Payment
+from models.inventory import add_holds, commit_holds, line_quantities, release_holds, shortage_of, take_stock
+from models.order_moves import add_note, move_order, move_payment
+from models.order_record import OrderRecord, PaymentRecord
+from models.state import HoldState, OrderStatus, PaymentStatus, Reason
+from models.tables import CartItem
+
+_cart = CartItem.__table__
 
 
 class FollowUp(Enum):
@@ -34,79 +31,91 @@ class FollowUp(Enum):
     REFUND = "refund"  # give money back
 
 
-async def _empty_cart(session: AsyncSession, order: Order) -> None:
+async def _empty_cart(uow: Any, order: OrderRecord) -> None:
     """A placed cart checkout takes its lines out of the customer's cart."""
     if order.source == "cart":
-        await session.execute(delete(CartItem).where(CartItem.account_id == order.account_id,
-                                                      CartItem.sku.in_([line.sku for line in order.lines])))
+        connection = await uow.connection()
+        await connection.execute(delete(_cart).where(_cart.c.account_id == order.account_id,
+                                                     _cart.c.sku.in_([line.sku for line in order.lines])))
 
 
-async def place(session: AsyncSession, order: Order, payment: Payment) -> None:
-    """The payment succeeded while stock was held: sell the held stock and place the order."""
+async def place(uow: Any, order: OrderRecord, payment: PaymentRecord, **payment_columns: Any) -> None:
+    """The payment succeeded while stock was held: sell the held stock and place the order.
+
+    ``payment_columns`` are written with the payment's move (e.g. the provider's id).
+    """
     if payment.status in (PaymentStatus.PENDING, PaymentStatus.CANCELLED):
-        move_payment(payment, PaymentStatus.SUCCEEDED)
-    await commit_holds(order)
-    transition(order, OrderStatus.PLACED)
-    await _empty_cart(session, order)
+        await move_payment(uow, payment, PaymentStatus.SUCCEEDED, **payment_columns)
+    await commit_holds(await uow.connection(), order)
+    await move_order(uow, order, OrderStatus.PLACED)
+    await _empty_cart(uow, order)
 
 
-async def fail_payment(session: AsyncSession, order: Order, payment: Payment) -> None:
+async def fail_payment(uow: Any, order: OrderRecord, payment: PaymentRecord, **payment_columns: Any) -> None:
     """The payment failed while stock was held: cancel the order and give the stock back."""
     if payment.status == PaymentStatus.PENDING:
-        move_payment(payment, PaymentStatus.FAILED)
-    await release_holds(session, order)
-    transition(order, OrderStatus.CANCELLED, Reason.PAYMENT_FAILED)
+        await move_payment(uow, payment, PaymentStatus.FAILED, **payment_columns)
+    await release_holds(await uow.connection(), order)
+    await move_order(uow, order, OrderStatus.CANCELLED, Reason.PAYMENT_FAILED)
 
 
-async def cancel_unpaid(session: AsyncSession, order: Order, reason: Reason) -> FollowUp:
+async def cancel_unpaid(uow: Any, order: OrderRecord, reason: Reason) -> FollowUp:
     """Cancel an order not paid yet (hold expired or cancel request): stock back, payment given up."""
-    await release_holds(session, order)
-    transition(order, OrderStatus.CANCELLED, reason)
+    await release_holds(await uow.connection(), order)
+    await move_order(uow, order, OrderStatus.CANCELLED, reason)
     payment = order.payment
     if payment is not None and payment.status == PaymentStatus.PENDING:
-        move_payment(payment, PaymentStatus.CANCELLED)
+        await move_payment(uow, payment, PaymentStatus.CANCELLED)
         if payment.provider_payment_id:
             return FollowUp.VOID
     return FollowUp.NOTHING
 
 
-async def cancel_paid(session: AsyncSession, order: Order, reason: Reason) -> FollowUp:
+async def cancel_paid(uow: Any, order: OrderRecord, reason: Reason) -> FollowUp:
     """Cancel a placed order before shipping: its sold stock goes back and the payment is refunded."""
-    await release_holds(session, order, states=(HoldState.HELD, HoldState.COMMITTED))
-    transition(order, OrderStatus.CANCELLED, reason)
+    await release_holds(await uow.connection(), order, states=(HoldState.HELD, HoldState.COMMITTED))
+    await move_order(uow, order, OrderStatus.CANCELLED, reason)
     payment = order.payment
     if payment is not None and payment.status == PaymentStatus.SUCCEEDED:
-        move_payment(payment, PaymentStatus.REFUND_PENDING)
+        await move_payment(uow, payment, PaymentStatus.REFUND_PENDING)
         return FollowUp.REFUND
     return FollowUp.NOTHING
 
 
-async def late_payment(session: AsyncSession, order: Order, payment: Payment, policy: str) -> FollowUp:
+async def late_payment(uow: Any, order: OrderRecord, payment: PaymentRecord, policy: str,
+                       **payment_columns: Any) -> FollowUp:
     """A success arrived for an order no longer awaiting payment (cancelled, typically timed out).
 
     Under ``reinstate``, an order cancelled only because its hold ran out is placed again if all
     of its lines can be held again; everything else is refunded. The history says which.
     """
-    move_payment(payment, PaymentStatus.SUCCEEDED)
+    await move_payment(uow, payment, PaymentStatus.SUCCEEDED, **payment_columns)
     if policy == "reinstate" and order.reason == Reason.PAYMENT_TIMEOUT:
-        shortage = await hold_lines(session, order, expires_at=utcnow())
-        if shortage is None:
-            await commit_holds(order)
-            transition(order, OrderStatus.PLACED, note="late payment: reinstated")
-            await _empty_cart(session, order)
+        connection = await uow.connection()
+        # A savepoint, because with several lines a shortage may leave some of them taken.
+        savepoint = await connection.begin_nested()
+        if await take_stock(connection, line_quantities(order)):
+            await savepoint.commit()
+            # Sold at once: the order is paid, so its new holds start COMMITTED.
+            await add_holds(connection, order, utcnow(), state=HoldState.COMMITTED)
+            await move_order(uow, order, OrderStatus.PLACED, note="late payment: reinstated")
+            await _empty_cart(uow, order)
             return FollowUp.NOTHING
+        await savepoint.rollback()
+        shortage = await shortage_of(connection, line_quantities(order))
         note = f"late payment: refunded ({shortage.reason.value}: {shortage.sku})"
     else:
         note = f"late payment: refunded (policy {policy}, order {order.reason or order.status})"
-    move_payment(payment, PaymentStatus.REFUND_PENDING)
-    record_note(order, note)
+    await move_payment(uow, payment, PaymentStatus.REFUND_PENDING)
+    await add_note(uow, order, note)
     return FollowUp.REFUND
 
 
-def refund_settled(order: Order, payment: Payment) -> bool:
+async def refund_settled(uow: Any, order: OrderRecord, payment: PaymentRecord) -> bool:
     """The provider confirmed the refund; False when it was already recorded."""
     if payment.status != PaymentStatus.REFUND_PENDING:
         return False
-    move_payment(payment, PaymentStatus.REFUNDED)
-    record_note(order, "payment refunded")
+    await move_payment(uow, payment, PaymentStatus.REFUNDED)
+    await add_note(uow, order, "payment refunded")
+    uow.announce(order, order.status, refunded=True)
     return True

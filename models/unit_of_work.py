@@ -3,23 +3,61 @@
 Messages are written to the outbox table inside the transaction (so they commit or vanish with
 it) and handed to a publisher only once the commit succeeded: a crash between the two leaves an
 unsent row for the relay, never a lost or premature message.
+
+What a transaction announces (the customer's email, the domain event, the live-status nudge)
+is said explicitly: a transition made with SQL statements (:mod:`models.order_moves`) calls
+:meth:`UnitOfWork.announce`. Steps that still change ORM objects are announced from the
+session's changed statuses just before commit, as before.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Iterable, Protocol, Sequence
 
 import structlog
-from sqlalchemy import inspect
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import inspect, insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
-from models.tables import Order, OutboxMessage, Payment
+from models.clock import utcnow
+from models.order_record import OrderRecord, lock_order_record
+from models.tables import Order, OutboxMessage, Payment, new_id
 
 log = structlog.get_logger(__name__)
 
+_OUTBOX = OutboxMessage.__table__
+_INSERT_OUTBOX = insert(_OUTBOX)
+
+
+@dataclass(slots=True)
+class OutboxRow:
+    """One outbox row as this transaction writes it and the publisher sends it.
+
+    Either a step for the workers (``queue_name``/``actor_name``) or a domain event
+    (``exchange``/``routing_key``); ``kwargs`` is the step's arguments or the event body.
+    """
+
+    kwargs: dict[str, Any]
+    queue_name: str | None = None
+    actor_name: str | None = None
+    exchange: str | None = None
+    routing_key: str | None = None
+    delay_ms: int | None = None
+    order_id: str | None = None
+    id: str = field(default_factory=new_id)
+    created_at: datetime = field(default_factory=utcnow)
+
+    def values(self) -> dict[str, Any]:
+        """The row's column values for the INSERT."""
+        return {"id": self.id, "queue_name": self.queue_name, "actor_name": self.actor_name,
+                "exchange": self.exchange, "routing_key": self.routing_key, "kwargs": self.kwargs,
+                "delay_ms": self.delay_ms, "order_id": self.order_id, "created_at": self.created_at,
+                "sent_at": None, "attempts": 0}
+
 
 class Publisher(Protocol):
-    async def publish(self, messages: Sequence[OutboxMessage]) -> None: ...
+    async def publish(self, messages: Sequence[Any]) -> None: ...
 
 
 class Notifier(Protocol):
@@ -27,7 +65,11 @@ class Notifier(Protocol):
 
 
 class Emitter(Protocol):
-    def emit(self, uow: "UnitOfWork", orders: list[Order], refunded: list[Payment]) -> None: ...
+    def emit(self, uow: "UnitOfWork", orders: list[Any], refunded: list[Payment]) -> None: ...
+
+    def emit_explicit(self, uow: "UnitOfWork", announced: list[tuple[Any, str]]) -> None: ...
+
+    def event_for(self, status: str) -> str | None: ...
 
 
 class UnitOfWork:
@@ -42,13 +84,18 @@ class UnitOfWork:
         self._publisher = publisher
         self._notifier = notifier
         self._emitter = emitter
-        self._pending: list[OutboxMessage] = []
+        self._pending: list[OutboxRow] = []
+        # Explicit announcements: (order, event type) for the emitter, (order id, status) for the nudge.
+        self._announced: list[tuple[Any, str]] = []
+        self._moved: dict[str, str] = {}
         self.session: AsyncSession
 
     async def __aenter__(self) -> "UnitOfWork":
         self.session = self._sessionmaker()
         await self.session.begin()
         self._pending = []
+        self._announced = []
+        self._moved = {}
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
@@ -58,50 +105,69 @@ class UnitOfWork:
         finally:
             await self.session.close()
 
+    async def connection(self) -> AsyncConnection:
+        """This transaction's connection, for SQL statements that bypass the ORM."""
+        return await self.session.connection()
+
+    async def lock_order(self, order_id: str) -> OrderRecord | None:
+        """The whole order with its row locked until this transaction ends (None: no such order)."""
+        return await lock_order_record(await self.connection(), order_id)
+
     def enqueue(self, route: Any, *, delay_ms: int | None = None, order_id: str | None = None,
-                **kwargs: Any) -> OutboxMessage:
+                **kwargs: Any) -> OutboxRow:
         """Record a message for ``route`` (a :class:`workers.queues.Route`) in this transaction."""
         if order_id is not None:
             kwargs.setdefault("order_id", order_id)
-        message = OutboxMessage(
-            queue_name=route.queue_name,
-            actor_name=route.actor_name,
-            kwargs=kwargs,
-            delay_ms=delay_ms,
-            order_id=kwargs.get("order_id"),
-        )
-        self.session.add(message)
+        message = OutboxRow(kwargs=kwargs, queue_name=route.queue_name, actor_name=route.actor_name,
+                            delay_ms=delay_ms, order_id=kwargs.get("order_id"))
         self._pending.append(message)
         return message
 
+    def publish_event(self, exchange: str, routing_key: str, body: dict[str, Any],
+                      order_id: str | None = None) -> OutboxRow:
+        """Record a domain event for ``exchange`` in this transaction."""
+        message = OutboxRow(kwargs=body, exchange=exchange, routing_key=routing_key, order_id=order_id)
+        self._pending.append(message)
+        return message
+
+    def announce(self, order: Any, status: str, *, refunded: bool = False) -> None:
+        """Record that ``order`` (an :class:`models.order_record.OrderRecord`) moved to ``status``.
+
+        At commit its subscribers hear of it: the email and domain event of the status (or of
+        the refund), and after commit the live-status nudge.
+        """
+        self._moved[order.id] = status
+        if self._emitter is None:
+            return
+        event_type = self._emitter.event_for(status) if not refunded else "order.refunded"
+        if event_type is not None:
+            self._announced.append((order, event_type))
+
     def _changed(self, kind: type) -> list[Any]:
-        """Instances of ``kind`` whose status this transaction changed (before commit clears that)."""
+        """ORM instances of ``kind`` whose status this transaction changed (before commit clears that)."""
         instances = {id(i): i for i in [*self.session.new, *self.session.identity_map.values()]}
         return [instance for instance in instances.values()
                 if isinstance(instance, kind) and inspect(instance).attrs._status.history.has_changes()]
 
-    def publish_event(self, exchange: str, routing_key: str, body: dict[str, Any],
-                      order_id: str | None = None) -> OutboxMessage:
-        """Record a domain event for ``exchange`` in this transaction."""
-        message = OutboxMessage(exchange=exchange, routing_key=routing_key, kwargs=body, order_id=order_id)
-        self.session.add(message)
-        self._pending.append(message)
-        return message
-
     async def commit(self) -> None:
-        """Announce status changes, commit, then publish what the transaction enqueued.
+        """Announce status changes, write the outbox, commit, then publish what was enqueued.
 
         Publishing failures are left to the relay; the commit is what counts.
         """
-        orders = self._changed(Order)
+        orders = self._changed(Order) if self.session.identity_map else []
         if self._emitter is not None:
-            payments = self._changed(Payment)
+            payments = self._changed(Payment) if self.session.identity_map else []
             if orders or payments:
                 self._emitter.emit(self, orders, payments)
-        changes = [(order.id, order.status) for order in orders]
+            if self._announced:
+                self._emitter.emit_explicit(self, self._announced)
+        changes = {**self._moved, **{order.id: order.status for order in orders}}
+        if self._pending:
+            connection = await self.session.connection()
+            await connection.execute(_INSERT_OUTBOX, [message.values() for message in self._pending])
         await self.session.commit()
         if changes and self._notifier is not None:
-            await self._notifier.publish(changes)
+            await self._notifier.publish(changes.items())
         pending, self._pending = self._pending, []
         if pending:
             try:
@@ -113,6 +179,8 @@ class UnitOfWork:
     async def rollback(self) -> None:
         """Discard everything done in this transaction."""
         self._pending = []
+        self._announced = []
+        self._moved = {}
         await self.session.rollback()
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from models.order_flow import FollowUp
-from models.tables import Order
+from models.order_record import OrderRecord
 from models.unit_of_work import UnitOfWork
 from workers.queues import REFUND, VOID
 
 
-def enqueue_follow_up(uow: UnitOfWork, order: Order, follow_up: FollowUp) -> None:
+def enqueue_follow_up(uow: UnitOfWork, order: OrderRecord, follow_up: FollowUp) -> None:
     """Enqueue `void` or `refund` for the order's current payment, in the caller's transaction."""
     payment = order.payment
     if follow_up is FollowUp.VOID and payment is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import structlog
 from aiohttp import web
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
 from gateway.db import is_duplicate_key
@@ -24,6 +25,7 @@ from gateway.validation import (
     string,
     validate,
 )
+from models.clock import utcnow
 from models.tables import WebhookEvent
 from workers.queues import SETTLE
 from workers.webhook_signature import HEADER, SignatureError, verify
@@ -56,6 +58,7 @@ EVENT = obj(
 )
 # The payload is stored as a JSON column, whose nesting the database bounds as well.
 MAX_EVENT_DEPTH = 16
+_INSERT_EVENT = insert(WebhookEvent.__table__)
 
 
 def _event_shape(raw: bytes) -> tuple[dict, dict]:
@@ -87,20 +90,24 @@ async def receive_event(request: web.Request) -> web.Response:
     if order_id:
         structlog.contextvars.bind_contextvars(order_id=order_id)
 
+    payment_id = fields["data"]["payment_id"]
     duplicate = True
     async with request.app[UNITS_OF_WORK]() as uow:
-        if await uow.session.get(WebhookEvent, event_id) is None:
-            uow.session.add(WebhookEvent(id=event_id, type=fields["type"], payload=event))
-            try:
-                # A concurrent delivery of the same event waits here for the first to commit, then fails.
-                await uow.session.flush()
-            except IntegrityError as exc:
-                if not is_duplicate_key(exc):
-                    raise
-            else:
-                uow.enqueue(SETTLE, event_id=event_id, order_id=order_id)
-                await uow.commit()
-                duplicate = False
-    log.info("webhook.received", event_type=fields["type"], payment_id=fields["data"]["payment_id"],
+        connection = await uow.connection()
+        try:
+            # The event id is the primary key: a repeat fails here, and a concurrent delivery of the
+            # same event waits for the first to commit, then fails.
+            await connection.execute(_INSERT_EVENT, {"id": event_id, "type": fields["type"], "payload": event,
+                                                     "received_at": utcnow(), "processed_at": None,
+                                                     "outcome": None})
+        except IntegrityError as exc:
+            if not is_duplicate_key(exc):
+                raise
+        else:
+            # The provider's payment id lets settle ask the provider before it locks anything.
+            uow.enqueue(SETTLE, event_id=event_id, order_id=order_id, provider_payment_id=payment_id)
+            await uow.commit()
+            duplicate = False
+    log.info("webhook.received", event_type=fields["type"], payment_id=payment_id,
              duplicate=duplicate)
     return web.json_response({"received": True, "duplicate": duplicate})

@@ -8,8 +8,8 @@ import uuid
 from sqlalchemy import func, select
 
 from models.order_flow import place
-from models.repository import lock_order
-from models.state import OrderStatus, transition
+from models.order_moves import move_order
+from models.state import OrderStatus
 from models.tables import CartItem, IdempotencyKey, Order, OutboxMessage
 from models.unit_of_work import UnitOfWork
 from tests.support.gateway_calls import NoMessages, customer
@@ -280,9 +280,9 @@ async def test_placing_a_checkout_takes_its_lines_out_of_the_cart(client, admin,
 
     # What reserve and settle do, without a runtime: hold (no stock rows needed here), then pay.
     async with UnitOfWork(sessionmaker, NoMessages()) as uow:
-        order = await lock_order(uow.session, order_id)
-        transition(order, OrderStatus.AWAITING_PAYMENT)
-        await place(uow.session, order, order.payment)
+        order = await uow.lock_order(order_id)
+        await move_order(uow, order, OrderStatus.AWAITING_PAYMENT)
+        await place(uow, order, order.payment)
         await uow.commit()
 
     assert (await (await client.get(f"/orders/{order_id}", headers=auth)).json())["status"] == "PLACED"
@@ -298,9 +298,9 @@ async def test_placing_a_plain_order_leaves_the_cart_alone(client, admin, sessio
     order_id = (await created.json())["id"]
 
     async with UnitOfWork(sessionmaker, NoMessages()) as uow:
-        order = await lock_order(uow.session, order_id)
-        transition(order, OrderStatus.AWAITING_PAYMENT)
-        await place(uow.session, order, order.payment)
+        order = await uow.lock_order(order_id)
+        await move_order(uow, order, OrderStatus.AWAITING_PAYMENT)
+        await place(uow, order, order.payment)
         await uow.commit()
 
     assert [line["sku"] for line in (await cart(client, auth))["items"]] == [sku]

@@ -47,7 +47,9 @@ async def test_signed_event_is_recorded_and_queued_for_settle(client, settings, 
     assert response.status == 200
     assert await response.json() == {"received": True, "duplicate": False}
     rows = await settle_rows(sessionmaker, order_id)
-    assert [(r.queue_name, r.kwargs) for r in rows] == [("settle", {"event_id": payload["id"], "order_id": order_id})]
+    # The provider's payment id rides along, so settle can ask the provider before locking anything.
+    assert [(r.queue_name, r.kwargs) for r in rows] == [("settle", {
+        "event_id": payload["id"], "order_id": order_id, "provider_payment_id": payload["data"]["payment_id"]})]
     async with sessionmaker() as session:
         stored = await session.get(WebhookEvent, payload["id"])
     assert stored.type == "payment.succeeded" and stored.payload == payload
