@@ -7,20 +7,29 @@ worker), so the message comes back after a backoff and takes over once the claim
 A mail server that is down makes the step fail and retry with backoff on its own queue, which
 holds up nothing else; a permanent refusal, or running out of retries, is recorded as FAILED
 and counted.
+
+The step speaks SQLAlchemy Core on a connection of its own, no ORM session: no outbox message
+comes out of it, so it needs no unit of work. A first delivery takes three statements in two
+short transactions, the mail server's time between them: one read of the ledger row with the
+order, its lines and its customer; the INSERT (or conditional UPDATE) that claims the row; the
+UPDATE that marks it SENT. A redelivery after that takes the read alone.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import NamedTuple
 
 import structlog
 from dramatiq import Retry
 from prometheus_client import Counter
-from sqlalchemy import select
+from sqlalchemy import and_, bindparam, insert, null, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models.clock import utcnow
-from models.tables import Account, Notification, Order
+from models.tables import Account, Notification, Order, OrderLine
 from workers.emails import compose
 from workers.mailer import Mailer, MailPermanentError, MailTemporaryError
 from workers.queues import NOTIFY
@@ -38,6 +47,75 @@ MAX_RETRIES = 15
 #: worst case (the mailer's budget, SEND_BUDGET_SECONDS), so two live deliveries never both send; short, so a
 #: delivery that died mid-send delays its email by about a minute only.
 CLAIM_SECONDS = 45
+#: Times a delivery reads the ledger again after another one changed the row under it.
+CLAIM_ROUNDS = 3
+
+NOT_FOUND = "order or account not found"
+#: MariaDB's ER_DUP_ENTRY: another delivery created the ledger row first.
+_DUPLICATE_KEY = 1062
+
+# The statements, built once: SQLAlchemy Core on a plain connection (no ORM session, no identity
+# map, no flush), each compiled once per process and then taken from the engine's cache.
+_ledger = Notification.__table__
+_orders = Order.__table__
+_accounts = Account.__table__
+_lines = OrderLine.__table__
+
+#: Everything one delivery needs, in one statement: the order with its customer and lines, and
+#: the ledger row if there is one. One row per line, in SKU order (the email lists them so); an
+#: inner join, as MariaDB reads the lines in index order then, where an outer join would sort
+#: them in a temporary table.
+_ORDER_AND_LEDGER = (
+    _ledger.c.id.label("ledger_id"), _ledger.c.status, _ledger.c.claimed_until,
+    _orders.c.reason, _orders.c.total_cents, _orders.c.currency, _accounts.c.email, _accounts.c.name,
+)
+_READ = (
+    select(*_ORDER_AND_LEDGER, _lines.c.quantity, _lines.c.sku)
+    .select_from(_orders)
+    .join(_lines, _lines.c.order_id == _orders.c.id)
+    .outerjoin(_accounts, _accounts.c.id == _orders.c.account_id)
+    .outerjoin(_ledger, and_(_ledger.c.order_id == _orders.c.id, _ledger.c.event == bindparam("event")))
+    .where(_orders.c.id == bindparam("order_id"))
+    .order_by(_lines.c.sku)
+)
+#: The same without lines, when _READ finds none: for an order without lines, if there is one.
+_READ_ORDER = (
+    select(*_ORDER_AND_LEDGER, null().label("quantity"), null().label("sku"))
+    .select_from(_orders)
+    .outerjoin(_accounts, _accounts.c.id == _orders.c.account_id)
+    .outerjoin(_ledger, and_(_ledger.c.order_id == _orders.c.id, _ledger.c.event == bindparam("event")))
+    .where(_orders.c.id == bindparam("order_id"))
+)
+#: The ledger row alone, when the order is gone (archived, say).
+_READ_LEDGER = select(_ledger.c.id.label("ledger_id"), _ledger.c.status, _ledger.c.claimed_until).where(
+    _ledger.c.order_id == bindparam("order_id"), _ledger.c.event == bindparam("event"))
+
+#: A new ledger row, claimed for sending (or FAILED when the order is gone). A delivery racing
+#: this one for the same order and event gets a duplicate key error and reads their row instead.
+_CREATE = insert(_ledger).values(
+    order_id=bindparam("order_id"), event=bindparam("event"), recipient=bindparam("recipient"),
+    status=bindparam("new_status"), claimed_until=bindparam("until"), attempts=bindparam("first_attempts"),
+    last_error=bindparam("error"), created_at=bindparam("now"))
+
+#: The row as read is still free to take: neither settled nor claimed by a delivery still in time.
+#: Checked again by the UPDATE itself, under the row lock: of two deliveries taking it, the second
+#: finds the first one's claim and changes nothing (rowcount 0).
+_FREE = and_(
+    _ledger.c.id == bindparam("ledger_id"),
+    _ledger.c.status != "SENT", _ledger.c.status != "FAILED",
+    or_(_ledger.c.status != "SENDING", _ledger.c.claimed_until.is_(None),
+        _ledger.c.claimed_until <= bindparam("now")),
+)
+_TAKE = update(_ledger).where(_FREE).values(
+    status="SENDING", claimed_until=bindparam("until"), attempts=_ledger.c.attempts + 1,
+    recipient=bindparam("recipient"))
+_NOTHING_TO_SEND = update(_ledger).where(_FREE).values(status="FAILED", last_error=NOT_FOUND)
+
+#: The outcome of a send, on the row this delivery claimed.
+_RECORD_SENT = update(_ledger).where(_ledger.c.id == bindparam("ledger_id")).values(
+    status="SENT", claimed_until=null(), last_error=null(), sent_at=bindparam("sent_at"))
+_RECORD = update(_ledger).where(_ledger.c.id == bindparam("ledger_id")).values(
+    status=bindparam("new_status"), claimed_until=null(), last_error=bindparam("error"))
 
 
 class ClaimedElsewhere(Retry):
@@ -50,77 +128,122 @@ class ClaimedElsewhere(Retry):
                          delay=max(lapses_in_ms, 0) + 1000)
 
 
-async def _claim(runtime: Runtime, order_id: str, event_type: str):
-    """Take the ledger row for sending; returns (order, account) or None when there is nothing to do."""
-    for _ in range(2):
-        async with runtime.uow() as uow:
-            session = uow.session
-            entry = await session.scalar(select(Notification).where(
-                Notification.order_id == order_id, Notification.event == event_type).with_for_update())
-            if entry is None:
-                session.add(Notification(order_id=order_id, event=event_type, status="PENDING"))
-                try:
-                    await session.flush()
-                except IntegrityError:
-                    continue  # another delivery created it at the same moment: read theirs
-                entry = await session.scalar(select(Notification).where(
-                    Notification.order_id == order_id, Notification.event == event_type).with_for_update())
+class _Claim(NamedTuple):
+    """A ledger row this delivery holds for sending, and the email's values."""
+
+    ledger_id: int
+    order_id: str
+    reason: str | None
+    total_cents: int
+    currency: str
+    lines: list[tuple[int, str]]
+    email: str
+    name: str
+
+
+def _is_duplicate_key(error: IntegrityError) -> bool:
+    return bool(error.orig and error.orig.args and error.orig.args[0] == _DUPLICATE_KEY)
+
+
+async def _claim(runtime: Runtime, order_id: str, event_type: str) -> _Claim | None:
+    """Take the ledger row for sending; returns what the email needs, or None when there is nothing to do.
+
+    A first delivery reads (one statement), inserts the row claimed (one more) and commits.
+    """
+    key = {"order_id": order_id, "event": event_type}
+    async with runtime.engine.connect() as conn:
+        for _ in range(CLAIM_ROUNDS):
+            rows = (await conn.execute(_READ, key)).all() or (await conn.execute(_READ_ORDER, key)).all()
+            # No rows: the order is gone (or never was); its ledger row still decides what happens.
+            ledger = rows[0] if rows else (await conn.execute(_READ_LEDGER, key)).first()
+            status, claimed_until = (ledger.status, ledger.claimed_until) if ledger else (None, None)
             now = utcnow()
-            if entry.status in ("SENT", "FAILED"):
-                log.info("notify.already_done", event_type=event_type, ledger_status=entry.status)
+            if status in ("SENT", "FAILED"):
+                log.info("notify.already_done", event_type=event_type, ledger_status=status)
                 return None
-            if entry.status == "SENDING" and entry.claimed_until and entry.claimed_until > now:
-                log.info("notify.claimed_elsewhere", event_type=event_type, claimed_until=entry.claimed_until)
-                raise ClaimedElsewhere(order_id, event_type, entry.claimed_until, now)
-            order = await session.get(Order, order_id)
-            account = await session.get(Account, order.account_id) if order else None
-            if order is None or account is None:
-                entry.status, entry.last_error = "FAILED", "order or account not found"
-                await uow.commit()
+            if status == "SENDING" and claimed_until and claimed_until > now:
+                log.info("notify.claimed_elsewhere", event_type=event_type, claimed_until=claimed_until)
+                raise ClaimedElsewhere(order_id, event_type, claimed_until, now)
+            order = rows[0] if rows and rows[0].email is not None else None
+            ledger_id = await _take(conn, ledger.ledger_id if ledger else None, key, now,
+                                    order.email if order else None)
+            if ledger_id is None:
+                await conn.rollback()
+                continue  # another delivery created or took the row first: read theirs
+            await conn.commit()
+            if order is None:
                 return None
-            entry.status, entry.claimed_until = "SENDING", now + timedelta(seconds=CLAIM_SECONDS)
-            entry.attempts += 1
-            entry.recipient = account.email
-            await uow.commit()
-            return order, account
-    return None
+            return _Claim(ledger_id, order_id, order.reason, order.total_cents, order.currency,
+                          [(row.quantity, row.sku) for row in rows if row.sku is not None], order.email, order.name)
+    # The row kept changing under this delivery: come back for it rather than drop the email.
+    raise Retry(f"{order_id} {event_type}: the ledger row kept changing", delay=1000)
 
 
-async def _record(runtime: Runtime, order_id: str, event_type: str, status: str, error: str | None = None) -> None:
-    async with runtime.uow() as uow:
-        entry = await uow.session.scalar(select(Notification).where(
-            Notification.order_id == order_id, Notification.event == event_type).with_for_update())
-        entry.status, entry.claimed_until, entry.last_error = status, None, error
+async def _take(conn: AsyncConnection, ledger_id: int | None, key: dict[str, str], now: datetime,
+                recipient: str | None) -> int | None:
+    """Claim the free ledger row (creating it if ``ledger_id`` is None) for sending to ``recipient``,
+    or mark it FAILED when there is no one to send to. Returns the row's id, or None when another
+    delivery created or took it first."""
+    until = now + timedelta(seconds=CLAIM_SECONDS)
+    if ledger_id is None:
+        if recipient is None:
+            values = {"new_status": "FAILED", "until": None, "first_attempts": 0, "error": NOT_FOUND}
+        else:
+            values = {"new_status": "SENDING", "until": until, "first_attempts": 1, "error": None}
+        try:
+            result = await conn.execute(_CREATE, {**key, **values, "recipient": recipient, "now": now})
+        except IntegrityError as error:
+            if not _is_duplicate_key(error):
+                raise
+            return None
+        return result.inserted_primary_key[0]
+    if recipient is None:
+        result = await conn.execute(_NOTHING_TO_SEND, {"ledger_id": ledger_id, "now": now})
+    else:
+        result = await conn.execute(_TAKE, {"ledger_id": ledger_id, "now": now, "until": until,
+                                            "recipient": recipient})
+    return ledger_id if result.rowcount == 1 else None
+
+
+async def _record(runtime: Runtime, ledger_id: int, status: str, error: str | None = None) -> None:
+    async with runtime.engine.begin() as conn:
         if status == "SENT":
-            entry.sent_at = utcnow()
-        await uow.commit()
+            await conn.execute(_RECORD_SENT, {"ledger_id": ledger_id, "sent_at": utcnow()})
+        else:
+            await conn.execute(_RECORD, {"ledger_id": ledger_id, "new_status": status, "error": error})
+
+
+@lru_cache(maxsize=8)
+def _mailer(smtp_url: str) -> Mailer:
+    return Mailer(smtp_url)
 
 
 async def send_notification(runtime: Runtime, order_id: str, event_type: str) -> str | None:
     """Send the email for ``event_type`` unless the ledger says it went out; returns the ledger status."""
-    claimed = await _claim(runtime, order_id, event_type)
-    if claimed is None:
+    claim = await _claim(runtime, order_id, event_type)
+    if claim is None:
         return None
-    order, account = claimed
-    message = compose(order, account, event_type, runtime.settings.mail_from)
+    message = compose(order_id=claim.order_id, reason=claim.reason, total_cents=claim.total_cents,
+                      currency=claim.currency, lines=claim.lines, email=claim.email, name=claim.name,
+                      event=event_type, sender=runtime.settings.mail_from)
     try:
-        await Mailer(runtime.settings.smtp_url).send(message)
+        await _mailer(runtime.settings.smtp_url).send(message)
     except MailPermanentError as error:
-        return await _give_up(runtime, order_id, event_type, str(error))
+        return await _give_up(runtime, claim.ledger_id, event_type, str(error))
     except MailTemporaryError as error:
         if current_retries() >= MAX_RETRIES:
-            return await _give_up(runtime, order_id, event_type, str(error))
-        await _record(runtime, order_id, event_type, "PENDING", str(error)[:500])
+            return await _give_up(runtime, claim.ledger_id, event_type, str(error))
+        await _record(runtime, claim.ledger_id, "PENDING", str(error)[:500])
         log.warning("notify.retrying", event_type=event_type, error=str(error), retries=current_retries())
         raise
-    await _record(runtime, order_id, event_type, "SENT")
+    await _record(runtime, claim.ledger_id, "SENT")
     SENT_TOTAL.labels(event_type).inc()
-    log.info("notify.sent", event_type=event_type, recipient=account.email)
+    log.info("notify.sent", event_type=event_type, recipient=claim.email)
     return "SENT"
 
 
-async def _give_up(runtime: Runtime, order_id: str, event_type: str, error: str) -> str:
-    await _record(runtime, order_id, event_type, "FAILED", error[:500])
+async def _give_up(runtime: Runtime, ledger_id: int, event_type: str, error: str) -> str:
+    await _record(runtime, ledger_id, "FAILED", error[:500])
     FAILED_TOTAL.labels(event_type).inc()
     log.error("notify.failed", event_type=event_type, error=error)
     return "FAILED"

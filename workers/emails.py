@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Iterable
 from email.message import EmailMessage
-
-from models.tables import Account, Order
 
 _WHAT_HAPPENED = {
     "order.placed": ("is confirmed", "Your payment went through and your order is confirmed."),
@@ -26,29 +25,35 @@ _REASONS = {
 }
 
 
-def compose(order: Order, account: Account, event: str, sender: str) -> EmailMessage:
-    """The email announcing ``event`` (e.g. ``order.placed``) for ``order`` to its customer."""
+def compose(*, order_id: str, reason: str | None, total_cents: int, currency: str,
+            lines: Iterable[tuple[int, str]], email: str, name: str, event: str, sender: str) -> EmailMessage:
+    """The email announcing ``event`` (e.g. ``order.placed``) for an order to its customer.
+
+    Takes plain values, as one query reads them: the order's ``reason``, ``total_cents`` and
+    ``currency``, its ``lines`` as (quantity, sku) pairs in SKU order, and the customer's ``email``
+    and ``name``.
+    """
     headline, body = _WHAT_HAPPENED[event]
-    reason = f" because {_REASONS[order.reason]}" if order.reason in _REASONS else ""
-    body = body.format(reason=reason)
-    total = f"{order.total_cents / 100:.2f} {order.currency}"
-    lines = [f"- {line.quantity} x {line.sku}" for line in order.lines]
+    reason_text = f" because {_REASONS[reason]}" if reason in _REASONS else ""
+    body = body.format(reason=reason_text)
+    total = f"{total_cents / 100:.2f} {currency}"
+    listed = [f"- {quantity} x {sku}" for quantity, sku in lines]
 
     message = EmailMessage()
     message["From"] = sender
-    message["To"] = account.email
-    message["Subject"] = f"Order {order.id} {headline}"
+    message["To"] = email
+    message["Subject"] = f"Order {order_id} {headline}"
     # Stable per order and event: mail clients drop a duplicate that a crash could cause.
-    message["Message-ID"] = f"<{order.id}.{event}@{sender.split('@')[-1]}>"
-    message["X-Order-Id"] = order.id
+    message["Message-ID"] = f"<{order_id}.{event}@{sender.split('@')[-1]}>"
+    message["X-Order-Id"] = order_id
     message["X-Order-Event"] = event
     message.set_content("\n".join([
-        f"Hello {account.name},", "", body, "", f"Order {order.id}", *lines, f"Total: {total}", "",
+        f"Hello {name},", "", body, "", f"Order {order_id}", *listed, f"Total: {total}", "",
     ]))
-    items = "".join(f"<li>{html.escape(line)}</li>" for line in (l[2:] for l in lines))
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in (l[2:] for l in listed))
     message.add_alternative(
-        f"<p>Hello {html.escape(account.name)},</p><p>{html.escape(body)}</p>"
-        f"<p>Order <strong>{html.escape(order.id)}</strong></p><ul>{items}</ul>"
+        f"<p>Hello {html.escape(name)},</p><p>{html.escape(body)}</p>"
+        f"<p>Order <strong>{html.escape(order_id)}</strong></p><ul>{items}</ul>"
         f"<p>Total: {html.escape(total)}</p>",
         subtype="html",
     )
