@@ -88,8 +88,8 @@ async def _publisher(app: web.Application) -> AsyncIterator[None]:
     publisher = OutboxPublisher(broker, app[SESSIONMAKER])
     app[PUBLISHER] = publisher
     yield
-    # Closing waits for an in-flight publish and the broker's goodbye: not on the loop.
-    await asyncio.get_running_loop().run_in_executor(None, publisher.close)
+    # Marks what was confirmed, then waits for an in-flight publish and the broker's goodbye off the loop.
+    await publisher.aclose()
 
 
 async def _live_status(app: web.Application) -> AsyncIterator[None]:

@@ -42,7 +42,7 @@ class Runtime:
         """Release connections: provider pool, Redis, database pool, broker channel."""
         await self.psp.close()
         await self.notifier.close()
-        self.publisher.close()
+        await self.publisher.aclose()
         await self.engine.dispose()
 
 

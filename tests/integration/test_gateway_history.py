@@ -23,6 +23,7 @@ from models.clock import utcnow
 from models.state import OrderStatus, Reason
 from models.tables import Order, OutboxMessage, orders_archive
 from tests.support.gateway_calls import customer, move, place
+from tests.support.polling import eventually
 
 S, R = OrderStatus, Reason
 PROBLEMS = "https://orders.example/problems/"
@@ -177,8 +178,14 @@ async def test_ship_and_deliver_by_the_operator_announce_email_and_domain_event(
     assert [(e.exchange, e.routing_key, e.kwargs["type"], e.kwargs["order"]["status"]) for e in events] == [
         (settings.events_exchange, "order.shipped", "order.shipped", "SHIPPED"),
         (settings.events_exchange, "order.delivered", "order.delivered", "DELIVERED")]
-    # Published after commit like any other outbox row (the broker of this run is up).
-    assert all(event.sent_at is not None for event in events)
+    # Published after commit like any other outbox row (the broker of this run is up), and marked
+    # sent in the gateway's next batch.
+    async def all_marked_sent():
+        async with sessionmaker() as session:
+            return all(await session.scalars(select(OutboxMessage.sent_at).where(
+                OutboxMessage.id.in_([event.id for event in events]))))
+
+    await eventually(all_marked_sent, what="the events marked sent")
 
 
 # -- GET /orders ------------------------------------------------------------------------------

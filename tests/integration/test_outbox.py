@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pika
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from models.tables import OutboxMessage
 from models.unit_of_work import UnitOfWork
@@ -83,6 +84,34 @@ async def test_relay_republishes_what_a_crash_left_unsent(sessionmaker, settings
         publisher.close()
 
 
+async def test_rows_confirmed_together_are_marked_sent_in_one_statement(sessionmaker, settings):
+    route = Route("outbox_probe", "outbox_probe_batch")
+    broker = RabbitmqBroker(url=settings.broker_url, confirm_delivery=True, middleware=[])
+    publisher = OutboxPublisher(broker, sessionmaker)
+    marks: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith("UPDATE outbox"):
+            marks.append(statement)
+
+    event.listen(sessionmaker.kw["bind"].sync_engine, "before_cursor_execute", seen)
+    try:
+        async def one_unit_of_work(n: int) -> str:
+            async with UnitOfWork(sessionmaker, publisher) as uow:
+                message = uow.enqueue(route, order_id=f"o-batch-{n}")
+                await uow.commit()
+            return message.id
+
+        ids = await asyncio.gather(*(one_unit_of_work(n) for n in range(10)))
+        await publisher.flush()
+
+        assert all([await sent_at(sessionmaker, outbox_id) for outbox_id in ids])
+        assert len(marks) < len(ids)
+    finally:
+        event.remove(sessionmaker.kw["bind"].sync_engine, "before_cursor_execute", seen)
+        publisher.close()
+
+
 async def test_publish_after_commit_marks_rows_sent(sessionmaker, settings):
     route = Route("outbox_probe", "outbox_probe_direct")
     broker = RabbitmqBroker(url=settings.broker_url, confirm_delivery=True, middleware=[])
@@ -91,6 +120,7 @@ async def test_publish_after_commit_marks_rows_sent(sessionmaker, settings):
         async with UnitOfWork(sessionmaker, publisher) as uow:
             message = uow.enqueue(route, order_id="o-direct")
             await uow.commit()
+        await publisher.flush()
 
         assert await sent_at(sessionmaker, message.id) is not None
         assert [m["message_id"] for m in take_all(settings.broker_url, route.queue_name)] == [message.id]

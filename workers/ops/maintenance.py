@@ -111,7 +111,7 @@ async def run_redrive(sessionmaker: async_sessionmaker[AsyncSession], broker_url
     try:
         return await sweep(sessionmaker, publisher)
     finally:
-        publisher.close()
+        await publisher.aclose()
 
 
 def render_redrive(report: SweepReport) -> str:
