@@ -3,8 +3,11 @@ print its table, write bench/results/latest.json.
 
 The fleet is the Procfile.dev processes, each started on its own (:mod:`bench.fleet`). The e2e
 phase reads CPU time per process and MariaDB's statement counters over its measured window, then
-runs the open loop at half the closed-loop rate. ``--baseline REV`` measures the e2e phase again
-on the fleet of commit REV (:mod:`bench.baseline`) in the same run and prints both side by side.
+runs the open loop at half the closed-loop rate. The expiry phase runs while an open loop at that
+same rate sends orders (customers of its own, SKUs apart from the holds'), from the holds'
+creation until the last one falls due; its POST and POST-to-PLACED latencies are reported beside
+the expiry figures. ``--baseline REV`` measures the e2e phase again on the fleet of commit REV
+(:mod:`bench.baseline`) in the same run and prints both side by side.
 
 Exit status 0 when the run completed, whether or not every target was met (misses are in the
 table); 1 when the run itself is broken: the flash sale oversold or undersold, an accepted order
@@ -17,6 +20,7 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import os
 import shutil
 import sys
@@ -38,6 +42,7 @@ from bench.redis_peer import RedisPeers
 from bench.report import render_comparison, render_table, targets
 from bench.sql_counters import GlobalStatus, SqlWindow, StatementTally
 from config import load_settings
+from models.clock import utcnow
 from models.db import create_engine
 from tests.support.fleet import fleet_environment
 
@@ -130,6 +135,27 @@ async def _e2e(fleet: DirectFleet, engine, tally: StatementTally, mode: Mode, ar
     return measured
 
 
+#: At most this many accounts of its own for the open loop during expiry (then they take turns).
+LOAD_ACCOUNTS_MAX = 20_000
+
+
+async def _load_tokens(engine, settings, rate: float, mode: Mode, log) -> list[str]:
+    """Customers of their own for the open loop that runs during expiry.
+
+    The holds belong to the e2e customers (several unpaid orders each, up to the last one's
+    release), so orders of theirs would be refused with 429 (MAX_UNPAID_ORDERS). These accounts
+    have no hold; one per order the load can send (lead + window at ``rate``), up to
+    LOAD_ACCOUNTS_MAX, after which each comes round again at most every LOAD_ACCOUNTS_MAX / rate
+    seconds, far apart enough that none nears the limit."""
+    needed = math.ceil(rate * (mode.hold_lead_s + mode.hold_window_s)) + 1
+    count = max(100, min(needed, LOAD_ACCOUNTS_MAX))
+    accounts = await create_accounts(engine, count)
+    reuse_s = count / rate
+    log(f"expiry: {count:,} customers of their own for the open loop (no holds; each comes round at most every "
+        f"{reuse_s:,.0f}s; limit {settings.max_unpaid_orders} unpaid orders per customer)")
+    return tokens_for(settings, accounts)
+
+
 async def _scenarios(fleet: DirectFleet, mode: Mode, args, log, results: dict, memory: MemoryWatch,
                      scenarios: set[str], profile_suffix: str = "", open_rate: float | None = None) -> None:
     settings = load_settings(fleet.env)
@@ -163,8 +189,13 @@ async def _scenarios(fleet: DirectFleet, mode: Mode, args, log, results: dict, m
 
         if "expiry" in scenarios:
             memory.phase = "expiry"
+            # The open-loop load the expiry is measured under: the e2e phase's open-loop rate.
+            load_rate = ((results.get("e2e") or {}).get("open_loop") or {}).get("rate_per_s")
+            load_tokens = await _load_tokens(engine, settings, load_rate, mode, log) if load_rate else []
             log(f"expiry: {mode.holds:,} holds due from {mode.hold_lead_s:g}s over {mode.hold_window_s:g}s, "
-                f"with the Redis TTL peers on the same schedule")
+                f"with the Redis TTL peers on the same schedule, "
+                + (f"under an open-loop load of {load_rate:g} orders/s" if load_rate
+                   else "without an order load (no open-loop rate from an e2e phase in this run)"))
             peers = RedisPeers(services.REDIS_SERVER, services.REDIS_DB, services.REDIS_PEER_DB, mode.background_keys)
             cpu = CpuMeter(fleet.roles)
             try:
@@ -176,9 +207,20 @@ async def _scenarios(fleet: DirectFleet, mode: Mode, args, log, results: dict, m
                 cpu.start()
                 if profiler:
                     profiler.start("expiry", created["first_due_in_s"] + mode.hold_window_s, roles=("worker",))
-                measured = await expiry.measure(engine=engine, holds=mode.holds, skus=created["skus"],
-                                                end=created["end"], grace_s=mode.hold_grace_s, log=log,
-                                                others_done=peers.all_arrived)
+                releases = expiry.measure(engine=engine, holds=mode.holds, skus=created["skus"],
+                                          end=created["end"], grace_s=mode.hold_grace_s, log=log,
+                                          others_done=peers.all_arrived)
+                if load_rate:
+                    # From now until the last hold falls due, orders arrive on the e2e open loop's schedule.
+                    load_s = round(max((created["end"] - utcnow()).total_seconds(), 1.0), 1)
+                    log(f"expiry: open loop at {load_rate:g} orders/s for {load_s:g}s, while the holds fall due")
+                    measured, load = await asyncio.gather(releases, e2e.open_loop(
+                        engine=engine, gateway_url=fleet.gateway_url, tokens=load_tokens, skus=skus,
+                        rate=load_rate, window_s=load_s, drain_timeout_s=120, log=log))
+                    load["accounts"] = len(load_tokens)
+                    measured["open_loop"] = load
+                else:
+                    measured = await releases
                 measured["cpu_cores"] = cpu.stop()
                 if profiler:
                     profiler.wait()
@@ -190,6 +232,8 @@ async def _scenarios(fleet: DirectFleet, mode: Mode, args, log, results: dict, m
                             created_s=created["created_s"], first_due_in_s=created["first_due_in_s"],
                             rate_per_s=round(mode.holds / mode.hold_window_s, 1))
             results["expiry"] = measured
+            if load_rate:
+                log(f"expiry: open loop during expiry: {json.dumps(measured['open_loop'])}")
             for key in ("redis_peer", "redis_peer_loaded"):
                 log(f"{key}: {results[key]}")
         if profiler and profiler.written:
