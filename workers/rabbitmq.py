@@ -6,6 +6,9 @@ ran out wait for an operator (``orders-admin dead-letters``) until ``x-message-t
 RabbitMQ refuses to redeclare a queue with other arguments (PRECONDITION_FAILED), so workers,
 gateway, scheduler and operator tool must all declare them alike: the arguments are built here,
 by :class:`FleetBroker`, and nowhere else.
+
+Importing this module also makes every dramatiq message of the process JSON written and read by
+orjson (:mod:`workers.encoding`): all processes that publish or consume import it.
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.common import xq_name
 
 from config import Settings
+from workers import encoding
 
 log = structlog.get_logger(__name__)
+
+encoding.install()
 
 #: AMQP reply code of a redeclaration whose arguments differ from the existing queue's.
 PRECONDITION_FAILED = 406
