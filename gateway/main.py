@@ -14,6 +14,7 @@ import signal
 import sys
 
 import structlog
+import uvloop
 from aiohttp import web
 
 from config.logging import configure_logging
@@ -55,7 +56,7 @@ def main() -> int:
             loop.add_signal_handler(signum, stop.set)
         await serve(settings, stop)
 
-    asyncio.run(run())
+    uvloop.run(run())
     return 0
 
 

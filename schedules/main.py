@@ -8,6 +8,7 @@ import sys
 from datetime import datetime, timezone
 
 import structlog
+import uvloop
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from config import Settings, settings_or_exit
@@ -54,7 +55,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     finally:
         scheduler.shutdown(wait=False)
         await resign(ctx.redis, ctx.fleet, ELECTED_JOBS)
-        ctx.publisher.close()
+        await ctx.publisher.aclose()
         await ctx.redis.aclose()
         await engine.dispose()
         log.info("scheduler.stopped")
@@ -72,7 +73,7 @@ def main() -> int:
             loop.add_signal_handler(signum, stop.set)
         await run(settings, stop)
 
-    asyncio.run(serve())
+    uvloop.run(serve())
     return 0
 
 

@@ -21,6 +21,7 @@ import asyncio  # noqa: E402  (after the environment above, on purpose)
 
 import dramatiq
 import structlog
+import uvloop
 from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.common import dq_name
 from dramatiq.middleware import AsyncIO, CurrentMessage, Middleware
@@ -76,6 +77,10 @@ class StepRuntime(Middleware):
     def after_worker_boot(self, broker, worker):
         self.broker = broker
         set_runtime_provider(self.get)
+        loop_thread = get_event_loop_thread()
+        if loop_thread is not None:
+            loop = type(loop_thread.loop)
+            log.info("worker.event_loop", loop=f"{loop.__module__}.{loop.__qualname__}")
         try:
             # Declared by the fleet, so services can bind their queues before the first event.
             declare_events_exchange(broker.channel, self.settings.events_exchange)
@@ -111,10 +116,20 @@ def create_broker(settings: Settings) -> FleetBroker:
     return broker
 
 
+def use_uvloop() -> None:
+    """Make uvloop's the event loop that ``asyncio.new_event_loop`` creates in this process.
+
+    dramatiq's AsyncIO middleware creates the loop its thread runs, where every step runs, with
+    ``asyncio.new_event_loop()`` as the worker boots: after this, that loop is a ``uvloop.Loop``.
+    """
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
 def _load() -> FleetBroker:
     settings = SETTINGS
     configure_logging(settings, "worker")
     stop_once_on_sigterm()
+    use_uvloop()
     return create_broker(settings)
 
 
