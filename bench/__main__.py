@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import math
@@ -279,6 +280,8 @@ def _measure_fleet(tree: FleetTree, mode: Mode, args, log, *, name: str, workdir
 
 def run(args) -> int:
     mode = QUICK if args.quick else FULL
+    if args.clients:
+        mode = dataclasses.replace(mode, e2e_clients=args.clients)
     log = Progress()
     _quiet_logging()
     processes = int(os.environ.get("WORKER_PROCESSES", "2"))
@@ -358,6 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(sorted(SCENARIOS)),
                         help="comma-separated scenarios to run: ceiling, e2e, flash, expiry (default: all)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (fleet logs, mail)")
+    parser.add_argument("--clients", type=int, metavar="N",
+                        help="closed-loop clients of the e2e phase (default: the mode's)")
     parser.add_argument("--baseline", metavar="REV",
                         help="also measure the e2e phase on the fleet of commit REV (its own worktree and "
                              "virtualenv), after this checkout's, and print both side by side")
