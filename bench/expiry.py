@@ -37,8 +37,8 @@ from models.tables import Order, OrderHistory, OrderLine, OutboxMessage, Payment
 from workers.outbox import OutboxPublisher
 from workers.queues import EXPIRE
 
-CHUNK = 1000
-PUBLISHERS = 4
+CHUNK = 250
+PUBLISHERS = 12
 PRICE_CENTS = 1500
 
 

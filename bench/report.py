@@ -403,6 +403,10 @@ def render_table(document: dict) -> str:
     if ex.get("holds"):
         loaded = details.get("expiry") or {}
         under = "during the open-loop load" if loaded.get("open_loop") else "**without** an order load"
+        if (ex.get("first_due_in_s") or 0) < 0:
+            # The bench published the last holds after the first fell due: that delay is its own.
+            under += (f" (**the bench published its holds {-ex['first_due_in_s']:g} s after the first was due:"
+                      " the lateness includes that**)")
         rows += [
             (f"Expiry: holds released ({ex['holds']:,} due over {ex['window_s']:g} s, {ex['rate_per_s']:,.0f}/s)",
              _released(ex, s.get("hold_grace_s")), "all", "yes" if ex["delivered"] == ex["holds"] else "**no**"),
