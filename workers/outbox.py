@@ -66,7 +66,7 @@ def to_dramatiq(message: OutboxMessage) -> dramatiq.Message:
 class OutboxPublisher:
     """Sends outbox rows through a dramatiq broker configured with ``confirm_delivery=True``.
 
-    Confirmed rows are marked sent in batches: the ids confirmed within :data:`MARK_EVERY_SECONDS`
+    Rows are sent in the background after their commit, and confirmed rows are marked sent in batches: the ids confirmed within :data:`MARK_EVERY_SECONDS`
     (by all the steps of the process) go together in one ``UPDATE``, so under load marking costs
     a fraction of a statement per unit of work instead of one each, and no step waits for it.
     A row confirmed but not yet marked when the process dies is sent again by the relay
@@ -79,7 +79,9 @@ class OutboxPublisher:
         self._sessionmaker = sessionmaker
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-publisher")
         self._declared_exchanges: set[str] = set()
-        # Ids waiting for the next "mark sent" UPDATE, and the task that will run it.
+        # Rows being sent in the background; ids waiting for the next "mark sent" UPDATE, and the
+        # task that will run it.
+        self._sending: set[asyncio.Task] = set()
         self._unmarked: list[str] = []
         self._marker: asyncio.Task | None = None
 
@@ -129,8 +131,23 @@ class OutboxPublisher:
         return sent
 
     async def publish(self, messages: Sequence[OutboxMessage]) -> None:
-        """Send committed rows; those confirmed are marked sent in the next batch."""
-        sent = await self.send(messages)
+        """Hand committed rows over for sending, and return at once.
+
+        They go out in the background, in the order handed over (one publishing thread), and
+        those confirmed are marked sent in the next batch: a request or a step does not wait for
+        the broker. A failure leaves the rows to the relay.
+        """
+        task = asyncio.get_running_loop().create_task(self._send_and_mark(list(messages)))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send_and_mark(self, messages: list[OutboxMessage]) -> None:
+        try:
+            sent = await self.send(messages)
+        except Exception:
+            log.warning("outbox.publish_deferred", count=len(messages),
+                        order_ids=sorted({m.order_id for m in messages if m.order_id}), exc_info=True)
+            return
         if sent:
             self._mark_soon(sent)
 
@@ -155,7 +172,11 @@ class OutboxPublisher:
                 log.warning("outbox.mark_failed", count=len(ids), error=repr(error))
 
     async def flush(self) -> None:
-        """Wait until every row confirmed so far is marked sent (or the attempt failed)."""
+        """Wait until every row handed over so far is sent and marked sent (or the attempt failed)."""
+        loop = asyncio.get_running_loop()
+        sending = [task for task in self._sending if task.get_loop() is loop]
+        if sending:
+            await asyncio.gather(*sending, return_exceptions=True)
         marker = self._marker
         if marker is not None and marker.get_loop() is asyncio.get_running_loop() and not marker.done():
             await asyncio.shield(marker)

@@ -109,6 +109,7 @@ async def test_a_service_bound_with_order_hash_receives_the_events(runtime, sess
     channel.queue_bind(queue=queue, exchange=exchange, routing_key="order.#")
     try:
         order_id = await placed(runtime, sessionmaker)
+        await runtime.publisher.flush()  # committed messages go out in the background
         received = []
         while True:
             method, properties, body = channel.basic_get(queue, auto_ack=True)
