@@ -14,6 +14,7 @@ import structlog
 
 from models.order_flow import FollowUp, fail_payment
 from models.order_moves import set_payment_columns
+from models.order_record import read_order_record
 from models.repository import find_payment
 from models.state import OrderStatus, PaymentStatus
 from workers.follow_up import enqueue_follow_up
@@ -40,8 +41,9 @@ def idempotency_key(payment_id: str) -> str:
 
 
 async def _pending_request(runtime: Runtime, order_id: str) -> _PaymentRequest | None:
-    async with runtime.uow() as uow:
-        order = await uow.lock_order(order_id)
+    # A read, not a lock: whatever it sees is checked again under the lock once the provider answered.
+    async with runtime.engine.connect() as connection:
+        order = await read_order_record(connection, order_id)
         if order is None:
             log.warning("pay.unknown_order")
             return None
