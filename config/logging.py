@@ -76,7 +76,7 @@ def merge_contextvars(logger: Any, method_name: str, event_dict: dict[str, Any])
 
 
 if _STRUCTLOG_CONTEXT_VARS is None:  # a structlog without that registry
-    merge_contextvars = structlog.contextvars.merge_contextvars  # noqa: F811
+    merge_contextvars = structlog.contextvars.merge_contextvars
 
 
 #: The ``level`` of lines logged with structlog's aliases, as structlog's ``add_log_level`` names them.
