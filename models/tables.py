@@ -1,7 +1,8 @@
 """SQLAlchemy tables of the fleet; MariaDB/MySQL is the source of truth for all of them.
 
-Status columns are mapped under a private name (``_status``) and exposed read-only, so that
-only :mod:`models.state` can change them.
+Status columns are mapped under a private name (``_status``) and exposed read-only, so that ORM
+code changes them only through :mod:`models.state`; the steps' statement-level moves go through
+:mod:`models.order_moves`, which checks the same table of legal moves.
 """
 
 from __future__ import annotations
