@@ -38,6 +38,16 @@ class PipeLike:
         return False
 
 
+@pytest.fixture(autouse=True)
+def no_bound_context():
+    """Each test starts with no context bound (another test may have left some) and leaves it as found."""
+    found = structlog.contextvars.get_contextvars()
+    structlog.contextvars.clear_contextvars()
+    yield
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(**found)
+
+
 @pytest.fixture
 def restore_logging():
     """Puts back what configure_logging changes: root handlers and levels, structlog's config."""
