@@ -1,10 +1,20 @@
-"""The customer email, composed from plain values, is byte for byte what it was when composed from
-ORM objects (expected texts recorded from that version); only the MIME boundary is random."""
+"""The customer email, written directly as SMTP carries it, says what the EmailMessage version
+said: the same envelope, headers and both bodies once parsed by the email package, the same
+Message-ID to the byte. Expected texts were recorded from the EmailMessage version (the MIME
+boundary was random); :func:`reference` is that version, compared against on generated values.
+"""
 
 from __future__ import annotations
 
-import pytest
+import html
+from email import message_from_bytes, message_from_string, policy
+from email.message import EmailMessage
 
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from workers import emails
 from workers.emails import compose
 
 CASES = [
@@ -118,16 +128,170 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("values", "expected"), CASES, ids=["placed", "rejected-non-ascii-no-lines", "unknown-reason"])
-def test_the_email_is_unchanged(values, expected):
-    message = compose(**values)
+def parsed(data: bytes) -> EmailMessage:
+    return message_from_bytes(data, policy=policy.default)
 
-    assert message.as_string().replace(message.get_boundary(), "BOUNDARY") == expected
+
+def summary(message: EmailMessage) -> dict:
+    """What a reader of the message gets: headers, the multipart shape, both bodies."""
+    plain, markup = message.get_body(("plain",)), message.get_body(("html",))
+    return {
+        **{name: str(message[name]) for name in (
+            "From", "To", "Subject", "Message-ID", "X-Order-Id", "X-Order-Event", "MIME-Version")},
+        "type": message.get_content_type(),
+        "parts": [(part.get_content_type(), part.get_content_charset()) for part in message.iter_parts()],
+        # SMTP carries CRLF; the EmailMessage version's text said LF.
+        "plain": plain.get_content().replace("\r\n", "\n"),
+        "html": markup.get_content().replace("\r\n", "\n"),
+    }
+
+
+def check_wire_form(data: bytes) -> None:
+    """CRLF line endings only, no line over 998 octets, 7-bit unless an address needs SMTPUTF8."""
+    assert b"\n" not in data.replace(b"\r\n", b"") and b"\r" not in data.replace(b"\r\n", b"")
+    assert max(len(line) for line in data.split(b"\r\n")) <= 998
+    _, _, body = data.partition(b"\r\n\r\n")
+    assert body.isascii()
+
+
+@pytest.mark.parametrize(("values", "expected"), CASES, ids=["placed", "rejected-non-ascii-no-lines", "unknown-reason"])
+def test_the_email_says_what_it_said(values, expected):
+    email = compose(**values)
+
+    assert summary(parsed(email.data)) == summary(message_from_string(expected, policy=policy.default))
+    check_wire_form(email.data)
+
+
+@pytest.mark.parametrize(("values", "expected"), CASES, ids=["placed", "rejected-non-ascii-no-lines", "unknown-reason"])
+def test_the_message_id_header_is_written_as_it_was(values, expected):
+    [line] = [line for line in expected.splitlines() if line.startswith("Message-ID:")]
+    email = compose(**values)
+
+    assert f"\r\n{line}\r\n".encode() in email.data
+    assert email.message_id == line.removeprefix("Message-ID: ")
+
+
+def test_the_envelope_is_the_from_and_to_addresses():
+    placed, rejected, _ = (compose(**values) for values, _ in CASES)
+
+    assert (placed.sender, placed.recipients, placed.smtputf8) == ("orders@shop.example", ("ada@example.com",), False)
+    # A non-ASCII address needs SMTPUTF8 and is written as UTF-8, as the email package sent it.
+    assert (rejected.recipients, rejected.smtputf8) == (("zoë@example.com",), True)
+    assert "\r\nTo: zoë@example.com\r\n".encode() in rejected.data
 
 
 def test_message_id_is_stable_per_order_and_event():
     values = dict(CASES[0][0])
     first, second = compose(**values), compose(**values)
 
-    assert first["Message-ID"] == second["Message-ID"] == f"<{'a' * 32}.order.placed@shop.example>"
-    assert compose(**{**values, "event": "order.shipped"})["Message-ID"] != first["Message-ID"]
+    assert first.message_id == second.message_id == f"<{'a' * 32}.order.placed@shop.example>"
+    assert parsed(first.data)["Message-ID"] == first.message_id
+    assert compose(**{**values, "event": "order.shipped"}).message_id != first.message_id
+
+
+@pytest.mark.parametrize("sender", [
+    "Shop <orders@shop.example>", "orders@shop.example", '"Shop, Inc." <orders@shop.example>',
+    "Shöp <orders@shop.example>", "orders@shop.example (Shop)", "Shop <orders@[127.0.0.1]>",
+])
+def test_senders_give_the_message_id_and_from_they_gave(sender):
+    values = {**CASES[0][0], "sender": sender}
+    email, expected = compose(**values), reference(**values)
+
+    assert email.message_id == str(expected["Message-ID"])
+    assert parsed(email.data)["Message-ID"] == email.message_id
+    # (The email package folded the odd "<...> (Shop)" Message-ID onto a line of its own.)
+    assert {**summary(parsed(email.data)), "Message-ID": None} == {
+        **summary(parsed(expected.as_bytes(policy=policy.SMTP))), "Message-ID": None}
+
+
+def test_long_or_non_ascii_text_is_quoted_printable_and_reads_back():
+    values = {**CASES[2][0], "name": "Ærøskøbing " + "x" * 120, "lines": [(1, "S" * 200)]}
+    email = compose(**values)
+
+    assert b"Content-Transfer-Encoding: 7bit" not in email.data
+    assert summary(parsed(email.data)) == summary(parsed(reference(**values).as_bytes(policy=policy.SMTP)))
+    check_wire_form(email.data)
+
+
+def test_a_boundary_found_in_the_text_is_not_used(monkeypatch):
+    taken = "=_" + "0" * 24
+    draws = iter([0, 0, 1])
+    monkeypatch.setattr(emails.random, "getrandbits", lambda bits: next(draws))
+
+    email = compose(**{**CASES[2][0], "name": f"--{taken}"})
+
+    assert f'boundary="=_{1:024x}"'.encode() in email.data
+    assert summary(parsed(email.data))["plain"].startswith(f"Hello --{taken},")
+
+
+@pytest.mark.parametrize("field", ["email", "sender", "order_id"])
+def test_a_header_value_with_a_line_break_is_refused(field):
+    values = {**CASES[0][0], field: CASES[0][0][field] + "\r\nBcc: x@example.com"}
+
+    with pytest.raises(ValueError):
+        compose(**values)
+
+
+# -- against the EmailMessage version, on generated values ------------------------------------
+
+
+def reference(*, order_id, reason, total_cents, currency, lines, email, name, event, sender) -> EmailMessage:
+    """The EmailMessage version of compose, as it was."""
+    headline, body = emails._WHAT_HAPPENED[event]
+    reason_text = f" because {emails._REASONS[reason]}" if reason in emails._REASONS else ""
+    body = body.format(reason=reason_text)
+    total = f"{total_cents / 100:.2f} {currency}"
+    listed = [f"- {quantity} x {sku}" for quantity, sku in lines]
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = email
+    message["Subject"] = f"Order {order_id} {headline}"
+    message["Message-ID"] = f"<{order_id}.{event}@{sender.split('@')[-1]}>"
+    message["X-Order-Id"] = order_id
+    message["X-Order-Event"] = event
+    message.set_content("\n".join([
+        f"Hello {name},", "", body, "", f"Order {order_id}", *listed, f"Total: {total}", "",
+    ]))
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in (l[2:] for l in listed))
+    message.add_alternative(
+        f"<p>Hello {html.escape(name)},</p><p>{html.escape(body)}</p>"
+        f"<p>Order <strong>{html.escape(order_id)}</strong></p><ul>{items}</ul>"
+        f"<p>Total: {html.escape(total)}</p>",
+        subtype="html",
+    )
+    return message
+
+
+# Names and SKUs as customers and shops type them: any printable text, accents, markup, long.
+_text = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=120)
+_local = st.from_regex(r"[a-z0-9][a-z0-9._+-]{0,20}", fullmatch=True).filter(lambda s: ".." not in s and not s.endswith("."))
+_addresses = st.one_of(
+    st.builds("{}@{}.example".format, _local, st.from_regex(r"[a-z]{1,10}", fullmatch=True)),
+    st.builds("{}ë@exämple.com".format, _local),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    order_id=st.uuids().map(lambda u: u.hex),
+    reason=st.sampled_from([None, "out_of_stock", "payment_failed", "something_else"]),
+    total_cents=st.integers(0, 10**9),
+    currency=st.sampled_from(["USD", "EUR", "GBP"]),
+    lines=st.lists(st.tuples(st.integers(1, 1000), _text), max_size=6),
+    email=_addresses,
+    name=_text,
+    event=st.sampled_from(sorted(emails._WHAT_HAPPENED)),
+    sender=st.sampled_from(["Shop <orders@shop.example>", "orders@shop.example", "Shöp <orders@shop.example>"]),
+)
+def test_any_email_reads_as_the_email_message_version(**values):
+    email = compose(**values)
+    expected = reference(**values)
+    utf8 = not "".join(email.recipients).isascii()
+
+    # What the EmailMessage version sent: flattened for SMTP by aiosmtplib (as UTF-8 when needed).
+    assert summary(parsed(email.data)) == summary(parsed(expected.as_bytes(policy=policy.SMTPUTF8 if utf8 else policy.SMTP)))
+    assert email.message_id == str(expected["Message-ID"])
+    assert email.recipients == tuple(a.addr_spec for a in expected["To"].addresses)
+    assert email.sender == expected["From"].addresses[0].addr_spec
+    if not utf8:
+        check_wire_form(email.data)
