@@ -18,7 +18,6 @@ UPDATE that marks it SENT. A redelivery after that takes the read alone.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import NamedTuple
 
 import structlog
@@ -31,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from models.clock import utcnow
 from models.tables import Account, Notification, Order, OrderLine
 from workers.emails import compose
-from workers.mailer import Mailer, MailPermanentError, MailTemporaryError
+from workers.mailer import MailPermanentError, MailTemporaryError
 from workers.queues import NOTIFY
 from workers.runtime import Runtime
 from workers.steps import FOLLOW_UP_PRIORITY, current_retries, step_actor
@@ -213,11 +212,6 @@ async def _record(runtime: Runtime, ledger_id: int, status: str, error: str | No
             await conn.execute(_RECORD, {"ledger_id": ledger_id, "new_status": status, "error": error})
 
 
-@lru_cache(maxsize=8)
-def _mailer(smtp_url: str) -> Mailer:
-    return Mailer(smtp_url)
-
-
 async def send_notification(runtime: Runtime, order_id: str, event_type: str) -> str | None:
     """Send the email for ``event_type`` unless the ledger says it went out; returns the ledger status."""
     claim = await _claim(runtime, order_id, event_type)
@@ -227,7 +221,8 @@ async def send_notification(runtime: Runtime, order_id: str, event_type: str) ->
                       currency=claim.currency, lines=claim.lines, email=claim.email, name=claim.name,
                       event=event_type, sender=runtime.settings.mail_from)
     try:
-        await _mailer(runtime.settings.smtp_url).send(message)
+        # The process's mailer, whose connection stays open for the next email.
+        await runtime.mailers.get(runtime.settings.smtp_url).send(message)
     except MailPermanentError as error:
         return await _give_up(runtime, claim.ledger_id, event_type, str(error))
     except MailTemporaryError as error:

@@ -6,7 +6,7 @@ runtime lazily on the worker's event loop thread and closes it when the worker s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dramatiq.broker import Broker
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -16,6 +16,7 @@ from models.db import create_engine, create_sessionmaker
 from models.events import EventEmitter
 from models.unit_of_work import UnitOfWork
 from workers.live_status import StatusNotifier, create_redis
+from workers.mailer import Mailers
 from workers.outbox import OutboxPublisher
 from workers.psp_client import PaymentProvider
 from workers.queues import NOTIFY
@@ -33,13 +34,16 @@ class Runtime:
     notifier: StatusNotifier
 
     emitter: EventEmitter
+    #: SMTP connections kept open between emails, per server (shared by copies of the runtime).
+    mailers: Mailers = field(default_factory=Mailers)
 
     def uow(self) -> UnitOfWork:
         """A new unit of work (one transaction) whose messages go out after commit."""
         return UnitOfWork(self.sessionmaker, self.publisher, self.notifier, self.emitter)
 
     async def close(self) -> None:
-        """Release connections: provider pool, Redis, database pool, broker channel."""
+        """Release connections: SMTP, provider pool, Redis, database pool, broker channel."""
+        await self.mailers.aclose()
         await self.psp.close()
         await self.notifier.close()
         await self.publisher.aclose()
