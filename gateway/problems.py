@@ -10,7 +10,6 @@ Problems specific to this API carry a ``type`` under :data:`PROBLEM_BASE`; plain
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Mapping
@@ -21,6 +20,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from gateway.db import is_transient
+from gateway.responses import json_response
 
 log = structlog.get_logger(__name__)
 
@@ -101,8 +101,7 @@ def problem_response(status: int, detail: str, *, type_: str = "about:blank", ti
                      headers: Mapping[str, str] | None = None, **extensions: Any) -> web.Response:
     """Render one problem document."""
     body = {"type": type_, "title": title or _phrase(status), "status": status, "detail": detail, **extensions}
-    return web.Response(status=status, text=json.dumps(body), content_type=PROBLEM_CONTENT_TYPE,
-                        headers=headers)
+    return json_response(body, status=status, headers=headers, content_type=PROBLEM_CONTENT_TYPE)
 
 
 # Headers of an aiohttp HTTPException that describe its own (plain-text) body, not the condition.

@@ -14,6 +14,7 @@ import re
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
+import orjson
 from aiohttp import web
 
 from gateway.problems import INVALID_REQUEST, MALFORMED_JSON, Problem, ProblemType
@@ -42,11 +43,29 @@ def _finite_float(text: str) -> float:
     return value
 
 
+# orjson refuses everything the standard library's strict reading below refuses (NaN, Infinity,
+# numbers too large for a float, invalid UTF-8, lone surrogates, control characters in strings),
+# but reads an integer of more than 64 bits as a float and nests up to 1024 levels. A body with
+# 19 digits in a row, or with many brackets, is read by the standard library, as are those orjson
+# refuses, so each one gets the same answer and error message as before.
+_LONG_DIGIT_RUN = re.compile(rb"[0-9]{19}")
+_FEW_BRACKETS = 500
+
+
 def parse_json(raw: bytes) -> Any:
     """Decode a JSON document strictly (no NaN/Infinity, valid UTF-8 without lone surrogates).
 
     Raises a 400 :class:`Problem` when ``raw`` is not such a document.
     """
+    if raw.count(b"[") + raw.count(b"{") < _FEW_BRACKETS and _LONG_DIGIT_RUN.search(raw) is None:
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass  # read again below, for the standard library's verdict and message
+    return _parse_json_strictly(raw)
+
+
+def _parse_json_strictly(raw: bytes) -> Any:
     try:
         value = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float)
         # "\ud800" is valid JSON but no database column or UTF-8 encoder can hold it.
@@ -197,24 +216,28 @@ def obj(required: Mapping[str, Validator] | None = None, optional: Mapping[str, 
     ``extra="forbid"`` refuses unknown members (a misspelt field must not be silently dropped);
     ``extra="ignore"`` drops them (for payloads from outside systems that grow new fields).
     """
-    required = dict(required or {})
-    optional = dict(optional or {})
+    required_members = tuple((required or {}).items())
+    optional_members = tuple((optional or {}).items())
+    known = frozenset(key for key, _ in required_members + optional_members)
+    forbid = extra == "forbid"
 
     def check(value: Any, path: str) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise ValidationError(path, "must be a JSON object")
-        if extra == "forbid":
+        if forbid and not known.issuperset(value):
             for key in value:
-                if key not in required and key not in optional:
+                if key not in known:
                     raise ValidationError(_join(path, key), "is not a known field")
         result: dict[str, Any] = {}
-        for key, validator in required.items():
-            if key not in value or value[key] is None:
+        for key, validator in required_members:
+            member = value.get(key)
+            if member is None:
                 raise ValidationError(_join(path, key), "is required")
-            result[key] = validator(value[key], _join(path, key))
-        for key, validator in optional.items():
+            result[key] = validator(member, f"{path}.{key}" if path else key)
+        for key, validator in optional_members:
             if key in value:
-                result[key] = None if value[key] is None else validator(value[key], _join(path, key))
+                member = value[key]
+                result[key] = None if member is None else validator(member, f"{path}.{key}" if path else key)
         return result
 
     return check
@@ -248,8 +271,15 @@ def json_object(*, max_bytes: int, max_depth: int = 4) -> Validator:
     return check
 
 
+#: Up to this limit the depth is checked by recursion, which goes no deeper than the limit.
+_RECURSIVE_DEPTH_CHECK = 32
+
+
 def _deeper_than(value: Any, limit: int) -> bool:
-    """Whether containers nest more than ``limit`` levels (iterative: input depth is untrusted)."""
+    """Whether containers nest more than ``limit`` levels (input depth is untrusted, so recursion
+    only goes as deep as a small ``limit``; above that the walk is iterative)."""
+    if limit <= _RECURSIVE_DEPTH_CHECK:
+        return _nests_beyond(value, limit)
     stack = [(value, 0)]
     while stack:
         current, depth = stack.pop()
@@ -259,6 +289,22 @@ def _deeper_than(value: Any, limit: int) -> bool:
         if depth + 1 > limit:
             return True
         stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _nests_beyond(value: Any, limit: int) -> bool:
+    """:func:`_deeper_than` by recursion: a container with ``limit`` levels left is one too many."""
+    if isinstance(value, dict):
+        children = value.values()
+    elif isinstance(value, list):
+        children = value
+    else:
+        return False
+    if limit <= 0:
+        return True
+    for child in children:
+        if isinstance(child, (dict, list)) and _nests_beyond(child, limit - 1):
+            return True
     return False
 
 

@@ -11,6 +11,7 @@ from gateway.db import is_duplicate_key
 from gateway.keys import PASSWORDS, SESSIONMAKER, SETTINGS
 from gateway.payment_methods import DEFAULT_PAYMENT_METHOD, default_payment_method_json
 from gateway.problems import ACCOUNT_EXISTS, INVALID_CREDENTIALS, INVALID_REQUEST, INVALID_TOKEN, Problem
+from gateway.responses import json_response
 from gateway.sign_in_limits import begin_sign_in
 from gateway.validation import email, json_object, obj, read_json, string, validate
 from models.clock import utcnow
@@ -61,7 +62,7 @@ async def create_account(request: web.Request) -> web.Response:
         if is_duplicate_key(exc):
             raise Problem(ACCOUNT_EXISTS, "an account with this email already exists") from None
         raise
-    return web.json_response(_account_json(account), status=201, headers={"Location": "/accounts/me"})
+    return json_response(_account_json(account), status=201, headers={"Location": "/accounts/me"})
 
 
 def _account_json(account: Account) -> dict:
@@ -98,7 +99,7 @@ async def create_token(request: web.Request) -> web.Response:
         new_hash = await passwords.hash(fields["password"])
         async with sessionmaker() as session, session.begin():
             await session.execute(update(Account).where(Account.id == account.id).values(password_hash=new_hash))
-    return web.json_response(issue_token(request.app[SETTINGS], account.id))
+    return json_response(issue_token(request.app[SETTINGS], account.id))
 
 
 async def _own_account(request: web.Request, session) -> Account:
@@ -115,7 +116,7 @@ async def get_me(request: web.Request) -> web.Response:
     """The caller's own account."""
     async with request.app[SESSIONMAKER]() as session:
         account = await _own_account(request, session)
-    return web.json_response(_account_json(account))
+    return json_response(_account_json(account))
 
 
 @routes.patch("/accounts/me")
@@ -137,4 +138,4 @@ async def update_me(request: web.Request) -> web.Response:
             setattr(account, field, value)
         if changes:
             account.updated_at = utcnow()
-    return web.json_response(_account_json(account))
+    return json_response(_account_json(account))

@@ -7,6 +7,7 @@ from aiohttp import web
 from gateway.auth import require_admin
 from gateway.keys import SESSIONMAKER
 from gateway.reconciliation import latest_report, report_json
+from gateway.responses import json_response
 
 routes = web.RouteTableDef()
 
@@ -17,4 +18,4 @@ async def reconciliation(request: web.Request) -> web.Response:
     require_admin(request)
     async with request.app[SESSIONMAKER]() as session:
         report = await latest_report(session)
-    return web.json_response(report_json(report))
+    return json_response(report_json(report))

@@ -31,6 +31,7 @@ from gateway.carts import cart_json, catalogue_sku, customer_account_id, lock_ac
 from gateway.keys import SESSIONMAKER, SETTINGS, UNITS_OF_WORK
 from gateway.ordering import OrderRequest, place_order
 from gateway.problems import INVALID_IDEMPOTENCY_KEY, INVALID_REQUEST, MISSING_IDEMPOTENCY_KEY, Problem
+from gateway.responses import json_response
 from gateway.routes.items import SKU_PATTERN
 from gateway.routes.orders import IDEMPOTENCY_HEADER, MAX_KEY_LENGTH, NEW_ORDER
 from gateway.validation import integer, obj, read_json, validate
@@ -58,7 +59,7 @@ async def get_cart(request: web.Request) -> web.Response:
     """The caller's cart with current names, prices and availability."""
     account_id = customer_account_id(request)
     async with request.app[SESSIONMAKER]() as session:
-        return web.json_response(await cart_json(session, account_id))
+        return json_response(await cart_json(session, account_id))
 
 
 @routes.put("/cart/items/{sku}")
@@ -76,7 +77,7 @@ async def put_cart_line(request: web.Request) -> web.Response:
         await set_cart_line(session, account_id, sku, quantity)
         await session.flush()
         cart = await cart_json(session, account_id)
-    return web.json_response(cart)
+    return json_response(cart)
 
 
 @routes.delete("/cart/items/{sku}")
@@ -88,7 +89,7 @@ async def delete_cart_line(request: web.Request) -> web.Response:
         if sku is not None:
             await session.execute(delete(CartItem).where(CartItem.account_id == account_id, CartItem.sku == sku))
         cart = await cart_json(session, account_id)
-    return web.json_response(cart)
+    return json_response(cart)
 
 
 def _idempotency_key(request: web.Request) -> str:
@@ -135,4 +136,4 @@ async def checkout(request: web.Request) -> web.Response:
         has_shipping_address="shipping_address" in fields, source=CART_SOURCE, scope=CHECKOUT_SCOPE,
     ), max_unpaid_orders=request.app[SETTINGS].max_unpaid_orders)
     structlog.contextvars.bind_contextvars(order_id=placed.order.id)
-    return web.json_response(placed.found.json(), status=202, headers={"Location": f"/orders/{placed.order.id}"})
+    return json_response(placed.found.json(), status=202, headers={"Location": f"/orders/{placed.order.id}"})

@@ -22,6 +22,7 @@ from gateway.catalogue import (
 from gateway.keys import SESSIONMAKER
 from gateway.paging import page_query
 from gateway.problems import Problem
+from gateway.responses import json_response
 from gateway.routes.items import SKU_PATTERN
 from gateway.validation import integer, obj, string
 from models.tables import Item
@@ -56,7 +57,7 @@ async def get_items(request: web.Request) -> web.Response:
     search, limit, after = _list_query(request)
     async with request.app[SESSIONMAKER]() as session:
         page = await list_items(session, search=search, limit=limit, after=after)
-    return web.json_response(page.json())
+    return json_response(page.json())
 
 
 @routes.get("/items/{sku}/receipts")
@@ -70,4 +71,4 @@ async def get_receipts(request: web.Request) -> web.Response:
         if sku is None:
             raise Problem(404, f"no item with sku {wanted!r}")
         receipts = await stock_receipts(session, sku)
-    return web.json_response({"receipts": receipts})
+    return json_response({"receipts": receipts})

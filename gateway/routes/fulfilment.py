@@ -8,6 +8,7 @@ from gateway.auth import require_admin
 from gateway.fulfilment import OPERATOR, advance
 from gateway.keys import UNITS_OF_WORK
 from gateway.order_access import order_id_param
+from gateway.responses import json_response
 from models.state import OrderStatus
 
 routes = web.RouteTableDef()
@@ -17,7 +18,7 @@ async def _advance(request: web.Request, target: OrderStatus) -> web.Response:
     require_admin(request)
     order_id = order_id_param(request, OPERATOR)
     found = await advance(request.app[UNITS_OF_WORK], order_id, target)
-    return web.json_response(found.json())
+    return json_response(found.json())
 
 
 @routes.post("/orders/{order_id}/ship")

@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from gateway.keys import METRICS, SESSIONMAKER, SETTINGS
 from gateway.problems import NOT_READY, Problem
 from gateway.readiness import REQUIRED, check_dependencies
+from gateway.responses import json_response
 
 routes = web.RouteTableDef()
 
@@ -17,7 +18,7 @@ routes = web.RouteTableDef()
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
     """Always ``{"status": "ok"}`` while the event loop answers (it checks no dependency, by design)."""
-    return web.json_response({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 @routes.get("/readyz")
@@ -27,7 +28,7 @@ async def readyz(request: web.Request) -> web.Response:
     down = [name for name in REQUIRED if checks[name] != "ok"]
     if down:
         raise Problem(NOT_READY, f"not ready: {', '.join(down)} unavailable", checks=checks)
-    return web.json_response({"status": "ready", "checks": checks})
+    return json_response({"status": "ready", "checks": checks})
 
 
 @routes.get("/metrics")

@@ -12,6 +12,7 @@ from gateway.auth import require_admin
 from gateway.db import OUT_OF_RANGE, error_code, is_duplicate_key
 from gateway.keys import SESSIONMAKER
 from gateway.problems import ITEM_EXISTS, STOCK_LIMIT, Problem
+from gateway.responses import json_response
 from gateway.validation import array, http_url, integer, json_object, obj, read_json, string, validate
 from models.clock import utcnow
 from models.tables import Item, Stock, StockReceipt
@@ -65,8 +66,8 @@ async def create_item(request: web.Request) -> web.Response:
         if is_duplicate_key(exc):
             raise Problem(ITEM_EXISTS, f"an item with sku {fields['sku']!r} already exists") from None
         raise
-    return web.json_response(item_json(item, available=0), status=201,
-                             headers={"Location": f"/items/{item.sku}"})
+    return json_response(item_json(item, available=0), status=201,
+                         headers={"Location": f"/items/{item.sku}"})
 
 
 def _path_sku(request: web.Request) -> str:
@@ -86,7 +87,7 @@ async def get_item(request: web.Request) -> web.Response:
         if item is None:
             raise Problem(404, f"no item with sku {sku!r}")
         available = item.stock.available if item.stock is not None else 0
-    return web.json_response(item_json(item, available))
+    return json_response(item_json(item, available))
 
 
 @routes.post("/items/{sku}/stock")
@@ -116,4 +117,4 @@ async def receive_stock(request: web.Request) -> web.Response:
             raise Problem(STOCK_LIMIT, "this receipt would take the stock past the largest storable "
                                        "quantity") from None
         raise
-    return web.json_response({"sku": sku, "available": row.available, "received": row.received}, status=201)
+    return json_response({"sku": sku, "available": row.available, "received": row.received}, status=201)

@@ -25,6 +25,7 @@ from gateway.problems import (
     MISSING_IDEMPOTENCY_KEY,
     Problem,
 )
+from gateway.responses import json_response
 from gateway.routes.items import SKU
 from gateway.status_stream import stream_status
 from gateway.validation import (
@@ -59,14 +60,14 @@ def _idempotency_key(request: web.Request) -> str:
         raise Problem(MISSING_IDEMPOTENCY_KEY, f"POST /orders needs an {IDEMPOTENCY_HEADER} header "
                                                "(e.g. a UUID chosen by the client per order)")
     # Printable ASCII only: the key is compared byte for byte and echoed in logs.
-    if len(key) > MAX_KEY_LENGTH or not all(" " <= char <= "~" for char in key):
+    if len(key) > MAX_KEY_LENGTH or not (key.isascii() and key.isprintable()):
         raise Problem(INVALID_IDEMPOTENCY_KEY, f"{IDEMPOTENCY_HEADER} must be 1 to {MAX_KEY_LENGTH} "
                                                "printable ASCII characters")
     return key
 
 
 def _order_response(found: FoundOrder) -> web.Response:
-    return web.json_response(found.json(), status=202, headers={"Location": f"/orders/{found.order.id}"})
+    return json_response(found.json(), status=202, headers={"Location": f"/orders/{found.order.id}"})
 
 
 @routes.post("/orders")
@@ -120,7 +121,7 @@ async def get_orders(request: web.Request) -> web.Response:
     status, limit, after = _list_query(request)
     async with request.app[SESSIONMAKER]() as session:
         page = await list_orders(session, account_id=caller.account_id, status=status, limit=limit, after=after)
-    return web.json_response(page.json())
+    return json_response(page.json())
 
 
 @routes.get("/orders/{order_id}")
@@ -130,7 +131,7 @@ async def get_order(request: web.Request) -> web.Response:
     order_id = order_id_param(request, caller)
     async with request.app[SESSIONMAKER]() as session:
         found = await find_order(session, order_id, caller)
-    return web.json_response(found.json())
+    return json_response(found.json())
 
 
 @routes.post("/orders/{order_id}/cancel")

@@ -15,6 +15,7 @@ from gateway.order_access import order_id_param
 from gateway.ordering import request_hash
 from gateway.payments import RefundRequest, find_payment, payment_document, request_refund
 from gateway.problems import INVALID_IDEMPOTENCY_KEY, MISSING_IDEMPOTENCY_KEY, Problem
+from gateway.responses import json_response
 from gateway.validation import obj, parse_json, validate
 
 routes = web.RouteTableDef()
@@ -46,7 +47,7 @@ async def get_payment(request: web.Request) -> web.Response:
     structlog.contextvars.bind_contextvars(payment_id=payment_id)
     async with request.app[SESSIONMAKER]() as session:
         payment = await find_payment(session, payment_id, caller)
-    return web.json_response(payment_document(payment))
+    return json_response(payment_document(payment))
 
 
 @routes.post("/orders/{order_id}/refund")
@@ -61,4 +62,4 @@ async def refund_order(request: web.Request) -> web.Response:
     body = validate(REFUND_BODY, parse_json(raw)) if raw.strip() else {}
     document = await request_refund(request.app[UNITS_OF_WORK], RefundRequest(
         order_id=order_id, key=key, request_hash=request_hash(body)))
-    return web.json_response(document, status=202, headers={"Location": f"/payments/{document['id']}"})
+    return json_response(document, status=202, headers={"Location": f"/payments/{document['id']}"})

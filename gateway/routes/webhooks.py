@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from gateway.db import is_duplicate_key
 from gateway.keys import SETTINGS, UNITS_OF_WORK
 from gateway.problems import INVALID_EVENT, INVALID_SIGNATURE, Problem
+from gateway.responses import json_response
 from gateway.validation import (
     ValidationError,
     check_depth,
@@ -110,4 +111,4 @@ async def receive_event(request: web.Request) -> web.Response:
             duplicate = False
     log.info("webhook.received", event_type=fields["type"], payment_id=payment_id,
              duplicate=duplicate)
-    return web.json_response({"received": True, "duplicate": duplicate})
+    return json_response({"received": True, "duplicate": duplicate})

@@ -11,6 +11,7 @@ from sqlalchemy import delete
 
 from gateway.carts import catalogue_sku, customer_account_id, lock_account, wishlist_json
 from gateway.keys import SESSIONMAKER
+from gateway.responses import json_response
 from gateway.routes.cart import path_sku
 from models.clock import utcnow
 from models.tables import WishlistItem
@@ -23,7 +24,7 @@ async def get_wishlist(request: web.Request) -> web.Response:
     """The caller's wishlist, oldest entry first."""
     account_id = customer_account_id(request)
     async with request.app[SESSIONMAKER]() as session:
-        return web.json_response(await wishlist_json(session, account_id))
+        return json_response(await wishlist_json(session, account_id))
 
 
 @routes.put("/wishlist/{sku}")
@@ -39,7 +40,7 @@ async def put_wishlist_item(request: web.Request) -> web.Response:
             session.add(WishlistItem(account_id=account_id, sku=sku, added_at=utcnow()))
             await session.flush()
         wishlist = await wishlist_json(session, account_id)
-    return web.json_response(wishlist)
+    return json_response(wishlist)
 
 
 @routes.delete("/wishlist/{sku}")
@@ -52,4 +53,4 @@ async def delete_wishlist_item(request: web.Request) -> web.Response:
             await session.execute(delete(WishlistItem).where(WishlistItem.account_id == account_id,
                                                              WishlistItem.sku == sku))
         wishlist = await wishlist_json(session, account_id)
-    return web.json_response(wishlist)
+    return json_response(wishlist)
