@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
 import jwt
 import structlog
@@ -63,19 +64,43 @@ def authenticated_account_id(request: web.Request) -> str:
     return _account_id(request, token)
 
 
-def _account_id(request: web.Request, token: str) -> str:
-    """The account id a customer token was issued for; 401 when it is invalid or expired."""
-    settings = request.app[SETTINGS]
-    try:
-        claims = jwt.decode(token, settings.token_secret, algorithms=[ALGORITHM],
-                            options={"require": ["sub", "exp", "iat"]})
-    except jwt.ExpiredSignatureError:
-        raise Problem(INVALID_TOKEN, "the access token has expired", headers=_challenge("invalid_token")) from None
-    except jwt.PyJWTError:
-        raise Problem(INVALID_TOKEN, "the access token is not valid", headers=_challenge("invalid_token")) from None
+#: Tokens whose signature and claims were verified, remembered so that a customer's next requests
+#: skip PyJWT's decoding (about a tenth of a millisecond of CPU each). Only valid tokens get in: a
+#: forged or malformed one is decoded, and refused, every time.
+VERIFIED_TOKENS_CACHED = 16384
+
+
+class _NotACustomerToken(Exception):
+    """A correctly signed token whose ``sub`` is no account id."""
+
+
+@lru_cache(maxsize=VERIFIED_TOKENS_CACHED)
+def _verified(secret: str, token: str) -> tuple[str, int]:
+    """The account id and expiry (``exp``) of a token signed with ``secret``; raises when invalid.
+
+    Whether a token is valid apart from its expiry never changes: the signature, the algorithm,
+    the claims required and their types, and ``iat``/``nbf`` (once past, they stay past). So the
+    answer is cached, exceptions are not, and the expiry is checked again on every use.
+    """
+    claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["sub", "exp", "iat"]})
     account_id = claims["sub"]
     if not isinstance(account_id, str) or not account_id:
-        raise Problem(INVALID_TOKEN, "the access token is not valid", headers=_challenge("invalid_token"))
+        raise _NotACustomerToken
+    # PyJWT has checked that exp is an integer (or a string of one) and not yet past.
+    return account_id, int(claims["exp"])
+
+
+def _account_id(request: web.Request, token: str) -> str:
+    """The account id a customer token was issued for; 401 when it is invalid or expired."""
+    try:
+        account_id, expires = _verified(request.app[SETTINGS].token_secret, token)
+    except jwt.ExpiredSignatureError:
+        raise Problem(INVALID_TOKEN, "the access token has expired", headers=_challenge("invalid_token")) from None
+    except (jwt.PyJWTError, _NotACustomerToken):
+        raise Problem(INVALID_TOKEN, "the access token is not valid", headers=_challenge("invalid_token")) from None
+    # Expired from the second ``exp`` names on, as PyJWT decides.
+    if expires <= time.time():
+        raise Problem(INVALID_TOKEN, "the access token has expired", headers=_challenge("invalid_token"))
     structlog.contextvars.bind_contextvars(account_id=account_id)
     return account_id
 
