@@ -1,5 +1,8 @@
 """Prometheus metrics of the gateway: request latency per route, and the fleet's backlog gauges.
 
+Every request is timed into the latency histogram by :mod:`gateway.request_log`'s middleware,
+which times it for its log line anyway.
+
 The gauges (orders by status, unsent outbox rows, stock held awaiting payment) are read from the
 database when ``/metrics`` is scraped, and the dead letters waiting in each ``<queue>.XQ`` from
 RabbitMQ, so every gateway reports the same numbers and no process has to keep them. A source
@@ -9,7 +12,6 @@ that does not answer leaves its gauges at their last known values.
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Iterable
 
 import pika
@@ -19,7 +21,6 @@ from dramatiq.common import xq_name
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from sqlalchemy import func, select
 
-from gateway.keys import METRICS
 from models.state import HoldState, OrderStatus
 from models.tables import Order, OutboxMessage, ReservedStock
 from workers.ops.dead_letters import quiet_missing_queue_probes, step_queues
@@ -49,6 +50,17 @@ class GatewayMetrics:
         self.dead_letters = Gauge("orders_dead_letters",
                                   "Messages whose retries ran out, waiting in a dead-letter queue until "
                                   "DEAD_LETTER_TTL_SECONDS drops them", ["queue"], registry=self.registry)
+        # The histogram's child per (method, route, status), found without prometheus_client's
+        # label handling on every request.
+        self._latency_by_labels: dict[tuple[str, str, int], Histogram] = {}
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one request, answered with ``status`` after ``seconds``, into the latency histogram."""
+        key = (method, route, status)
+        child = self._latency_by_labels.get(key)
+        if child is None:
+            child = self._latency_by_labels[key] = self.latency.labels(method, route, str(status))
+        child.observe(seconds)
 
     async def refresh(self, sessionmaker) -> None:
         """Read the backlog gauges from the database."""
@@ -113,20 +125,3 @@ def route_label(request: web.Request) -> str:
     info = request.match_info
     resource = info.route.resource if info.route is not None else None
     return resource.canonical if resource is not None else "unmatched"
-
-
-@web.middleware
-async def metrics_middleware(request: web.Request, handler) -> web.StreamResponse:
-    """Time every request into the latency histogram."""
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as error:
-        status = error.status
-        raise
-    finally:
-        request.app[METRICS].latency.labels(request.method, route_label(request), str(status)).observe(
-            time.perf_counter() - started)
