@@ -67,10 +67,10 @@ class Mode:
     background_keys: int
 
 
-QUICK = Mode("quick", ceiling_messages=5_000, e2e_clients=16, e2e_warmup_s=2, e2e_window_s=15, open_window_s=10,
+QUICK = Mode("quick", ceiling_messages=5_000, e2e_clients=48, e2e_warmup_s=2, e2e_window_s=15, open_window_s=10,
              flash_buyers=200, flash_units=10, holds=5_000, hold_lead_s=20, hold_window_s=60,
              hold_grace_s=15, background_keys=200_000)
-FULL = Mode("full", ceiling_messages=30_000, e2e_clients=16, e2e_warmup_s=5, e2e_window_s=60, open_window_s=30,
+FULL = Mode("full", ceiling_messages=30_000, e2e_clients=48, e2e_warmup_s=5, e2e_window_s=60, open_window_s=30,
             flash_buyers=1000, flash_units=10, holds=50_000, hold_lead_s=150, hold_window_s=600,
             hold_grace_s=60, background_keys=200_000)
 
