@@ -154,9 +154,11 @@ class UnitOfWork:
 
         Publishing failures are left to the relay; the commit is what counts.
         """
-        orders = self._changed(Order) if self.session.identity_map else []
+        # Only ORM code leaves objects in the session; statement-level moves announce themselves.
+        tracked = bool(self.session.identity_map) or bool(self.session.new)
+        orders = self._changed(Order) if tracked else []
         if self._emitter is not None:
-            payments = self._changed(Payment) if self.session.identity_map else []
+            payments = self._changed(Payment) if tracked else []
             if orders or payments:
                 self._emitter.emit(self, orders, payments)
             if self._announced:
