@@ -24,6 +24,7 @@ import logging
 import math
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -376,6 +377,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--only: unknown scenario {', '.join(sorted(unknown))}")
     if args.baseline:
         args.only.add("e2e")  # the side by side needs this checkout's e2e figures too
+    # A SIGTERM (timeout, a killed job) unwinds like Ctrl-C: the fleet is stopped and the run's
+    # database and vhost are removed, instead of a fleet left running on its own.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     return run(args)
 
 
