@@ -51,3 +51,30 @@ async def test_lines_come_in_sku_order_and_an_unknown_order_is_none(sessionmaker
     assert [line.sku for line in record.lines] == sorted(skus)
     assert {line.sku: line.quantity for line in record.lines} == {sku: n + 1 for n, sku in enumerate(skus)}
     assert missing is None
+
+
+async def test_locking_the_record_locks_the_order_and_every_child_row(sessionmaker, engine):
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    from tests.support.factories import make_order
+
+    account = await make_account(sessionmaker)
+    order_id = await make_order(sessionmaker, account, {await make_item(sessionmaker, stock=3): 1})
+    async with engine.connect() as holder, engine.connect() as other:
+        await holder.begin()
+        assert await lock_order_record(holder, order_id) is not None
+        for table, key in (("orders", "id"), ("order_lines", "order_id"), ("payments", "order_id"),
+                           ("order_history", "order_id")):
+            await other.begin()
+            try:
+                # NOWAIT: a row another transaction has locked is refused at once.
+                await other.execute(text(f"SELECT 1 FROM {table} WHERE {key} = :id FOR UPDATE NOWAIT"),
+                                    {"id": order_id})
+            except OperationalError:
+                pass
+            else:
+                raise AssertionError(f"{table} rows of the order were not locked by the record's read")
+            finally:
+                await other.rollback()
+        await holder.rollback()
