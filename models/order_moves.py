@@ -14,14 +14,7 @@ from sqlalchemy import bindparam, insert, update
 
 from models.clock import utcnow
 from models.order_record import HistoryRecord, OrderRecord, PaymentRecord
-from models.state import (
-    PAYMENT_TRANSITIONS,
-    IllegalTransition,
-    OrderStatus,
-    PaymentStatus,
-    Reason,
-    can_transition,
-)
+from models.state import OrderStatus, PaymentStatus, Reason, require_payment_move, require_transition
 from models.tables import OrderHistory, Payment
 from models.tables import Order as _Order
 
@@ -47,8 +40,7 @@ async def move_order(uow: Any, order: OrderRecord, target: OrderStatus, reason: 
 
     Raises :class:`IllegalTransition` when the move is not in the table.
     """
-    if not can_transition(order.status, target, reason, order.reason):
-        raise IllegalTransition("order", order.status, target, reason)
+    require_transition(order.status, target, reason, order.reason)
     now = utcnow()
     order.status = target.value
     order.reason = reason.value if reason else None
@@ -77,9 +69,7 @@ async def move_payment(uow: Any, payment: PaymentRecord, target: PaymentStatus, 
 
     Raises :class:`IllegalTransition` on an illegal move.
     """
-    current = PaymentStatus(payment.status)
-    if target not in PAYMENT_TRANSITIONS[current]:
-        raise IllegalTransition("payment", current, target)
+    require_payment_move(payment.status, target)
     now = utcnow()
     payment.status = target.value
     payment.updated_at = now

@@ -108,6 +108,19 @@ def can_transition(current: str, target: str, reason: str | None = None,
     return allowed is not None and reason in allowed
 
 
+def require_transition(current: str, target: OrderStatus, reason: Reason | None = None,
+                       current_reason: str | None = None) -> None:
+    """Raise :class:`IllegalTransition` unless an order in ``current`` may move to ``target``."""
+    if not can_transition(current, target, reason, current_reason):
+        raise IllegalTransition("order", current, target, reason)
+
+
+def require_payment_move(current: str, target: PaymentStatus) -> None:
+    """Raise :class:`IllegalTransition` unless a payment in ``current`` may move to ``target``."""
+    if target not in PAYMENT_TRANSITIONS[PaymentStatus(current)]:
+        raise IllegalTransition("payment", current, target)
+
+
 def transition(order: Order, target: OrderStatus, reason: Reason | None = None,
                note: str | None = None) -> None:
     """Move ``order`` to ``target`` and record the move in its history.
@@ -116,8 +129,7 @@ def transition(order: Order, target: OrderStatus, reason: Reason | None = None,
     """
     from models.tables import OrderHistory
 
-    if not can_transition(order.status, target, reason, order.reason):
-        raise IllegalTransition("order", order.status, target, reason)
+    require_transition(order.status, target, reason, order.reason)
     now = utcnow()
     order._status = target.value
     order.reason = reason.value if reason else None
@@ -134,8 +146,6 @@ def record_note(order: Order, note: str) -> None:
 
 def move_payment(payment: Payment, target: PaymentStatus) -> None:
     """Move ``payment`` to ``target``; raises :class:`IllegalTransition` on an illegal move."""
-    current = PaymentStatus(payment.status)
-    if target not in PAYMENT_TRANSITIONS[current]:
-        raise IllegalTransition("payment", current, target)
+    require_payment_move(payment.status, target)
     payment._status = target.value
     payment.updated_at = utcnow()
