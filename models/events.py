@@ -41,9 +41,9 @@ class EventEmitter:
         self.exchange = exchange
         self.notify_route = notify_route
 
-    def event_for(self, status: str) -> str | None:
-        """The event a move into ``status`` announces, if any."""
-        return ORDER_EVENTS.get(status)  # type: ignore[call-overload]
+    def event_for(self, status: str, *, refunded: bool = False) -> str | None:
+        """The event a move into ``status`` (or a confirmed refund) announces, if any."""
+        return REFUNDED_EVENT if refunded else ORDER_EVENTS.get(status)  # type: ignore[call-overload]
 
     def emit_explicit(self, uow: UnitOfWork, announced: list[tuple[Any, str]]) -> None:
         """Enqueue, in ``uow``, the email and domain event of each ``(order, event type)``.
@@ -62,6 +62,4 @@ class EventEmitter:
         for payment in refunded:
             if payment.status == PaymentStatus.REFUNDED and payment.order_id in loaded:
                 announced.append((loaded[payment.order_id], REFUNDED_EVENT))
-        for order, event_type in announced:
-            uow.enqueue(self.notify_route, order_id=order.id, event_type=event_type)
-            uow.publish_event(self.exchange, event_type, event_body(event_type, order), order_id=order.id)
+        self.emit_explicit(uow, announced)

@@ -69,7 +69,7 @@ class Emitter(Protocol):
 
     def emit_explicit(self, uow: "UnitOfWork", announced: list[tuple[Any, str]]) -> None: ...
 
-    def event_for(self, status: str) -> str | None: ...
+    def event_for(self, status: str, *, refunded: bool = False) -> str | None: ...
 
 
 class UnitOfWork:
@@ -139,7 +139,7 @@ class UnitOfWork:
         self._moved[order.id] = status
         if self._emitter is None:
             return
-        event_type = self._emitter.event_for(status) if not refunded else "order.refunded"
+        event_type = self._emitter.event_for(status, refunded=refunded)
         if event_type is not None:
             self._announced.append((order, event_type))
 
@@ -165,7 +165,7 @@ class UnitOfWork:
                 self._emitter.emit_explicit(self, self._announced)
         changes = {**self._moved, **{order.id: order.status for order in orders}}
         if self._pending:
-            connection = await self.session.connection()
+            connection = await self.connection()
             await connection.execute(_INSERT_OUTBOX, [message.values() for message in self._pending])
         await self.session.commit()
         if changes and self._notifier is not None:
