@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models.clock import utcnow
+from models.db import is_duplicate_key
 from models.tables import Account, Notification, Order, OrderLine
 from workers.emails import compose
 from workers.mailer import MailPermanentError, MailTemporaryError
@@ -50,8 +51,6 @@ CLAIM_SECONDS = 45
 CLAIM_ROUNDS = 3
 
 NOT_FOUND = "order or account not found"
-#: MariaDB's ER_DUP_ENTRY: another delivery created the ledger row first.
-_DUPLICATE_KEY = 1062
 
 # The statements, built once: SQLAlchemy Core on a plain connection (no ORM session, no identity
 # map, no flush), each compiled once per process and then taken from the engine's cache.
@@ -140,10 +139,6 @@ class _Claim(NamedTuple):
     name: str
 
 
-def _is_duplicate_key(error: IntegrityError) -> bool:
-    return bool(error.orig and error.orig.args and error.orig.args[0] == _DUPLICATE_KEY)
-
-
 async def _claim(runtime: Runtime, order_id: str, event_type: str) -> _Claim | None:
     """Take the ledger row for sending; returns what the email needs, or None when there is nothing to do.
 
@@ -192,7 +187,7 @@ async def _take(conn: AsyncConnection, ledger_id: int | None, key: dict[str, str
         try:
             result = await conn.execute(_CREATE, {**key, **values, "recipient": recipient, "now": now})
         except IntegrityError as error:
-            if not _is_duplicate_key(error):
+            if not is_duplicate_key(error):
                 raise
             return None
         return result.inserted_primary_key[0]

@@ -8,23 +8,15 @@ from __future__ import annotations
 
 from sqlalchemy.exc import DBAPIError
 
-DUPLICATE_KEY = 1062
+from models.db import DUPLICATE_KEY, error_code, is_duplicate_key
+
+__all__ = ["DUPLICATE_KEY", "OUT_OF_RANGE", "error_code", "is_duplicate_key", "is_transient", "is_deadlock"]
+
 OUT_OF_RANGE = 1264
 LOCK_WAIT_TIMEOUT = 1205
 DEADLOCK = 1213
 # Server gone, restarting, killed our connection or refusing more: nothing wrong with the request.
 _CONNECTION_LOST = frozenset({1040, 1053, 1927, 2003, 2006, 2013, 2055})
-
-
-def error_code(exc: DBAPIError) -> int | None:
-    """The server's error number behind ``exc``, when it has one."""
-    args = getattr(exc.orig, "args", ())
-    return args[0] if args and isinstance(args[0], int) else None
-
-
-def is_duplicate_key(exc: DBAPIError) -> bool:
-    """A unique or primary key already holds this value."""
-    return error_code(exc) == DUPLICATE_KEY
 
 
 def is_transient(exc: DBAPIError) -> bool:

@@ -6,7 +6,11 @@ import time
 from typing import Any
 
 from sqlalchemy import event, exc
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+#: MariaDB/MySQL's ER_DUP_ENTRY: a unique or primary key already holds the value.
+DUPLICATE_KEY = 1062
 
 #: A pooled connection unused for longer than this is pinged before it is handed out.
 IDLE_PING_SECONDS = 1.0
@@ -66,3 +70,14 @@ def ping_idle_connections(engine: AsyncEngine, idle_seconds: float = IDLE_PING_S
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep loaded objects usable after commit."""
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def error_code(exc: DBAPIError) -> int | None:
+    """The server's error number behind ``exc``, when it has one."""
+    args = getattr(exc.orig, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+def is_duplicate_key(exc: DBAPIError) -> bool:
+    """A unique or primary key already holds this value."""
+    return error_code(exc) == DUPLICATE_KEY
