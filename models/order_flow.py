@@ -9,7 +9,7 @@ step enqueues that.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete
 
@@ -19,6 +19,9 @@ from models.order_moves import add_note, move_order, move_payment
 from models.order_record import OrderRecord, PaymentRecord
 from models.state import HoldState, OrderStatus, PaymentStatus, Reason
 from models.tables import CartItem
+
+if TYPE_CHECKING:
+    from models.unit_of_work import UnitOfWork
 
 _cart = CartItem.__table__
 
@@ -31,7 +34,7 @@ class FollowUp(Enum):
     REFUND = "refund"  # give money back
 
 
-async def _empty_cart(uow: Any, order: OrderRecord) -> None:
+async def _empty_cart(uow: UnitOfWork, order: OrderRecord) -> None:
     """A placed cart checkout takes its lines out of the customer's cart."""
     if order.source == "cart":
         connection = await uow.connection()
@@ -39,7 +42,7 @@ async def _empty_cart(uow: Any, order: OrderRecord) -> None:
                                                      _cart.c.sku.in_([line.sku for line in order.lines])))
 
 
-async def place(uow: Any, order: OrderRecord, payment: PaymentRecord, **payment_columns: Any) -> None:
+async def place(uow: UnitOfWork, order: OrderRecord, payment: PaymentRecord, **payment_columns: Any) -> None:
     """The payment succeeded while stock was held: sell the held stock and place the order.
 
     ``payment_columns`` are written with the payment's move (e.g. the provider's id).
@@ -51,7 +54,7 @@ async def place(uow: Any, order: OrderRecord, payment: PaymentRecord, **payment_
     await _empty_cart(uow, order)
 
 
-async def fail_payment(uow: Any, order: OrderRecord, payment: PaymentRecord, **payment_columns: Any) -> None:
+async def fail_payment(uow: UnitOfWork, order: OrderRecord, payment: PaymentRecord, **payment_columns: Any) -> None:
     """The payment failed while stock was held: cancel the order and give the stock back."""
     if payment.status == PaymentStatus.PENDING:
         await move_payment(uow, payment, PaymentStatus.FAILED, **payment_columns)
@@ -59,7 +62,7 @@ async def fail_payment(uow: Any, order: OrderRecord, payment: PaymentRecord, **p
     await move_order(uow, order, OrderStatus.CANCELLED, Reason.PAYMENT_FAILED)
 
 
-async def cancel_unpaid(uow: Any, order: OrderRecord, reason: Reason) -> FollowUp:
+async def cancel_unpaid(uow: UnitOfWork, order: OrderRecord, reason: Reason) -> FollowUp:
     """Cancel an order not paid yet (hold expired or cancel request): stock back, payment given up."""
     await release_holds(await uow.connection(), order)
     await move_order(uow, order, OrderStatus.CANCELLED, reason)
@@ -71,7 +74,7 @@ async def cancel_unpaid(uow: Any, order: OrderRecord, reason: Reason) -> FollowU
     return FollowUp.NOTHING
 
 
-async def cancel_paid(uow: Any, order: OrderRecord, reason: Reason) -> FollowUp:
+async def cancel_paid(uow: UnitOfWork, order: OrderRecord, reason: Reason) -> FollowUp:
     """Cancel a placed order before shipping: its sold stock goes back and the payment is refunded."""
     await release_holds(await uow.connection(), order, states=(HoldState.HELD, HoldState.COMMITTED))
     await move_order(uow, order, OrderStatus.CANCELLED, reason)
@@ -82,7 +85,7 @@ async def cancel_paid(uow: Any, order: OrderRecord, reason: Reason) -> FollowUp:
     return FollowUp.NOTHING
 
 
-async def late_payment(uow: Any, order: OrderRecord, payment: PaymentRecord, policy: str,
+async def late_payment(uow: UnitOfWork, order: OrderRecord, payment: PaymentRecord, policy: str,
                        **payment_columns: Any) -> FollowUp:
     """A success arrived for an order no longer awaiting payment (cancelled, typically timed out).
 
@@ -111,7 +114,7 @@ async def late_payment(uow: Any, order: OrderRecord, payment: PaymentRecord, pol
     return FollowUp.REFUND
 
 
-async def refund_settled(uow: Any, order: OrderRecord, payment: PaymentRecord) -> bool:
+async def refund_settled(uow: UnitOfWork, order: OrderRecord, payment: PaymentRecord) -> bool:
     """The provider confirmed the refund; False when it was already recorded."""
     if payment.status != PaymentStatus.REFUND_PENDING:
         return False

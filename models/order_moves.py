@@ -8,17 +8,19 @@ live-status nudge at commit.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, insert, update
 
 from models.clock import utcnow
 from models.order_record import HistoryRecord, OrderRecord, PaymentRecord
 from models.state import OrderStatus, PaymentStatus, Reason, require_payment_move, require_transition
-from models.tables import OrderHistory, Payment
-from models.tables import Order as _Order
+from models.tables import Order, OrderHistory, Payment
 
-_orders = _Order.__table__
+if TYPE_CHECKING:
+    from models.unit_of_work import UnitOfWork
+
+_orders = Order.__table__
 _history = OrderHistory.__table__
 _payments = Payment.__table__
 
@@ -28,13 +30,9 @@ _UPDATE_ORDER = (
             hold_expires_at=bindparam("hold_expires_at"))
 )
 _INSERT_HISTORY = insert(_history)
-_UPDATE_PAYMENT = (
-    update(_payments).where(_payments.c.id == bindparam("payment_id"))
-    .values(status=bindparam("status"), updated_at=bindparam("now"))
-)
 
 
-async def move_order(uow: Any, order: OrderRecord, target: OrderStatus, reason: Reason | None = None,
+async def move_order(uow: UnitOfWork, order: OrderRecord, target: OrderStatus, reason: Reason | None = None,
                      note: str | None = None) -> None:
     """Move ``order`` to ``target``, record it in its history and announce it.
 
@@ -52,7 +50,7 @@ async def move_order(uow: Any, order: OrderRecord, target: OrderStatus, reason: 
     uow.announce(order, order.status)
 
 
-async def add_note(uow: Any, order: OrderRecord, note: str) -> None:
+async def add_note(uow: UnitOfWork, order: OrderRecord, note: str) -> None:
     """Append a history entry that keeps the status (e.g. a refund of a late payment)."""
     await _append_history(await uow.connection(), order, note, utcnow())
 
@@ -64,27 +62,18 @@ async def _append_history(connection: Any, order: OrderRecord, note: str | None,
                                                "reason": entry.reason, "note": note, "at": now})
 
 
-async def move_payment(uow: Any, payment: PaymentRecord, target: PaymentStatus, **columns: Any) -> None:
+async def move_payment(uow: UnitOfWork, payment: PaymentRecord, target: PaymentStatus, **columns: Any) -> None:
     """Move ``payment`` to ``target`` (and set ``columns``, e.g. the provider's id) in one statement.
 
     Raises :class:`IllegalTransition` on an illegal move.
     """
     require_payment_move(payment.status, target)
-    now = utcnow()
-    payment.status = target.value
-    payment.updated_at = now
-    connection = await uow.connection()
-    if columns:
-        for name, value in columns.items():
-            setattr(payment, name, value)
-        await connection.execute(update(_payments).where(_payments.c.id == payment.id)
-                                 .values(status=payment.status, updated_at=now, **columns))
-    else:
-        await connection.execute(_UPDATE_PAYMENT, {"payment_id": payment.id, "status": payment.status, "now": now})
+    await set_payment_columns(uow, payment, status=target.value, updated_at=utcnow(), **columns)
 
 
-async def set_payment_columns(uow: Any, payment: PaymentRecord, **columns: Any) -> None:
-    """Record provider details (``provider_payment_id``, ``checkout_url``, ...) on ``payment``."""
+async def set_payment_columns(uow: UnitOfWork, payment: PaymentRecord, **columns: Any) -> None:
+    """Set ``columns`` of ``payment`` (provider details such as ``provider_payment_id``), in the
+    record and in one UPDATE."""
     for name, value in columns.items():
         setattr(payment, name, value)
     connection = await uow.connection()
