@@ -38,13 +38,3 @@ def find_payment(order: Order, *, payment_id: str | None = None,
         return payment
     return None
 
-
-async def payment_owning(session: AsyncSession, provider_payment_id: str) -> tuple[str, str] | None:
-    """(payment id, order id) of the payment the provider's id is recorded on, if any.
-
-    The id is unique to one payment and, once recorded, never changes: it can be read before
-    the order is locked.
-    """
-    row = (await session.execute(select(Payment.id, Payment.order_id).where(
-        Payment.provider_payment_id == provider_payment_id))).first()
-    return (row.id, row.order_id) if row else None
