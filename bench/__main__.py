@@ -1,8 +1,10 @@
 """``python -m bench [--quick] [--only ...] [--baseline REV] [--profile [DIR]]``: run the benchmark,
 print its table, write bench/results/latest.json.
 
-The fleet is the Procfile.dev processes, each started on its own (:mod:`bench.fleet`). The e2e
-phase reads CPU time per process and MariaDB's statement counters over its measured window, then
+The fleet is the Procfile.dev processes, each started on its own (:mod:`bench.fleet`). The
+floor phase (:mod:`bench.floor`) first measures what a database round trip and a gateway request
+cost alone on this fleet; with the ceiling's cost of a message, they give the lower bound of CPU
+per placed order in this stack. The e2e phase reads CPU time per process and MariaDB's statement counters over its measured window, then
 runs the open loop at half the closed-loop rate. The expiry phase runs while an open loop at that
 same rate sends orders (customers of its own, SKUs apart from the holds'), from the holds'
 creation until the last one falls due; its POST and POST-to-PLACED latencies are reported beside
@@ -35,13 +37,13 @@ from pathlib import Path
 import aiohttp
 import structlog
 
-from bench import baseline, ceiling, e2e, expiry, flash, services
+from bench import baseline, ceiling, e2e, expiry, flash, floor, services
 from bench.fleet import DirectFleet, FleetTree, current_tree, release
 from bench.population import create_accounts, create_items, tokens_for
 from bench.procs import CpuMeter, MemoryWatch
 from bench.profiling import Profiler
 from bench.redis_peer import RedisPeers
-from bench.report import render_comparison, render_table, targets
+from bench.report import render_comparison, render_floor, render_table, targets
 from bench.sql_counters import GlobalStatus, SqlWindow, StatementTally
 from config import load_settings
 from models.clock import utcnow
@@ -66,14 +68,15 @@ class Mode:
     hold_window_s: float
     hold_grace_s: float
     background_keys: int
+    floor_s: float
 
 
 QUICK = Mode("quick", ceiling_messages=5_000, e2e_clients=48, e2e_warmup_s=2, e2e_window_s=15, open_window_s=10,
              flash_buyers=200, flash_units=10, holds=5_000, hold_lead_s=20, hold_window_s=60,
-             hold_grace_s=15, background_keys=200_000)
+             hold_grace_s=15, background_keys=200_000, floor_s=5)
 FULL = Mode("full", ceiling_messages=30_000, e2e_clients=48, e2e_warmup_s=5, e2e_window_s=60, open_window_s=30,
             flash_buyers=1000, flash_units=10, holds=50_000, hold_lead_s=150, hold_window_s=600,
-            hold_grace_s=60, background_keys=200_000)
+            hold_grace_s=60, background_keys=200_000, floor_s=10)
 
 
 class Progress:
@@ -174,6 +177,12 @@ async def _scenarios(fleet: DirectFleet, mode: Mode, args, log, results: dict, m
             flash_sku = (await create_items(client, fleet.gateway_url, settings.admin_token, count=1,
                                             stock=mode.flash_units, prefix="FLASH"))[0]
         log(f"population: {customers} customers, {len(skus)} SKUs")
+
+        if "floor" in scenarios:
+            memory.phase = "floor"
+            results["floor"] = {
+                "database": await asyncio.to_thread(floor.database, fleet.env["DATABASE_URL"], mode.floor_s, log),
+                "http": await floor.http(fleet.gateway_url, fleet.roles, mode.floor_s, log)}
 
         if "e2e" in scenarios:
             memory.phase = "e2e"
@@ -304,7 +313,7 @@ def run(args) -> int:
                                                      processes=processes, threads=threads,
                                                      messages=mode.ceiling_messages, workdir=workdir, log=log)
             log(f"ceiling: {results['ceiling']}")
-        scenarios = args.only & {"e2e", "flash", "expiry"}
+        scenarios = args.only & {"floor", "e2e", "flash", "expiry"}
         if scenarios:
             results.update(_measure_fleet(current_tree(), mode, args, log, name=name, workdir=workdir / "current",
                                           redis_url=redis_url, processes=processes, threads=threads,
@@ -339,10 +348,10 @@ def run(args) -> int:
     for path in paths:
         path.write_text(json.dumps(document, indent=2, default=str) + "\n")
     print(render_table(document))
-    comparison = render_comparison(document)
-    if comparison:
-        print()
-        print(comparison)
+    for section in (render_comparison(document), render_floor(document)):
+        if section:
+            print()
+            print(section)
     log(f"done in {duration:.0f}s; wrote {', '.join(str(path) for path in paths)}")
     if summary["broken"]:
         print(f"\nBROKEN RUN: {'; '.join(summary['broken'])}", file=sys.stderr)
@@ -352,7 +361,7 @@ def run(args) -> int:
     return 0
 
 
-SCENARIOS = {"ceiling", "e2e", "flash", "expiry"}
+SCENARIOS = {"ceiling", "floor", "e2e", "flash", "expiry"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,11 @@ Same RabbitMQ, same broker and middleware as the fleet (:mod:`bench.ceiling_work
 ``workers.broker``), same ``--processes``/``--threads``, in a vhost of its own. The queue is filled
 first, then the workers start; the rate is taken between 5% and 100% of the messages done, so
 process start-up is not counted.
+
+The same run gives what one message costs at the least, for :mod:`bench.floor`: the queue is
+filled with publisher confirms, one message at a time as the outbox sends them, and the CPU of the
+publisher (this process) and of RabbitMQ is taken over the fill; the CPU of the workers and of
+RabbitMQ over the timed part of the drain.
 """
 
 from __future__ import annotations
@@ -16,19 +21,24 @@ import time
 from pathlib import Path
 
 import dramatiq
+import psutil
 import redis
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
+from bench.procs import CpuMeter
 from tests.support.fleet import ROOT, free_port
 
 QUEUE = "bench_noop"
 COUNTER_KEY = "bench:ceiling:done"
 
 
-def _fill(broker_url: str, count: int) -> None:
-    broker = RabbitmqBroker(url=broker_url, confirm_delivery=False, middleware=[])
+def _fill(broker_url: str, count: int) -> dict[str, float]:
+    """Publish ``count`` no-op messages with confirms; the CPU ms per message they took, by role."""
+    broker = RabbitmqBroker(url=broker_url, confirm_delivery=True, middleware=[])
+    cpu = CpuMeter(None)
     try:
         broker.declare_queue(QUEUE)
+        cpu.start()
         for _ in range(count):
             broker.enqueue(dramatiq.Message(queue_name=QUEUE, actor_name=QUEUE, args=(), kwargs={}, options={}))
         # Make sure RabbitMQ has them all before the clock starts.
@@ -37,8 +47,24 @@ def _fill(broker_url: str, count: int) -> None:
             if time.monotonic() > deadline:
                 raise RuntimeError("ceiling: RabbitMQ did not take the messages")
             time.sleep(0.05)
+        cpu.stop()
     finally:
         broker.close()
+    return _per_message(cpu, count, publisher="bench")
+
+
+def _per_message(cpu: CpuMeter, count: int, **rename: str) -> dict[str, float]:
+    """RabbitMQ's and the named processes' CPU ms per message (``role=meter role``)."""
+    seconds = {role: cpu.seconds.get(source, 0.0) for role, source in {**rename, "rabbitmq": "rabbitmq"}.items()}
+    return {role: round(value * 1000 / count, 4) for role, value in seconds.items()}
+
+
+def _worker_processes(pid: int) -> dict[str, list[psutil.Process]]:
+    try:
+        main = psutil.Process(pid)
+        return {"worker": [main, *main.children(recursive=True)]}
+    except psutil.NoSuchProcess:
+        return {}
 
 
 def measure(*, broker_url: str, redis_url: str, processes: int, threads: int, messages: int,
@@ -47,9 +73,9 @@ def measure(*, broker_url: str, redis_url: str, processes: int, threads: int, me
     counter = redis.Redis.from_url(redis_url)
     counter.delete(COUNTER_KEY)
     started = time.monotonic()
-    _fill(broker_url, messages)
-    log(f"ceiling: {messages} messages queued in {time.monotonic() - started:.1f}s; starting "
-        f"{processes}x{threads} workers")
+    publish_ms = _fill(broker_url, messages)
+    log(f"ceiling: {messages} messages queued with confirms in {time.monotonic() - started:.1f}s "
+        f"(CPU ms per message {publish_ms}); starting {processes}x{threads} workers")
     (workdir / "ceiling-prometheus").mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "BROKER_URL": broker_url, "BENCH_COUNTER_URL": redis_url,
            "LOG_LEVEL": "WARNING",
@@ -60,6 +86,7 @@ def measure(*, broker_url: str, redis_url: str, processes: int, threads: int, me
         [sys.executable, "-m", "dramatiq", "bench.ceiling_worker", "--processes", str(processes),
          "--threads", str(threads)],
         cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+    cpu = CpuMeter(lambda: _worker_processes(worker.pid))
     try:
         first_mark = max(1, messages // 20)
         t_first = t_last = None
@@ -69,8 +96,10 @@ def measure(*, broker_url: str, redis_url: str, processes: int, threads: int, me
             now = time.monotonic()
             if t_first is None and done >= first_mark:
                 t_first, done_first = now, done
+                cpu.start()
             if done >= messages:
                 t_last = now
+                cpu.stop()
                 log(f"ceiling: all done {t_last - started:.1f}s after the start (5% mark at {t_first - started:.1f}s)")
                 break
             if worker.poll() is not None:
@@ -93,5 +122,8 @@ def measure(*, broker_url: str, redis_url: str, processes: int, threads: int, me
         counter.close()
         log(f"ceiling: workers stopped in {time.monotonic() - stopping:.1f}s")
     rate = (messages - done_first) / (t_last - t_first) if t_last > t_first else None
+    consume_ms = _per_message(cpu, messages - done_first, worker="worker")
+    log(f"ceiling: CPU ms per message consumed {consume_ms}")
     return {"messages": messages, "processes": processes, "threads": threads,
-            "msgs_per_s": round(rate, 1) if rate else None}
+            "msgs_per_s": round(rate, 1) if rate else None,
+            "cpu_ms_per_message": {"publish": publish_ms, "consume": consume_ms}}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.floor import lower_bound
 from bench.procs import FLEET_ROLES, OUTSIDE_ROLES, SERVER_ROLES, fleet_total
 
 # The issue's targets. CPU per placed order (fleet + servers): an absolute figure, or a ratio to the
@@ -30,6 +31,26 @@ def _get(mapping: dict, *path: str) -> Any:
             return None
         mapping = mapping[key]
     return mapping
+
+
+def _floor(results: dict, flat: dict) -> dict[str, Any] | None:
+    """The parts' costs (:mod:`bench.floor`) and the lower bound they give per placed order, at the
+    target's statements and at this run's; None unless the ceiling and floor phases both ran."""
+    message = _get(results, "ceiling", "cpu_ms_per_message")
+    measured = results.get("floor") or {}
+    per_order = flat.get("messages_per_order")
+    if not message or "database" not in measured or "http" not in measured or not per_order:
+        return None
+    parts = {"message": message, **measured}
+    floor = {"parts": parts, "messages_per_order": per_order,
+             "at_target": lower_bound(parts, messages_per_order=per_order,
+                                      statements_per_order=SQL_STATEMENTS_PER_ORDER)}
+    statements, commits = flat.get("sql_statements_per_order"), flat.get("sql_commits_per_order")
+    if statements is not None and commits is not None:
+        floor["at_measured"] = lower_bound(parts, messages_per_order=per_order, statements_per_order=statements,
+                                           commits_per_order=commits)
+        floor["statements_per_order"], floor["commits_per_order"] = statements, commits
+    return floor
 
 
 def targets(results: dict) -> dict[str, Any]:
@@ -62,6 +83,7 @@ def targets(results: dict) -> dict[str, Any]:
         "worker_rss_mb": _get(results, "worker_rss", "peak_total_mb"),
         **e2e_figures(e2e),
     }
+    flat["floor"] = _floor(results, flat)
     baseline = results.get("baseline") or {}
     if baseline:
         flat["baseline"] = {"rev": baseline.get("rev"), "commit": baseline.get("commit"),
@@ -502,3 +524,47 @@ def render_comparison(document: dict) -> str:
         lines.append(f"| {name} | {shown(name, ours.get(name))} | {shown(name, theirs.get(name))} | "
                      f"{_ratio(ours.get(name), theirs.get(name))} |")
     return "\n".join(lines)
+
+
+def render_floor(document: dict) -> str:
+    """What the parts of an order cost alone here, and the least CPU a placed order can take in this stack."""
+    floor = document.get("floor")
+    if not floor:
+        return ""
+    parts = floor["parts"]
+    publish, consume = parts["message"]["publish"], parts["message"]["consume"]
+    database, http = parts["database"], parts["http"]
+    at_target = floor["at_target"]
+    rows = [
+        ("One message, published with confirms (publisher + RabbitMQ)", _floor_ms(sum(publish.values())),
+         ", ".join(f"{role} {value:.3f}" for role, value in publish.items())),
+        ("One message, handled by a no-op actor (worker + RabbitMQ)", _floor_ms(sum(consume.values())),
+         ", ".join(f"{role} {value:.3f}" for role, value in consume.items())),
+        ("One database round trip: statement or commit (SQLAlchemy Core + aiomysql; MariaDB)",
+         _floor_ms(database["client"] + database["mariadb"]),
+         f"client {database['client']:.3f}, MariaDB {database['mariadb']:.3f}; "
+         f"{database['round_trips_per_s']:,}/s from 16 tasks"),
+        ("One gateway request (GET /healthz, all middleware)", _floor_ms(http["web"]),
+         f"{http['requests_per_s']:,}/s from 16 clients"),
+        (f"Lower bound per placed order at {SQL_STATEMENTS_PER_ORDER} statements",
+         f"**{_floor_ms(at_target['total'])}**",
+         f"{_n(floor['messages_per_order'], '', 2)} messages {at_target['messages']:.2f} + "
+         f"{SQL_STATEMENTS_PER_ORDER} statements and 6 commits {at_target['round_trips']:.2f} + "
+         f"2 requests {at_target['requests']:.2f}; target {CPU_MS_PER_ORDER} ms"),
+    ]
+    measured = floor.get("at_measured")
+    if measured:
+        spent = document.get("cpu_ms_per_order_fleet_and_servers")
+        rows.append((f"Lower bound at this run's {floor['statements_per_order']:.1f} statements and "
+                     f"{floor['commits_per_order']:.1f} commits", _floor_ms(measured["total"]),
+                     f"messages {measured['messages']:.2f} + round trips {measured['round_trips']:.2f} + "
+                     f"requests {measured['requests']:.2f}; spent {_n(spent, ' ms', 1)}"))
+    lines = ["The floor (same run): CPU ms the parts of a placed order cost alone, and what a placed order "
+             "cannot cost less than in this stack (everything else an order does is on top).", "",
+             "| part | CPU ms | how |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    return "\n".join(lines)
+
+
+def _floor_ms(value: float) -> str:
+    return f"{value:.3f}" if value < 1 else f"{value:.2f}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 import aiohttp
 
@@ -61,8 +61,14 @@ class Api:
 
     async def final_order(self, token: str, order_id: str, statuses: set[str], timeout: float = 30.0) -> dict:
         """Poll ``GET /orders/{id}`` until its status is one of ``statuses``."""
+        return await self.order_when(token, order_id, lambda order: order["status"] in statuses,
+                                     timeout=timeout, what=f"order {order_id} in {statuses}")
+
+    async def order_when(self, token: str, order_id: str, done: Callable[[dict], bool], *,
+                         timeout: float = 30.0, what: str = "") -> dict:
+        """Poll ``GET /orders/{id}`` until ``done(order)`` holds; the order then."""
         async def probe():
             status, body, _ = await self.call("GET", f"/orders/{order_id}", token=token)
-            return body if status == 200 and body["status"] in statuses else None
+            return body if status == 200 and done(body) else None
 
-        return await eventually(probe, timeout=timeout, what=f"order {order_id} in {statuses}")
+        return await eventually(probe, timeout=timeout, what=what or f"order {order_id} done")
