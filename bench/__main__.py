@@ -233,6 +233,10 @@ async def _scenarios(fleet: DirectFleet, mode: Mode, args, log, results: dict, m
                 else:
                     measured = await releases
                 measured["cpu_cores"] = cpu.stop()
+                # The window's CPU per hold; under the load, net of the orders at the e2e phase's cost each.
+                measured["cpu_ms_per_hold"] = _net_of_load(cpu, mode.holds, measured.get("open_loop"),
+                                                           (results.get("e2e") or {}).get("cpu_ms_per_order"))
+                log(f"expiry: CPU ms per hold {measured['cpu_ms_per_hold']}")
                 if profiler:
                     profiler.wait()
                 results["redis_peer"], results["redis_peer_loaded"] = await peers.finish()
@@ -252,6 +256,13 @@ async def _scenarios(fleet: DirectFleet, mode: Mode, args, log, results: dict, m
             log(f"profile: {', '.join(profiler.written)}")
     finally:
         await engine.dispose()
+
+
+def _net_of_load(cpu: CpuMeter, holds: int, load: dict | None, per_order: dict | None) -> dict[str, float]:
+    """CPU ms per hold by role, less what the open loop's orders cost at ``per_order`` ms each."""
+    orders = (load or {}).get("posts", 0) if per_order else 0
+    return {role: round(max(seconds * 1000 - orders * (per_order or {}).get(role, 0.0), 0.0) / holds, 2)
+            for role, seconds in cpu.seconds.items()}
 
 
 def _measure_fleet(tree: FleetTree, mode: Mode, args, log, *, name: str, workdir: Path, redis_url: str,
