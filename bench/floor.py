@@ -12,8 +12,8 @@ requests. Each part is measured alone, in the same run and on the same machine a
   all its middleware; the gateway's CPU per request.
 
 :func:`lower_bound` adds them up for an order's shape: the messages per order measured in the
-e2e phase, a number of statements, one commit per step that writes, and the two requests that
-reach the gateway (``POST /orders`` and the provider's webhook). Nothing else an order needs is in
+e2e phase, the domain events it publishes, a number of statements, one commit per step that
+writes, and the two requests that reach the gateway (``POST /orders`` and the provider's webhook). Nothing else an order needs is in
 it (validation, business rules, the provider call, the email, logs), so it is a lower bound: what
 a placed order cannot cost less than in this stack, whatever the code around the parts does.
 """
@@ -80,12 +80,15 @@ async def http(gateway_url: str, roles: Roles, seconds: float, log) -> dict[str,
 
 
 def lower_bound(floor: dict, *, messages_per_order: float, statements_per_order: float,
-                commits_per_order: float = COMMITS_PER_ORDER) -> dict[str, float]:
-    """CPU ms per placed order of its messages, round trips and requests alone, and their sum."""
-    per_message = sum(floor["message"]["publish"].values()) + sum(floor["message"]["consume"].values())
+                commits_per_order: float = COMMITS_PER_ORDER, events_per_order: float = 0.0) -> dict[str, float]:
+    """CPU ms per placed order of its messages, domain events (published; their consumers are
+    someone else's), round trips and requests alone, and their sum."""
+    per_publish = sum(floor["message"]["publish"].values())
+    per_message = per_publish + sum(floor["message"]["consume"].values())
     per_round_trip = floor["database"]["client"] + floor["database"]["mariadb"]
     parts = {
         "messages": messages_per_order * per_message,
+        "events": events_per_order * per_publish,
         "round_trips": (statements_per_order + commits_per_order) * per_round_trip,
         "requests": REQUESTS_PER_ORDER * floor["http"]["web"],
     }

@@ -42,13 +42,14 @@ def _floor(results: dict, flat: dict) -> dict[str, Any] | None:
     if not message or "database" not in measured or "http" not in measured or not per_order:
         return None
     parts = {"message": message, **measured}
-    floor = {"parts": parts, "messages_per_order": per_order,
-             "at_target": lower_bound(parts, messages_per_order=per_order,
+    events = flat.get("events_per_order") or 0.0
+    floor = {"parts": parts, "messages_per_order": per_order, "events_per_order": events,
+             "at_target": lower_bound(parts, messages_per_order=per_order, events_per_order=events,
                                       statements_per_order=SQL_STATEMENTS_PER_ORDER)}
     statements, commits = flat.get("sql_statements_per_order"), flat.get("sql_commits_per_order")
     if statements is not None and commits is not None:
-        floor["at_measured"] = lower_bound(parts, messages_per_order=per_order, statements_per_order=statements,
-                                           commits_per_order=commits)
+        floor["at_measured"] = lower_bound(parts, messages_per_order=per_order, events_per_order=events,
+                                           statements_per_order=statements, commits_per_order=commits)
         floor["statements_per_order"], floor["commits_per_order"] = statements, commits
     return floor
 
@@ -549,6 +550,7 @@ def render_floor(document: dict) -> str:
         (f"Lower bound per placed order at {SQL_STATEMENTS_PER_ORDER} statements",
          f"**{_floor_ms(at_target['total'])}**",
          f"{_n(floor['messages_per_order'], '', 2)} messages {at_target['messages']:.2f} + "
+         f"{_n(floor.get('events_per_order', 0), '', 2)} events {at_target.get('events', 0):.2f} + "
          f"{SQL_STATEMENTS_PER_ORDER} statements and 6 commits {at_target['round_trips']:.2f} + "
          f"2 requests {at_target['requests']:.2f}; target {CPU_MS_PER_ORDER} ms"),
     ]
@@ -557,7 +559,8 @@ def render_floor(document: dict) -> str:
         spent = document.get("cpu_ms_per_order_fleet_and_servers")
         rows.append((f"Lower bound at this run's {floor['statements_per_order']:.1f} statements and "
                      f"{floor['commits_per_order']:.1f} commits", _floor_ms(measured["total"]),
-                     f"messages {measured['messages']:.2f} + round trips {measured['round_trips']:.2f} + "
+                     f"messages {measured['messages']:.2f} + events {measured.get('events', 0):.2f} + "
+                     f"round trips {measured['round_trips']:.2f} + "
                      f"requests {measured['requests']:.2f}; spent {_n(spent, ' ms', 1)}"))
     lines = ["The floor (same run): CPU ms the parts of a placed order cost alone, and what a placed order "
              "cannot cost less than in this stack (everything else an order does is on top).", "",

@@ -14,30 +14,31 @@ PARTS = {
 }
 
 
-def test_the_lower_bound_adds_messages_round_trips_and_requests():
-    bound = lower_bound(PARTS, messages_per_order=5, statements_per_order=15, commits_per_order=6)
+def test_the_lower_bound_adds_messages_events_round_trips_and_requests():
+    bound = lower_bound(PARTS, messages_per_order=5, events_per_order=1, statements_per_order=15, commits_per_order=6)
 
-    assert bound["messages"] == pytest.approx(5 * 1.0)
+    assert bound["messages"] == pytest.approx(5 * 1.0)  # published and handled
+    assert bound["events"] == pytest.approx(0.6)  # published only
     assert bound["round_trips"] == pytest.approx(21 * 0.25)
     assert bound["requests"] == pytest.approx(2 * 0.1)
-    assert bound["total"] == pytest.approx(5 + 5.25 + 0.2)
+    assert bound["total"] == pytest.approx(5 + 0.6 + 5.25 + 0.2)
 
 
 def test_the_report_gives_the_bound_at_the_target_and_at_the_measured_statements():
     results = {
         "ceiling": {"msgs_per_s": 6000, "cpu_ms_per_message": PARTS["message"]},
         "floor": {"database": PARTS["database"], "http": PARTS["http"]},
-        "e2e": {"worker_messages_per_order": 5, "orders_per_s": 30, "placed_in_window": 300,
+        "e2e": {"worker_messages_per_order": 5, "events_per_order": 1, "orders_per_s": 30, "placed_in_window": 300,
                 "cpu_ms_per_order": {"web": 10, "worker": 30},
                 "sql": {"per_order": {"statements": 30.0, "commit": 7.0}}},
     }
 
     floor = targets(results)["flat"]["floor"]
 
-    assert floor["at_target"]["total"] == pytest.approx(5 + 21 * 0.25 + 0.2)
-    assert floor["at_measured"]["total"] == pytest.approx(5 + 37 * 0.25 + 0.2)
+    assert floor["at_target"]["total"] == pytest.approx(5 + 0.6 + 21 * 0.25 + 0.2)
+    assert floor["at_measured"]["total"] == pytest.approx(5 + 0.6 + 37 * 0.25 + 0.2)
     table = render_floor({"floor": floor, "cpu_ms_per_order_fleet_and_servers": 40.0})
-    assert "| Lower bound per placed order at 15 statements | **10.45** |" in table
+    assert "| Lower bound per placed order at 15 statements | **11.05** |" in table
     assert "spent 40.0 ms" in table
 
 
