@@ -545,6 +545,14 @@ def render_floor(document: dict) -> str:
          _floor_ms(database["client"] + database["mariadb"]),
          f"client {database['client']:.3f}, MariaDB {database['mariadb']:.3f}; "
          f"{database['round_trips_per_s']:,}/s from 16 tasks"),
+    ]
+    driver = database.get("driver_alone")
+    if driver:
+        rows.append(("... the same round trip on aiomysql alone, no SQLAlchemy (for comparison)",
+                     _floor_ms(driver["client"] + driver["mariadb"]),
+                     f"client {driver['client']:.3f}, MariaDB {driver['mariadb']:.3f}; "
+                     f"{driver['round_trips_per_s']:,}/s from 16 tasks"))
+    rows += [
         ("One gateway request (GET /healthz, all middleware)", _floor_ms(http["web"]),
          f"{http['requests_per_s']:,}/s from 16 clients"),
         (f"Lower bound per placed order at {SQL_STATEMENTS_PER_ORDER} statements",

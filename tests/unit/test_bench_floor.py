@@ -9,7 +9,8 @@ from bench.report import render_floor, targets
 
 PARTS = {
     "message": {"publish": {"publisher": 0.2, "rabbitmq": 0.4}, "consume": {"worker": 0.3, "rabbitmq": 0.1}},
-    "database": {"round_trips_per_s": 6000, "client": 0.15, "mariadb": 0.1},
+    "database": {"round_trips_per_s": 6000, "client": 0.15, "mariadb": 0.1,
+                 "driver_alone": {"round_trips_per_s": 9000, "client": 0.05, "mariadb": 0.1}},
     "http": {"requests_per_s": 10000, "web": 0.1},
 }
 
@@ -40,6 +41,7 @@ def test_the_report_gives_the_bound_at_the_target_and_at_the_measured_statements
     table = render_floor({"floor": floor, "cpu_ms_per_order_fleet_and_servers": 40.0})
     assert "| Lower bound per placed order at 15 statements | **11.05** |" in table
     assert "spent 40.0 ms" in table
+    assert "| ... the same round trip on aiomysql alone, no SQLAlchemy (for comparison) | 0.150 |" in table
 
 
 def test_no_floor_without_the_ceiling_phase():
