@@ -71,7 +71,8 @@ class StepRuntime(Middleware):
                 self._lock = asyncio.Lock()
             async with self._lock:
                 if self.runtime is None:
-                    self.runtime = build_runtime(self.settings, self.broker)
+                    # dramatiq closes its broker itself, once its threads have stopped.
+                    self.runtime = build_runtime(self.settings, self.broker, owns_broker=False)
         return self.runtime
 
     def after_worker_boot(self, broker, worker):

@@ -74,8 +74,12 @@ class OutboxPublisher:
     a duplicate message, never a lost one. :meth:`flush` (and :meth:`aclose`) mark what is left.
     """
 
-    def __init__(self, broker: Broker, sessionmaker: async_sessionmaker[AsyncSession]):
+    def __init__(self, broker: Broker, sessionmaker: async_sessionmaker[AsyncSession], *, owns_broker: bool = True):
+        """``owns_broker``: :meth:`close` closes the whole broker. A worker process's broker is
+        dramatiq's, which closes it itself once its threads have stopped; there the publisher
+        closes only its own thread's connection."""
         self._broker = broker
+        self._owns_broker = owns_broker
         self._sessionmaker = sessionmaker
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-publisher")
         self._declared_exchanges: set[str] = set()
@@ -187,9 +191,18 @@ class OutboxPublisher:
         await asyncio.get_running_loop().run_in_executor(None, self.close)
 
     def close(self) -> None:
-        """Stop the publishing thread and close the broker's connections."""
+        """Close the publishing thread's connection (in that thread: pika's are not thread-safe),
+        stop the thread, and close the broker if it is the publisher's own."""
+        self._executor.submit(self._drop_connection).result()
         self._executor.shutdown(wait=True)
-        self._broker.close()
+        if self._owns_broker:
+            self._broker.close()
+
+    def _drop_connection(self) -> None:
+        try:
+            del self._broker.connection  # this thread's channel and connection, closed and forgotten
+        except Exception:  # already broken: nothing left to close
+            log.debug("outbox.connection_close_failed", exc_info=True)
 
 
 async def relay_unsent(sessionmaker: async_sessionmaker[AsyncSession], publisher: OutboxPublisher,

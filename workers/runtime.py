@@ -50,15 +50,16 @@ class Runtime:
         await self.engine.dispose()
 
 
-def build_runtime(settings: Settings, broker: Broker, *, pool_size: int = 10) -> Runtime:
-    """Assemble a runtime publishing through ``broker`` (which must confirm deliveries)."""
+def build_runtime(settings: Settings, broker: Broker, *, pool_size: int = 10, owns_broker: bool = True) -> Runtime:
+    """Assemble a runtime publishing through ``broker`` (which must confirm deliveries);
+    closing the runtime closes the broker too, unless ``owns_broker`` is false (a worker's)."""
     engine = create_engine(settings.database_url, pool_size=pool_size)
     sessionmaker = create_sessionmaker(engine)
     return Runtime(
         settings=settings,
         engine=engine,
         sessionmaker=sessionmaker,
-        publisher=OutboxPublisher(broker, sessionmaker),
+        publisher=OutboxPublisher(broker, sessionmaker, owns_broker=owns_broker),
         psp=PaymentProvider(settings.psp_url),
         notifier=StatusNotifier(create_redis(settings.redis_url)),
         emitter=EventEmitter(settings.events_exchange, NOTIFY),

@@ -126,3 +126,27 @@ async def test_publish_after_commit_marks_rows_sent(sessionmaker, settings):
         assert [m["message_id"] for m in take_all(settings.broker_url, route.queue_name)] == [message.id]
     finally:
         publisher.close()
+
+
+async def test_a_publisher_on_a_workers_broker_closes_only_its_own_connection(sessionmaker, settings):
+    # In a worker process the broker is dramatiq's: its threads keep their channels until dramatiq
+    # stops them and closes the broker itself. Closed from another thread in the middle of a publish,
+    # a channel's frames interleave and RabbitMQ drops the connection (UNEXPECTED_FRAME).
+    route = Route("outbox_probe", "outbox_probe_shared")
+    broker = RabbitmqBroker(url=settings.broker_url, confirm_delivery=True, middleware=[])
+    workers_channel = broker.channel  # a dramatiq thread's channel (here: this thread's)
+    publisher = OutboxPublisher(broker, sessionmaker, owns_broker=False)
+    try:
+        async with UnitOfWork(sessionmaker, publisher) as uow:
+            message = uow.enqueue(route, order_id="o-shared")
+            await uow.commit()
+        await publisher.flush()
+        assert len(broker.connections) == 2  # the publishing thread opened its own
+
+        await publisher.aclose()
+
+        assert workers_channel.is_open
+        assert broker.connections == {broker.connection} and broker.channels == {workers_channel}
+        assert [m["message_id"] for m in take_all(settings.broker_url, route.queue_name)] == [message.id]
+    finally:
+        broker.close()
