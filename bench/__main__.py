@@ -260,8 +260,8 @@ async def _scenarios(fleet: DirectFleet, mode: Mode, args, log, results: dict, m
 
 def _net_of_load(cpu: CpuMeter, holds: int, load: dict | None, per_order: dict | None) -> dict[str, float]:
     """CPU ms per hold by role, less what the open loop's orders cost at ``per_order`` ms each."""
-    orders = (load or {}).get("posts", 0) if per_order else 0
-    return {role: round(max(seconds * 1000 - orders * (per_order or {}).get(role, 0.0), 0.0) / holds, 2)
+    orders, per_order = (load or {}).get("posts", 0), per_order or {}
+    return {role: round(max(seconds * 1000 - orders * per_order.get(role, 0.0), 0.0) / holds, 2)
             for role, seconds in cpu.seconds.items()}
 
 

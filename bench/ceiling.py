@@ -21,11 +21,10 @@ import time
 from pathlib import Path
 
 import dramatiq
-import psutil
 import redis
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
-from bench.procs import CpuMeter
+from bench.procs import CpuMeter, process_tree
 from tests.support.fleet import ROOT, free_port
 
 QUEUE = "bench_noop"
@@ -70,14 +69,6 @@ def _per_message(cpu: CpuMeter, count: int, **rename: str) -> dict[str, float]:
     return {role: round(value * 1000 / count, 4) for role, value in seconds.items()}
 
 
-def _worker_processes(pid: int) -> dict[str, list[psutil.Process]]:
-    try:
-        main = psutil.Process(pid)
-        return {"worker": [main, *main.children(recursive=True)]}
-    except psutil.NoSuchProcess:
-        return {}
-
-
 def measure(*, broker_url: str, redis_url: str, processes: int, threads: int, messages: int,
             workdir: Path, log) -> dict[str, object]:
     """Fill the queue with ``messages`` no-op messages, start the workers, time them."""
@@ -97,7 +88,7 @@ def measure(*, broker_url: str, redis_url: str, processes: int, threads: int, me
         [sys.executable, "-m", "dramatiq", "bench.ceiling_worker", "--processes", str(processes),
          "--threads", str(threads)],
         cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
-    cpu = CpuMeter(lambda: _worker_processes(worker.pid))
+    cpu = CpuMeter(lambda: {"worker": process_tree(worker.pid)})
     try:
         first_mark = max(1, messages // 20)
         t_first = t_last = None

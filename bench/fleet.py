@@ -24,6 +24,7 @@ from pathlib import Path
 
 import psutil
 
+from bench.procs import process_tree
 from tests.support.fleet import ROOT, FleetUrls, answers_ok
 from tests.support.processes import procfile_command
 
@@ -109,14 +110,7 @@ class DirectFleet(FleetUrls):
 
     def roles(self) -> dict[str, list[psutil.Process]]:
         """Each process by its Procfile name, with everything it started (dramatiq's worker processes)."""
-        roles: dict[str, list[psutil.Process]] = {}
-        for name, popen in self.processes.items():
-            try:
-                process = psutil.Process(popen.pid)
-                roles[name] = [process, *process.children(recursive=True)]
-            except psutil.NoSuchProcess:
-                roles[name] = []
-        return roles
+        return {name: process_tree(popen.pid) for name, popen in self.processes.items()}
 
     def stop(self) -> dict[str, int]:
         """SIGTERM each process, SIGKILL its group when it is not gone in time (or left children);

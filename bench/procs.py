@@ -40,6 +40,15 @@ def in_role_order(values: dict[str, float]) -> dict[str, float]:
     return {role: values[role] for role in known + sorted(set(values) - set(known))}
 
 
+def process_tree(pid: int) -> list[psutil.Process]:
+    """The process ``pid`` and everything it started (dramatiq's worker processes); [] once gone."""
+    try:
+        process = psutil.Process(pid)
+        return [process, *process.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
 def service_processes() -> dict[str, list[psutil.Process]]:
     roles: dict[str, list[psutil.Process]] = {}
     for process in psutil.process_iter(["name"]):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.floor import lower_bound
+from bench.floor import COMMITS_PER_ORDER, REQUESTS_PER_ORDER, TASKS, lower_bound
 from bench.procs import FLEET_ROLES, OUTSIDE_ROLES, SERVER_ROLES, fleet_total
 
 # The targets. CPU per placed order (fleet + servers): an absolute figure, or a ratio to the
@@ -544,23 +544,23 @@ def render_floor(document: dict) -> str:
         ("One database round trip: statement or commit (SQLAlchemy Core + aiomysql; MariaDB)",
          _floor_ms(database["client"] + database["mariadb"]),
          f"client {database['client']:.3f}, MariaDB {database['mariadb']:.3f}; "
-         f"{database['round_trips_per_s']:,}/s from 16 tasks"),
+         f"{database['round_trips_per_s']:,}/s from {TASKS} tasks"),
     ]
     driver = database.get("driver_alone")
     if driver:
         rows.append(("... the same round trip on aiomysql alone, no SQLAlchemy (for comparison)",
                      _floor_ms(driver["client"] + driver["mariadb"]),
                      f"client {driver['client']:.3f}, MariaDB {driver['mariadb']:.3f}; "
-                     f"{driver['round_trips_per_s']:,}/s from 16 tasks"))
+                     f"{driver['round_trips_per_s']:,}/s from {TASKS} tasks"))
     rows += [
         ("One gateway request (GET /healthz, all middleware)", _floor_ms(http["web"]),
-         f"{http['requests_per_s']:,}/s from 16 clients"),
+         f"{http['requests_per_s']:,}/s from {TASKS} clients"),
         (f"Lower bound per placed order at {SQL_STATEMENTS_PER_ORDER} statements",
          f"**{_floor_ms(at_target['total'])}**",
          f"{_n(floor['messages_per_order'], '', 2)} messages {at_target['messages']:.2f} + "
          f"{_n(floor.get('events_per_order', 0), '', 2)} events {at_target.get('events', 0):.2f} + "
-         f"{SQL_STATEMENTS_PER_ORDER} statements and 6 commits {at_target['round_trips']:.2f} + "
-         f"2 requests {at_target['requests']:.2f}; target {CPU_MS_PER_ORDER} ms"),
+         f"{SQL_STATEMENTS_PER_ORDER} statements and {COMMITS_PER_ORDER} commits {at_target['round_trips']:.2f} + "
+         f"{REQUESTS_PER_ORDER} requests {at_target['requests']:.2f}; target {CPU_MS_PER_ORDER} ms"),
     ]
     measured = floor.get("at_measured")
     if measured:

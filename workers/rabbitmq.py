@@ -66,7 +66,6 @@ class FleetBroker(RabbitmqBroker):
                              "policy (message-ttl), or delete the empty queue while the fleet is stopped")
             return self.channel.queue_declare(queue=name, passive=True)
 
-
     def close(self) -> None:
         """Close every channel and connection of the process, iterating over a copy of the two sets.
 
