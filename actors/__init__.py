@@ -15,4 +15,15 @@ from actors.reserve import reserve
 from actors.settle import settle
 from actors.void import void
 
-__all__ = ["archive", "cancel", "expire", "notify", "pay", "reconcile_actor", "refund", "reserve", "settle", "void"]
+__all__ = [
+    "archive",
+    "cancel",
+    "expire",
+    "notify",
+    "pay",
+    "reconcile_actor",
+    "refund",
+    "reserve",
+    "settle",
+    "void",
+]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Callable
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,9 +19,14 @@ log = structlog.get_logger(__name__)
 BATCH_SIZE = 200
 
 
-async def archive_finished(sessionmaker: async_sessionmaker[AsyncSession], older_than_seconds: int, *,
-                           batch_size: int = BATCH_SIZE, max_batches: int | None = None,
-                           progress: Callable[[int], None] | None = None) -> int:
+async def archive_finished(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    older_than_seconds: int,
+    *,
+    batch_size: int = BATCH_SIZE,
+    max_batches: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> int:
     """Archive due orders batch by batch, one transaction each; returns how many moved.
 
     ``progress`` is called with each batch's size (the command line draws a bar with it).
@@ -43,7 +48,9 @@ async def archive_finished(sessionmaker: async_sessionmaker[AsyncSession], older
 
 async def archive_orders(runtime: Runtime) -> int:
     """The scheduled run: archive everything due (bounded, the next tick takes the rest)."""
-    moved = await archive_finished(runtime.sessionmaker, runtime.settings.archive_after_seconds, max_batches=50)
+    moved = await archive_finished(
+        runtime.sessionmaker, runtime.settings.archive_after_seconds, max_batches=50
+    )
     if moved:
         log.info("archive.done", orders=moved)
     return moved

@@ -64,8 +64,14 @@ _lines = OrderLine.__table__
 #: inner join, as MariaDB reads the lines in index order then, where an outer join would sort
 #: them in a temporary table.
 _ORDER_AND_LEDGER = (
-    _ledger.c.id.label("ledger_id"), _ledger.c.status, _ledger.c.claimed_until,
-    _orders.c.reason, _orders.c.total_cents, _orders.c.currency, _accounts.c.email, _accounts.c.name,
+    _ledger.c.id.label("ledger_id"),
+    _ledger.c.status,
+    _ledger.c.claimed_until,
+    _orders.c.reason,
+    _orders.c.total_cents,
+    _orders.c.currency,
+    _accounts.c.email,
+    _accounts.c.name,
 )
 _READ = (
     select(*_ORDER_AND_LEDGER, _lines.c.quantity, _lines.c.sku)
@@ -86,34 +92,58 @@ _READ_ORDER = (
 )
 #: The ledger row alone, when the order is gone (archived, say).
 _READ_LEDGER = select(_ledger.c.id.label("ledger_id"), _ledger.c.status, _ledger.c.claimed_until).where(
-    _ledger.c.order_id == bindparam("order_id"), _ledger.c.event == bindparam("event"))
+    _ledger.c.order_id == bindparam("order_id"), _ledger.c.event == bindparam("event")
+)
 
 #: A new ledger row, claimed for sending (or FAILED when the order is gone). A delivery racing
 #: this one for the same order and event gets a duplicate key error and reads their row instead.
 _CREATE = insert(_ledger).values(
-    order_id=bindparam("order_id"), event=bindparam("event"), recipient=bindparam("recipient"),
-    status=bindparam("new_status"), claimed_until=bindparam("until"), attempts=bindparam("first_attempts"),
-    last_error=bindparam("error"), created_at=bindparam("now"))
+    order_id=bindparam("order_id"),
+    event=bindparam("event"),
+    recipient=bindparam("recipient"),
+    status=bindparam("new_status"),
+    claimed_until=bindparam("until"),
+    attempts=bindparam("first_attempts"),
+    last_error=bindparam("error"),
+    created_at=bindparam("now"),
+)
 
 #: The row as read is still free to take: neither settled nor claimed by a delivery still in time.
 #: Checked again by the UPDATE itself, under the row lock: of two deliveries taking it, the second
 #: finds the first one's claim and changes nothing (rowcount 0).
 _FREE = and_(
     _ledger.c.id == bindparam("ledger_id"),
-    _ledger.c.status != "SENT", _ledger.c.status != "FAILED",
-    or_(_ledger.c.status != "SENDING", _ledger.c.claimed_until.is_(None),
-        _ledger.c.claimed_until <= bindparam("now")),
+    _ledger.c.status != "SENT",
+    _ledger.c.status != "FAILED",
+    or_(
+        _ledger.c.status != "SENDING",
+        _ledger.c.claimed_until.is_(None),
+        _ledger.c.claimed_until <= bindparam("now"),
+    ),
 )
-_TAKE = update(_ledger).where(_FREE).values(
-    status="SENDING", claimed_until=bindparam("until"), attempts=_ledger.c.attempts + 1,
-    recipient=bindparam("recipient"))
+_TAKE = (
+    update(_ledger)
+    .where(_FREE)
+    .values(
+        status="SENDING",
+        claimed_until=bindparam("until"),
+        attempts=_ledger.c.attempts + 1,
+        recipient=bindparam("recipient"),
+    )
+)
 _NOTHING_TO_SEND = update(_ledger).where(_FREE).values(status="FAILED", last_error=NOT_FOUND)
 
 #: The outcome of a send, on the row this delivery claimed.
-_RECORD_SENT = update(_ledger).where(_ledger.c.id == bindparam("ledger_id")).values(
-    status="SENT", claimed_until=null(), last_error=null(), sent_at=bindparam("sent_at"))
-_RECORD = update(_ledger).where(_ledger.c.id == bindparam("ledger_id")).values(
-    status=bindparam("new_status"), claimed_until=null(), last_error=bindparam("error"))
+_RECORD_SENT = (
+    update(_ledger)
+    .where(_ledger.c.id == bindparam("ledger_id"))
+    .values(status="SENT", claimed_until=null(), last_error=null(), sent_at=bindparam("sent_at"))
+)
+_RECORD = (
+    update(_ledger)
+    .where(_ledger.c.id == bindparam("ledger_id"))
+    .values(status=bindparam("new_status"), claimed_until=null(), last_error=bindparam("error"))
+)
 
 
 class ClaimedElsewhere(Retry):
@@ -122,8 +152,9 @@ class ClaimedElsewhere(Retry):
 
     def __init__(self, order_id: str, event_type: str, claimed_until: datetime, now: datetime):
         lapses_in_ms = int((claimed_until - now).total_seconds() * 1000)
-        super().__init__(f"{order_id} {event_type} is being sent until {claimed_until}",
-                         delay=max(lapses_in_ms, 0) + 1000)
+        super().__init__(
+            f"{order_id} {event_type} is being sent until {claimed_until}", delay=max(lapses_in_ms, 0) + 1000
+        )
 
 
 class _Claim(NamedTuple):
@@ -159,22 +190,32 @@ async def _claim(runtime: Runtime, order_id: str, event_type: str) -> _Claim | N
                 log.info("notify.claimed_elsewhere", event_type=event_type, claimed_until=claimed_until)
                 raise ClaimedElsewhere(order_id, event_type, claimed_until, now)
             order = rows[0] if rows and rows[0].email is not None else None
-            ledger_id = await _take(conn, ledger.ledger_id if ledger else None, key, now,
-                                    order.email if order else None)
+            ledger_id = await _take(
+                conn, ledger.ledger_id if ledger else None, key, now, order.email if order else None
+            )
             if ledger_id is None:
                 await conn.rollback()
                 continue  # another delivery created or took the row first: read theirs
             await conn.commit()
             if order is None:
                 return None
-            return _Claim(ledger_id, order_id, order.reason, order.total_cents, order.currency,
-                          [(row.quantity, row.sku) for row in rows if row.sku is not None], order.email, order.name)
+            return _Claim(
+                ledger_id,
+                order_id,
+                order.reason,
+                order.total_cents,
+                order.currency,
+                [(row.quantity, row.sku) for row in rows if row.sku is not None],
+                order.email,
+                order.name,
+            )
     # The row kept changing under this delivery: come back for it rather than drop the email.
     raise Retry(f"{order_id} {event_type}: the ledger row kept changing", delay=1000)
 
 
-async def _take(conn: AsyncConnection, ledger_id: int | None, key: dict[str, str], now: datetime,
-                recipient: str | None) -> int | None:
+async def _take(
+    conn: AsyncConnection, ledger_id: int | None, key: dict[str, str], now: datetime, recipient: str | None
+) -> int | None:
     """Claim the free ledger row (creating it if ``ledger_id`` is None) for sending to ``recipient``,
     or mark it FAILED when there is no one to send to. Returns the row's id, or None when another
     delivery created or took it first."""
@@ -194,8 +235,9 @@ async def _take(conn: AsyncConnection, ledger_id: int | None, key: dict[str, str
     if recipient is None:
         result = await conn.execute(_NOTHING_TO_SEND, {"ledger_id": ledger_id, "now": now})
     else:
-        result = await conn.execute(_TAKE, {"ledger_id": ledger_id, "now": now, "until": until,
-                                            "recipient": recipient})
+        result = await conn.execute(
+            _TAKE, {"ledger_id": ledger_id, "now": now, "until": until, "recipient": recipient}
+        )
     return ledger_id if result.rowcount == 1 else None
 
 
@@ -212,9 +254,17 @@ async def send_notification(runtime: Runtime, order_id: str, event_type: str) ->
     claim = await _claim(runtime, order_id, event_type)
     if claim is None:
         return None
-    message = compose(order_id=claim.order_id, reason=claim.reason, total_cents=claim.total_cents,
-                      currency=claim.currency, lines=claim.lines, email=claim.email, name=claim.name,
-                      event=event_type, sender=runtime.settings.mail_from)
+    message = compose(
+        order_id=claim.order_id,
+        reason=claim.reason,
+        total_cents=claim.total_cents,
+        currency=claim.currency,
+        lines=claim.lines,
+        email=claim.email,
+        name=claim.name,
+        event=event_type,
+        sender=runtime.settings.mail_from,
+    )
     try:
         # The process's mailer, whose connection stays open for the next email.
         await runtime.mailers.get(runtime.settings.smtp_url).send(message)
@@ -239,5 +289,11 @@ async def _give_up(runtime: Runtime, ledger_id: int, event_type: str, error: str
     return "FAILED"
 
 
-notify = step_actor(NOTIFY, send_notification, max_retries=MAX_RETRIES + 1, min_backoff=1000,
-                    max_backoff=60_000, priority=FOLLOW_UP_PRIORITY)
+notify = step_actor(
+    NOTIFY,
+    send_notification,
+    max_retries=MAX_RETRIES + 1,
+    min_backoff=1000,
+    max_backoff=60_000,
+    priority=FOLLOW_UP_PRIORITY,
+)

@@ -52,10 +52,15 @@ async def _pending_request(runtime: Runtime, order_id: str) -> _PaymentRequest |
             log.info("pay.not_awaiting_payment", status=order.status)
             return None
         if payment.provider_payment_id or payment.status != PaymentStatus.PENDING:
-            log.info("pay.already_requested", payment_id=payment.id,
-                     provider_payment_id=payment.provider_payment_id)
+            log.info(
+                "pay.already_requested",
+                payment_id=payment.id,
+                provider_payment_id=payment.provider_payment_id,
+            )
             return None
-        return _PaymentRequest(payment.id, payment.amount_cents, payment.currency, payment.method, payment.token)
+        return _PaymentRequest(
+            payment.id, payment.amount_cents, payment.currency, payment.method, payment.token
+        )
 
 
 async def request_payment(runtime: Runtime, order_id: str) -> str | None:
@@ -86,14 +91,19 @@ async def _record_created(runtime: Runtime, order_id: str, payment_id: str, crea
         if payment is None:
             return
         if payment.provider_payment_id is None:
-            await set_payment_columns(uow, payment, provider_payment_id=created.id,
-                                      checkout_url=created.checkout_url)
+            await set_payment_columns(
+                uow, payment, provider_payment_id=created.id, checkout_url=created.checkout_url
+            )
             if payment.status == PaymentStatus.CANCELLED:
                 # The order was cancelled while the provider was being called.
                 enqueue_follow_up(uow, order, FollowUp.VOID)
         await uow.commit()
-    log.info("payment.requested", payment_id=payment_id, provider_payment_id=created.id,
-             provider_status=created.status)
+    log.info(
+        "payment.requested",
+        payment_id=payment_id,
+        provider_payment_id=created.id,
+        provider_status=created.status,
+    )
 
 
 async def _record_refusal(runtime: Runtime, order_id: str, payment_id: str, refusal: ProviderRefused) -> None:

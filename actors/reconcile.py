@@ -23,7 +23,9 @@ async def reconcile_stock(runtime: Runtime, repair: bool = False) -> int:
         uow.session.add(report_row(checked, drifts, repaired=repair))
         await uow.commit()
     for drift in drifts:
-        log.warning("reconcile.drift", sku=drift.ledger.sku, drift=drift.ledger.drift, detail=drift.describe())
+        log.warning(
+            "reconcile.drift", sku=drift.ledger.sku, drift=drift.ledger.drift, detail=drift.describe()
+        )
     DRIFT_FOUND.inc(len(drifts))
     DRIFTING_SKUS.set(sum(1 for drift in drifts if not drift.repaired))
     log.info("reconcile.done", skus_checked=checked, drifting=len(drifts), repaired=repair)

@@ -29,12 +29,16 @@ async def refund_payment(runtime: Runtime, order_id: str, payment_id: str) -> st
         order = await uow.lock_order(order_id)
         payment = find_payment(order, payment_id=payment_id) if order else None
         if payment is None or payment.status != PaymentStatus.REFUND_PENDING or payment.provider_refund_id:
-            log.info("refund.not_applicable", payment_id=payment_id,
-                     payment_status=payment.status if payment else None)
+            log.info(
+                "refund.not_applicable",
+                payment_id=payment_id,
+                payment_status=payment.status if payment else None,
+            )
             return None
         provider_payment_id = payment.provider_payment_id
-    refund = await runtime.psp.refund(idempotency_key=idempotency_key(payment_id),
-                                      provider_payment_id=provider_payment_id)
+    refund = await runtime.psp.refund(
+        idempotency_key=idempotency_key(payment_id), provider_payment_id=provider_payment_id
+    )
     async with runtime.uow() as uow:
         order = await uow.lock_order(order_id)
         payment = find_payment(order, payment_id=payment_id) if order else None

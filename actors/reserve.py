@@ -48,7 +48,9 @@ async def reserve_stock(runtime: Runtime, order_id: str) -> str | None:
             uow.enqueue(PAY, order_id=order.id)
             schedule_expiry(uow, order.id, expires_at)
             await uow.commit()
-            log.info("order.stock_held", hold_expires_at=expires_at.isoformat(), units=sum(quantities.values()))
+            log.info(
+                "order.stock_held", hold_expires_at=expires_at.isoformat(), units=sum(quantities.values())
+            )
             return order.status
     return await _reject(runtime, order_id)
 

@@ -88,13 +88,22 @@ class _Verdict:
 
 _events = WebhookEvent.__table__
 _payments = Payment.__table__
-_LOCK_EVENT = (select(_events.c.type, _events.c.payload, _events.c.processed_at, _events.c.outcome)
-               .where(_events.c.id == bindparam("event_id")).with_for_update())
-_RECORD_OUTCOME = (update(_events).where(_events.c.id == bindparam("event_id"))
-                   .values(processed_at=bindparam("now"), outcome=bindparam("outcome")))
-_PAYMENTS_NAMED = (select(_payments.c.id, _payments.c.order_id, _payments.c.provider_payment_id)
-                   .where(or_(_payments.c.provider_payment_id == bindparam("provider_payment_id"),
-                              _payments.c.id == bindparam("payment_id"))))
+_LOCK_EVENT = (
+    select(_events.c.type, _events.c.payload, _events.c.processed_at, _events.c.outcome)
+    .where(_events.c.id == bindparam("event_id"))
+    .with_for_update()
+)
+_RECORD_OUTCOME = (
+    update(_events)
+    .where(_events.c.id == bindparam("event_id"))
+    .values(processed_at=bindparam("now"), outcome=bindparam("outcome"))
+)
+_PAYMENTS_NAMED = select(_payments.c.id, _payments.c.order_id, _payments.c.provider_payment_id).where(
+    or_(
+        _payments.c.provider_payment_id == bindparam("provider_payment_id"),
+        _payments.c.id == bindparam("payment_id"),
+    )
+)
 
 
 async def _payment_named(uow: UnitOfWork, claims: Claims) -> tuple[OrderRecord | None, PaymentRecord | None]:
@@ -108,10 +117,19 @@ async def _payment_named(uow: UnitOfWork, claims: Claims) -> tuple[OrderRecord |
     """
     payment_id, order_id = claims.payment_id, claims.order_id
     if claims.provider_payment_id or payment_id:
-        rows = (await (await uow.connection()).execute(_PAYMENTS_NAMED, {
-            "provider_payment_id": claims.provider_payment_id, "payment_id": payment_id})).all()
-        owner = next((row for row in rows if claims.provider_payment_id
-                      and row.provider_payment_id == claims.provider_payment_id), None)
+        rows = (
+            await (await uow.connection()).execute(
+                _PAYMENTS_NAMED, {"provider_payment_id": claims.provider_payment_id, "payment_id": payment_id}
+            )
+        ).all()
+        owner = next(
+            (
+                row
+                for row in rows
+                if claims.provider_payment_id and row.provider_payment_id == claims.provider_payment_id
+            ),
+            None,
+        )
         named = next((row for row in rows if row.id == payment_id), None)
         if owner is not None:
             payment_id, order_id = owner.id, owner.order_id
@@ -147,8 +165,14 @@ def _plan(event_type: str, order: OrderRecord, payment: PaymentRecord) -> str:
     return _REFUNDED if payment.status == PaymentStatus.REFUND_PENDING else "already_refunded"
 
 
-async def _carry_out(uow: UnitOfWork, plan: str, order: OrderRecord, payment: PaymentRecord, policy: str,
-                     provider_payment_id: str | None) -> str:
+async def _carry_out(
+    uow: UnitOfWork,
+    plan: str,
+    order: OrderRecord,
+    payment: PaymentRecord,
+    policy: str,
+    provider_payment_id: str | None,
+) -> str:
     # The webhook overtook `pay` recording the id, and the provider has just confirmed that this
     # payment is the one it belongs to (the unique index keeps it on one payment): the id is
     # written with the payment's move.
@@ -169,24 +193,34 @@ async def _carry_out(uow: UnitOfWork, plan: str, order: OrderRecord, payment: Pa
 def _provider_view(record: ProviderRecord | None) -> dict[str, Any]:
     if record is None:
         return {"provider_payment_id": None}
-    return {"order_id": record.metadata.get("order_id"), "payment_id": record.metadata.get("payment_id"),
-            "amount": record.amount_cents, "currency": record.currency, "status": record.status,
-            "amount_refunded": record.amount_refunded_cents}
+    return {
+        "order_id": record.metadata.get("order_id"),
+        "payment_id": record.metadata.get("payment_id"),
+        "amount": record.amount_cents,
+        "currency": record.currency,
+        "status": record.status,
+        "amount_refunded": record.amount_refunded_cents,
+    }
 
 
-def _mismatch(disagreed: list[str], claims: Claims, payment: PaymentRecord | None = None,
-              asked: _Asked | None = None) -> _Verdict:
+def _mismatch(
+    disagreed: list[str], claims: Claims, payment: PaymentRecord | None = None, asked: _Asked | None = None
+) -> _Verdict:
     """A mismatch verdict with, per disagreeing field, what the event claimed, we recorded and the provider said."""
     keys = {name: "status" if name == "refund_not_requested" else name for name in disagreed}
     sources = {"claimed": claims.stated(), "ours": recorded(payment) if payment is not None else {}}
     if asked is not None:
         sources["provider"] = _provider_view(asked.record)
-    details = {source: {name: values[key] for name, key in keys.items() if key in values}
-               for source, values in sources.items()}
+    details = {
+        source: {name: values[key] for name, key in keys.items() if key in values}
+        for source, values in sources.items()
+    }
     return _Verdict(MISMATCH, tuple(disagreed), details)
 
 
-async def _judge(uow: UnitOfWork, claims: Claims, asked: _Asked | None, policy: str) -> _Verdict | _ProviderNeeded:
+async def _judge(
+    uow: UnitOfWork, claims: Claims, asked: _Asked | None, policy: str
+) -> _Verdict | _ProviderNeeded:
     """Decide the event's outcome, applying it when it agrees; nothing is committed here."""
     if claims.event_type not in HANDLED_TYPES:
         return _Verdict("unhandled_type")
@@ -214,13 +248,21 @@ def _report(claims: Claims, verdict: _Verdict) -> None:
     if verdict.outcome == MISMATCH:
         MISMATCHES_TOTAL.labels(claims.event_type, verdict.disagreed[0]).inc()
         # Ids, amounts and statuses only: the payload is not logged whole and holds no secret.
-        log.warning("settle.mismatch", event_type=claims.event_type, disagreed=list(verdict.disagreed),
-                    **verdict.details)
-    log.info("payment.settled", event_type=claims.event_type, outcome=verdict.outcome,
-             provider_payment_id=claims.provider_payment_id)
+        log.warning(
+            "settle.mismatch",
+            event_type=claims.event_type,
+            disagreed=list(verdict.disagreed),
+            **verdict.details,
+        )
+    log.info(
+        "payment.settled",
+        event_type=claims.event_type,
+        outcome=verdict.outcome,
+        provider_payment_id=claims.provider_payment_id,
+    )
 
 
-async def _settle_once(runtime: Runtime, event_id: str, asked: _Asked | None) -> str | None | _ProviderNeeded:
+async def _settle_once(runtime: Runtime, event_id: str, asked: _Asked | None) -> str | _ProviderNeeded | None:
     async with runtime.uow() as uow:
         event = (await (await uow.connection()).execute(_LOCK_EVENT, {"event_id": event_id})).first()
         if event is None:
@@ -233,15 +275,17 @@ async def _settle_once(runtime: Runtime, event_id: str, asked: _Asked | None) ->
         verdict = await _judge(uow, claims, asked, runtime.settings.late_payment_policy)
         if isinstance(verdict, _ProviderNeeded):
             return verdict  # leaving the block rolls back: the event stays unprocessed, nothing changed
-        await (await uow.connection()).execute(_RECORD_OUTCOME, {"event_id": event_id, "now": utcnow(),
-                                                                 "outcome": verdict.outcome})
+        await (await uow.connection()).execute(
+            _RECORD_OUTCOME, {"event_id": event_id, "now": utcnow(), "outcome": verdict.outcome}
+        )
         await uow.commit()
     _report(claims, verdict)
     return verdict.outcome
 
 
-async def settle_payment(runtime: Runtime, event_id: str, order_id: str | None = None,
-                         provider_payment_id: str | None = None) -> str | None:
+async def settle_payment(
+    runtime: Runtime, event_id: str, order_id: str | None = None, provider_payment_id: str | None = None
+) -> str | None:
     """Apply webhook event ``event_id`` if it agrees; returns its recorded outcome (None if no such event).
 
     ``order_id`` is what the gateway read from the event's metadata (for the log) and

@@ -24,15 +24,22 @@ async def void_payment(runtime: Runtime, order_id: str, payment_id: str) -> str 
         order = await uow.lock_order(order_id)
         payment = find_payment(order, payment_id=payment_id) if order else None
         if payment is None or payment.status != PaymentStatus.CANCELLED or not payment.provider_payment_id:
-            log.info("void.not_applicable", payment_id=payment_id,
-                     payment_status=payment.status if payment else None)
+            log.info(
+                "void.not_applicable",
+                payment_id=payment_id,
+                payment_status=payment.status if payment else None,
+            )
             return None
         provider_payment_id = payment.provider_payment_id
     try:
         voided = await runtime.psp.cancel_payment(provider_payment_id)
     except ProviderRefused as refusal:
-        log.info("payment.void_refused", payment_id=payment_id, provider_payment_id=provider_payment_id,
-                 code=refusal.code)
+        log.info(
+            "payment.void_refused",
+            payment_id=payment_id,
+            provider_payment_id=provider_payment_id,
+            code=refusal.code,
+        )
         return refusal.code
     log.info("payment.voided", payment_id=payment_id, provider_payment_id=provider_payment_id)
     return voided.status

@@ -71,12 +71,38 @@ class Mode:
     floor_s: float
 
 
-QUICK = Mode("quick", ceiling_messages=5_000, e2e_clients=48, e2e_warmup_s=2, e2e_window_s=15, open_window_s=10,
-             flash_buyers=200, flash_units=10, holds=5_000, hold_lead_s=20, hold_window_s=60,
-             hold_grace_s=15, background_keys=200_000, floor_s=5)
-FULL = Mode("full", ceiling_messages=30_000, e2e_clients=48, e2e_warmup_s=5, e2e_window_s=60, open_window_s=30,
-            flash_buyers=1000, flash_units=10, holds=50_000, hold_lead_s=150, hold_window_s=600,
-            hold_grace_s=60, background_keys=200_000, floor_s=10)
+QUICK = Mode(
+    "quick",
+    ceiling_messages=5_000,
+    e2e_clients=48,
+    e2e_warmup_s=2,
+    e2e_window_s=15,
+    open_window_s=10,
+    flash_buyers=200,
+    flash_units=10,
+    holds=5_000,
+    hold_lead_s=20,
+    hold_window_s=60,
+    hold_grace_s=15,
+    background_keys=200_000,
+    floor_s=5,
+)
+FULL = Mode(
+    "full",
+    ceiling_messages=30_000,
+    e2e_clients=48,
+    e2e_warmup_s=5,
+    e2e_window_s=60,
+    open_window_s=30,
+    flash_buyers=1000,
+    flash_units=10,
+    holds=50_000,
+    hold_lead_s=150,
+    hold_window_s=600,
+    hold_grace_s=60,
+    background_keys=200_000,
+    floor_s=10,
+)
 
 
 class Progress:
@@ -111,23 +137,44 @@ class MeasuredWindow:
         await self.sql.end()
 
 
-async def _e2e(fleet: DirectFleet, engine, tally: StatementTally, mode: Mode, args, log, tokens: list[str],
-               skus: list[str], profiler: Profiler | None, open_rate: float | None) -> dict:
+async def _e2e(
+    fleet: DirectFleet,
+    engine,
+    tally: StatementTally,
+    mode: Mode,
+    args,
+    log,
+    tokens: list[str],
+    skus: list[str],
+    profiler: Profiler | None,
+    open_rate: float | None,
+) -> dict:
     """The closed loop with its window's CPU and SQL figures, then the open loop."""
     cpu = CpuMeter(fleet.roles)
     database = fleet.env["DATABASE_URL"].rsplit("/", 1)[1]
     async with GlobalStatus(fleet.env["DATABASE_URL"]) as status:
         window = MeasuredWindow(cpu, SqlWindow(status, tally, database), profiler, mode.e2e_window_s)
         measured = await e2e.run(
-            engine=engine, redis_url=fleet.env["REDIS_URL"], gateway_url=fleet.gateway_url, tokens=tokens,
-            skus=skus, clients=mode.e2e_clients, warmup_s=mode.e2e_warmup_s, window_s=mode.e2e_window_s,
-            drain_timeout_s=120, log=log, mail_dir=fleet.env["MAIL_DIR"], window=window)
+            engine=engine,
+            redis_url=fleet.env["REDIS_URL"],
+            gateway_url=fleet.gateway_url,
+            tokens=tokens,
+            skus=skus,
+            clients=mode.e2e_clients,
+            warmup_s=mode.e2e_warmup_s,
+            window_s=mode.e2e_window_s,
+            drain_timeout_s=120,
+            log=log,
+            mail_dir=fleet.env["MAIL_DIR"],
+            window=window,
+        )
     if profiler:
         profiler.wait()
     placed = measured["placed_in_window"]
     measured["cpu_window_s"] = round(cpu.wall_s, 2)
-    measured["cpu_cores"] = {role: round(seconds / cpu.wall_s, 2) for role, seconds in cpu.seconds.items()} \
-        if cpu.wall_s else {}
+    measured["cpu_cores"] = (
+        {role: round(seconds / cpu.wall_s, 2) for role, seconds in cpu.seconds.items()} if cpu.wall_s else {}
+    )
     # CPU the machine spent per order placed in the window, by process.
     measured["cpu_ms_per_order"] = cpu.ms_per(placed)
     measured["sql"] = window.sql.result(placed)
@@ -135,8 +182,16 @@ async def _e2e(fleet: DirectFleet, engine, tally: StatementTally, mode: Mode, ar
     if rate > 0:
         log(f"open loop: {rate:.1f} orders/s for {mode.open_window_s:g}s")
         measured["open_loop"] = await e2e.open_loop(
-            engine=engine, gateway_url=fleet.gateway_url, tokens=tokens, skus=skus, rate=rate,
-            window_s=mode.open_window_s, drain_timeout_s=120, log=log, first_turn=measured["posts"])
+            engine=engine,
+            gateway_url=fleet.gateway_url,
+            tokens=tokens,
+            skus=skus,
+            rate=rate,
+            window_s=mode.open_window_s,
+            drain_timeout_s=120,
+            log=log,
+            first_turn=measured["posts"],
+        )
     return measured
 
 
@@ -156,13 +211,24 @@ async def _load_tokens(engine, settings, rate: float, mode: Mode, log) -> list[s
     count = max(100, min(needed, LOAD_ACCOUNTS_MAX))
     accounts = await create_accounts(engine, count)
     reuse_s = count / rate
-    log(f"expiry: {count:,} customers of their own for the open loop (no holds; each comes round at most every "
-        f"{reuse_s:,.0f}s; limit {settings.max_unpaid_orders} unpaid orders per customer)")
+    log(
+        f"expiry: {count:,} customers of their own for the open loop (no holds; each comes round at most every "
+        f"{reuse_s:,.0f}s; limit {settings.max_unpaid_orders} unpaid orders per customer)"
+    )
     return tokens_for(settings, accounts)
 
 
-async def _scenarios(fleet: DirectFleet, mode: Mode, args, log, results: dict, memory: MemoryWatch,
-                     scenarios: set[str], profile_suffix: str = "", open_rate: float | None = None) -> None:
+async def _scenarios(
+    fleet: DirectFleet,
+    mode: Mode,
+    args,
+    log,
+    results: dict,
+    memory: MemoryWatch,
+    scenarios: set[str],
+    profile_suffix: str = "",
+    open_rate: float | None = None,
+) -> None:
     settings = load_settings(fleet.env)
     engine = create_engine(fleet.env["DATABASE_URL"], pool_size=5)
     tally = StatementTally().attach(engine)
@@ -172,30 +238,51 @@ async def _scenarios(fleet: DirectFleet, mode: Mode, args, log, results: dict, m
         accounts = await create_accounts(engine, customers)
         tokens = tokens_for(settings, accounts)
         async with aiohttp.ClientSession() as client:
-            skus = await create_items(client, fleet.gateway_url, settings.admin_token, count=50,
-                                      stock=1_000_000, prefix="E2E")
-            flash_sku = (await create_items(client, fleet.gateway_url, settings.admin_token, count=1,
-                                            stock=mode.flash_units, prefix="FLASH"))[0]
+            skus = await create_items(
+                client, fleet.gateway_url, settings.admin_token, count=50, stock=1_000_000, prefix="E2E"
+            )
+            flash_sku = (
+                await create_items(
+                    client,
+                    fleet.gateway_url,
+                    settings.admin_token,
+                    count=1,
+                    stock=mode.flash_units,
+                    prefix="FLASH",
+                )
+            )[0]
         log(f"population: {customers} customers, {len(skus)} SKUs")
 
         if "floor" in scenarios:
             memory.phase = "floor"
             results["floor"] = {
-                "database": await asyncio.to_thread(floor.database, fleet.env["DATABASE_URL"], mode.floor_s, log),
-                "http": await floor.http(fleet.gateway_url, fleet.roles, mode.floor_s, log)}
+                "database": await asyncio.to_thread(
+                    floor.database, fleet.env["DATABASE_URL"], mode.floor_s, log
+                ),
+                "http": await floor.http(fleet.gateway_url, fleet.roles, mode.floor_s, log),
+            }
 
         if "e2e" in scenarios:
             memory.phase = "e2e"
-            log(f"e2e: {mode.e2e_clients} clients, {mode.e2e_warmup_s:g}s warm-up + {mode.e2e_window_s:g}s window")
-            results["e2e"] = await _e2e(fleet, engine, tally, mode, args, log, tokens, skus, profiler, open_rate)
+            log(
+                f"e2e: {mode.e2e_clients} clients, {mode.e2e_warmup_s:g}s warm-up + {mode.e2e_window_s:g}s window"
+            )
+            results["e2e"] = await _e2e(
+                fleet, engine, tally, mode, args, log, tokens, skus, profiler, open_rate
+            )
             log(f"e2e: {json.dumps({k: v for k, v in results['e2e'].items() if k != 'messages_per_order'})}")
 
         if "flash" in scenarios:
             memory.phase = "flash"
             log(f"flash: {mode.flash_buyers} buyers for {mode.flash_units} units")
-            results["flash"] = await flash.run(engine=engine, gateway_url=fleet.gateway_url,
-                                               tokens=tokens[:mode.flash_buyers], sku=flash_sku,
-                                               units=mode.flash_units, log=log)
+            results["flash"] = await flash.run(
+                engine=engine,
+                gateway_url=fleet.gateway_url,
+                tokens=tokens[: mode.flash_buyers],
+                sku=flash_sku,
+                units=mode.flash_units,
+                log=log,
+            )
             log(f"flash: {json.dumps(results['flash'])}")
 
         if "expiry" in scenarios:
@@ -203,39 +290,76 @@ async def _scenarios(fleet: DirectFleet, mode: Mode, args, log, results: dict, m
             # The open-loop load the expiry is measured under: the e2e phase's open-loop rate.
             load_rate = ((results.get("e2e") or {}).get("open_loop") or {}).get("rate_per_s")
             load_tokens = await _load_tokens(engine, settings, load_rate, mode, log) if load_rate else []
-            log(f"expiry: {mode.holds:,} holds due from {mode.hold_lead_s:g}s over {mode.hold_window_s:g}s, "
+            log(
+                f"expiry: {mode.holds:,} holds due from {mode.hold_lead_s:g}s over {mode.hold_window_s:g}s, "
                 f"with the Redis TTL peers on the same schedule, "
-                + (f"under an open-loop load of {load_rate:g} orders/s" if load_rate
-                   else "without an order load (no open-loop rate from an e2e phase in this run)"))
-            peers = RedisPeers(services.REDIS_SERVER, services.REDIS_DB, services.REDIS_PEER_DB, mode.background_keys)
+                + (
+                    f"under an open-loop load of {load_rate:g} orders/s"
+                    if load_rate
+                    else "without an order load (no open-loop rate from an e2e phase in this run)"
+                )
+            )
+            peers = RedisPeers(
+                services.REDIS_SERVER, services.REDIS_DB, services.REDIS_PEER_DB, mode.background_keys
+            )
             cpu = CpuMeter(fleet.roles)
             try:
                 await peers.prepare(log)
-                created = await expiry.create_holds(engine=engine, broker_url=fleet.env["BROKER_URL"],
-                                                    accounts=accounts, holds=mode.holds, lead_s=mode.hold_lead_s,
-                                                    window_s=mode.hold_window_s, log=log)
+                created = await expiry.create_holds(
+                    engine=engine,
+                    broker_url=fleet.env["BROKER_URL"],
+                    accounts=accounts,
+                    holds=mode.holds,
+                    lead_s=mode.hold_lead_s,
+                    window_s=mode.hold_window_s,
+                    log=log,
+                )
                 await peers.set_keys(created["expiries"])
                 cpu.start()
                 if profiler:
-                    profiler.start("expiry", created["first_due_in_s"] + mode.hold_window_s, roles=("worker",))
-                releases = expiry.measure(engine=engine, holds=mode.holds, skus=created["skus"],
-                                          end=created["end"], grace_s=mode.hold_grace_s, log=log,
-                                          others_done=peers.all_arrived)
+                    profiler.start(
+                        "expiry", created["first_due_in_s"] + mode.hold_window_s, roles=("worker",)
+                    )
+                releases = expiry.measure(
+                    engine=engine,
+                    holds=mode.holds,
+                    skus=created["skus"],
+                    end=created["end"],
+                    grace_s=mode.hold_grace_s,
+                    log=log,
+                    others_done=peers.all_arrived,
+                )
                 if load_rate:
                     # From now until the last hold falls due, orders arrive on the e2e open loop's schedule.
                     load_s = round(max((created["end"] - utcnow()).total_seconds(), 1.0), 1)
-                    log(f"expiry: open loop at {load_rate:g} orders/s for {load_s:g}s, while the holds fall due")
-                    measured, load = await asyncio.gather(releases, e2e.open_loop(
-                        engine=engine, gateway_url=fleet.gateway_url, tokens=load_tokens, skus=skus,
-                        rate=load_rate, window_s=load_s, drain_timeout_s=120, log=log))
+                    log(
+                        f"expiry: open loop at {load_rate:g} orders/s for {load_s:g}s, while the holds fall due"
+                    )
+                    measured, load = await asyncio.gather(
+                        releases,
+                        e2e.open_loop(
+                            engine=engine,
+                            gateway_url=fleet.gateway_url,
+                            tokens=load_tokens,
+                            skus=skus,
+                            rate=load_rate,
+                            window_s=load_s,
+                            drain_timeout_s=120,
+                            log=log,
+                        ),
+                    )
                     load["accounts"] = len(load_tokens)
                     measured["open_loop"] = load
                 else:
                     measured = await releases
                 measured["cpu_cores"] = cpu.stop()
                 # The window's CPU per hold; under the load, net of the orders at the e2e phase's cost each.
-                measured["cpu_ms_per_hold"] = _net_of_load(cpu, mode.holds, measured.get("open_loop"),
-                                                           (results.get("e2e") or {}).get("cpu_ms_per_order"))
+                measured["cpu_ms_per_hold"] = _net_of_load(
+                    cpu,
+                    mode.holds,
+                    measured.get("open_loop"),
+                    (results.get("e2e") or {}).get("cpu_ms_per_order"),
+                )
                 log(f"expiry: CPU ms per hold {measured['cpu_ms_per_hold']}")
                 if profiler:
                     profiler.wait()
@@ -243,9 +367,13 @@ async def _scenarios(fleet: DirectFleet, mode: Mode, args, log, results: dict, m
             finally:
                 await peers.restore()
             memory.sample()
-            measured.update(window_s=mode.hold_window_s, lead_s=mode.hold_lead_s,
-                            created_s=created["created_s"], first_due_in_s=created["first_due_in_s"],
-                            rate_per_s=round(mode.holds / mode.hold_window_s, 1))
+            measured.update(
+                window_s=mode.hold_window_s,
+                lead_s=mode.hold_lead_s,
+                created_s=created["created_s"],
+                first_due_in_s=created["first_due_in_s"],
+                rate_per_s=round(mode.holds / mode.hold_window_s, 1),
+            )
             results["expiry"] = measured
             if load_rate:
                 log(f"expiry: open loop during expiry: {json.dumps(measured['open_loop'])}")
@@ -261,25 +389,47 @@ async def _scenarios(fleet: DirectFleet, mode: Mode, args, log, results: dict, m
 def _net_of_load(cpu: CpuMeter, holds: int, load: dict | None, per_order: dict | None) -> dict[str, float]:
     """CPU ms per hold by role, less what the open loop's orders cost at ``per_order`` ms each."""
     orders, per_order = (load or {}).get("posts", 0), per_order or {}
-    return {role: round(max(seconds * 1000 - orders * per_order.get(role, 0.0), 0.0) / holds, 2)
-            for role, seconds in cpu.seconds.items()}
+    return {
+        role: round(max(seconds * 1000 - orders * per_order.get(role, 0.0), 0.0) / holds, 2)
+        for role, seconds in cpu.seconds.items()
+    }
 
 
-def _measure_fleet(tree: FleetTree, mode: Mode, args, log, *, name: str, workdir: Path, redis_url: str,
-                   processes: int, threads: int, scenarios: set[str], profile_suffix: str = "",
-                   open_rate: float | None = None) -> dict:
+def _measure_fleet(
+    tree: FleetTree,
+    mode: Mode,
+    args,
+    log,
+    *,
+    name: str,
+    workdir: Path,
+    redis_url: str,
+    processes: int,
+    threads: int,
+    scenarios: set[str],
+    profile_suffix: str = "",
+    open_rate: float | None = None,
+) -> dict:
     """Start ``tree``'s fleet on a database and vhost of its own, run ``scenarios`` on it, stop it."""
     results: dict = {}
     workdir.mkdir(parents=True, exist_ok=True)
     with services.dropped_database(name) as database_url, services.own_vhost(name) as broker_url:
-        env = fleet_environment(database_url=database_url, broker_url=broker_url, redis_url=redis_url,
-                                workdir=workdir, ADMIN_TOKEN="bench-admin-token",
-                                WORKER_PROCESSES=str(processes), WORKER_THREADS=str(threads))
+        env = fleet_environment(
+            database_url=database_url,
+            broker_url=broker_url,
+            redis_url=redis_url,
+            workdir=workdir,
+            ADMIN_TOKEN="bench-admin-token",
+            WORKER_PROCESSES=str(processes),
+            WORKER_THREADS=str(threads),
+        )
         # The test launcher's defaults are for tests; the bench runs the fleet's own.
         for test_only in ("AUTH_MAX_FAILURES_PER_ACCOUNT", "AUTH_MAX_FAILURES_PER_ADDRESS"):
             env.pop(test_only, None)
-        log(f"fleet {tree.label}: release (migrations), then {', '.join(DirectFleet.names)} each on its own; "
-            f"logs in {workdir / 'logs'}")
+        log(
+            f"fleet {tree.label}: release (migrations), then {', '.join(DirectFleet.names)} each on its own; "
+            f"logs in {workdir / 'logs'}"
+        )
         release(tree, env, workdir / "release.log")
         fleet = DirectFleet(env=env, log_dir=workdir / "logs", tree=tree)
         fleet.start()
@@ -287,13 +437,17 @@ def _measure_fleet(tree: FleetTree, mode: Mode, args, log, *, name: str, workdir
         memory = MemoryWatch(fleet.roles)
         memory.start()
         try:
-            asyncio.run(_scenarios(fleet, mode, args, log, results, memory, scenarios, profile_suffix, open_rate))
+            asyncio.run(
+                _scenarios(fleet, mode, args, log, results, memory, scenarios, profile_suffix, open_rate)
+            )
         finally:
             memory.stop()
             codes = fleet.stop()
-        results["worker_rss"] = {"peak_total_mb": round(memory.peak_total_mb, 1),
-                                 "peak_process_mb": round(memory.peak_process_mb, 1),
-                                 "by_phase_mb": {k: round(v, 1) for k, v in memory.phase_peaks.items()}}
+        results["worker_rss"] = {
+            "peak_total_mb": round(memory.peak_total_mb, 1),
+            "peak_process_mb": round(memory.peak_process_mb, 1),
+            "by_phase_mb": {k: round(v, 1) for k, v in memory.phase_peaks.items()},
+        }
         results["exit_codes"] = codes
         log(f"fleet {tree.label}: stopped (exit codes {codes}); worker RSS {results['worker_rss']}")
     return results
@@ -316,27 +470,63 @@ def run(args) -> int:
     current = baseline.describe_current()
     with services.own_redis_db() as redis_url, ExitStack() as stack:
         # The earlier commit's checkout and virtualenv first, so that pip is done before anything is measured.
-        earlier = stack.enter_context(baseline.checked_out(args.baseline, workdir / "baseline-bootstrap.log", log)) \
-            if args.baseline else None
+        earlier = (
+            stack.enter_context(baseline.checked_out(args.baseline, workdir / "baseline-bootstrap.log", log))
+            if args.baseline
+            else None
+        )
         if "ceiling" in args.only:
             with services.own_vhost(f"{name}_ceiling") as broker_url:
-                results["ceiling"] = ceiling.measure(broker_url=broker_url, redis_url=redis_url,
-                                                     processes=processes, threads=threads,
-                                                     messages=mode.ceiling_messages, workdir=workdir, log=log)
+                results["ceiling"] = ceiling.measure(
+                    broker_url=broker_url,
+                    redis_url=redis_url,
+                    processes=processes,
+                    threads=threads,
+                    messages=mode.ceiling_messages,
+                    workdir=workdir,
+                    log=log,
+                )
             log(f"ceiling: {results['ceiling']}")
         scenarios = args.only & {"floor", "e2e", "flash", "expiry"}
         if scenarios:
-            results.update(_measure_fleet(current_tree(), mode, args, log, name=name, workdir=workdir / "current",
-                                          redis_url=redis_url, processes=processes, threads=threads,
-                                          scenarios=scenarios))
+            results.update(
+                _measure_fleet(
+                    current_tree(),
+                    mode,
+                    args,
+                    log,
+                    name=name,
+                    workdir=workdir / "current",
+                    redis_url=redis_url,
+                    processes=processes,
+                    threads=threads,
+                    scenarios=scenarios,
+                )
+            )
         if earlier is not None:
             services.flush_redis_db()
             # The open loop at the same arrival rate as this checkout's, so its latencies compare.
             open_rate = (results.get("e2e") or {}).get("open_loop", {}).get("rate_per_s")
-            measured = _measure_fleet(earlier, mode, args, log, name=f"{name}_base", workdir=workdir / earlier.label,
-                                      redis_url=redis_url, processes=processes, threads=threads,
-                                      scenarios={"e2e"}, profile_suffix=f"-{earlier.label}", open_rate=open_rate)
-            results["baseline"] = {"rev": args.baseline, "commit": earlier.label, "measured": "after", **measured}
+            measured = _measure_fleet(
+                earlier,
+                mode,
+                args,
+                log,
+                name=f"{name}_base",
+                workdir=workdir / earlier.label,
+                redis_url=redis_url,
+                processes=processes,
+                threads=threads,
+                scenarios={"e2e"},
+                profile_suffix=f"-{earlier.label}",
+                open_rate=open_rate,
+            )
+            results["baseline"] = {
+                "rev": args.baseline,
+                "commit": earlier.label,
+                "measured": "after",
+                **measured,
+            }
     duration = time.monotonic() - started
     summary = targets(results)
     document = {
@@ -376,20 +566,33 @@ SCENARIOS = {"ceiling", "floor", "e2e", "flash", "expiry"}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench/run", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="bench/run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="the short run (at most 4 minutes)")
-    parser.add_argument("--only", default=",".join(sorted(SCENARIOS)),
-                        help="comma-separated scenarios to run: ceiling, e2e, flash, expiry (default: all)")
+    parser.add_argument(
+        "--only",
+        default=",".join(sorted(SCENARIOS)),
+        help="comma-separated scenarios to run: ceiling, e2e, flash, expiry (default: all)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder (fleet logs, mail)")
-    parser.add_argument("--clients", type=int, metavar="N",
-                        help="closed-loop clients of the e2e phase (default: the mode's)")
-    parser.add_argument("--baseline", metavar="REV",
-                        help="also measure the e2e phase on the fleet of commit REV (its own worktree and "
-                             "virtualenv), after this checkout's, and print both side by side")
-    parser.add_argument("--profile", metavar="DIR", nargs="?", const=str(RESULTS),
-                        help="py-spy flame graphs (SVG) of the gateway and a worker process during the e2e window "
-                             "(and of a worker during expiry) into DIR (default bench/results)")
+    parser.add_argument(
+        "--clients", type=int, metavar="N", help="closed-loop clients of the e2e phase (default: the mode's)"
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also measure the e2e phase on the fleet of commit REV (its own worktree and "
+        "virtualenv), after this checkout's, and print both side by side",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        nargs="?",
+        const=str(RESULTS),
+        help="py-spy flame graphs (SVG) of the gateway and a worker process during the e2e window "
+        "(and of a worker during expiry) into DIR (default bench/results)",
+    )
     args = parser.parse_args(argv)
     args.only = set(args.only.split(","))
     unknown = args.only - SCENARIOS

@@ -14,9 +14,9 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from bench.fleet import FleetTree
 from tests.support.fleet import ROOT
@@ -48,11 +48,18 @@ def checked_out(rev: str, log_path: Path, log) -> Iterator[FleetTree]:
     try:
         log(f"baseline: {short} checked out in {root}; making its virtualenv (scripts/bootstrap)")
         with open(log_path, "ab") as output:
-            finished = subprocess.run([str(root / "scripts" / "bootstrap")], cwd=root, stdout=output,
-                                      stderr=subprocess.STDOUT, check=False)
+            finished = subprocess.run(
+                [str(root / "scripts" / "bootstrap")],
+                cwd=root,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                check=False,
+            )
         if finished.returncode != 0:
-            raise RuntimeError(f"baseline: scripts/bootstrap of {short} failed; see {log_path}:\n"
-                               f"{log_path.read_text(errors='replace')[-3000:]}")
+            raise RuntimeError(
+                f"baseline: scripts/bootstrap of {short} failed; see {log_path}:\n"
+                f"{log_path.read_text(errors='replace')[-3000:]}"
+            )
         yield FleetTree(root=root, bin=root / ".venv" / "bin", label=short)
     finally:
         try:

@@ -48,8 +48,9 @@ def _fill(broker_url: str, count: int) -> dict[str, float]:
             cpu = CpuMeter(None)
             cpu.start()
             for _ in range(size):
-                broker.enqueue(dramatiq.Message(queue_name=QUEUE, actor_name=QUEUE, args=(), kwargs={},
-                                                options={}))
+                broker.enqueue(
+                    dramatiq.Message(queue_name=QUEUE, actor_name=QUEUE, args=(), kwargs={}, options={})
+                )
             cpu.stop()
             slices.append(_per_message(cpu, size, publisher="bench"))
         # Make sure RabbitMQ has them all before the clock starts.
@@ -65,29 +66,52 @@ def _fill(broker_url: str, count: int) -> dict[str, float]:
 
 def _per_message(cpu: CpuMeter, count: int, **rename: str) -> dict[str, float]:
     """RabbitMQ's and the named processes' CPU ms per message (``role=meter role``)."""
-    seconds = {role: cpu.seconds.get(source, 0.0) for role, source in {**rename, "rabbitmq": "rabbitmq"}.items()}
+    seconds = {
+        role: cpu.seconds.get(source, 0.0) for role, source in {**rename, "rabbitmq": "rabbitmq"}.items()
+    }
     return {role: round(value * 1000 / count, 4) for role, value in seconds.items()}
 
 
-def measure(*, broker_url: str, redis_url: str, processes: int, threads: int, messages: int,
-            workdir: Path, log) -> dict[str, object]:
+def measure(
+    *, broker_url: str, redis_url: str, processes: int, threads: int, messages: int, workdir: Path, log
+) -> dict[str, object]:
     """Fill the queue with ``messages`` no-op messages, start the workers, time them."""
     counter = redis.Redis.from_url(redis_url)
     counter.delete(COUNTER_KEY)
     started = time.monotonic()
     publish_ms = _fill(broker_url, messages)
-    log(f"ceiling: {messages} messages queued with confirms in {time.monotonic() - started:.1f}s "
-        f"(CPU ms per message {publish_ms}); starting {processes}x{threads} workers")
+    log(
+        f"ceiling: {messages} messages queued with confirms in {time.monotonic() - started:.1f}s "
+        f"(CPU ms per message {publish_ms}); starting {processes}x{threads} workers"
+    )
     (workdir / "ceiling-prometheus").mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "BROKER_URL": broker_url, "BENCH_COUNTER_URL": redis_url,
-           "LOG_LEVEL": "WARNING",
-           "dramatiq_prom_port": str(free_port()), "dramatiq_prom_db": str(workdir / "ceiling-prometheus"),
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {
+        **os.environ,
+        "BROKER_URL": broker_url,
+        "BENCH_COUNTER_URL": redis_url,
+        "LOG_LEVEL": "WARNING",
+        "dramatiq_prom_port": str(free_port()),
+        "dramatiq_prom_db": str(workdir / "ceiling-prometheus"),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     log_file = open(workdir / "ceiling.log", "ab")
     worker = subprocess.Popen(
-        [sys.executable, "-m", "dramatiq", "bench.ceiling_worker", "--processes", str(processes),
-         "--threads", str(threads)],
-        cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "dramatiq",
+            "bench.ceiling_worker",
+            "--processes",
+            str(processes),
+            "--threads",
+            str(threads),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     cpu = CpuMeter(lambda: {"worker": process_tree(worker.pid)})
     try:
         first_mark = max(1, messages // 20)
@@ -102,10 +126,14 @@ def measure(*, broker_url: str, redis_url: str, processes: int, threads: int, me
             if done >= messages:
                 t_last = now
                 cpu.stop()
-                log(f"ceiling: all done {t_last - started:.1f}s after the start (5% mark at {t_first - started:.1f}s)")
+                log(
+                    f"ceiling: all done {t_last - started:.1f}s after the start (5% mark at {t_first - started:.1f}s)"
+                )
                 break
             if worker.poll() is not None:
-                raise RuntimeError(f"ceiling: the dramatiq worker exited early; see {workdir / 'ceiling.log'}")
+                raise RuntimeError(
+                    f"ceiling: the dramatiq worker exited early; see {workdir / 'ceiling.log'}"
+                )
             if now > deadline:
                 raise RuntimeError(f"ceiling: only {done} of {messages} messages handled in time")
             time.sleep(0.005)
@@ -126,6 +154,10 @@ def measure(*, broker_url: str, redis_url: str, processes: int, threads: int, me
     rate = (messages - done_first) / (t_last - t_first) if t_last > t_first else None
     consume_ms = _per_message(cpu, messages - done_first, worker="worker")
     log(f"ceiling: CPU ms per message consumed {consume_ms}")
-    return {"messages": messages, "processes": processes, "threads": threads,
-            "msgs_per_s": round(rate, 1) if rate else None,
-            "cpu_ms_per_message": {"publish": publish_ms, "consume": consume_ms}}
+    return {
+        "messages": messages,
+        "processes": processes,
+        "threads": threads,
+        "msgs_per_s": round(rate, 1) if rate else None,
+        "cpu_ms_per_message": {"publish": publish_ms, "consume": consume_ms},
+    }

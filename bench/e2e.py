@@ -37,7 +37,7 @@ import os
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
@@ -51,9 +51,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bench.stats import percentile, rounded
 
 FINAL = ("PLACED", "REJECTED", "CANCELLED")
-_STATUSES = text("SELECT id, status FROM orders WHERE id IN :ids").bindparams(bindparam("ids", expanding=True))
-_PLACED_AT = text("SELECT order_id, MIN(at) FROM order_history WHERE status = 'PLACED' AND order_id IN :ids "
-                  "GROUP BY order_id").bindparams(bindparam("ids", expanding=True))
+_STATUSES = text("SELECT id, status FROM orders WHERE id IN :ids").bindparams(
+    bindparam("ids", expanding=True)
+)
+_PLACED_AT = text(
+    "SELECT order_id, MIN(at) FROM order_history WHERE status = 'PLACED' AND order_id IN :ids "
+    "GROUP BY order_id"
+).bindparams(bindparam("ids", expanding=True))
 
 
 class Window(Protocol):
@@ -74,25 +78,29 @@ class Sent:
 
 
 def _utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, timezone.utc).replace(tzinfo=None)
+    return datetime.fromtimestamp(ts, UTC).replace(tzinfo=None)
 
 
 async def statuses_of(engine: AsyncEngine, order_ids: list[str]) -> dict[str, str]:
     found: dict[str, str] = {}
     async with engine.connect() as connection:
         for start in range(0, len(order_ids), 5000):
-            rows = await connection.execute(_STATUSES, {"ids": order_ids[start:start + 5000]})
+            rows = await connection.execute(_STATUSES, {"ids": order_ids[start : start + 5000]})
             found.update(dict(rows.all()))
     return found
 
 
-async def wait_final(engine: AsyncEngine, order_ids: list[str], timeout: float,
-                     final: tuple[str, ...] = FINAL) -> tuple[dict[str, str], float]:
+async def wait_final(
+    engine: AsyncEngine, order_ids: list[str], timeout: float, final: tuple[str, ...] = FINAL
+) -> tuple[dict[str, str], float]:
     """Poll until every order is in a ``final`` status (or the timeout); statuses and seconds waited."""
     started = time.monotonic()
     while True:
         statuses = await statuses_of(engine, order_ids)
-        if all(statuses.get(order_id) in final for order_id in order_ids) or time.monotonic() - started > timeout:
+        if (
+            all(statuses.get(order_id) in final for order_id in order_ids)
+            or time.monotonic() - started > timeout
+        ):
             return statuses, time.monotonic() - started
         await asyncio.sleep(0.2)
 
@@ -111,7 +119,9 @@ class MailDir:
     def scan(self) -> None:
         """Read the headers of the messages that arrived since the last scan."""
         try:
-            entries = [e for e in os.scandir(self.directory) if e.name.endswith(".eml") and e.name not in self._seen]
+            entries = [
+                e for e in os.scandir(self.directory) if e.name.endswith(".eml") and e.name not in self._seen
+            ]
         except FileNotFoundError:  # nothing received yet
             return
         for entry in entries:
@@ -177,13 +187,17 @@ class Completion:
     async def _recheck(self) -> None:
         while True:
             await asyncio.sleep(0.5)
-            stale = [order_id for order_id, (_, since) in list(self.waiting.items()) if time.monotonic() - since > 0.5]
+            stale = [
+                order_id
+                for order_id, (_, since) in list(self.waiting.items())
+                if time.monotonic() - since > 0.5
+            ]
             if stale:
                 for order_id, status in (await statuses_of(self.engine, stale)).items():
                     if status in FINAL:
                         self._resolve(order_id, status)
 
-    async def __aenter__(self) -> "Completion":
+    async def __aenter__(self) -> Completion:
         self.pubsub = self.redis.pubsub()
         await self.pubsub.psubscribe("orders:*:status")  # workers.live_status.channel()
         self.tasks = [asyncio.create_task(self._nudges(self.pubsub)), asyncio.create_task(self._recheck())]
@@ -197,9 +211,21 @@ class Completion:
         await self.redis.aclose()
 
 
-async def run(*, engine: AsyncEngine, redis_url: str, gateway_url: str, tokens: list[str], skus: list[str],
-              clients: int, warmup_s: float, window_s: float, drain_timeout_s: float, log,
-              mail_dir: str | os.PathLike[str] | None = None, window: Window | None = None) -> dict[str, object]:
+async def run(
+    *,
+    engine: AsyncEngine,
+    redis_url: str,
+    gateway_url: str,
+    tokens: list[str],
+    skus: list[str],
+    clients: int,
+    warmup_s: float,
+    window_s: float,
+    drain_timeout_s: float,
+    log,
+    mail_dir: str | os.PathLike[str] | None = None,
+    window: Window | None = None,
+) -> dict[str, object]:
     sent: list[Sent] = []
     started = time.monotonic()
     window_start = started + warmup_s
@@ -212,7 +238,10 @@ async def run(*, engine: AsyncEngine, redis_url: str, gateway_url: str, tokens: 
             token = tokens[turn % len(tokens)]
             sku = skus[turn % len(skus)]
             turn += clients
-            body = {"items": [{"sku": sku, "quantity": 1}], "payment": {"method": "token", "token": "pm_card_ok"}}
+            body = {
+                "items": [{"sku": sku, "quantity": 1}],
+                "payment": {"method": "token", "token": "pm_card_ok"},
+            }
             headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": uuid.uuid4().hex}
             sent_wall = time.time()
             t0 = time.perf_counter()
@@ -220,7 +249,7 @@ async def run(*, engine: AsyncEngine, redis_url: str, gateway_url: str, tokens: 
                 async with session.post(f"{gateway_url}/orders", json=body, headers=headers) as response:
                     payload = await response.json(content_type=None)
                     status = response.status
-            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as error:
+            except (TimeoutError, aiohttp.ClientError, ValueError) as error:
                 log(f"e2e: request failed: {error!r}")
                 payload, status = None, 0
             latency = time.perf_counter() - t0
@@ -231,7 +260,7 @@ async def run(*, engine: AsyncEngine, redis_url: str, gateway_url: str, tokens: 
                 continue
             try:
                 await asyncio.wait_for(completion.wait(order_id), timeout=drain_timeout_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log(f"e2e: order {order_id} not final after {drain_timeout_s:g}s")
                 return
 
@@ -244,27 +273,46 @@ async def run(*, engine: AsyncEngine, redis_url: str, gateway_url: str, tokens: 
         await window.end()
 
     connector = aiohttp.TCPConnector(limit=0)
-    async with Completion(redis_url, engine) as completion, aiohttp.ClientSession(
-            connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
+    async with (
+        Completion(redis_url, engine) as completion,
+        aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session,
+    ):
         await asyncio.gather(watch_window(), *(client(session, completion, i) for i in range(clients)))
     posted = [s for s in sent if s.order_id]
     errors = [s for s in sent if not s.order_id]
     order_ids = [s.order_id for s in posted]
     statuses, drained_s = await wait_final(engine, order_ids, drain_timeout_s)
     not_placed = [order_id for order_id in order_ids if statuses.get(order_id) != "PLACED"]
-    log(f"e2e: {len(sent)} orders ({len(errors)} not accepted, {len(not_placed)} not placed) "
-        f"in {time.monotonic() - started:.1f}s")
+    log(
+        f"e2e: {len(sent)} orders ({len(errors)} not accepted, {len(not_placed)} not placed) "
+        f"in {time.monotonic() - started:.1f}s"
+    )
 
     ws, we = _utc(window_start + wall_offset), _utc(window_end + wall_offset)
     async with engine.connect() as connection:
-        placed_in_window = (await connection.execute(text(
-            "SELECT COUNT(*) FROM order_history WHERE status = 'PLACED' AND at >= :ws AND at < :we"),
-            {"ws": ws, "we": we})).scalar_one()
-        placed_at = dict((await connection.execute(text(
-            "SELECT order_id, MIN(at) FROM order_history WHERE status = 'PLACED' GROUP BY order_id"))).all())
-        per_kind = (await connection.execute(text(
-            "SELECT COALESCE(actor_name, CONCAT('event:', routing_key)), COUNT(*) FROM outbox "
-            "WHERE order_id IS NOT NULL GROUP BY 1"))).all()
+        placed_in_window = (
+            await connection.execute(
+                text("SELECT COUNT(*) FROM order_history WHERE status = 'PLACED' AND at >= :ws AND at < :we"),
+                {"ws": ws, "we": we},
+            )
+        ).scalar_one()
+        placed_at = dict(
+            (
+                await connection.execute(
+                    text(
+                        "SELECT order_id, MIN(at) FROM order_history WHERE status = 'PLACED' GROUP BY order_id"
+                    )
+                )
+            ).all()
+        )
+        per_kind = (
+            await connection.execute(
+                text(
+                    "SELECT COALESCE(actor_name, CONCAT('event:', routing_key)), COUNT(*) FROM outbox "
+                    "WHERE order_id IS NOT NULL GROUP BY 1"
+                )
+            )
+        ).all()
         orders_total = (await connection.execute(text("SELECT COUNT(*) FROM orders"))).scalar_one()
 
     post_latencies = [s.latency * 1000 for s in sent if s.measured]
@@ -272,8 +320,10 @@ async def run(*, engine: AsyncEngine, redis_url: str, gateway_url: str, tokens: 
     for s in posted:
         at = placed_at.get(s.order_id)
         if s.measured and at is not None:
-            to_placed.append((at.replace(tzinfo=timezone.utc).timestamp() - s.sent_at) * 1000)
-    emails = await confirmation_lateness(mail_dir, posted, placed_at, drain_timeout_s, log) if mail_dir else {}
+            to_placed.append((at.replace(tzinfo=UTC).timestamp() - s.sent_at) * 1000)
+    emails = (
+        await confirmation_lateness(mail_dir, posted, placed_at, drain_timeout_s, log) if mail_dir else {}
+    )
     kinds = {kind: count / orders_total for kind, count in per_kind} if orders_total else {}
     worker_messages = sum(v for k, v in kinds.items() if not k.startswith("event:"))
     events = sum(v for k, v in kinds.items() if k.startswith("event:"))
@@ -301,17 +351,24 @@ async def run(*, engine: AsyncEngine, redis_url: str, gateway_url: str, tokens: 
     }
 
 
-async def confirmation_lateness(mail_dir, posted: list[Sent], placed_at: dict[str, datetime], timeout: float,
-                                log) -> dict[str, object]:
+async def confirmation_lateness(
+    mail_dir, posted: list[Sent], placed_at: dict[str, datetime], timeout: float, log
+) -> dict[str, object]:
     """Seconds from PLACED to the confirmation email at the sink, for the orders sent inside the window."""
     placed = {s.order_id: placed_at[s.order_id] for s in posted if s.measured and s.order_id in placed_at}
     mailbox = MailDir(Path(mail_dir))
     waited = await mailbox.wait_for(set(placed), timeout)
     # An email that never came is later than any that did: it sorts last, so it can only make p99 unknown.
-    lateness = [mailbox.arrivals[order_id] - at.replace(tzinfo=timezone.utc).timestamp()
-                if order_id in mailbox.arrivals else math.inf for order_id, at in placed.items()]
+    lateness = [
+        mailbox.arrivals[order_id] - at.replace(tzinfo=UTC).timestamp()
+        if order_id in mailbox.arrivals
+        else math.inf
+        for order_id, at in placed.items()
+    ]
     missing = sum(1 for value in lateness if value == math.inf)
-    log(f"e2e: {len(placed) - missing} of {len(placed)} confirmation emails, all in {waited:.1f}s after the drain")
+    log(
+        f"e2e: {len(placed) - missing} of {len(placed)} confirmation emails, all in {waited:.1f}s after the drain"
+    )
 
     def seconds(value: float | None) -> float | None:
         return None if value is None or value == math.inf else round(value, 3)
@@ -331,8 +388,10 @@ async def placed_times(engine: AsyncEngine, order_ids: list[str]) -> dict[str, f
     found: dict[str, float] = {}
     async with engine.connect() as connection:
         for start in range(0, len(order_ids), 5000):
-            rows = await connection.execute(_PLACED_AT, {"ids": order_ids[start:start + 5000]})
-            found.update({order_id: at.replace(tzinfo=timezone.utc).timestamp() for order_id, at in rows.all()})
+            rows = await connection.execute(_PLACED_AT, {"ids": order_ids[start : start + 5000]})
+            found.update(
+                {order_id: at.replace(tzinfo=UTC).timestamp() for order_id, at in rows.all()}
+            )
     return found
 
 
@@ -345,8 +404,18 @@ class Scheduled:
     latency: float  # seconds from the scheduled send to the answer
 
 
-async def open_loop(*, engine: AsyncEngine, gateway_url: str, tokens: list[str], skus: list[str], rate: float,
-                    window_s: float, drain_timeout_s: float, log, first_turn: int = 0) -> dict[str, object]:
+async def open_loop(
+    *,
+    engine: AsyncEngine,
+    gateway_url: str,
+    tokens: list[str],
+    skus: list[str],
+    rate: float,
+    window_s: float,
+    drain_timeout_s: float,
+    log,
+    first_turn: int = 0,
+) -> dict[str, object]:
     """POST /orders at ``rate`` per second for ``window_s`` seconds on a fixed schedule (never
     waiting for an answer before the next send); POST and POST-to-PLACED latencies at that rate."""
     count = max(1, round(rate * window_s))
@@ -355,15 +424,20 @@ async def open_loop(*, engine: AsyncEngine, gateway_url: str, tokens: list[str],
     wall_offset = time.time() - time.monotonic()
 
     async def send(session: aiohttp.ClientSession, turn: int, due: float) -> None:
-        body = {"items": [{"sku": skus[turn % len(skus)], "quantity": 1}],
-                "payment": {"method": "token", "token": "pm_card_ok"}}
-        headers = {"Authorization": f"Bearer {tokens[turn % len(tokens)]}", "Idempotency-Key": uuid.uuid4().hex}
+        body = {
+            "items": [{"sku": skus[turn % len(skus)], "quantity": 1}],
+            "payment": {"method": "token", "token": "pm_card_ok"},
+        }
+        headers = {
+            "Authorization": f"Bearer {tokens[turn % len(tokens)]}",
+            "Idempotency-Key": uuid.uuid4().hex,
+        }
         slip = time.monotonic() - due
         try:
             async with session.post(f"{gateway_url}/orders", json=body, headers=headers) as response:
                 payload = await response.json(content_type=None)
                 status = response.status
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as error:
+        except (TimeoutError, aiohttp.ClientError, ValueError) as error:
             log(f"open loop: request failed: {error!r}")
             payload, status = None, 0
         latency = time.monotonic() - due
@@ -388,8 +462,10 @@ async def open_loop(*, engine: AsyncEngine, gateway_url: str, tokens: list[str],
     to_placed = [(placed_at[s.order_id] - s.due_wall) * 1000 for s in accepted if s.order_id in placed_at]
     posts = [s.latency * 1000 for s in done]
     slips = [s.slip * 1000 for s in done]
-    log(f"open loop: {len(done)} orders at {rate:g}/s ({len(done) - len(accepted)} not accepted, "
-        f"{not_placed} not placed) in {time.monotonic() - started:.1f}s")
+    log(
+        f"open loop: {len(done)} orders at {rate:g}/s ({len(done) - len(accepted)} not accepted, "
+        f"{not_placed} not placed) in {time.monotonic() - started:.1f}s"
+    )
     return {
         "rate_per_s": round(rate, 2),
         "window_s": window_s,

@@ -42,35 +42,87 @@ PUBLISHERS = 12
 PRICE_CENTS = 1500
 
 
-def _chunk_rows(order_ids: list[str], expiries, skus: list[str], accounts: list[str], now) -> dict[str, list[dict]]:
+def _chunk_rows(
+    order_ids: list[str], expiries, skus: list[str], accounts: list[str], now
+) -> dict[str, list[dict]]:
     """The rows of one order per id: expiring at ``expiries[i]``, holding one unit of ``skus[i]``."""
-    rows: dict[str, list[dict]] = {"orders": [], "lines": [], "history": [], "payments": [], "holds": [],
-                                   "outbox": []}
+    rows: dict[str, list[dict]] = {
+        "orders": [],
+        "lines": [],
+        "history": [],
+        "payments": [],
+        "holds": [],
+        "outbox": [],
+    }
     for order_id, expires_at, sku in zip(order_ids, expiries, skus):
         account_id = random.choice(accounts)
-        rows["orders"].append({
-            "id": order_id, "account_id": account_id, "status": "AWAITING_PAYMENT", "reason": None,
-            "total_cents": PRICE_CENTS, "currency": "USD", "hold_expires_at": expires_at,
-            "shipping_address": None, "source": "api", "created_at": now, "updated_at": now})
-        rows["lines"].append({"order_id": order_id, "sku": sku, "quantity": 1, "unit_price_cents": PRICE_CENTS})
+        rows["orders"].append(
+            {
+                "id": order_id,
+                "account_id": account_id,
+                "status": "AWAITING_PAYMENT",
+                "reason": None,
+                "total_cents": PRICE_CENTS,
+                "currency": "USD",
+                "hold_expires_at": expires_at,
+                "shipping_address": None,
+                "source": "api",
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        rows["lines"].append(
+            {"order_id": order_id, "sku": sku, "quantity": 1, "unit_price_cents": PRICE_CENTS}
+        )
         rows["history"] += [
             {"order_id": order_id, "status": "PENDING", "reason": None, "note": None, "at": now},
-            {"order_id": order_id, "status": "AWAITING_PAYMENT", "reason": None, "note": None, "at": now}]
+            {"order_id": order_id, "status": "AWAITING_PAYMENT", "reason": None, "note": None, "at": now},
+        ]
         payment_id = uuid.uuid4().hex
-        rows["payments"].append({
-            "id": payment_id, "order_id": order_id, "attempt": 1, "method": "redirect", "token": None,
-            "amount_cents": PRICE_CENTS, "currency": "USD", "status": "PENDING",
-            "provider_payment_id": f"pay_bench_{payment_id[:20]}",
-            "checkout_url": f"http://127.0.0.1/checkout/pay_bench_{payment_id[:20]}",
-            "provider_refund_id": None, "created_at": now, "updated_at": now})
-        rows["holds"].append({"order_id": order_id, "sku": sku, "quantity": 1, "expires_at": expires_at,
-                              "state": "HELD", "created_at": now, "released_at": None})
+        rows["payments"].append(
+            {
+                "id": payment_id,
+                "order_id": order_id,
+                "attempt": 1,
+                "method": "redirect",
+                "token": None,
+                "amount_cents": PRICE_CENTS,
+                "currency": "USD",
+                "status": "PENDING",
+                "provider_payment_id": f"pay_bench_{payment_id[:20]}",
+                "checkout_url": f"http://127.0.0.1/checkout/pay_bench_{payment_id[:20]}",
+                "provider_refund_id": None,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        rows["holds"].append(
+            {
+                "order_id": order_id,
+                "sku": sku,
+                "quantity": 1,
+                "expires_at": expires_at,
+                "state": "HELD",
+                "created_at": now,
+                "released_at": None,
+            }
+        )
         delay_ms = max(int((expires_at - now).total_seconds() * 1000), 0)
-        rows["outbox"].append({
-            "id": uuid.uuid4().hex, "queue_name": EXPIRE.queue_name, "actor_name": EXPIRE.actor_name,
-            "exchange": None, "routing_key": None, "kwargs": {"order_id": order_id},
-            "delay_ms": min(delay_ms, HOP_MS) or None, "order_id": order_id, "created_at": now,
-            "sent_at": None, "attempts": 0})
+        rows["outbox"].append(
+            {
+                "id": uuid.uuid4().hex,
+                "queue_name": EXPIRE.queue_name,
+                "actor_name": EXPIRE.actor_name,
+                "exchange": None,
+                "routing_key": None,
+                "kwargs": {"order_id": order_id},
+                "delay_ms": min(delay_ms, HOP_MS) or None,
+                "order_id": order_id,
+                "created_at": now,
+                "sent_at": None,
+                "attempts": 0,
+            }
+        )
     return rows
 
 
@@ -84,8 +136,16 @@ async def _write_chunk(engine: AsyncEngine, rows: dict[str, list[dict]]) -> None
         await connection.execute(OutboxMessage.__table__.insert(), rows["outbox"])
 
 
-async def create_holds(*, engine: AsyncEngine, broker_url: str, accounts: list[str], holds: int,
-                       lead_s: float, window_s: float, log) -> dict[str, object]:
+async def create_holds(
+    *,
+    engine: AsyncEngine,
+    broker_url: str,
+    accounts: list[str],
+    holds: int,
+    lead_s: float,
+    window_s: float,
+    log,
+) -> dict[str, object]:
     """Write ``holds`` holds expiring between now+lead and now+lead+window, and publish their `expire`."""
     sku_count = max(50, min(500, holds // 100))
     run = uuid.uuid4().hex[:6].upper()
@@ -99,8 +159,10 @@ async def create_holds(*, engine: AsyncEngine, broker_url: str, accounts: list[s
     offsets = sorted(random.uniform(0, window_s) for _ in range(holds))
     expiries = [start + timedelta(seconds=offset) for offset in offsets]
     sessionmaker = create_sessionmaker(engine)
-    publishers = [OutboxPublisher(RabbitmqBroker(url=broker_url, confirm_delivery=True, middleware=[]),
-                                  sessionmaker) for _ in range(PUBLISHERS)]
+    publishers = [
+        OutboxPublisher(RabbitmqBroker(url=broker_url, confirm_delivery=True, middleware=[]), sessionmaker)
+        for _ in range(PUBLISHERS)
+    ]
     free = asyncio.Queue()
     for publisher in publishers:
         free.put_nowait(publisher)
@@ -111,7 +173,9 @@ async def create_holds(*, engine: AsyncEngine, broker_url: str, accounts: list[s
         nonlocal write_s, publish_s
         ids = [uuid.uuid4().hex for _ in range(min(CHUNK, holds - first))]
         now = utcnow()
-        rows = _chunk_rows(ids, expiries[first:first + len(ids)], sku_of[first:first + len(ids)], accounts, now)
+        rows = _chunk_rows(
+            ids, expiries[first : first + len(ids)], sku_of[first : first + len(ids)], accounts, now
+        )
         t0 = time.monotonic()
         await _write_chunk(engine, rows)
         write_s += time.monotonic() - t0
@@ -144,15 +208,27 @@ async def create_holds(*, engine: AsyncEngine, broker_url: str, accounts: list[s
                 await flush()
         await asyncio.get_running_loop().run_in_executor(None, lambda: [p.close() for p in publishers])
     async with engine.connect() as connection:
-        unsent = (await connection.execute(text(
-            "SELECT COUNT(*) FROM outbox WHERE actor_name = 'expire' AND sent_at IS NULL"))).scalar_one()
+        unsent = (
+            await connection.execute(
+                text("SELECT COUNT(*) FROM outbox WHERE actor_name = 'expire' AND sent_at IS NULL")
+            )
+        ).scalar_one()
     created_s = time.monotonic() - began
     first_due_in = (start - utcnow()).total_seconds()
-    log(f"expiry: {holds} holds written and their `expire` published in {created_s:.1f}s "
+    log(
+        f"expiry: {holds} holds written and their `expire` published in {created_s:.1f}s "
         f"(db {write_s:.1f}s, publish {publish_s:.1f}s across {PUBLISHERS} publishers); "
-        f"first due in {first_due_in:.1f}s; {unsent} outbox rows unsent")
-    return {"start": start, "end": expiries[-1], "expiries": expiries, "skus": skus, "created_s": round(created_s, 1),
-            "first_due_in_s": round(first_due_in, 1), "unsent_after_create": unsent}
+        f"first due in {first_due_in:.1f}s; {unsent} outbox rows unsent"
+    )
+    return {
+        "start": start,
+        "end": expiries[-1],
+        "expiries": expiries,
+        "skus": skus,
+        "created_s": round(created_s, 1),
+        "first_due_in_s": round(first_due_in, 1),
+        "unsent_after_create": unsent,
+    }
 
 
 #: Past ``end`` + grace, the releases are waited for while they still come (a hold that is late is
@@ -160,8 +236,9 @@ async def create_holds(*, engine: AsyncEngine, broker_url: str, accounts: list[s
 LATE_WAIT_GRACES = 4
 
 
-async def measure(*, engine: AsyncEngine, holds: int, skus: list[str], end, grace_s: float, log,
-                  others_done=lambda: True) -> dict[str, object]:
+async def measure(
+    *, engine: AsyncEngine, holds: int, skus: list[str], end, grace_s: float, log, others_done=lambda: True
+) -> dict[str, object]:
     """Wait for the releases (until ``end`` + grace, or all released and ``others_done()``), then
     the lateness of each hold.
 
@@ -172,7 +249,8 @@ async def measure(*, engine: AsyncEngine, holds: int, skus: list[str], end, grac
     deadline = end + timedelta(seconds=grace_s)
     last_chance = deadline + timedelta(seconds=grace_s * LATE_WAIT_GRACES)
     count = text("SELECT COUNT(*) FROM reserved_stock WHERE sku IN :skus AND state = 'RELEASED'").bindparams(
-        bindparam("skus", expanding=True))
+        bindparam("skus", expanding=True)
+    )
     released = 0
     within_grace = None
     progressed_at, progressed_count = utcnow(), -1
@@ -186,28 +264,48 @@ async def measure(*, engine: AsyncEngine, holds: int, skus: list[str], end, grac
             within_grace = released
         if released >= holds and others_done():
             break
-        if now > deadline and (released >= holds or now > last_chance
-                               or (now - progressed_at).total_seconds() > grace_s):
+        if now > deadline and (
+            released >= holds or now > last_chance or (now - progressed_at).total_seconds() > grace_s
+        ):
             break
         await asyncio.sleep(0.5)
     if released > within_grace:
-        log(f"expiry: {within_grace:,} holds released within the {grace_s:g}s grace, "
-            f"{released - within_grace:,} more after it")
+        log(
+            f"expiry: {within_grace:,} holds released within the {grace_s:g}s grace, "
+            f"{released - within_grace:,} more after it"
+        )
     async with engine.connect() as connection:
-        lateness = [row[0] / 1e6 for row in (await connection.execute(text(
-            "SELECT TIMESTAMPDIFF(MICROSECOND, expires_at, released_at) FROM reserved_stock "
-            "WHERE sku IN :skus AND released_at IS NOT NULL").bindparams(bindparam("skus", expanding=True)),
-            {"skus": skus})).all()]
-        cancelled = (await connection.execute(text(
-            "SELECT COUNT(*) FROM orders o JOIN reserved_stock r ON r.order_id = o.id "
-            "WHERE r.sku IN :skus AND o.status = 'CANCELLED' AND o.reason = 'payment_timeout'").bindparams(
-            bindparam("skus", expanding=True)), {"skus": skus})).scalar_one()
+        lateness = [
+            row[0] / 1e6
+            for row in (
+                await connection.execute(
+                    text(
+                        "SELECT TIMESTAMPDIFF(MICROSECOND, expires_at, released_at) FROM reserved_stock "
+                        "WHERE sku IN :skus AND released_at IS NOT NULL"
+                    ).bindparams(bindparam("skus", expanding=True)),
+                    {"skus": skus},
+                )
+            ).all()
+        ]
+        cancelled = (
+            await connection.execute(
+                text(
+                    "SELECT COUNT(*) FROM orders o JOIN reserved_stock r ON r.order_id = o.id "
+                    "WHERE r.sku IN :skus AND o.status = 'CANCELLED' AND o.reason = 'payment_timeout'"
+                ).bindparams(bindparam("skus", expanding=True)),
+                {"skus": skus},
+            )
+        ).scalar_one()
     late_ms = [x * 1000 for x in lateness]
     early = sum(1 for x in late_ms if x < 0)
-    log(f"expiry: {released:,} of {holds:,} holds released; lateness p50 {rounded(percentile(late_ms, 0.5))} ms, "
-        f"p99 {rounded(percentile(late_ms, 0.99))} ms, max {rounded(max(late_ms)) if late_ms else None} ms")
+    log(
+        f"expiry: {released:,} of {holds:,} holds released; lateness p50 {rounded(percentile(late_ms, 0.5))} ms, "
+        f"p99 {rounded(percentile(late_ms, 0.99))} ms, max {rounded(max(late_ms)) if late_ms else None} ms"
+    )
     return {
-        "holds": holds, "delivered": released, "released_within_grace": within_grace,
+        "holds": holds,
+        "delivered": released,
+        "released_within_grace": within_grace,
         "cancelled_payment_timeout": cancelled,
         "released_early": early,
         "p50_ms": rounded(percentile(late_ms, 0.50)),

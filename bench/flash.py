@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from datetime import timezone
+from datetime import UTC
 
 import aiohttp
 from sqlalchemy import bindparam, text
@@ -25,8 +25,9 @@ _LAST_FINAL = text(
 ).bindparams(bindparam("ids", expanding=True))
 
 
-async def run(*, engine: AsyncEngine, gateway_url: str, tokens: list[str], sku: str, units: int,
-              log) -> dict[str, object]:
+async def run(
+    *, engine: AsyncEngine, gateway_url: str, tokens: list[str], sku: str, units: int, log
+) -> dict[str, object]:
     buyers = len(tokens)
     gate = asyncio.Event()
     latencies: list[float] = []
@@ -35,8 +36,11 @@ async def run(*, engine: AsyncEngine, gateway_url: str, tokens: list[str], sku: 
         await gate.wait()
         body = {"items": [{"sku": sku, "quantity": 1}], "payment": {"method": "token", "token": "pm_card_ok"}}
         t0 = time.perf_counter()
-        async with session.post(f"{gateway_url}/orders", json=body, headers={
-                "Authorization": f"Bearer {token}", "Idempotency-Key": uuid.uuid4().hex}) as response:
+        async with session.post(
+            f"{gateway_url}/orders",
+            json=body,
+            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": uuid.uuid4().hex},
+        ) as response:
             payload = await response.json(content_type=None)
             latencies.append(time.perf_counter() - t0)
             return response.status, payload.get("id") if response.status == 202 else None
@@ -50,21 +54,29 @@ async def run(*, engine: AsyncEngine, gateway_url: str, tokens: list[str], sku: 
         answers = await asyncio.gather(*tasks, return_exceptions=True)
     order_ids = [a[1] for a in answers if isinstance(a, tuple) and a[1]]
     refused = [a for a in answers if not (isinstance(a, tuple) and a[1])]
-    log(f"flash: {len(order_ids)} of {buyers} orders accepted in "
-        f"{time.time() - started_wall:.1f}s; waiting for each to be final")
+    log(
+        f"flash: {len(order_ids)} of {buyers} orders accepted in "
+        f"{time.time() - started_wall:.1f}s; waiting for each to be final"
+    )
     statuses, _ = await wait_final(engine, order_ids, timeout=120, final=("PLACED", "REJECTED", "CANCELLED"))
     placed = sum(1 for s in statuses.values() if s == "PLACED")
     rejected = sum(1 for s in statuses.values() if s == "REJECTED")
     async with engine.connect() as connection:
         last = (await connection.execute(_LAST_FINAL, {"ids": order_ids})).scalar_one() if order_ids else None
-        available = (await connection.execute(text("SELECT available FROM stock WHERE sku = :sku"),
-                                              {"sku": sku})).scalar_one()
-    final_s = (last.replace(tzinfo=timezone.utc).timestamp() - started_wall) if last else None
-    exact = (placed == units and rejected == buyers - units and available == 0 and not refused)
+        available = (
+            await connection.execute(text("SELECT available FROM stock WHERE sku = :sku"), {"sku": sku})
+        ).scalar_one()
+    final_s = (last.replace(tzinfo=UTC).timestamp() - started_wall) if last else None
+    exact = placed == units and rejected == buyers - units and available == 0 and not refused
     return {
-        "buyers": buyers, "units": units, "placed": placed, "rejected": rejected,
-        "other": len(order_ids) - placed - rejected, "not_accepted": len(refused),
-        "available_after": available, "exact": exact,
+        "buyers": buyers,
+        "units": units,
+        "placed": placed,
+        "rejected": rejected,
+        "other": len(order_ids) - placed - rejected,
+        "not_accepted": len(refused),
+        "available_after": available,
+        "exact": exact,
         "final_s": rounded(final_s, 2),
         "post_p50_ms": rounded(percentile([x * 1000 for x in latencies], 0.5)),
         "post_p99_ms": rounded(percentile([x * 1000 for x in latencies], 0.99)),

@@ -48,8 +48,11 @@ class FleetTree:
 
     def environment(self, env: dict[str, str]) -> dict[str, str]:
         """``env`` with this tree's console scripts first on PATH."""
-        rest = [entry for entry in env.get("PATH", os.environ.get("PATH", "")).split(os.pathsep)
-                if entry and entry != str(self.bin)]
+        rest = [
+            entry
+            for entry in env.get("PATH", os.environ.get("PATH", "")).split(os.pathsep)
+            if entry and entry != str(self.bin)
+        ]
         return {**env, "PATH": os.pathsep.join([str(self.bin), *rest])}
 
 
@@ -61,12 +64,20 @@ def current_tree() -> FleetTree:
 def release(tree: FleetTree, env: dict[str, str], log_path: Path, timeout: float = 300.0) -> None:
     """Run the tree's ``release`` process (Procfile): create and migrate ``DATABASE_URL``."""
     with open(log_path, "ab") as log:
-        finished = subprocess.run(["/bin/sh", "-c", f"exec {tree.command('release', 'Procfile')}"],
-                                  cwd=tree.root, env=tree.environment(env), stdout=log,
-                                  stderr=subprocess.STDOUT, timeout=timeout, check=False)
+        finished = subprocess.run(
+            ["/bin/sh", "-c", f"exec {tree.command('release', 'Procfile')}"],
+            cwd=tree.root,
+            env=tree.environment(env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=timeout,
+            check=False,
+        )
     if finished.returncode != 0:
-        raise RuntimeError(f"release failed ({finished.returncode}); see {log_path}:\n"
-                           f"{log_path.read_text(errors='replace')[-3000:]}")
+        raise RuntimeError(
+            f"release failed ({finished.returncode}); see {log_path}:\n"
+            f"{log_path.read_text(errors='replace')[-3000:]}"
+        )
 
 
 @dataclass
@@ -95,17 +106,24 @@ class DirectFleet(FleetUrls):
         for index, name in enumerate(self.names):
             with open(self.log_path(name), "ab") as log:
                 self.processes[name] = subprocess.Popen(
-                    ["/bin/sh", "-c", f"exec {self.tree.command(name)}"], cwd=self.tree.root,
-                    env=self._environment(index), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                    ["/bin/sh", "-c", f"exec {self.tree.command(name)}"],
+                    cwd=self.tree.root,
+                    env=self._environment(index),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
         deadline = time.monotonic() + timeout
         while not all(answers_ok(url) for url in self.health_probes):
             exited = [name for name, process in self.processes.items() if process.poll() is not None]
             if exited or time.monotonic() > deadline:
                 self.stop()
                 culprit = exited[0] if exited else "web"
-                raise RuntimeError(f"fleet did not start ({', '.join(exited) or 'timeout'}); "
-                                   f"see {self.log_path(culprit)}:\n"
-                                   f"{self.log_path(culprit).read_text(errors='replace')[-4000:]}")
+                raise RuntimeError(
+                    f"fleet did not start ({', '.join(exited) or 'timeout'}); "
+                    f"see {self.log_path(culprit)}:\n"
+                    f"{self.log_path(culprit).read_text(errors='replace')[-4000:]}"
+                )
             time.sleep(0.2)
 
     def roles(self) -> dict[str, list[psutil.Process]]:

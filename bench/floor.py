@@ -41,17 +41,25 @@ REQUESTS_PER_ORDER = 2
 
 def database(database_url: str, seconds: float, log) -> dict[str, float]:
     """Client and MariaDB CPU ms per round trip, from :mod:`bench.floor_db` in a process of its own."""
-    result = subprocess.run([sys.executable, "-m", "bench.floor_db", database_url, str(seconds), str(TASKS)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=seconds + 120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.floor_db", database_url, str(seconds), str(TASKS)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 120,
+        check=False,
+    )
     if result.returncode != 0:
         raise RuntimeError(f"floor: the database loop failed: {result.stderr[-2000:]}")
     measured = json.loads(result.stdout.strip().splitlines()[-1])
 
     def per_round_trip(loop: dict[str, float]) -> dict[str, float]:
         trips = loop["round_trips"]
-        return {"round_trips_per_s": round(trips / loop["wall_s"]),
-                "client": round(loop["client_cpu_s"] * 1000 / trips, 4),
-                "mariadb": round(loop["mariadb_cpu_s"] * 1000 / trips, 4)}
+        return {
+            "round_trips_per_s": round(trips / loop["wall_s"]),
+            "client": round(loop["client_cpu_s"] * 1000 / trips, 4),
+            "mariadb": round(loop["mariadb_cpu_s"] * 1000 / trips, 4),
+        }
 
     # The engine's figures are the floor (the fleet's way); the driver's alone show what its layers cost.
     figures = {**per_round_trip(measured["engine"]), "driver_alone": per_round_trip(measured["driver"])}
@@ -79,13 +87,22 @@ async def http(gateway_url: str, roles: Roles, seconds: float, log) -> dict[str,
         await asyncio.to_thread(cpu.start)
         await asyncio.gather(*(loop(session, time.monotonic() + seconds) for _ in range(TASKS)))
         await asyncio.to_thread(cpu.stop)
-    figures = {"requests_per_s": round(done / cpu.wall_s), "web": round(cpu.seconds.get("web", 0.0) * 1000 / done, 4)}
+    figures = {
+        "requests_per_s": round(done / cpu.wall_s),
+        "web": round(cpu.seconds.get("web", 0.0) * 1000 / done, 4),
+    }
     log(f"floor: HTTP request {figures}")
     return figures
 
 
-def lower_bound(floor: dict, *, messages_per_order: float, statements_per_order: float,
-                commits_per_order: float = COMMITS_PER_ORDER, events_per_order: float = 0.0) -> dict[str, float]:
+def lower_bound(
+    floor: dict,
+    *,
+    messages_per_order: float,
+    statements_per_order: float,
+    commits_per_order: float = COMMITS_PER_ORDER,
+    events_per_order: float = 0.0,
+) -> dict[str, float]:
     """CPU ms per placed order of its messages, domain events (published; their consumers are
     someone else's), round trips and requests alone, and their sum."""
     per_publish = sum(floor["message"]["publish"].values())
@@ -97,4 +114,7 @@ def lower_bound(floor: dict, *, messages_per_order: float, statements_per_order:
         "round_trips": (statements_per_order + commits_per_order) * per_round_trip,
         "requests": REQUESTS_PER_ORDER * floor["http"]["web"],
     }
-    return {**{name: round(value, 2) for name, value in parts.items()}, "total": round(sum(parts.values()), 2)}
+    return {
+        **{name: round(value, 2) for name, value in parts.items()},
+        "total": round(sum(parts.values()), 2),
+    }

@@ -15,7 +15,7 @@ import asyncio
 import json
 import sys
 import time
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import aiomysql
 import uvloop
@@ -52,8 +52,12 @@ async def _timed(transaction: Transaction, seconds: float, tasks: int) -> dict[s
     stop_at = time.monotonic() + seconds
     await asyncio.gather(*(loop(i % ROWS) for i in range(tasks)))
     cpu.stop()
-    return {"round_trips": done, "wall_s": round(cpu.wall_s, 2), "client_cpu_s": round(cpu.seconds["bench"], 3),
-            "mariadb_cpu_s": round(cpu.seconds.get("mariadb", 0.0), 3)}
+    return {
+        "round_trips": done,
+        "wall_s": round(cpu.wall_s, 2),
+        "client_cpu_s": round(cpu.seconds["bench"], 3),
+        "mariadb_cpu_s": round(cpu.seconds.get("mariadb", 0.0), 3),
+    }
 
 
 async def through_engine(database_url: str, seconds: float, tasks: int) -> dict[str, float]:
@@ -62,10 +66,16 @@ async def through_engine(database_url: str, seconds: float, tasks: int) -> dict[
     lock, bump = text(LOCK.format(":id")), text(BUMP.format(":id"))
     try:
         async with engine.begin() as connection:
-            await connection.execute(text("CREATE TABLE IF NOT EXISTS bench_floor "
-                                          "(id INT PRIMARY KEY, n BIGINT NOT NULL) ENGINE=InnoDB"))
-            await connection.execute(text("INSERT IGNORE INTO bench_floor (id, n) VALUES (:id, 0)"),
-                                     [{"id": i} for i in range(ROWS)])
+            await connection.execute(
+                text(
+                    "CREATE TABLE IF NOT EXISTS bench_floor "
+                    "(id INT PRIMARY KEY, n BIGINT NOT NULL) ENGINE=InnoDB"
+                )
+            )
+            await connection.execute(
+                text("INSERT IGNORE INTO bench_floor (id, n) VALUES (:id, 0)"),
+                [{"id": i} for i in range(ROWS)],
+            )
 
         async def transaction(row: int) -> None:
             async with engine.begin() as connection:
@@ -80,10 +90,18 @@ async def through_engine(database_url: str, seconds: float, tasks: int) -> dict[
 async def through_driver(database_url: str, seconds: float, tasks: int) -> dict[str, float]:
     """The same transaction on aiomysql's own pool, with no SQLAlchemy in between."""
     url = make_url(database_url)
-    pool = await aiomysql.create_pool(host=url.host or "127.0.0.1", port=url.port or 3306, user=url.username,
-                                      password=url.password or "", db=url.database, maxsize=tasks, autocommit=False)
+    pool = await aiomysql.create_pool(
+        host=url.host or "127.0.0.1",
+        port=url.port or 3306,
+        user=url.username,
+        password=url.password or "",
+        db=url.database,
+        maxsize=tasks,
+        autocommit=False,
+    )
     lock, bump = LOCK.format("%s"), BUMP.format("%s")
     try:
+
         async def transaction(row: int) -> None:
             async with pool.acquire() as connection:
                 async with connection.cursor() as cursor:
@@ -100,8 +118,10 @@ async def through_driver(database_url: str, seconds: float, tasks: int) -> dict[
 
 async def measure(database_url: str, seconds: float, tasks: int) -> dict[str, dict[str, float]]:
     """Both measurements, one after the other."""
-    return {"engine": await through_engine(database_url, seconds, tasks),
-            "driver": await through_driver(database_url, seconds, tasks)}
+    return {
+        "engine": await through_engine(database_url, seconds, tasks),
+        "driver": await through_driver(database_url, seconds, tasks),
+    }
 
 
 if __name__ == "__main__":

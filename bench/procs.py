@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import psutil
 
@@ -93,14 +93,18 @@ class CpuMeter:
     def stop(self) -> dict[str, float]:
         after, self.wall_s = self._snapshot(), time.monotonic() - self._started
         self.seconds = {role: max(after[role] - self._before.get(role, 0.0), 0.0) for role in after}
-        cores = {role: round(seconds / self.wall_s, 2) for role, seconds in self.seconds.items() if self.wall_s > 0}
+        cores = {
+            role: round(seconds / self.wall_s, 2) for role, seconds in self.seconds.items() if self.wall_s > 0
+        }
         return dict(sorted(cores.items(), key=lambda item: -item[1]))
 
     def ms_per(self, count: int) -> dict[str, float]:
         """CPU milliseconds per unit of work (``count`` of them done between start and stop), by role."""
         if not count:
             return {}
-        return in_role_order({role: round(seconds * 1000 / count, 1) for role, seconds in self.seconds.items()})
+        return in_role_order(
+            {role: round(seconds * 1000 / count, 1) for role, seconds in self.seconds.items()}
+        )
 
 
 @dataclass

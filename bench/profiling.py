@@ -43,8 +43,9 @@ def _busiest(processes: list[psutil.Process]) -> psutil.Process | None:
 class Profiler:
     """Records one flame graph per role (``web``, ``worker``) over a window."""
 
-    def __init__(self, fleet_roles: Roles, folder: Path, roles: tuple[str, ...] = ("web", "worker"),
-                 suffix: str = ""):
+    def __init__(
+        self, fleet_roles: Roles, folder: Path, roles: tuple[str, ...] = ("web", "worker"), suffix: str = ""
+    ):
         self.fleet_roles, self.folder, self.roles, self.suffix = fleet_roles, folder, roles, suffix
         self.running: list[tuple[subprocess.Popen, Path]] = []
         self.written: list[str] = []
@@ -65,10 +66,31 @@ class Profiler:
             prefix = "" if phase == "e2e" else f"{phase}-"
             path = self.folder / f"flame-{prefix}{role}{self.suffix}.svg"
             log = open(path.with_suffix(".log"), "wb")
-            self.running.append((subprocess.Popen(
-                [_py_spy(), "record", "--pid", str(target.pid), "--duration", str(max(int(seconds), 1)),
-                 "--rate", "100", "--gil", "--nonblocking", "--format", "flamegraph", "--output", str(path)],
-                stdout=log, stderr=subprocess.STDOUT), path))
+            self.running.append(
+                (
+                    subprocess.Popen(
+                        [
+                            _py_spy(),
+                            "record",
+                            "--pid",
+                            str(target.pid),
+                            "--duration",
+                            str(max(int(seconds), 1)),
+                            "--rate",
+                            "100",
+                            "--gil",
+                            "--nonblocking",
+                            "--format",
+                            "flamegraph",
+                            "--output",
+                            str(path),
+                        ],
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    ),
+                    path,
+                )
+            )
             log.close()
 
     def wait(self) -> list[str]:
@@ -84,7 +106,10 @@ class Profiler:
                 self.written.append(str(path))
                 log.unlink(missing_ok=True)
             else:
-                print(f"profile: no flame graph for {path.name}; py-spy said: "
-                      f"{log.read_text(errors='replace')[-500:]}", file=sys.stderr)
+                print(
+                    f"profile: no flame graph for {path.name}; py-spy said: "
+                    f"{log.read_text(errors='replace')[-500:]}",
+                    file=sys.stderr,
+                )
         self.running = []
         return self.written

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 
@@ -26,7 +26,7 @@ PIPELINE = 5000
 
 
 def _epoch(value: datetime) -> float:
-    return value.replace(tzinfo=timezone.utc).timestamp()
+    return value.replace(tzinfo=UTC).timestamp()
 
 
 class Peer:
@@ -50,8 +50,10 @@ class Peer:
                 if len(pipe) >= PIPELINE:
                     await pipe.execute()
             await pipe.execute()
-            log(f"redis peer: {self.background_keys:,} cache keys with TTLs set in db {self.db} "
-                f"in {time.monotonic() - began:.1f}s")
+            log(
+                f"redis peer: {self.background_keys:,} cache keys with TTLs set in db {self.db} "
+                f"in {time.monotonic() - began:.1f}s"
+            )
         self.other_keys = await self.client.dbsize()
         self.pubsub = self.client.pubsub()
         await self.pubsub.subscribe(f"__keyevent@{self.db}__:expired")
@@ -83,8 +85,11 @@ class Peer:
         await self.client.aclose()
         late_ms = [(self.arrivals[key] - at) * 1000 for key, at in self.due.items() if key in self.arrivals]
         return {
-            "keys": len(self.due), "background_keys": self.other_keys, "delivered": len(self.arrivals),
-            "p50_ms": rounded(percentile(late_ms, 0.50)), "p99_ms": rounded(percentile(late_ms, 0.99)),
+            "keys": len(self.due),
+            "background_keys": self.other_keys,
+            "delivered": len(self.arrivals),
+            "p50_ms": rounded(percentile(late_ms, 0.50)),
+            "p99_ms": rounded(percentile(late_ms, 0.99)),
             "max_ms": rounded(max(late_ms)) if late_ms else None,
         }
 
@@ -98,7 +103,9 @@ class RedisPeers:
         self.loaded = Peer(server_url, loaded_db, background_keys)
 
     async def prepare(self, log) -> None:
-        self.original = (await self.admin.config_get("notify-keyspace-events")).get("notify-keyspace-events", "")
+        self.original = (await self.admin.config_get("notify-keyspace-events")).get(
+            "notify-keyspace-events", ""
+        )
         await self.admin.config_set("notify-keyspace-events", "".join(sorted(set(self.original) | set("Ex"))))
         await self.loaded.prepare(log)
         await self.alone.prepare(log)

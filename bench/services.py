@@ -13,10 +13,10 @@ import os
 import platform
 import subprocess
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
-from typing import Iterator
 
 import redis
 from sqlalchemy import text
@@ -46,6 +46,7 @@ def dropped_database(name: str) -> Iterator[str]:
     try:
         yield f"{isolation.MYSQL_SERVER_URL}/{name}"
     finally:
+
         async def drop() -> None:
             engine = create_async_engine(f"{isolation.MYSQL_SERVER_URL}/")
             try:
@@ -116,22 +117,22 @@ def machine() -> dict[str, object]:
         memory_gb = None
     try:
         rabbitmq = isolation.management("GET", "/api/overview")["rabbitmq_version"]  # type: ignore[index]
-    except Exception:  # noqa: BLE001 - informative only
+    except Exception:
         rabbitmq = "?"
     try:
         redis_version = redis.Redis.from_url(REDIS_URL).info("server")["redis_version"]
-    except Exception:  # noqa: BLE001
+    except Exception:
         redis_version = "?"
     try:
         mariadb = asyncio.run(_mariadb_version())
-    except Exception:  # noqa: BLE001
+    except Exception:
         mariadb = "?"
     try:
         kernel = subprocess.run(["uname", "-r"], capture_output=True, text=True, check=False).stdout.strip()
     except OSError:
         kernel = platform.release()
     return {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "nproc": os.cpu_count(),
         "cpu": _cpu_model(),
         "memory_gb": memory_gb,

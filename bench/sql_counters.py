@@ -28,8 +28,17 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-SELECT_AND_DML = ("select", "insert", "insert_select", "update", "update_multi", "delete", "delete_multi",
-                  "replace", "replace_select")
+SELECT_AND_DML = (
+    "select",
+    "insert",
+    "insert_select",
+    "update",
+    "update_multi",
+    "delete",
+    "delete_multi",
+    "replace",
+    "replace_select",
+)
 TRANSACTIONS = ("commit", "rollback", "begin")
 #: The statements the table breaks the total into.
 MAIN_KINDS = ("select", "insert", "update", "delete")
@@ -48,26 +57,27 @@ class StatementTally:
 
     counts: Counter = field(default_factory=Counter)
 
-    def attach(self, engine: AsyncEngine) -> "StatementTally":
+    def attach(self, engine: AsyncEngine) -> StatementTally:
         sync_engine = engine.sync_engine
 
         @event.listens_for(sync_engine, "before_cursor_execute")
-        def _statement(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+        def _statement(conn, cursor, statement, parameters, context, executemany):
             self.counts[statement_kind(statement)] += 1
             self.counts["questions"] += 1
 
         @event.listens_for(sync_engine, "commit")
-        def _commit(conn):  # noqa: ANN001
+        def _commit(conn):
             self.counts["commit"] += 1
             self.counts["questions"] += 1
 
         if getattr(sync_engine.pool, "_pre_ping", False):
+
             @event.listens_for(sync_engine.pool, "checkout")
-            def _checkout(dbapi_connection, record, proxy):  # noqa: ANN001
+            def _checkout(dbapi_connection, record, proxy):
                 self.counts["admin_commands"] += 1  # the pre-ping (COM_PING)
 
         @event.listens_for(sync_engine.pool, "checkin")
-        def _checkin(dbapi_connection, record):  # noqa: ANN001
+        def _checkin(dbapi_connection, record):
             # A connection back in the pool has been rolled back once (by its Connection or the pool).
             self.counts["rollback"] += 1
             self.counts["questions"] += 1
@@ -85,10 +95,15 @@ class GlobalStatus:
         self.url = make_url(database_url)
         self.connection: aiomysql.Connection | None = None
 
-    async def __aenter__(self) -> "GlobalStatus":
+    async def __aenter__(self) -> GlobalStatus:
         self.connection = await aiomysql.connect(
-            host=self.url.host or "127.0.0.1", port=self.url.port or 3306, user=self.url.username or "root",
-            password=self.url.password or "", autocommit=True, connect_timeout=5)
+            host=self.url.host or "127.0.0.1",
+            port=self.url.port or 3306,
+            user=self.url.username or "root",
+            password=self.url.password or "",
+            autocommit=True,
+            connect_timeout=5,
+        )
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -99,8 +114,9 @@ class GlobalStatus:
     async def read(self) -> dict[str, int]:
         """The counters now: ``select``, ``insert``, ..., ``commit``, ``rollback``, ``questions``."""
         async with self.connection.cursor() as cursor:
-            await cursor.execute("SHOW GLOBAL STATUS WHERE Variable_name LIKE 'Com\\_%' "
-                                 "OR Variable_name = 'Questions'")
+            await cursor.execute(
+                "SHOW GLOBAL STATUS WHERE Variable_name LIKE 'Com\\_%' OR Variable_name = 'Questions'"
+            )
             rows = await cursor.fetchall()
         counters = {}
         for name, value in rows:

@@ -207,9 +207,15 @@ class _LineLogger:
             return
         if isinstance(line, bytes):
             line = line.decode("utf-8")
-        record = logging.makeLogRecord({"name": self.name, "levelno": levelno,
-                                        "levelname": logging.getLevelName(levelno), "msg": line,
-                                        "structlog_line": True})
+        record = logging.makeLogRecord(
+            {
+                "name": self.name,
+                "levelno": levelno,
+                "levelname": logging.getLevelName(levelno),
+                "msg": line,
+                "structlog_line": True,
+            }
+        )
         logging.getLogger(self.name).handle(record)
 
     def debug(self, line: bytes | str) -> None:
@@ -262,8 +268,9 @@ def _dumps(obj: Any, default: Any) -> bytes:
     try:
         return json.dumps(obj, default=default).encode("utf-8")
     except (TypeError, ValueError):
-        return json.dumps({str(key): value if isinstance(value, str) else repr(value)
-                           for key, value in obj.items()}).encode("utf-8")
+        return json.dumps(
+            {str(key): value if isinstance(value, str) else repr(value) for key, value in obj.items()}
+        ).encode("utf-8")
 
 
 _render_json_bytes = structlog.processors.JSONRenderer(serializer=_dumps)
@@ -272,5 +279,3 @@ _render_json_bytes = structlog.processors.JSONRenderer(serializer=_dumps)
 def _render_json_text(logger: Any, method_name: str, event_dict: Any) -> str:
     """The JSON line as text, which ``logging.Formatter`` needs."""
     return _render_json_bytes(logger, method_name, event_dict).decode("utf-8")
-
-

@@ -10,8 +10,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Callable, Mapping, NoReturn
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 
@@ -41,7 +42,9 @@ def _url(*schemes: str) -> Callable[[str, str], str]:
         parts = urlsplit(raw)
         if parts.scheme not in schemes or not parts.hostname:
             allowed = ", ".join(f"{s}://" for s in schemes)
-            raise SettingsError(f"{name}: expected a URL starting with {allowed} and naming a host, got {raw!r}")
+            raise SettingsError(
+                f"{name}: expected a URL starting with {allowed} and naming a host, got {raw!r}"
+            )
         return raw.rstrip("/") if parts.scheme.startswith("http") else raw
 
     return parse
@@ -69,7 +72,9 @@ def _networks(name: str, raw: str) -> tuple[str, ...]:
         try:
             networks.append(str(ipaddress.ip_network(part.strip(), strict=False)))
         except ValueError:
-            raise SettingsError(f"{name}: expected comma-separated CIDRs such as 10.0.0.0/8, got {part.strip()!r}") from None
+            raise SettingsError(
+                f"{name}: expected comma-separated CIDRs such as 10.0.0.0/8, got {part.strip()!r}"
+            ) from None
     return tuple(networks)
 
 
@@ -224,8 +229,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if settings.worker_metrics_port is None:
         settings = replace(settings, worker_metrics_port=_next_to(settings.port, WORKER_METRICS_PORT_OFFSET))
     if settings.token_secret == DEV_TOKEN_SECRET and not is_development(settings):
-        raise SettingsError("TOKEN_SECRET: must be set to a secret of at least 32 characters outside development "
-                            "(ENV=production, or ADMIN_TOKEN/PSP_WEBHOOK_SECRET set to non-default values)")
+        raise SettingsError(
+            "TOKEN_SECRET: must be set to a secret of at least 32 characters outside development "
+            "(ENV=production, or ADMIN_TOKEN/PSP_WEBHOOK_SECRET set to non-default values)"
+        )
     return settings
 
 
@@ -233,14 +240,16 @@ def is_development(settings: Settings) -> bool:
     """True for a local fleet: ENV is not production and the admin and webhook secrets are the
     published defaults. Anything else is treated as a real deployment, which must not sign
     customers' tokens with a secret that anyone can read in the source."""
-    return (settings.env != "production" and settings.admin_token == DEV_ADMIN_TOKEN
-            and settings.psp_webhook_secret == DEV_WEBHOOK_SECRET)
+    return (
+        settings.env != "production"
+        and settings.admin_token == DEV_ADMIN_TOKEN
+        and settings.psp_webhook_secret == DEV_WEBHOOK_SECRET
+    )
 
 
 def uses_dev_token_secret(settings: Settings) -> bool:
     """True when tokens are signed with the published development secret (worth a warning)."""
     return settings.token_secret == DEV_TOKEN_SECRET
-
 
 
 def settings_or_exit() -> Settings:

@@ -10,7 +10,7 @@ so a ship done here emits its email and domain event exactly as a worker's step 
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import structlog
 from aiohttp import web
@@ -28,9 +28,9 @@ from gateway.keys import (
     STOPPING,
     UNITS_OF_WORK,
 )
+from gateway.metrics import GatewayMetrics
 from gateway.passwords import Passwords
 from gateway.problems import problem_middleware
-from gateway.metrics import GatewayMetrics
 from gateway.request_log import request_log_middleware
 from gateway.routes import setup_routes
 from models.db import create_engine, create_sessionmaker
@@ -72,7 +72,8 @@ async def _warn_about_dev_token_secret(app: web.Application) -> None:
         structlog.get_logger(__name__).warning(
             "auth.dev_token_secret",
             detail="customer tokens are signed with the published development TOKEN_SECRET; "
-                   "set TOKEN_SECRET (at least 32 characters) for anything but local development")
+            "set TOKEN_SECRET (at least 32 characters) for anything but local development",
+        )
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -107,7 +108,8 @@ async def _units_of_work(app: web.Application) -> AsyncIterator[None]:
     # Built from the resources opened just before it; it owns nothing that needs closing.
     settings = app[SETTINGS]
     app[UNITS_OF_WORK] = UnitOfWorkFactory(
-        app[SESSIONMAKER], app[PUBLISHER], app[NOTIFIER], EventEmitter(settings.events_exchange, NOTIFY))
+        app[SESSIONMAKER], app[PUBLISHER], app[NOTIFIER], EventEmitter(settings.events_exchange, NOTIFY)
+    )
     yield
 
 

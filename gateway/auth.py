@@ -51,7 +51,9 @@ def bearer_token(request: web.Request) -> str | None:
     token = token.strip()
     # Tokens are printable ASCII; anything else cannot match and must not reach the decoders.
     if not token or not token.isascii() or not token.isprintable():
-        raise Problem(INVALID_TOKEN, "the bearer token is empty or malformed", headers=_challenge("invalid_token"))
+        raise Problem(
+            INVALID_TOKEN, "the bearer token is empty or malformed", headers=_challenge("invalid_token")
+        )
     return token
 
 
@@ -59,8 +61,9 @@ def authenticated_account_id(request: web.Request) -> str:
     """The account id of the customer token on ``request``; 401 when missing, invalid or expired."""
     token = bearer_token(request)
     if token is None:
-        raise Problem(401, "this endpoint needs an access token (Authorization: Bearer <token>)",
-                      headers=_challenge())
+        raise Problem(
+            401, "this endpoint needs an access token (Authorization: Bearer <token>)", headers=_challenge()
+        )
     return _account_id(request, token)
 
 
@@ -95,9 +98,13 @@ def _account_id(request: web.Request, token: str) -> str:
     try:
         account_id, expires = _verified(request.app[SETTINGS].token_secret, token)
     except jwt.ExpiredSignatureError:
-        raise Problem(INVALID_TOKEN, "the access token has expired", headers=_challenge("invalid_token")) from None
+        raise Problem(
+            INVALID_TOKEN, "the access token has expired", headers=_challenge("invalid_token")
+        ) from None
     except (jwt.PyJWTError, _NotACustomerToken):
-        raise Problem(INVALID_TOKEN, "the access token is not valid", headers=_challenge("invalid_token")) from None
+        raise Problem(
+            INVALID_TOKEN, "the access token is not valid", headers=_challenge("invalid_token")
+        ) from None
     # Expired from the second ``exp`` names on, as PyJWT decides.
     if expires <= time.time():
         raise Problem(INVALID_TOKEN, "the access token has expired", headers=_challenge("invalid_token"))
@@ -129,8 +136,9 @@ def customer_or_admin(request: web.Request) -> Caller:
     """The caller behind a customer token or the admin token; 401 without usable credentials."""
     token = bearer_token(request)
     if token is None:
-        raise Problem(401, "this endpoint needs an access token (Authorization: Bearer <token>)",
-                      headers=_challenge())
+        raise Problem(
+            401, "this endpoint needs an access token (Authorization: Bearer <token>)", headers=_challenge()
+        )
     if _is_admin_token(request, token):
         return Caller(account_id=None)
     return Caller(account_id=_account_id(request, token))
@@ -140,7 +148,8 @@ def require_admin(request: web.Request) -> None:
     """Let the request through only with the admin token: 401 without credentials, 403 with others."""
     token = bearer_token(request)
     if token is None:
-        raise Problem(401, "this endpoint needs the admin token (Authorization: Bearer <token>)",
-                      headers=_challenge())
+        raise Problem(
+            401, "this endpoint needs the admin token (Authorization: Bearer <token>)", headers=_challenge()
+        )
     if not _is_admin_token(request, token):
         raise Problem(403, "this endpoint is for operators only")

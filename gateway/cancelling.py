@@ -43,8 +43,11 @@ async def request_cancel(units_of_work: UnitOfWorkFactory, order_id: str, caller
         order = found.order
         status = OrderStatus(order.status)
         if status in _TOO_LATE:
-            raise Problem(NOT_CANCELLABLE, f"order {order.id} cannot be cancelled: {_TOO_LATE[status]}",
-                          order_status=status.value)
+            raise Problem(
+                NOT_CANCELLABLE,
+                f"order {order.id} cannot be cancelled: {_TOO_LATE[status]}",
+                order_status=status.value,
+            )
         # Only final orders are archived, so this is belt and braces: the cancel step could not
         # find an archived order anyway, and queueing it would only leave a dead message.
         queued = status not in _ALREADY_OVER and not found.archived
@@ -53,6 +56,11 @@ async def request_cancel(units_of_work: UnitOfWorkFactory, order_id: str, caller
         # Committing also when nothing was queued keeps the loaded order readable after the
         # block (a rollback would expire it) and releases the lock just the same.
         await uow.commit()
-    log.info("order.cancel_requested", status=status.value, reason=reason.value, queued=queued,
-             archived=found.archived)
+    log.info(
+        "order.cancel_requested",
+        status=status.value,
+        reason=reason.value,
+        queued=queued,
+        archived=found.archived,
+    )
     return found

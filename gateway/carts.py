@@ -52,8 +52,11 @@ async def lock_account(session: AsyncSession, account_id: str) -> None:
     """
     found = await session.scalar(select(Account.id).where(Account.id == account_id).with_for_update())
     if found is None:
-        raise Problem(INVALID_TOKEN, "the access token's account does not exist",
-                      headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        raise Problem(
+            INVALID_TOKEN,
+            "the access token's account does not exist",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
 
 
 def _available(item: Item) -> int:
@@ -73,7 +76,9 @@ async def set_cart_line(session: AsyncSession, account_id: str, sku: str, quanti
     if line is not None:
         line.quantity, line.updated_at = quantity, now
         return
-    lines = await session.scalar(select(func.count()).select_from(CartItem).where(CartItem.account_id == account_id))
+    lines = await session.scalar(
+        select(func.count()).select_from(CartItem).where(CartItem.account_id == account_id)
+    )
     if lines >= MAX_CART_LINES:
         raise Problem(CART_FULL, f"a cart holds at most {MAX_CART_LINES} different items; remove one first")
     session.add(CartItem(account_id=account_id, sku=sku, quantity=quantity, added_at=now, updated_at=now))
@@ -81,11 +86,17 @@ async def set_cart_line(session: AsyncSession, account_id: str, sku: str, quanti
 
 async def checkout_lines(session: AsyncSession | AsyncConnection, account_id: str) -> list[dict[str, Any]]:
     """The cart as order lines (``{sku, quantity}``), for a checkout; 422 when the cart is empty."""
-    rows = (await session.execute(
-        select(CartItem.sku, CartItem.quantity).where(CartItem.account_id == account_id).order_by(CartItem.sku)
-    )).all()
+    rows = (
+        await session.execute(
+            select(CartItem.sku, CartItem.quantity)
+            .where(CartItem.account_id == account_id)
+            .order_by(CartItem.sku)
+        )
+    ).all()
     if not rows:
-        raise Problem(EMPTY_CART, "the cart is empty; put items in it (PUT /cart/items/{sku}) before checking out")
+        raise Problem(
+            EMPTY_CART, "the cart is empty; put items in it (PUT /cart/items/{sku}) before checking out"
+        )
     return [{"sku": row.sku, "quantity": row.quantity} for row in rows]
 
 
@@ -96,24 +107,47 @@ async def cart_json(session: AsyncSession, account_id: str) -> dict[str, Any]:
     cart. Items priced in different currencies cannot be ordered together: the cart then shows
     ``total_cents`` and ``currency`` as null (a checkout would answer 422 currency-mismatch).
     """
-    rows = (await session.execute(
-        select(CartItem, Item).outerjoin(Item, Item.sku == CartItem.sku)
-        .where(CartItem.account_id == account_id).order_by(CartItem.added_at, CartItem.sku)
-    )).all()
+    rows = (
+        await session.execute(
+            select(CartItem, Item)
+            .outerjoin(Item, Item.sku == CartItem.sku)
+            .where(CartItem.account_id == account_id)
+            .order_by(CartItem.added_at, CartItem.sku)
+        )
+    ).all()
     items: list[dict[str, Any]] = []
     currencies: set[str] = set()
     total = 0
     for line, item in rows:
         if item is None:
-            items.append({"sku": line.sku, "quantity": line.quantity, "name": None, "unit_price_cents": None,
-                          "currency": None, "available": None, "line_total_cents": None, "unknown": True})
+            items.append(
+                {
+                    "sku": line.sku,
+                    "quantity": line.quantity,
+                    "name": None,
+                    "unit_price_cents": None,
+                    "currency": None,
+                    "available": None,
+                    "line_total_cents": None,
+                    "unknown": True,
+                }
+            )
             continue
         line_total = item.price_cents * line.quantity
         currencies.add(item.currency)
         total += line_total
-        items.append({"sku": item.sku, "quantity": line.quantity, "name": item.name,
-                      "unit_price_cents": item.price_cents, "currency": item.currency,
-                      "available": _available(item), "line_total_cents": line_total, "unknown": False})
+        items.append(
+            {
+                "sku": item.sku,
+                "quantity": line.quantity,
+                "name": item.name,
+                "unit_price_cents": item.price_cents,
+                "currency": item.currency,
+                "available": _available(item),
+                "line_total_cents": line_total,
+                "unknown": False,
+            }
+        )
     if len(currencies) > 1:
         return {"items": items, "total_cents": None, "currency": None}
     return {"items": items, "total_cents": total, "currency": currencies.pop() if currencies else None}
@@ -124,17 +158,38 @@ async def cart_json(session: AsyncSession, account_id: str) -> dict[str, Any]:
 
 async def wishlist_json(session: AsyncSession, account_id: str) -> dict[str, Any]:
     """The wishlist as ``GET /wishlist`` shows it, oldest entry first, with current catalogue data."""
-    rows = (await session.execute(
-        select(WishlistItem, Item).outerjoin(Item, Item.sku == WishlistItem.sku)
-        .where(WishlistItem.account_id == account_id).order_by(WishlistItem.added_at, WishlistItem.sku)
-    )).all()
+    rows = (
+        await session.execute(
+            select(WishlistItem, Item)
+            .outerjoin(Item, Item.sku == WishlistItem.sku)
+            .where(WishlistItem.account_id == account_id)
+            .order_by(WishlistItem.added_at, WishlistItem.sku)
+        )
+    ).all()
     items: list[dict[str, Any]] = []
     for entry, item in rows:
         if item is None:
-            items.append({"sku": entry.sku, "name": None, "price_cents": None, "currency": None,
-                          "available": None, "added_at": isoformat(entry.added_at), "unknown": True})
+            items.append(
+                {
+                    "sku": entry.sku,
+                    "name": None,
+                    "price_cents": None,
+                    "currency": None,
+                    "available": None,
+                    "added_at": isoformat(entry.added_at),
+                    "unknown": True,
+                }
+            )
             continue
-        items.append({"sku": item.sku, "name": item.name, "price_cents": item.price_cents,
-                      "currency": item.currency, "available": _available(item),
-                      "added_at": isoformat(entry.added_at), "unknown": False})
+        items.append(
+            {
+                "sku": item.sku,
+                "name": item.name,
+                "price_cents": item.price_cents,
+                "currency": item.currency,
+                "available": _available(item),
+                "added_at": isoformat(entry.added_at),
+                "unknown": False,
+            }
+        )
     return {"items": items}

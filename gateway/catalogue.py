@@ -59,8 +59,11 @@ class SkuCursor:
             if kind != "sku" or not isinstance(sku, str) or not _SKU.fullmatch(sku):
                 raise ValueError("unexpected shape")
         except (ValueError, TypeError, binascii.Error, UnicodeError) as exc:
-            raise Problem(INVALID_CURSOR, "cursor: not a cursor this API handed out; start again without one",
-                          field="cursor") from exc
+            raise Problem(
+                INVALID_CURSOR,
+                "cursor: not a cursor this API handed out; start again without one",
+                field="cursor",
+            ) from exc
         return cls(sku)
 
 
@@ -72,17 +75,22 @@ class ItemPage:
     next_cursor: SkuCursor | None
 
     def json(self) -> dict[str, Any]:
-        return {"items": self.items,
-                "next_cursor": self.next_cursor.encode() if self.next_cursor is not None else None}
+        return {
+            "items": self.items,
+            "next_cursor": self.next_cursor.encode() if self.next_cursor is not None else None,
+        }
 
 
-async def list_items(session: AsyncSession, *, search: str | None, limit: int, after: SkuCursor | None) -> ItemPage:
+async def list_items(
+    session: AsyncSession, *, search: str | None, limit: int, after: SkuCursor | None
+) -> ItemPage:
     """One page of catalogue items in SKU order, with their available quantity."""
     query = select(Item)
     if search:
         # autoescape: '%', '_' and the escape character itself are matched literally.
-        query = query.where(or_(Item.name.icontains(search, autoescape=True),
-                                Item.sku.icontains(search, autoescape=True)))
+        query = query.where(
+            or_(Item.name.icontains(search, autoescape=True), Item.sku.icontains(search, autoescape=True))
+        )
     if after is not None:
         query = query.where(Item.sku > after.sku)
     items = list((await session.scalars(query.order_by(Item.sku).limit(limit + 1))).all())
@@ -96,7 +104,11 @@ async def list_items(session: AsyncSession, *, search: str | None, limit: int, a
 
 async def stock_receipts(session: AsyncSession, sku: str) -> list[dict[str, Any]]:
     """Every stock receipt of ``sku``, newest first."""
-    rows = (await session.execute(
-        select(StockReceipt.quantity, StockReceipt.received_at).where(StockReceipt.sku == sku)
-        .order_by(StockReceipt.received_at.desc(), StockReceipt.id.desc()))).all()
+    rows = (
+        await session.execute(
+            select(StockReceipt.quantity, StockReceipt.received_at)
+            .where(StockReceipt.sku == sku)
+            .order_by(StockReceipt.received_at.desc(), StockReceipt.id.desc())
+        )
+    ).all()
     return [{"quantity": row.quantity, "received_at": isoformat(row.received_at)} for row in rows]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from aiohttp import hdrs, web
 

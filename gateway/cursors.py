@@ -49,6 +49,9 @@ class Cursor:
             if created_at.tzinfo is not None:
                 raise ValueError("unexpected time zone")
         except (ValueError, TypeError, binascii.Error, UnicodeError) as exc:
-            raise Problem(INVALID_CURSOR, "cursor: not a cursor this API handed out; start again without one",
-                          field="cursor") from exc
+            raise Problem(
+                INVALID_CURSOR,
+                "cursor: not a cursor this API handed out; start again without one",
+                field="cursor",
+            ) from exc
         return cls(created_at, order_id)

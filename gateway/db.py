@@ -10,7 +10,7 @@ from sqlalchemy.exc import DBAPIError
 
 from models.db import DUPLICATE_KEY, error_code, is_duplicate_key
 
-__all__ = ["DUPLICATE_KEY", "OUT_OF_RANGE", "error_code", "is_duplicate_key", "is_transient", "is_deadlock"]
+__all__ = ["DUPLICATE_KEY", "OUT_OF_RANGE", "error_code", "is_deadlock", "is_duplicate_key", "is_transient"]
 
 OUT_OF_RANGE = 1264
 LOCK_WAIT_TIMEOUT = 1205
@@ -22,8 +22,9 @@ _CONNECTION_LOST = frozenset({1040, 1053, 1927, 2003, 2006, 2013, 2055})
 def is_transient(exc: DBAPIError) -> bool:
     """Contention or a lost connection: the same request may well succeed when retried."""
     code = error_code(exc)
-    return (code in (DEADLOCK, LOCK_WAIT_TIMEOUT) or code in _CONNECTION_LOST
-            or bool(exc.connection_invalidated))
+    return (
+        code in (DEADLOCK, LOCK_WAIT_TIMEOUT) or code in _CONNECTION_LOST or bool(exc.connection_invalidated)
+    )
 
 
 def is_deadlock(exc: DBAPIError) -> bool:

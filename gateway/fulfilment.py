@@ -29,10 +29,12 @@ def _sources(target: OrderStatus) -> list[str]:
 def _refusal(found: FoundOrder, target: OrderStatus) -> Problem:
     order = found.order
     where = " and archived" if found.archived else ""
-    return Problem(ILLEGAL_TRANSITION,
-                   f"order {order.id} is {order.status}{where}; only an order that is "
-                   f"{' or '.join(_sources(target))} can become {target.value}",
-                   order_status=order.status)
+    return Problem(
+        ILLEGAL_TRANSITION,
+        f"order {order.id} is {order.status}{where}; only an order that is "
+        f"{' or '.join(_sources(target))} can become {target.value}",
+        order_status=order.status,
+    )
 
 
 async def advance(units_of_work: UnitOfWorkFactory, order_id: str, target: OrderStatus) -> FoundOrder:

@@ -31,8 +31,9 @@ SHUTDOWN_TIMEOUT_SECONDS = 8.0
 async def serve(settings: Settings, stop: asyncio.Event, host: str = "0.0.0.0") -> None:
     """Serve the gateway for ``settings`` until ``stop`` is set, then shut down gracefully."""
     # request_log_middleware writes one structured line per request instead of the access log.
-    runner = web.AppRunner(create_app(settings), access_log=None, handle_signals=False,
-                           shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
+    runner = web.AppRunner(
+        create_app(settings), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS
+    )
     await runner.setup()
     try:
         await web.TCPSite(runner, host, settings.port).start()

@@ -12,7 +12,7 @@ that does not answer leaves its gauges at their last known values.
 from __future__ import annotations
 
 import asyncio
-from typing import Iterable
+from collections.abc import Iterable
 
 import pika
 import pika.exceptions
@@ -38,18 +38,28 @@ class GatewayMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.latency = Histogram(
-            "orders_http_request_duration_seconds", "Time to answer an HTTP request",
-            ["method", "route", "status"], registry=self.registry,
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-        self.orders = Gauge("orders_by_status", "Orders in the hot tables by status", ["status"],
-                            registry=self.registry)
-        self.outbox_backlog = Gauge("orders_outbox_unsent", "Outbox messages not yet published",
-                                    registry=self.registry)
-        self.holds = Gauge("orders_holds_pending_units", "Units of stock held awaiting payment",
-                           registry=self.registry)
-        self.dead_letters = Gauge("orders_dead_letters",
-                                  "Messages whose retries ran out, waiting in a dead-letter queue until "
-                                  "DEAD_LETTER_TTL_SECONDS drops them", ["queue"], registry=self.registry)
+            "orders_http_request_duration_seconds",
+            "Time to answer an HTTP request",
+            ["method", "route", "status"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.orders = Gauge(
+            "orders_by_status", "Orders in the hot tables by status", ["status"], registry=self.registry
+        )
+        self.outbox_backlog = Gauge(
+            "orders_outbox_unsent", "Outbox messages not yet published", registry=self.registry
+        )
+        self.holds = Gauge(
+            "orders_holds_pending_units", "Units of stock held awaiting payment", registry=self.registry
+        )
+        self.dead_letters = Gauge(
+            "orders_dead_letters",
+            "Messages whose retries ran out, waiting in a dead-letter queue until "
+            "DEAD_LETTER_TTL_SECONDS drops them",
+            ["queue"],
+            registry=self.registry,
+        )
         # The histogram's child per (method, route, status), found without prometheus_client's
         # label handling on every request.
         self._latency_by_labels: dict[tuple[str, str, int], Histogram] = {}
@@ -65,13 +75,17 @@ class GatewayMetrics:
     async def refresh(self, sessionmaker) -> None:
         """Read the backlog gauges from the database."""
         async with sessionmaker() as session:
-            counts = dict((await session.execute(
-                select(Order._status, func.count()).group_by(Order._status))).all())
+            counts = dict(
+                (await session.execute(select(Order._status, func.count()).group_by(Order._status))).all()
+            )
             unsent = await session.scalar(
-                select(func.count()).select_from(OutboxMessage).where(OutboxMessage.sent_at.is_(None)))
+                select(func.count()).select_from(OutboxMessage).where(OutboxMessage.sent_at.is_(None))
+            )
             held = await session.scalar(
-                select(func.coalesce(func.sum(ReservedStock.quantity), 0))
-                .where(ReservedStock.state == HoldState.HELD))
+                select(func.coalesce(func.sum(ReservedStock.quantity), 0)).where(
+                    ReservedStock.state == HoldState.HELD
+                )
+            )
         for status in OrderStatus:
             self.orders.labels(status.value).set(counts.get(status.value, 0))
         self.outbox_backlog.set(unsent)
@@ -84,7 +98,8 @@ class GatewayMetrics:
         # pika blocks: on a worker thread, bounded twice (pika's own timeouts, and this wait).
         depths = await asyncio.wait_for(
             loop.run_in_executor(None, count_messages, broker_url, queues, DEAD_LETTER_COUNT_TIMEOUT_SECONDS),
-            DEAD_LETTER_COUNT_TIMEOUT_SECONDS * 3)
+            DEAD_LETTER_COUNT_TIMEOUT_SECONDS * 3,
+        )
         for queue, depth in depths.items():
             self.dead_letters.labels(queue).set(depth)
 

@@ -57,7 +57,9 @@ class FoundOrder:
         return order_json(self.order, archived=self.archived)
 
 
-async def find_order(session: AsyncSession, order_id: str, caller: Caller, *, lock: bool = False) -> FoundOrder:
+async def find_order(
+    session: AsyncSession, order_id: str, caller: Caller, *, lock: bool = False
+) -> FoundOrder:
     """The order ``caller`` may see, with its lines, payments and history; 404 otherwise.
 
     ``lock`` takes the row lock (``SELECT ... FOR UPDATE``) every change of an order starts with.

@@ -32,8 +32,8 @@ from gateway.problems import CURRENCY_MISMATCH, IDEMPOTENCY_KEY_IN_USE, IDEMPOTE
 from gateway.unpaid_limit import count_unpaid_orders, unknown_account
 from models.archive import load_archived_order
 from models.clock import utcnow
-from models.state import OrderStatus, PaymentStatus
 from models.order_record import HistoryRecord, LineRecord, OrderRecord, PaymentRecord
+from models.state import OrderStatus, PaymentStatus
 from models.tables import Account, IdempotencyKey, Item, Order, OrderHistory, OrderLine, Payment, new_id
 from models.unit_of_work import UnitOfWorkFactory
 from workers.queues import RESERVE
@@ -83,8 +83,9 @@ def request_hash(body: Any) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-async def place_order(units_of_work: UnitOfWorkFactory, request: OrderRequest, *,
-                      max_unpaid_orders: int | None = None) -> Placed:
+async def place_order(
+    units_of_work: UnitOfWorkFactory, request: OrderRequest, *, max_unpaid_orders: int | None = None
+) -> Placed:
     """Create the order of ``request``, or find the one an earlier request with its key created.
 
     Raises :class:`Problem` 422 when the key was used with a different body, the items are
@@ -116,8 +117,11 @@ _orders = Order.__table__
 _lines = OrderLine.__table__
 _history = OrderHistory.__table__
 _payments = Payment.__table__
-_LOCK_CUSTOMER = (select(_accounts.c.id, _accounts.c.default_payment_token, _accounts.c.shipping_address)
-                  .where(_accounts.c.id == bindparam("account_id")).with_for_update())
+_LOCK_CUSTOMER = (
+    select(_accounts.c.id, _accounts.c.default_payment_token, _accounts.c.shipping_address)
+    .where(_accounts.c.id == bindparam("account_id"))
+    .with_for_update()
+)
 _INSERT_KEY = insert(_keys)
 _INSERT_ORDER = insert(_orders)
 _INSERT_LINES = insert(_lines)
@@ -125,8 +129,9 @@ _INSERT_HISTORY = insert(_history)
 _INSERT_PAYMENT = insert(_payments)
 
 
-async def _create(units_of_work: UnitOfWorkFactory, request: OrderRequest, fingerprint: str,
-                  max_unpaid_orders: int | None) -> OrderRecord | None:
+async def _create(
+    units_of_work: UnitOfWorkFactory, request: OrderRequest, fingerprint: str, max_unpaid_orders: int | None
+) -> OrderRecord | None:
     """The new order, or None when the key is already taken.
 
     Written with one statement per table (lines in one multi-row INSERT); the order answered is
@@ -141,9 +146,17 @@ async def _create(units_of_work: UnitOfWorkFactory, request: OrderRequest, finge
             raise unknown_account()
         order_id, now = new_id(), utcnow()
         try:
-            await connection.execute(_INSERT_KEY, {
-                "account_id": request.account_id, "key": request.key, "scope": request.scope,
-                "request_hash": fingerprint, "order_id": order_id, "created_at": now})
+            await connection.execute(
+                _INSERT_KEY,
+                {
+                    "account_id": request.account_id,
+                    "key": request.key,
+                    "scope": request.scope,
+                    "request_hash": fingerprint,
+                    "order_id": order_id,
+                    "created_at": now,
+                },
+            )
         except IntegrityError as exc:
             if is_duplicate_key(exc):
                 return None
@@ -152,20 +165,44 @@ async def _create(units_of_work: UnitOfWorkFactory, request: OrderRequest, finge
         await count_unpaid_orders(connection, request.account_id, max_unpaid_orders)
         payment = payment_for(request.payment, account)
 
-        requested = await checkout_lines(connection, request.account_id) if request.source == "cart" \
+        requested = (
+            await checkout_lines(connection, request.account_id)
+            if request.source == "cart"
             else request.lines
+        )
         lines, currency, total = await _price(connection, requested)
         shipping = request.shipping_address if request.has_shipping_address else account.shipping_address
         order = OrderRecord(
-            id=order_id, account_id=request.account_id, status=OrderStatus.PENDING.value, reason=None,
-            total_cents=total, currency=currency, hold_expires_at=None, shipping_address=shipping,
-            source=request.source, created_at=now, updated_at=now, lines=lines,
+            id=order_id,
+            account_id=request.account_id,
+            status=OrderStatus.PENDING.value,
+            reason=None,
+            total_cents=total,
+            currency=currency,
+            hold_expires_at=None,
+            shipping_address=shipping,
+            source=request.source,
+            created_at=now,
+            updated_at=now,
+            lines=lines,
             history=[HistoryRecord(status=OrderStatus.PENDING.value, reason=None, note=None, at=now)],
-            payments=[PaymentRecord(
-                id=new_id(), order_id=order_id, attempt=1, method=payment["method"], token=payment.get("token"),
-                amount_cents=total, currency=currency, status=PaymentStatus.PENDING.value,
-                provider_payment_id=None, checkout_url=None, provider_refund_id=None,
-                created_at=now, updated_at=now)],
+            payments=[
+                PaymentRecord(
+                    id=new_id(),
+                    order_id=order_id,
+                    attempt=1,
+                    method=payment["method"],
+                    token=payment.get("token"),
+                    amount_cents=total,
+                    currency=currency,
+                    status=PaymentStatus.PENDING.value,
+                    provider_payment_id=None,
+                    checkout_url=None,
+                    provider_refund_id=None,
+                    created_at=now,
+                    updated_at=now,
+                )
+            ],
         )
         await _insert(connection, order)
         uow.enqueue(RESERVE, order_id=order_id)
@@ -176,31 +213,72 @@ async def _create(units_of_work: UnitOfWorkFactory, request: OrderRequest, finge
 
 async def _insert(connection: AsyncConnection, order: OrderRecord) -> None:
     """Write a new order: its row, lines, first history entry and payment attempt."""
-    await connection.execute(_INSERT_ORDER, {
-        "id": order.id, "account_id": order.account_id, "status": order.status, "reason": None,
-        "total_cents": order.total_cents, "currency": order.currency, "hold_expires_at": None,
-        "shipping_address": order.shipping_address, "source": order.source,
-        "created_at": order.created_at, "updated_at": order.updated_at})
-    await connection.execute(_INSERT_LINES, [
-        {"order_id": order.id, "sku": line.sku, "quantity": line.quantity, "unit_price_cents": line.unit_price_cents}
-        for line in order.lines])
-    await connection.execute(_INSERT_HISTORY, [
-        {"order_id": order.id, "status": entry.status, "reason": None, "note": None, "at": entry.at}
-        for entry in order.history])
-    await connection.execute(_INSERT_PAYMENT, [
-        {"id": p.id, "order_id": order.id, "attempt": p.attempt, "method": p.method, "token": p.token,
-         "amount_cents": p.amount_cents, "currency": p.currency, "status": p.status,
-         "provider_payment_id": None, "checkout_url": None, "provider_refund_id": None,
-         "created_at": p.created_at, "updated_at": p.updated_at}
-        for p in order.payments])
+    await connection.execute(
+        _INSERT_ORDER,
+        {
+            "id": order.id,
+            "account_id": order.account_id,
+            "status": order.status,
+            "reason": None,
+            "total_cents": order.total_cents,
+            "currency": order.currency,
+            "hold_expires_at": None,
+            "shipping_address": order.shipping_address,
+            "source": order.source,
+            "created_at": order.created_at,
+            "updated_at": order.updated_at,
+        },
+    )
+    await connection.execute(
+        _INSERT_LINES,
+        [
+            {
+                "order_id": order.id,
+                "sku": line.sku,
+                "quantity": line.quantity,
+                "unit_price_cents": line.unit_price_cents,
+            }
+            for line in order.lines
+        ],
+    )
+    await connection.execute(
+        _INSERT_HISTORY,
+        [
+            {"order_id": order.id, "status": entry.status, "reason": None, "note": None, "at": entry.at}
+            for entry in order.history
+        ],
+    )
+    await connection.execute(
+        _INSERT_PAYMENT,
+        [
+            {
+                "id": p.id,
+                "order_id": order.id,
+                "attempt": p.attempt,
+                "method": p.method,
+                "token": p.token,
+                "amount_cents": p.amount_cents,
+                "currency": p.currency,
+                "status": p.status,
+                "provider_payment_id": None,
+                "checkout_url": None,
+                "provider_refund_id": None,
+                "created_at": p.created_at,
+                "updated_at": p.updated_at,
+            }
+            for p in order.payments
+        ],
+    )
 
 
 _PRICES = select(_items.c.sku, _items.c.price_cents, _items.c.currency).where(
-    _items.c.sku.in_(bindparam("skus", expanding=True)))
+    _items.c.sku.in_(bindparam("skus", expanding=True))
+)
 
 
-async def _price(connection: AsyncConnection,
-                 requested: list[dict[str, Any]]) -> tuple[list[LineRecord], str, int]:
+async def _price(
+    connection: AsyncConnection, requested: list[dict[str, Any]]
+) -> tuple[list[LineRecord], str, int]:
     """Order lines priced from the catalogue (never from the client), their currency and total.
 
     A SKU missing from the catalogue still becomes a line, without a price: ``reserve`` rejects
@@ -221,8 +299,11 @@ async def _price(connection: AsyncConnection,
         total += item.price_cents * line["quantity"]
         lines.append(LineRecord(sku=item.sku, quantity=line["quantity"], unit_price_cents=item.price_cents))
     if len(currencies) > 1:
-        raise Problem(CURRENCY_MISMATCH, "all items of one order must be priced in the same currency; "
-                                         f"these are in {', '.join(sorted(currencies))}")
+        raise Problem(
+            CURRENCY_MISMATCH,
+            "all items of one order must be priced in the same currency; "
+            f"these are in {', '.join(sorted(currencies))}",
+        )
     lines.sort(key=lambda line: line.sku)
     return lines, (currencies.pop() if currencies else FALLBACK_CURRENCY), total
 
@@ -233,12 +314,19 @@ async def _replay(units_of_work: UnitOfWorkFactory, request: OrderRequest, finge
     Keys outlive the hot order: one whose order was archived still answers with it.
     """
     async with units_of_work.sessionmaker() as session:
-        key = await session.scalar(select(IdempotencyKey).where(
-            IdempotencyKey.account_id == request.account_id, IdempotencyKey.key == request.key,
-            IdempotencyKey.scope == request.scope))
+        key = await session.scalar(
+            select(IdempotencyKey).where(
+                IdempotencyKey.account_id == request.account_id,
+                IdempotencyKey.key == request.key,
+                IdempotencyKey.scope == request.scope,
+            )
+        )
         if key is not None and key.request_hash != fingerprint:
-            raise Problem(IDEMPOTENCY_KEY_REUSED, "this Idempotency-Key was already used with a different "
-                                                  "request body; use a new key for a new order")
+            raise Problem(
+                IDEMPOTENCY_KEY_REUSED,
+                "this Idempotency-Key was already used with a different "
+                "request body; use a new key for a new order",
+            )
         order, archived = None, False
         if key is not None and key.order_id is not None:
             order = await session.scalar(select(Order).where(Order.id == key.order_id))
@@ -246,7 +334,10 @@ async def _replay(units_of_work: UnitOfWorkFactory, request: OrderRequest, finge
                 order, archived = await load_archived_order(session, key.order_id), True
         if order is None:
             # Only reachable if the key's first transaction vanished between our two reads.
-            raise Problem(IDEMPOTENCY_KEY_IN_USE, "a request with this Idempotency-Key is still being "
-                                                  "processed; retry shortly", headers={"Retry-After": "1"})
+            raise Problem(
+                IDEMPOTENCY_KEY_IN_USE,
+                "a request with this Idempotency-Key is still being processed; retry shortly",
+                headers={"Retry-After": "1"},
+            )
     log.info("order.replayed", order_id=order.id, archived=archived)
     return FoundOrder(order, archived)

@@ -27,8 +27,11 @@ def _no_card_number(validator: Validator) -> Validator:
     def check(value: Any, path: str) -> str:
         # Checked before the token's own shape, so a card number is told why it was refused.
         if isinstance(value, str) and could_be_card_number(value):
-            raise ValidationError(path, "looks like a card number; send the payment provider's token "
-                                        "for the card instead, never the card number")
+            raise ValidationError(
+                path,
+                "looks like a card number; send the payment provider's token "
+                "for the card instead, never the card number",
+            )
         return validator(value, path)
 
     return check
@@ -37,18 +40,29 @@ def _no_card_number(validator: Validator) -> Validator:
 #: A token an order may be paid with (any printable form a provider may use, but no card number).
 ORDER_TOKEN = _no_card_number(string(max_length=MAX_TOKEN_LENGTH))
 #: A token an account keeps as its default: the provider's id for a saved card, e.g. ``pm_card_ok``.
-STORED_TOKEN = _no_card_number(string(max_length=MAX_TOKEN_LENGTH, pattern=r"[A-Za-z0-9_]+",
-                                      what="a payment provider token (letters, digits and '_')"))
+STORED_TOKEN = _no_card_number(
+    string(
+        max_length=MAX_TOKEN_LENGTH,
+        pattern=r"[A-Za-z0-9_]+",
+        what="a payment provider token (letters, digits and '_')",
+    )
+)
 
 #: ``payment`` of ``POST /orders`` and of a checkout.
-PAYMENT = tagged("method", {
-    "token": obj(required={"method": literal("token"), "token": ORDER_TOKEN}),
-    "redirect": obj(required={"method": literal("redirect")}),
-})
+PAYMENT = tagged(
+    "method",
+    {
+        "token": obj(required={"method": literal("token"), "token": ORDER_TOKEN}),
+        "redirect": obj(required={"method": literal("redirect")}),
+    },
+)
 #: ``default_payment_method`` of ``PATCH /accounts/me`` (``null`` clears it).
-DEFAULT_PAYMENT_METHOD = tagged("method", {
-    "token": obj(required={"method": literal("token"), "token": STORED_TOKEN}),
-})
+DEFAULT_PAYMENT_METHOD = tagged(
+    "method",
+    {
+        "token": obj(required={"method": literal("token"), "token": STORED_TOKEN}),
+    },
+)
 
 
 def default_payment_method_json(account: Account) -> dict[str, str] | None:
@@ -63,6 +77,10 @@ def payment_for(requested: dict[str, Any] | None, account: Account) -> dict[str,
         return requested
     default = default_payment_method_json(account)
     if default is None:
-        raise Problem(INVALID_REQUEST, "payment: is required, as this account has no default payment method "
-                                       "(set one with PATCH /accounts/me)", field="payment")
+        raise Problem(
+            INVALID_REQUEST,
+            "payment: is required, as this account has no default payment method "
+            "(set one with PATCH /accounts/me)",
+            field="payment",
+        )
     return default

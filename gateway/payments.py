@@ -85,15 +85,27 @@ async def find_payment(session: AsyncSession, payment_id: str, caller: Caller) -
     """The payment ``caller`` may see, from the hot tables or the archive; 404 otherwise."""
     if not (len(payment_id) <= MAX_PAYMENT_ID_LENGTH and payment_id.isascii() and payment_id.isprintable()):
         raise payment_not_found(payment_id, caller)
-    row = (await session.execute(select(Payment, Order.account_id).join(Order, Order.id == Payment.order_id)
-                                 .where(Payment.id == payment_id))).first()
+    row = (
+        await session.execute(
+            select(Payment, Order.account_id)
+            .join(Order, Order.id == Payment.order_id)
+            .where(Payment.id == payment_id)
+        )
+    ).first()
     if row is not None:
         payment, owner = row
     else:
-        archived = (await session.execute(
-            select(payments_archive, orders_archive.c.account_id.label("owner_id"))
-            .join(orders_archive, orders_archive.c.id == payments_archive.c.order_id)
-            .where(payments_archive.c.id == payment_id))).mappings().first()
+        archived = (
+            (
+                await session.execute(
+                    select(payments_archive, orders_archive.c.account_id.label("owner_id"))
+                    .join(orders_archive, orders_archive.c.id == payments_archive.c.order_id)
+                    .where(payments_archive.c.id == payment_id)
+                )
+            )
+            .mappings()
+            .first()
+        )
         if archived is None:
             raise payment_not_found(payment_id, caller)
         fields = dict(archived)
@@ -131,24 +143,41 @@ async def request_refund(units_of_work: UnitOfWorkFactory, request: RefundReques
             payment = order.payment
             document = payment_document(payment)
             await uow.commit()  # nothing changed; ends the transaction and releases the lock
-            log.info("refund.replayed", order_id=order.id, payment_id=payment.id, payment_status=payment.status)
+            log.info(
+                "refund.replayed", order_id=order.id, payment_id=payment.id, payment_status=payment.status
+            )
             return document
         payment = order.payment
         if found.archived:
-            raise Problem(NOT_REFUNDABLE, f"order {order.id} is archived; its payment can no longer be refunded "
-                                          "through the API", payment_status=payment.status if payment else None)
+            raise Problem(
+                NOT_REFUNDABLE,
+                f"order {order.id} is archived; its payment can no longer be refunded through the API",
+                payment_status=payment.status if payment else None,
+            )
         status = PaymentStatus(payment.status) if payment is not None else None
         if status not in (PaymentStatus.SUCCEEDED, *_ALREADY_REFUNDING):
-            raise Problem(NOT_REFUNDABLE, f"the payment of order {order.id} is "
-                                          f"{status.value if status else 'missing'}: only a payment that "
-                                          "succeeded can be refunded", payment_status=status.value if status else None)
+            raise Problem(
+                NOT_REFUNDABLE,
+                f"the payment of order {order.id} is "
+                f"{status.value if status else 'missing'}: only a payment that "
+                "succeeded can be refunded",
+                payment_status=status.value if status else None,
+            )
         queued = status == PaymentStatus.SUCCEEDED
         if queued:
             move_payment(payment, PaymentStatus.REFUND_PENDING)
             record_note(order, REFUND_NOTE)
             uow.enqueue(REFUND, order_id=order.id, payment_id=payment.id)
-        session.add(IdempotencyKey(account_id=order.account_id, key=request.key, scope=REFUND_SCOPE,
-                                   request_hash=request.request_hash, order_id=order.id, created_at=utcnow()))
+        session.add(
+            IdempotencyKey(
+                account_id=order.account_id,
+                key=request.key,
+                scope=REFUND_SCOPE,
+                request_hash=request.request_hash,
+                order_id=order.id,
+                created_at=utcnow(),
+            )
+        )
         try:
             await session.flush()
         except IntegrityError as exc:
@@ -158,15 +187,20 @@ async def request_refund(units_of_work: UnitOfWorkFactory, request: RefundReques
             raise
         document = payment_document(payment)
         await uow.commit()
-    log.info("refund.requested" if queued else "refund.already_requested", order_id=order.id,
-             payment_id=payment.id, payment_status=payment.status)
+    log.info(
+        "refund.requested" if queued else "refund.already_requested",
+        order_id=order.id,
+        payment_id=payment.id,
+        payment_status=payment.status,
+    )
     return document
 
 
 async def _earlier_use(session: AsyncSession, key: str) -> IdempotencyKey | None:
     """The stored use of a refund key, whichever order (and so whichever account) it was for."""
-    return await session.scalar(select(IdempotencyKey).where(
-        IdempotencyKey.scope == REFUND_SCOPE, IdempotencyKey.key == key).limit(1))
+    return await session.scalar(
+        select(IdempotencyKey).where(IdempotencyKey.scope == REFUND_SCOPE, IdempotencyKey.key == key).limit(1)
+    )
 
 
 def _check_same_request(earlier: IdempotencyKey, request: RefundRequest) -> None:
@@ -175,5 +209,8 @@ def _check_same_request(earlier: IdempotencyKey, request: RefundRequest) -> None
 
 
 def _reused(request: RefundRequest) -> Problem:
-    return Problem(IDEMPOTENCY_KEY_REUSED, "this Idempotency-Key was already used for a refund of another order "
-                                          "or with another body; use a new key for a new refund")
+    return Problem(
+        IDEMPOTENCY_KEY_REUSED,
+        "this Idempotency-Key was already used for a refund of another order "
+        "or with another body; use a new key for a new refund",
+    )

@@ -10,9 +10,10 @@ Problems specific to this API carry a ``type`` under :data:`PROBLEM_BASE`; plain
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, Mapping
+from typing import Any
 
 import structlog
 from aiohttp import hdrs, web
@@ -73,8 +74,14 @@ class Problem(Exception):
     ``extensions`` are extra members of the document (e.g. ``field``).
     """
 
-    def __init__(self, kind: ProblemType | int, detail: str, *,
-                 headers: Mapping[str, str] | None = None, **extensions: Any) -> None:
+    def __init__(
+        self,
+        kind: ProblemType | int,
+        detail: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
         if isinstance(kind, ProblemType):
             self.status, self.type, self.title = kind.status, kind.uri, kind.title
         else:
@@ -86,8 +93,14 @@ class Problem(Exception):
 
     def response(self) -> web.Response:
         """The ``application/problem+json`` response for this problem."""
-        return problem_response(self.status, self.detail, type_=self.type, title=self.title,
-                                headers=self.headers, **self.extensions)
+        return problem_response(
+            self.status,
+            self.detail,
+            type_=self.type,
+            title=self.title,
+            headers=self.headers,
+            **self.extensions,
+        )
 
 
 def _phrase(status: int) -> str:
@@ -97,10 +110,23 @@ def _phrase(status: int) -> str:
         return "Error"
 
 
-def problem_response(status: int, detail: str, *, type_: str = "about:blank", title: str | None = None,
-                     headers: Mapping[str, str] | None = None, **extensions: Any) -> web.Response:
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    type_: str = "about:blank",
+    title: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extensions: Any,
+) -> web.Response:
     """Render one problem document."""
-    body = {"type": type_, "title": title or _phrase(status), "status": status, "detail": detail, **extensions}
+    body = {
+        "type": type_,
+        "title": title or _phrase(status),
+        "status": status,
+        "detail": detail,
+        **extensions,
+    }
     return json_response(body, status=status, headers=headers, content_type=PROBLEM_CONTENT_TYPE)
 
 
@@ -123,8 +149,11 @@ def _from_http_exception(request: web.Request, exc: web.HTTPException) -> web.Re
 
 
 def _unavailable() -> web.Response:
-    return problem_response(503, "the service is briefly unable to handle the request; please retry",
-                            headers={hdrs.RETRY_AFTER: "1"})
+    return problem_response(
+        503,
+        "the service is briefly unable to handle the request; please retry",
+        headers={hdrs.RETRY_AFTER: "1"},
+    )
 
 
 @web.middleware

@@ -8,7 +8,7 @@ gateway counts as ready without it (orders are still taken); its state shows in 
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pika
 from aiohttp import web

@@ -15,14 +15,17 @@ from models.tables import ReconciliationReport
 async def latest_report(session: AsyncSession) -> ReconciliationReport | None:
     """The newest report, or None before the first run."""
     # Ids grow with every run, so the primary key finds the newest without an index on created_at.
-    return await session.scalar(select(ReconciliationReport).order_by(ReconciliationReport.id.desc()).limit(1))
+    return await session.scalar(
+        select(ReconciliationReport).order_by(ReconciliationReport.id.desc()).limit(1)
+    )
 
 
 def report_json(report: ReconciliationReport | None) -> dict[str, Any]:
     """The ``GET /admin/reconciliation`` document; a 404 problem when there is no report yet."""
     if report is None:
-        raise Problem(404, "no reconciliation has run yet; the scheduler starts one every "
-                           "RECONCILE_EVERY_SECONDS")
+        raise Problem(
+            404, "no reconciliation has run yet; the scheduler starts one every RECONCILE_EVERY_SECONDS"
+        )
     return {
         "id": report.id,
         "created_at": isoformat(report.created_at),

@@ -59,9 +59,19 @@ async def request_log_middleware(request: web.Request, handler) -> web.StreamRes
         elapsed = perf_counter() - started
         request.app[METRICS].observe_request(request.method, route_label(request), metric_status, elapsed)
         if status is None or status >= 500:
-            log.warning("http.request", method=request.method, path=request.path,
-                        status=status if status is not None else "aborted", duration_ms=round(elapsed * 1000, 1))
+            log.warning(
+                "http.request",
+                method=request.method,
+                path=request.path,
+                status=status if status is not None else "aborted",
+                duration_ms=round(elapsed * 1000, 1),
+            )
         elif request.path not in _QUIET_PATHS:
-            log.info("http.request", method=request.method, path=request.path, status=status,
-                     duration_ms=round(elapsed * 1000, 1))
+            log.info(
+                "http.request",
+                method=request.method,
+                path=request.path,
+                status=status,
+                duration_ms=round(elapsed * 1000, 1),
+            )
         _unbind(*_REQUEST_SCOPED)

@@ -9,7 +9,8 @@ keys that are not strings) are written by the standard library instead.
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -25,8 +26,14 @@ def dumps(data: Any) -> bytes:
         return json.dumps(data).encode("utf-8")
 
 
-def json_response(data: Any, *, status: int = 200, headers: Mapping[str, str] | None = None,
-                  content_type: str = JSON_CONTENT_TYPE) -> web.Response:
+def json_response(
+    data: Any,
+    *,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+    content_type: str = JSON_CONTENT_TYPE,
+) -> web.Response:
     """A response whose body is ``data`` as JSON (``web.json_response``, with orjson)."""
-    return web.Response(body=dumps(data), status=status, headers=headers, content_type=content_type,
-                        charset="utf-8")
+    return web.Response(
+        body=dumps(data), status=status, headers=headers, content_type=content_type, charset="utf-8"
+    )

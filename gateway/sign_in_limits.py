@@ -131,7 +131,9 @@ async def begin_sign_in(request: web.Request, email: str) -> SignInAttempt:
     window = settings.auth_failure_window_seconds
     try:
         async with asyncio.timeout(_REDIS_BUDGET_SECONDS):
-            account_wait, address_wait = await client.register_script(_TAKE_PLACES)(keys=keys, args=[*limits, window])
+            account_wait, address_wait = await client.register_script(_TAKE_PLACES)(
+                keys=keys, args=[*limits, window]
+            )
     except (redis.RedisError, OSError, TimeoutError) as error:
         log.warning("auth.sign_in_limits_unavailable", error=repr(error))
         return SignInAttempt(None, *keys)
@@ -139,8 +141,11 @@ async def begin_sign_in(request: web.Request, email: str) -> SignInAttempt:
         retry_after = max(account_wait, address_wait)
         locked = [what for what, wait in (("account", account_wait), ("address", address_wait)) if wait]
         log.info("auth.sign_in_locked", client_address=address, locked=locked, retry_after=retry_after)
-        raise Problem(TOO_MANY_ATTEMPTS, _lock_detail(account_wait, address_wait, limits, window),
-                      headers={hdrs.RETRY_AFTER: str(retry_after)})
+        raise Problem(
+            TOO_MANY_ATTEMPTS,
+            _lock_detail(account_wait, address_wait, limits, window),
+            headers={hdrs.RETRY_AFTER: str(retry_after)},
+        )
     return SignInAttempt(client, *keys)
 
 
@@ -150,5 +155,6 @@ def _lock_detail(account_wait: int, address_wait: int, limits: list[int], window
         reasons.append(f"this account is locked after {limits[0]} failed sign-ins")
     if address_wait:
         reasons.append(f"this address is locked after {limits[1]} failed sign-ins")
-    return (f"{' and '.join(reasons)} within {window} seconds; "
-            f"retry in {max(account_wait, address_wait)} seconds")
+    return (
+        f"{' and '.join(reasons)} within {window} seconds; retry in {max(account_wait, address_wait)} seconds"
+    )

@@ -65,16 +65,28 @@ class StatusSnapshot:
 
 
 def _status_query(order_id: str):
-    entered = (select(OrderHistory.at).where(OrderHistory.order_id == Order.id)
-               .order_by(OrderHistory.id.desc()).limit(1).scalar_subquery())
+    entered = (
+        select(OrderHistory.at)
+        .where(OrderHistory.order_id == Order.id)
+        .order_by(OrderHistory.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
     return select(Order.id, Order.account_id, Order.status, Order.reason, entered).where(Order.id == order_id)
 
 
 def _archived_status_query(order_id: str):
     orders, history = orders_archive.c, order_history_archive.c
-    entered = (select(history.at).where(history.order_id == orders.id)
-               .order_by(history.id.desc()).limit(1).scalar_subquery())
-    return select(orders.id, orders.account_id, orders.status, orders.reason, entered).where(orders.id == order_id)
+    entered = (
+        select(history.at)
+        .where(history.order_id == orders.id)
+        .order_by(history.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return select(orders.id, orders.account_id, orders.status, orders.reason, entered).where(
+        orders.id == order_id
+    )
 
 
 async def read_status(sessionmaker: async_sessionmaker[AsyncSession], order_id: str) -> StatusSnapshot | None:
@@ -100,12 +112,14 @@ async def stream_status(request: web.Request, order_id: str, caller: Caller) -> 
         current = await read_status(app[SESSIONMAKER], order_id)
         if current is None:  # gone since the check above: still nothing to stream
             raise not_found(order_id, caller)
-        response = web.StreamResponse(headers={
-            hdrs.CONTENT_TYPE: "text/event-stream",
-            hdrs.CACHE_CONTROL: "no-cache",
-            # Reverse proxies (nginx) would otherwise buffer the events.
-            "X-Accel-Buffering": "no",
-        })
+        response = web.StreamResponse(
+            headers={
+                hdrs.CONTENT_TYPE: "text/event-stream",
+                hdrs.CACHE_CONTROL: "no-cache",
+                # Reverse proxies (nginx) would otherwise buffer the events.
+                "X-Accel-Buffering": "no",
+            }
+        )
         await response.prepare(request)
         try:
             await _follow(request, response, nudges, current)
@@ -125,8 +139,9 @@ async def _visible(sessionmaker: async_sessionmaker[AsyncSession], order_id: str
     return snapshot is not None and caller.may_see(snapshot.account_id)
 
 
-async def _follow(request: web.Request, response: web.StreamResponse, nudges: Nudges,
-                  last: StatusSnapshot) -> None:
+async def _follow(
+    request: web.Request, response: web.StreamResponse, nudges: Nudges, last: StatusSnapshot
+) -> None:
     """Send ``last``, then each new status, until a final one, the time cap, or a gone client."""
     await response.write(last.event())
     if last.is_final:

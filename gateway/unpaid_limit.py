@@ -27,18 +27,25 @@ RETRY_AFTER_SECONDS = 60
 
 
 _orders = Order.__table__
-_COUNT_UNPAID = select(func.count()).select_from(_orders).where(
-    _orders.c.account_id == bindparam("account_id"), _orders.c.status.in_(UNPAID_STATUSES))
+_COUNT_UNPAID = (
+    select(func.count())
+    .select_from(_orders)
+    .where(_orders.c.account_id == bindparam("account_id"), _orders.c.status.in_(UNPAID_STATUSES))
+)
 
 
 def unknown_account() -> Problem:
     """The 401 for a valid token whose account no longer exists."""
-    return Problem(INVALID_TOKEN, "the access token's account does not exist",
-                   headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    return Problem(
+        INVALID_TOKEN,
+        "the access token's account does not exist",
+        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+    )
 
 
-async def count_unpaid_orders(connection: AsyncConnection | AsyncSession, account_id: str,
-                              limit: int | None) -> None:
+async def count_unpaid_orders(
+    connection: AsyncConnection | AsyncSession, account_id: str, limit: int | None
+) -> None:
     """A 429 problem when the customer already has ``limit`` unpaid orders (None: no limit).
 
     The caller holds the customer's account lock.
@@ -47,7 +54,10 @@ async def count_unpaid_orders(connection: AsyncConnection | AsyncSession, accoun
         return
     unpaid = (await connection.execute(_COUNT_UNPAID, {"account_id": account_id})).scalar_one()
     if unpaid >= limit:
-        raise Problem(TOO_MANY_UNPAID_ORDERS,
-                      f"you have {unpaid} orders waiting for payment and at most {limit} are allowed at once; "
-                      "pay for or cancel one of them first",
-                      headers={"Retry-After": str(RETRY_AFTER_SECONDS)}, limit=limit)
+        raise Problem(
+            TOO_MANY_UNPAID_ORDERS,
+            f"you have {unpaid} orders waiting for payment and at most {limit} are allowed at once; "
+            "pay for or cancel one of them first",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            limit=limit,
+        )

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
@@ -102,8 +103,14 @@ def _join(path: str, key: str) -> str:
 # -- scalars ---------------------------------------------------------------------------------
 
 
-def string(*, min_length: int = 1, max_length: int, pattern: str | None = None,
-           not_blank: bool = False, what: str | None = None) -> Validator:
+def string(
+    *,
+    min_length: int = 1,
+    max_length: int,
+    pattern: str | None = None,
+    not_blank: bool = False,
+    what: str | None = None,
+) -> Validator:
     """A string of ``min_length``..``max_length`` characters, optionally matching ``pattern``."""
     compiled = re.compile(pattern) if pattern else None
 
@@ -128,7 +135,7 @@ def integer(*, minimum: int | None = None, maximum: int | None = None) -> Valida
         # bool is a subclass of int in Python; a client sending true almost certainly erred.
         if type(value) is not int:
             raise ValidationError(path, "must be an integer")
-        if minimum is not None and value < minimum or maximum is not None and value > maximum:
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
             raise ValidationError(path, f"must be an integer {_range(minimum, maximum)}")
         return value
 
@@ -208,8 +215,12 @@ def array(item: Validator, *, min_items: int = 0, max_items: int) -> Validator:
     return check
 
 
-def obj(required: Mapping[str, Validator] | None = None, optional: Mapping[str, Validator] | None = None,
-        *, extra: str = "forbid") -> Validator:
+def obj(
+    required: Mapping[str, Validator] | None = None,
+    optional: Mapping[str, Validator] | None = None,
+    *,
+    extra: str = "forbid",
+) -> Validator:
     """A JSON object with the ``required`` and ``optional`` members.
 
     An optional member sent as ``null`` is kept as ``None``; an absent one stays absent.
@@ -283,7 +294,9 @@ def _deeper_than(value: Any, limit: int) -> bool:
     stack = [(value, 0)]
     while stack:
         current, depth = stack.pop()
-        children = current.values() if isinstance(current, dict) else current if isinstance(current, list) else None
+        children = (
+            current.values() if isinstance(current, dict) else current if isinstance(current, list) else None
+        )
         if children is None:
             continue
         if depth + 1 > limit:

@@ -35,7 +35,9 @@ ARCHIVABLE = (OrderStatus.DELIVERED, OrderStatus.CANCELLED, OrderStatus.REJECTED
 
 
 def _due(older_than: datetime):
-    return select(Order.id).where(Order._status.in_([s.value for s in ARCHIVABLE]), Order.updated_at < older_than)
+    return select(Order.id).where(
+        Order._status.in_([s.value for s in ARCHIVABLE]), Order.updated_at < older_than
+    )
 
 
 async def count_due(session: AsyncSession, older_than: datetime) -> int:
@@ -45,26 +47,45 @@ async def count_due(session: AsyncSession, older_than: datetime) -> int:
 
 async def archive_batch(session: AsyncSession, older_than: datetime, batch_size: int = 200) -> list[str]:
     """Move up to ``batch_size`` due orders to the archive in the caller's transaction; returns their ids."""
-    ids = list((await session.scalars(
-        _due(older_than).order_by(Order.updated_at).limit(batch_size).with_for_update(skip_locked=True))).all())
+    ids = list(
+        (
+            await session.scalars(
+                _due(older_than)
+                .order_by(Order.updated_at)
+                .limit(batch_size)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+    )
     if not ids:
         return []
     sold = await session.execute(
         select(ReservedStock.sku, func.sum(ReservedStock.quantity))
         .where(ReservedStock.order_id.in_(ids), ReservedStock.state == HoldState.COMMITTED)
-        .group_by(ReservedStock.sku).order_by(ReservedStock.sku))
+        .group_by(ReservedStock.sku)
+        .order_by(ReservedStock.sku)
+    )
     for sku, quantity in sold.all():
-        await session.execute(update(Stock).where(Stock.sku == sku)
-                              .values(committed_archived=Stock.committed_archived + quantity))
+        await session.execute(
+            update(Stock)
+            .where(Stock.sku == sku)
+            .values(committed_archived=Stock.committed_archived + quantity)
+        )
     for hot, archive in ARCHIVED_CHILDREN:
         columns = [column.name for column in hot.columns]
-        await session.execute(archive.insert().from_select(columns, select(hot).where(hot.c.order_id.in_(ids))))
+        await session.execute(
+            archive.insert().from_select(columns, select(hot).where(hot.c.order_id.in_(ids)))
+        )
         await session.execute(delete(hot).where(hot.c.order_id.in_(ids)))
     order_columns = [column.name for column in Order.__table__.columns]
-    await session.execute(orders_archive.insert().from_select(
-        [*order_columns, "archived_at"],
-        select(*Order.__table__.columns, literal(utcnow(), orders_archive.c.archived_at.type))
-        .where(Order.id.in_(ids))))
+    await session.execute(
+        orders_archive.insert().from_select(
+            [*order_columns, "archived_at"],
+            select(*Order.__table__.columns, literal(utcnow(), orders_archive.c.archived_at.type)).where(
+                Order.id.in_(ids)
+            ),
+        )
+    )
     await session.execute(delete(Order.__table__).where(Order.id.in_(ids)))
     return ids
 
@@ -75,7 +96,11 @@ def _rows(result) -> list[dict[str, Any]]:
 
 async def load_archived_order(session: AsyncSession, order_id: str) -> Order | None:
     """An archived order rebuilt as a detached :class:`Order` (with lines, history, payments, holds)."""
-    row = (await session.execute(select(orders_archive).where(orders_archive.c.id == order_id))).mappings().first()
+    row = (
+        (await session.execute(select(orders_archive).where(orders_archive.c.id == order_id)))
+        .mappings()
+        .first()
+    )
     if row is None:
         return None
     [order] = await rebuild_archived(session, [dict(row)])
@@ -86,11 +111,15 @@ async def rebuild_archived(session: AsyncSession, rows: list[dict[str, Any]]) ->
     """Detached :class:`Order` objects for archive rows of ``orders_archive``, children attached."""
     ids = [row["id"] for row in rows]
     children: dict[str, dict[str, list[dict[str, Any]]]] = {order_id: {} for order_id in ids}
-    for name, table, order_by in (("lines", order_lines_archive, order_lines_archive.c.sku),
-                                  ("history", order_history_archive, order_history_archive.c.id),
-                                  ("payments", payments_archive, payments_archive.c.attempt),
-                                  ("holds", reserved_stock_archive, reserved_stock_archive.c.sku)):
-        for child in _rows(await session.execute(select(table).where(table.c.order_id.in_(ids)).order_by(order_by))):
+    for name, table, order_by in (
+        ("lines", order_lines_archive, order_lines_archive.c.sku),
+        ("history", order_history_archive, order_history_archive.c.id),
+        ("payments", payments_archive, payments_archive.c.attempt),
+        ("holds", reserved_stock_archive, reserved_stock_archive.c.sku),
+    ):
+        for child in _rows(
+            await session.execute(select(table).where(table.c.order_id.in_(ids)).order_by(order_by))
+        ):
             children[child["order_id"]].setdefault(name, []).append(child)
     orders = []
     for row in rows:

@@ -93,12 +93,15 @@ def _quoted(name: str) -> str:
 
 async def text_columns(connection: AsyncConnection) -> dict[str, list[str]]:
     """Every text column of every table of the connected database, by table."""
-    rows = await connection.execute(text(
-        "SELECT c.table_name, c.column_name FROM information_schema.columns c "
-        "JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name "
-        "WHERE c.table_schema = DATABASE() AND t.table_type = 'BASE TABLE' AND c.data_type IN :types "
-        "ORDER BY c.table_name, c.ordinal_position").bindparams(bindparam("types", expanding=True)),
-        {"types": list(_TEXT_TYPES)})
+    rows = await connection.execute(
+        text(
+            "SELECT c.table_name, c.column_name FROM information_schema.columns c "
+            "JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name "
+            "WHERE c.table_schema = DATABASE() AND t.table_type = 'BASE TABLE' AND c.data_type IN :types "
+            "ORDER BY c.table_name, c.ordinal_position"
+        ).bindparams(bindparam("types", expanding=True)),
+        {"types": list(_TEXT_TYPES)},
+    )
     columns: dict[str, list[str]] = {}
     for table, column in rows:
         columns.setdefault(table, []).append(column)
@@ -106,9 +109,13 @@ async def text_columns(connection: AsyncConnection) -> dict[str, list[str]]:
 
 
 async def _primary_key(connection: AsyncConnection, table: str) -> list[str]:
-    rows = await connection.execute(text(
-        "SELECT column_name FROM information_schema.key_column_usage WHERE table_schema = DATABASE() "
-        "AND table_name = :table AND constraint_name = 'PRIMARY' ORDER BY ordinal_position"), {"table": table})
+    rows = await connection.execute(
+        text(
+            "SELECT column_name FROM information_schema.key_column_usage WHERE table_schema = DATABASE() "
+            "AND table_name = :table AND constraint_name = 'PRIMARY' ORDER BY ordinal_position"
+        ),
+        {"table": table},
+    )
     return [name for (name,) in rows]
 
 
@@ -124,7 +131,9 @@ async def find_stored_card_numbers(connection: AsyncConnection) -> list[StoredCa
         key = await _primary_key(connection, table)
         selected = ", ".join(_quoted(name) for name in [*key, *columns])
         # Only values long enough to hold 13 digits can match; the server drops the rest.
-        long_enough = " OR ".join(f"CHAR_LENGTH({_quoted(name)}) >= {STORED_DIGITS.start}" for name in columns)
+        long_enough = " OR ".join(
+            f"CHAR_LENGTH({_quoted(name)}) >= {STORED_DIGITS.start}" for name in columns
+        )
         result = await connection.stream(text(f"SELECT {selected} FROM {_quoted(table)} WHERE {long_enough}"))
         async for row in result:
             values = row._mapping

@@ -30,8 +30,12 @@ EVENT_TYPES = (*ORDER_EVENTS.values(), REFUNDED_EVENT)
 
 def event_body(event_type: str, order: Order) -> dict[str, Any]:
     """A domain event as other services receive it: ``{event_id, type, occurred_at, order}``."""
-    return {"event_id": new_id(), "type": event_type, "occurred_at": isoformat(utcnow()),
-            "order": order_json(order)}
+    return {
+        "event_id": new_id(),
+        "type": event_type,
+        "occurred_at": isoformat(utcnow()),
+        "order": order_json(order),
+    }
 
 
 class EventEmitter:
@@ -56,8 +60,11 @@ class EventEmitter:
 
     def emit(self, uow: UnitOfWork, orders: list[Order], refunded: list[Payment]) -> None:
         """Enqueue, in ``uow``, what the changed ``orders`` and ``refunded`` payments announce."""
-        announced = [(order, ORDER_EVENTS[OrderStatus(order.status)]) for order in orders
-                     if order.status in ORDER_EVENTS]
+        announced = [
+            (order, ORDER_EVENTS[OrderStatus(order.status)])
+            for order in orders
+            if order.status in ORDER_EVENTS
+        ]
         loaded = {o.id: o for o in uow.session.identity_map.values() if isinstance(o, Order)}
         for payment in refunded:
             if payment.status == PaymentStatus.REFUNDED and payment.order_id in loaded:

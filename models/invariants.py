@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from datetime import timedelta
 
 from sqlalchemy import and_, case, func, or_, select
@@ -49,18 +48,26 @@ async def stock_ledgers(session: AsyncSession, skus: list[str] | None = None) ->
 
     One statement, so InnoDB reads stock and holds from the same snapshot.
     """
-    held = func.coalesce(func.sum(case((ReservedStock.state == HoldState.HELD, ReservedStock.quantity),
-                                       else_=0)), 0)
-    committed = func.coalesce(func.sum(case((ReservedStock.state == HoldState.COMMITTED,
-                                             ReservedStock.quantity), else_=0)), 0)
+    held = func.coalesce(
+        func.sum(case((ReservedStock.state == HoldState.HELD, ReservedStock.quantity), else_=0)), 0
+    )
+    committed = func.coalesce(
+        func.sum(case((ReservedStock.state == HoldState.COMMITTED, ReservedStock.quantity), else_=0)), 0
+    )
     holds = (
         select(ReservedStock.sku, held.label("held"), committed.label("committed"))
         .group_by(ReservedStock.sku)
         .subquery()
     )
     query = (
-        select(Stock.sku, Stock.received, Stock.available,
-               func.coalesce(holds.c.held, 0), func.coalesce(holds.c.committed, 0), Stock.committed_archived)
+        select(
+            Stock.sku,
+            Stock.received,
+            Stock.available,
+            func.coalesce(holds.c.held, 0),
+            func.coalesce(holds.c.committed, 0),
+            Stock.committed_archived,
+        )
         .outerjoin(holds, holds.c.sku == Stock.sku)
         .order_by(Stock.sku)
     )
@@ -78,15 +85,19 @@ async def overdue_orders(session: AsyncSession, grace_seconds: float) -> list[tu
     """
     cutoff = utcnow() - timedelta(seconds=grace_seconds)
     rows = await session.execute(
-        select(Order.id, Order._status).where(or_(
-            and_(Order._status == OrderStatus.PENDING, Order.created_at < cutoff),
-            and_(Order._status == OrderStatus.AWAITING_PAYMENT, Order.hold_expires_at < cutoff),
-        ))
+        select(Order.id, Order._status).where(
+            or_(
+                and_(Order._status == OrderStatus.PENDING, Order.created_at < cutoff),
+                and_(Order._status == OrderStatus.AWAITING_PAYMENT, Order.hold_expires_at < cutoff),
+            )
+        )
     )
     return [(order_id, status) for order_id, status in rows]
 
 
-async def invariant_violations(session: AsyncSession, deadline_grace_seconds: float | None = None) -> list[str]:
+async def invariant_violations(
+    session: AsyncSession, deadline_grace_seconds: float | None = None
+) -> list[str]:
     """A readable line per broken invariant; empty when all hold.
 
     With ``deadline_grace_seconds`` also every order overdue by more than that is reported.
@@ -100,11 +111,14 @@ async def invariant_violations(session: AsyncSession, deadline_grace_seconds: fl
     charged = func.sum(case((Payment._status.in_([s.value for s in CHARGED]), 1), else_=0))
     refunded = func.sum(case((Payment._status.in_([s.value for s in REFUNDED]), 1), else_=0))
     rows = await session.execute(
-        select(Payment.order_id, charged, refunded).group_by(Payment.order_id)
+        select(Payment.order_id, charged, refunded)
+        .group_by(Payment.order_id)
         .having((charged > 1) | (refunded > 1))
     )
     problems += [f"order {order_id}: {c} charged payments, {r} refunds" for order_id, c, r in rows]
     if deadline_grace_seconds is not None:
-        problems += [f"order {order_id}: still {status} past its deadline"
-                     for order_id, status in await overdue_orders(session, deadline_grace_seconds)]
+        problems += [
+            f"order {order_id}: still {status} past its deadline"
+            for order_id, status in await overdue_orders(session, deadline_grace_seconds)
+        ]
     return problems

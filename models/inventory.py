@@ -12,9 +12,10 @@ lines, so two orders over the same SKUs never wait for each other in a circle.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 from sqlalchemy import and_, case, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -49,7 +50,8 @@ async def take_stock(connection: AsyncConnection, quantities: dict[str, int]) ->
     """
     wanted = _per_sku(quantities)
     taken = await connection.execute(
-        update(_stock).where(and_(_stock.c.sku.in_(list(quantities)), _stock.c.available >= wanted))
+        update(_stock)
+        .where(and_(_stock.c.sku.in_(list(quantities)), _stock.c.available >= wanted))
         .values(available=_stock.c.available - wanted)
     )
     return taken.rowcount == len(quantities)
@@ -60,8 +62,11 @@ async def shortage_of(connection: AsyncConnection, quantities: dict[str, int]) -
 
     Reads the committed stock of the SKUs (first in SKU order that falls short).
     """
-    rows = (await connection.execute(select(_stock.c.sku, _stock.c.available)
-                                     .where(_stock.c.sku.in_(list(quantities))))).all()
+    rows = (
+        await connection.execute(
+            select(_stock.c.sku, _stock.c.available).where(_stock.c.sku.in_(list(quantities)))
+        )
+    ).all()
     available = {row.sku.lower(): row.available for row in rows}
     for sku in sorted(quantities):
         if sku.lower() not in available:
@@ -79,16 +84,35 @@ def line_quantities(order: OrderRecord) -> dict[str, int]:
     return {line.sku: line.quantity for line in order.lines}
 
 
-async def add_holds(connection: AsyncConnection, order: OrderRecord, expires_at: datetime,
-                    state: HoldState = HoldState.HELD) -> None:
+async def add_holds(
+    connection: AsyncConnection, order: OrderRecord, expires_at: datetime, state: HoldState = HoldState.HELD
+) -> None:
     """Record a hold row per line of ``order`` (the stock was taken by :func:`take_stock`)."""
     now = utcnow()
-    rows = [{"order_id": order.id, "sku": line.sku, "quantity": line.quantity, "expires_at": expires_at,
-             "state": state.value, "created_at": now, "released_at": None}
-            for line in order.lines]
+    rows = [
+        {
+            "order_id": order.id,
+            "sku": line.sku,
+            "quantity": line.quantity,
+            "expires_at": expires_at,
+            "state": state.value,
+            "created_at": now,
+            "released_at": None,
+        }
+        for line in order.lines
+    ]
     await connection.execute(insert(_holds), rows)
-    order.holds.extend(HoldRecord(id=0, sku=line.sku, quantity=line.quantity, state=state.value,
-                                  expires_at=expires_at, released_at=None) for line in order.lines)
+    order.holds.extend(
+        HoldRecord(
+            id=0,
+            sku=line.sku,
+            quantity=line.quantity,
+            state=state.value,
+            expires_at=expires_at,
+            released_at=None,
+        )
+        for line in order.lines
+    )
 
 
 async def commit_holds(connection: AsyncConnection, order: OrderRecord) -> int:
@@ -97,15 +121,18 @@ async def commit_holds(connection: AsyncConnection, order: OrderRecord) -> int:
     if not held:
         return 0
     await connection.execute(
-        update(_holds).where(_holds.c.order_id == order.id, _holds.c.state == HoldState.HELD.value)
-        .values(state=HoldState.COMMITTED.value))
+        update(_holds)
+        .where(_holds.c.order_id == order.id, _holds.c.state == HoldState.HELD.value)
+        .values(state=HoldState.COMMITTED.value)
+    )
     for hold in held:
         hold.state = HoldState.COMMITTED.value
     return len(held)
 
 
-async def release_holds(connection: AsyncConnection, order: OrderRecord,
-                        states: Iterable[HoldState] = (HoldState.HELD,)) -> int:
+async def release_holds(
+    connection: AsyncConnection, order: OrderRecord, states: Iterable[HoldState] = (HoldState.HELD,)
+) -> int:
     """Give the stock of the order's holds in ``states`` back to ``available``; returns units."""
     states = {HoldState(state).value for state in states}
     released = [hold for hold in order.holds if hold.state in states]
@@ -115,12 +142,15 @@ async def release_holds(connection: AsyncConnection, order: OrderRecord,
     for hold in released:
         quantities[hold.sku] += hold.quantity
     back = _per_sku(dict(quantities))
-    await connection.execute(update(_stock).where(_stock.c.sku.in_(list(quantities)))
-                             .values(available=_stock.c.available + back))
+    await connection.execute(
+        update(_stock).where(_stock.c.sku.in_(list(quantities))).values(available=_stock.c.available + back)
+    )
     now = utcnow()
     await connection.execute(
-        update(_holds).where(_holds.c.order_id == order.id, _holds.c.state.in_(sorted(states)))
-        .values(state=HoldState.RELEASED.value, released_at=now))
+        update(_holds)
+        .where(_holds.c.order_id == order.id, _holds.c.state.in_(sorted(states)))
+        .values(state=HoldState.RELEASED.value, released_at=now)
+    )
     for hold in released:
         hold.state, hold.released_at = HoldState.RELEASED.value, now
     return sum(quantities.values())

@@ -33,8 +33,11 @@ async def create_database(database_url: str) -> None:
     engine = create_async_engine(url.set(database=""), connect_args={"connect_timeout": 5})
     try:
         async with engine.begin() as connection:
-            await connection.execute(text(
-                f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
+            await connection.execute(
+                text(
+                    f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+                )
+            )
     finally:
         await engine.dispose()
 

@@ -38,8 +38,11 @@ async def _empty_cart(uow: UnitOfWork, order: OrderRecord) -> None:
     """A placed cart checkout takes its lines out of the customer's cart."""
     if order.source == "cart":
         connection = await uow.connection()
-        await connection.execute(delete(_cart).where(_cart.c.account_id == order.account_id,
-                                                     _cart.c.sku.in_([line.sku for line in order.lines])))
+        await connection.execute(
+            delete(_cart).where(
+                _cart.c.account_id == order.account_id, _cart.c.sku.in_([line.sku for line in order.lines])
+            )
+        )
 
 
 async def place(uow: UnitOfWork, order: OrderRecord, payment: PaymentRecord, **payment_columns: Any) -> None:
@@ -54,7 +57,9 @@ async def place(uow: UnitOfWork, order: OrderRecord, payment: PaymentRecord, **p
     await _empty_cart(uow, order)
 
 
-async def fail_payment(uow: UnitOfWork, order: OrderRecord, payment: PaymentRecord, **payment_columns: Any) -> None:
+async def fail_payment(
+    uow: UnitOfWork, order: OrderRecord, payment: PaymentRecord, **payment_columns: Any
+) -> None:
     """The payment failed while stock was held: cancel the order and give the stock back."""
     if payment.status == PaymentStatus.PENDING:
         await move_payment(uow, payment, PaymentStatus.FAILED, **payment_columns)
@@ -85,8 +90,9 @@ async def cancel_paid(uow: UnitOfWork, order: OrderRecord, reason: Reason) -> Fo
     return FollowUp.NOTHING
 
 
-async def late_payment(uow: UnitOfWork, order: OrderRecord, payment: PaymentRecord, policy: str,
-                       **payment_columns: Any) -> FollowUp:
+async def late_payment(
+    uow: UnitOfWork, order: OrderRecord, payment: PaymentRecord, policy: str, **payment_columns: Any
+) -> FollowUp:
     """A success arrived for an order no longer awaiting payment (cancelled, typically timed out).
 
     Under ``reinstate``, an order cancelled only because its hold ran out is placed again if all

@@ -25,15 +25,25 @@ _history = OrderHistory.__table__
 _payments = Payment.__table__
 
 _UPDATE_ORDER = (
-    update(_orders).where(_orders.c.id == bindparam("order_id"))
-    .values(status=bindparam("status"), reason=bindparam("reason"), updated_at=bindparam("now"),
-            hold_expires_at=bindparam("hold_expires_at"))
+    update(_orders)
+    .where(_orders.c.id == bindparam("order_id"))
+    .values(
+        status=bindparam("status"),
+        reason=bindparam("reason"),
+        updated_at=bindparam("now"),
+        hold_expires_at=bindparam("hold_expires_at"),
+    )
 )
 _INSERT_HISTORY = insert(_history)
 
 
-async def move_order(uow: UnitOfWork, order: OrderRecord, target: OrderStatus, reason: Reason | None = None,
-                     note: str | None = None) -> None:
+async def move_order(
+    uow: UnitOfWork,
+    order: OrderRecord,
+    target: OrderStatus,
+    reason: Reason | None = None,
+    note: str | None = None,
+) -> None:
     """Move ``order`` to ``target``, record it in its history and announce it.
 
     Raises :class:`IllegalTransition` when the move is not in the table.
@@ -44,8 +54,16 @@ async def move_order(uow: UnitOfWork, order: OrderRecord, target: OrderStatus, r
     order.reason = reason.value if reason else None
     order.updated_at = now
     connection = await uow.connection()
-    await connection.execute(_UPDATE_ORDER, {"order_id": order.id, "status": order.status, "reason": order.reason,
-                                             "now": now, "hold_expires_at": order.hold_expires_at})
+    await connection.execute(
+        _UPDATE_ORDER,
+        {
+            "order_id": order.id,
+            "status": order.status,
+            "reason": order.reason,
+            "now": now,
+            "hold_expires_at": order.hold_expires_at,
+        },
+    )
     await _append_history(connection, order, note, now)
     uow.announce(order, order.status)
 
@@ -58,11 +76,15 @@ async def add_note(uow: UnitOfWork, order: OrderRecord, note: str) -> None:
 async def _append_history(connection: Any, order: OrderRecord, note: str | None, now: Any) -> None:
     entry = HistoryRecord(status=order.status, reason=order.reason, note=note, at=now)
     order.history.append(entry)
-    await connection.execute(_INSERT_HISTORY, {"order_id": order.id, "status": entry.status,
-                                               "reason": entry.reason, "note": note, "at": now})
+    await connection.execute(
+        _INSERT_HISTORY,
+        {"order_id": order.id, "status": entry.status, "reason": entry.reason, "note": note, "at": now},
+    )
 
 
-async def move_payment(uow: UnitOfWork, payment: PaymentRecord, target: PaymentStatus, **columns: Any) -> None:
+async def move_payment(
+    uow: UnitOfWork, payment: PaymentRecord, target: PaymentStatus, **columns: Any
+) -> None:
     """Move ``payment`` to ``target`` (and set ``columns``, e.g. the provider's id) in one statement.
 
     Raises :class:`IllegalTransition` on an illegal move.
@@ -78,4 +100,3 @@ async def set_payment_columns(uow: UnitOfWork, payment: PaymentRecord, **columns
         setattr(payment, name, value)
     connection = await uow.connection()
     await connection.execute(update(_payments).where(_payments.c.id == payment.id).values(**columns))
-

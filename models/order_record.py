@@ -102,16 +102,41 @@ def _branch(kind: str, table: str, alias: str, columns: list[str], key: str, loc
     """One part of the UNION: the rows of ``table`` for the order, as ``kind`` and columns c1..c12."""
     values = [f"{alias}.{column}" for column in columns] + ["NULL"] * (_WIDTH - len(columns))
     selected = ", ".join(f"{value} AS c{n}" for n, value in enumerate(values, start=1))
-    return (f"(SELECT '{kind}' AS k, {selected} FROM {table} {alias} WHERE {alias}.{key} = :order_id"
-            f"{' FOR UPDATE' if lock else ''})")
+    return (
+        f"(SELECT '{kind}' AS k, {selected} FROM {table} {alias} WHERE {alias}.{key} = :order_id"
+        f"{' FOR UPDATE' if lock else ''})"
+    )
 
 
 _WIDTH = 12
-_ORDER = ["id", "account_id", "status", "reason", "total_cents", "currency", "hold_expires_at",
-          "shipping_address", "source", "created_at", "updated_at"]
+_ORDER = [
+    "id",
+    "account_id",
+    "status",
+    "reason",
+    "total_cents",
+    "currency",
+    "hold_expires_at",
+    "shipping_address",
+    "source",
+    "created_at",
+    "updated_at",
+]
 _LINE = ["sku", "quantity", "unit_price_cents"]
-_PAYMENT = ["id", "attempt", "method", "token", "amount_cents", "currency", "status", "provider_payment_id",
-            "checkout_url", "provider_refund_id", "created_at", "updated_at"]
+_PAYMENT = [
+    "id",
+    "attempt",
+    "method",
+    "token",
+    "amount_cents",
+    "currency",
+    "status",
+    "provider_payment_id",
+    "checkout_url",
+    "provider_refund_id",
+    "created_at",
+    "updated_at",
+]
 _HOLD = ["id", "sku", "quantity", "state", "expires_at", "released_at"]
 _HISTORY = ["id", "status", "reason", "note", "at"]
 
@@ -119,13 +144,15 @@ _HISTORY = ["id", "status", "reason", "note", "at"]
 def _union(lock: bool) -> str:
     # The order's row comes first, so with ``lock`` its lock is taken before any child is read.
     # The children are locked too: a locking read always sees the latest committed rows.
-    return "\nUNION ALL ".join([
-        _branch("o", "orders", "o", _ORDER, "id", lock),
-        _branch("l", "order_lines", "l", _LINE, "order_id", lock),
-        _branch("p", "payments", "p", _PAYMENT, "order_id", lock),
-        _branch("r", "reserved_stock", "r", _HOLD, "order_id", lock),
-        _branch("h", "order_history", "h", _HISTORY, "order_id", lock),
-    ])
+    return "\nUNION ALL ".join(
+        [
+            _branch("o", "orders", "o", _ORDER, "id", lock),
+            _branch("l", "order_lines", "l", _LINE, "order_id", lock),
+            _branch("p", "payments", "p", _PAYMENT, "order_id", lock),
+            _branch("r", "reserved_stock", "r", _HOLD, "order_id", lock),
+            _branch("h", "order_history", "h", _HISTORY, "order_id", lock),
+        ]
+    )
 
 
 _LOCK_ORDER = text(_union(lock=True))
@@ -144,19 +171,49 @@ def _record(rows: list[Any]) -> OrderRecord | None:
         kind, c = row[0], row[1:]
         if kind == "o":
             order = OrderRecord(
-                id=c[0], account_id=c[1], status=c[2], reason=c[3], total_cents=int(c[4]), currency=c[5],
-                hold_expires_at=_time(c[6]), shipping_address=json.loads(c[7]) if isinstance(c[7], (str, bytes)) else c[7],
-                source=c[8] or "api", created_at=_time(c[9]), updated_at=_time(c[10]))
+                id=c[0],
+                account_id=c[1],
+                status=c[2],
+                reason=c[3],
+                total_cents=int(c[4]),
+                currency=c[5],
+                hold_expires_at=_time(c[6]),
+                shipping_address=json.loads(c[7]) if isinstance(c[7], (str, bytes)) else c[7],
+                source=c[8] or "api",
+                created_at=_time(c[9]),
+                updated_at=_time(c[10]),
+            )
         elif kind == "l":
             lines.append(LineRecord(sku=c[0], quantity=int(c[1]), unit_price_cents=_int(c[2])))
         elif kind == "p":
-            payments.append(PaymentRecord(
-                id=c[0], order_id="", attempt=int(c[1]), method=c[2], token=c[3], amount_cents=int(c[4]),
-                currency=c[5], status=c[6], provider_payment_id=c[7], checkout_url=c[8], provider_refund_id=c[9],
-                created_at=_time(c[10]), updated_at=_time(c[11])))
+            payments.append(
+                PaymentRecord(
+                    id=c[0],
+                    order_id="",
+                    attempt=int(c[1]),
+                    method=c[2],
+                    token=c[3],
+                    amount_cents=int(c[4]),
+                    currency=c[5],
+                    status=c[6],
+                    provider_payment_id=c[7],
+                    checkout_url=c[8],
+                    provider_refund_id=c[9],
+                    created_at=_time(c[10]),
+                    updated_at=_time(c[11]),
+                )
+            )
         elif kind == "r":
-            holds.append(HoldRecord(id=int(c[0]), sku=c[1], quantity=int(c[2]), state=c[3],
-                                    expires_at=_time(c[4]), released_at=_time(c[5])))
+            holds.append(
+                HoldRecord(
+                    id=int(c[0]),
+                    sku=c[1],
+                    quantity=int(c[2]),
+                    state=c[3],
+                    expires_at=_time(c[4]),
+                    released_at=_time(c[5]),
+                )
+            )
         else:
             history.append((int(c[0]), HistoryRecord(status=c[1], reason=c[2], note=c[3], at=_time(c[4]))))
     if order is None:

@@ -23,15 +23,21 @@ class Drift:
     repaired: bool
 
     def as_dict(self) -> dict:
-        return {**asdict(self.ledger), "drift": self.ledger.drift, "available_should_be":
-                self.ledger.expected_available, "repaired": self.repaired}
+        return {
+            **asdict(self.ledger),
+            "drift": self.ledger.drift,
+            "available_should_be": self.ledger.expected_available,
+            "repaired": self.repaired,
+        }
 
     def describe(self) -> str:
         ledger = self.ledger
         verb = "set" if self.repaired else "would set"
-        return (f"{ledger.sku}: received {ledger.received} but available {ledger.available} + held {ledger.held}"
-                f" + committed {ledger.committed + ledger.committed_archived} (drift {ledger.drift:+d});"
-                f" {verb} available {ledger.available} -> {ledger.expected_available}")
+        return (
+            f"{ledger.sku}: received {ledger.received} but available {ledger.available} + held {ledger.held}"
+            f" + committed {ledger.committed + ledger.committed_archived} (drift {ledger.drift:+d});"
+            f" {verb} available {ledger.available} -> {ledger.expected_available}"
+        )
 
 
 async def reconcile(session: AsyncSession, *, repair: bool = False) -> tuple[int, list[Drift]]:
@@ -51,8 +57,9 @@ async def reconcile(session: AsyncSession, *, repair: bool = False) -> tuple[int
             if ledger.drift == 0:
                 continue
             if ledger.expected_available >= 0:
-                await session.execute(update(Stock).where(Stock.sku == ledger.sku)
-                                      .values(available=ledger.expected_available))
+                await session.execute(
+                    update(Stock).where(Stock.sku == ledger.sku).values(available=ledger.expected_available)
+                )
                 drifts.append(Drift(ledger, repaired=True))
                 continue
         drifts.append(Drift(ledger, repaired=False))
@@ -61,5 +68,9 @@ async def reconcile(session: AsyncSession, *, repair: bool = False) -> tuple[int
 
 def report_row(checked: int, drifts: list[Drift], repaired: bool) -> ReconciliationReport:
     """The stored report of one reconciliation run."""
-    return ReconciliationReport(skus_checked=checked, drift_count=len(drifts), repaired=repaired,
-                                details=[drift.as_dict() for drift in drifts])
+    return ReconciliationReport(
+        skus_checked=checked,
+        drift_count=len(drifts),
+        repaired=repaired,
+        details=[drift.as_dict() for drift in drifts],
+    )

@@ -20,8 +20,9 @@ async def lock_order(session: AsyncSession, order_id: str) -> Order | None:
     )
 
 
-def find_payment(order: Order, *, payment_id: str | None = None,
-                 provider_payment_id: str | None = None) -> Payment | None:
+def find_payment(
+    order: Order, *, payment_id: str | None = None, provider_payment_id: str | None = None
+) -> Payment | None:
     """The order's payment with every id given: our id, the provider's id, or both.
 
     When both are given, a payment matching only one of them is no match: a provider id naming
@@ -37,4 +38,3 @@ def find_payment(order: Order, *, payment_id: str | None = None,
             continue
         return payment
     return None
-

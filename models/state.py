@@ -99,8 +99,9 @@ class IllegalTransition(DomainError):
         super().__init__(f"{kind} cannot move from {current} to {target}{why}")
 
 
-def can_transition(current: str, target: str, reason: str | None = None,
-                   current_reason: str | None = None) -> bool:
+def can_transition(
+    current: str, target: str, reason: str | None = None, current_reason: str | None = None
+) -> bool:
     """Tell whether an order in ``current`` (cancelled for ``current_reason``) may move to ``target``."""
     if (current, target) == (OrderStatus.CANCELLED, OrderStatus.PLACED):
         return current_reason == _REINSTATABLE_REASON and reason is None
@@ -108,8 +109,9 @@ def can_transition(current: str, target: str, reason: str | None = None,
     return allowed is not None and reason in allowed
 
 
-def require_transition(current: str, target: OrderStatus, reason: Reason | None = None,
-                       current_reason: str | None = None) -> None:
+def require_transition(
+    current: str, target: OrderStatus, reason: Reason | None = None, current_reason: str | None = None
+) -> None:
     """Raise :class:`IllegalTransition` unless an order in ``current`` may move to ``target``."""
     if not can_transition(current, target, reason, current_reason):
         raise IllegalTransition("order", current, target, reason)
@@ -121,8 +123,9 @@ def require_payment_move(current: str, target: PaymentStatus) -> None:
         raise IllegalTransition("payment", current, target)
 
 
-def transition(order: Order, target: OrderStatus, reason: Reason | None = None,
-               note: str | None = None) -> None:
+def transition(
+    order: Order, target: OrderStatus, reason: Reason | None = None, note: str | None = None
+) -> None:
     """Move ``order`` to ``target`` and record the move in its history.
 
     Raises :class:`IllegalTransition` when the move is not in the table.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -50,10 +50,10 @@ class Account(Base):
     email: Mapped[str] = mapped_column(String(254, collation="utf8mb4_bin"), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str] = mapped_column(String(255))
-    shipping_address: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON)
-    billing_address: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON)
+    shipping_address: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    billing_address: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # A payment-provider token (e.g. pm_...) used when an order names no payment; never card data.
-    default_payment_token: Mapped[Optional[str]] = mapped_column(String(128))
+    default_payment_token: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -89,12 +89,12 @@ class Item(Base):
     name: Mapped[str] = mapped_column(String(200))
     price_cents: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
-    upc: Mapped[Optional[str]] = mapped_column(String(32))
-    picture_urls: Mapped[Optional[list[Any]]] = mapped_column(JSON)
-    attributes: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON)
+    upc: Mapped[str | None] = mapped_column(String(32))
+    picture_urls: Mapped[list[Any] | None] = mapped_column(JSON)
+    attributes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    stock: Mapped["Stock"] = relationship(back_populates="item", lazy="joined", uselist=False)
+    stock: Mapped[Stock] = relationship(back_populates="item", lazy="joined", uselist=False)
 
     __table_args__ = (CheckConstraint("price_cents >= 0", name="ck_items_price_nonnegative"),)
 
@@ -130,26 +130,26 @@ class Order(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
     _status: Mapped[str] = mapped_column("status", String(32))
-    reason: Mapped[Optional[str]] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(String(32))
     total_cents: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
-    hold_expires_at: Mapped[Optional[datetime]] = mapped_column()
-    shipping_address: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON)
+    hold_expires_at: Mapped[datetime | None] = mapped_column()
+    shipping_address: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # "cart" when made by checking out the cart: placing it then empties those cart lines.
     source: Mapped[str] = mapped_column(String(16), default="api", server_default="api")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    lines: Mapped[list["OrderLine"]] = relationship(
+    lines: Mapped[list[OrderLine]] = relationship(
         lazy="selectin", order_by="OrderLine.sku", cascade="all, delete-orphan"
     )
-    history: Mapped[list["OrderHistory"]] = relationship(
+    history: Mapped[list[OrderHistory]] = relationship(
         lazy="selectin", order_by="OrderHistory.id", cascade="all, delete-orphan"
     )
-    payments: Mapped[list["Payment"]] = relationship(
+    payments: Mapped[list[Payment]] = relationship(
         lazy="selectin", order_by="Payment.attempt", cascade="all, delete-orphan"
     )
-    holds: Mapped[list["ReservedStock"]] = relationship(
+    holds: Mapped[list[ReservedStock]] = relationship(
         lazy="selectin", order_by="ReservedStock.sku", cascade="all, delete-orphan"
     )
 
@@ -166,7 +166,7 @@ class Order(Base):
         return self._status
 
     @property
-    def payment(self) -> Optional["Payment"]:
+    def payment(self) -> Payment | None:
         """The latest payment attempt, if any."""
         return self.payments[-1] if self.payments else None
 
@@ -178,7 +178,7 @@ class OrderLine(Base):
     sku: Mapped[str] = mapped_column(String(64), primary_key=True)
     quantity: Mapped[int] = mapped_column(Integer)
     # None when the SKU was unknown at checkout; such an order is rejected by `reserve`.
-    unit_price_cents: Mapped[Optional[int]] = mapped_column(BigInteger)
+    unit_price_cents: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class OrderHistory(Base):
@@ -187,8 +187,8 @@ class OrderHistory(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
     status: Mapped[str] = mapped_column(String(32))
-    reason: Mapped[Optional[str]] = mapped_column(String(32))
-    note: Mapped[Optional[str]] = mapped_column(String(255))
+    reason: Mapped[str | None] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(String(255))
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -204,7 +204,7 @@ class ReservedStock(Base):
     expires_at: Mapped[datetime] = mapped_column()
     state: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    released_at: Mapped[Optional[datetime]] = mapped_column()
+    released_at: Mapped[datetime | None] = mapped_column()
 
     __table_args__ = (
         Index("ix_reserved_stock_order", "order_id"),
@@ -221,13 +221,13 @@ class Payment(Base):
     order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"))
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     method: Mapped[str] = mapped_column(String(16))
-    token: Mapped[Optional[str]] = mapped_column(String(128))
+    token: Mapped[str | None] = mapped_column(String(128))
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     _status: Mapped[str] = mapped_column("status", String(16))
-    provider_payment_id: Mapped[Optional[str]] = mapped_column(String(64), unique=True)
-    checkout_url: Mapped[Optional[str]] = mapped_column(String(512))
-    provider_refund_id: Mapped[Optional[str]] = mapped_column(String(64))
+    provider_payment_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    checkout_url: Mapped[str | None] = mapped_column(String(512))
+    provider_refund_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -248,7 +248,7 @@ class IdempotencyKey(Base):
     key: Mapped[str] = mapped_column(String(255, collation="utf8mb4_bin"), primary_key=True)
     scope: Mapped[str] = mapped_column(String(32), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
-    order_id: Mapped[Optional[str]] = mapped_column(String(32))
+    order_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     # Admin refund keys are looked up without an account.
@@ -264,8 +264,8 @@ class WebhookEvent(Base):
     type: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
-    processed_at: Mapped[Optional[datetime]] = mapped_column()
-    outcome: Mapped[Optional[str]] = mapped_column(String(64))
+    processed_at: Mapped[datetime | None] = mapped_column()
+    outcome: Mapped[str | None] = mapped_column(String(64))
 
 
 class OutboxMessage(Base):
@@ -278,15 +278,15 @@ class OutboxMessage(Base):
     __tablename__ = "outbox"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    queue_name: Mapped[Optional[str]] = mapped_column(String(64))
-    actor_name: Mapped[Optional[str]] = mapped_column(String(64))
-    exchange: Mapped[Optional[str]] = mapped_column(String(128))
-    routing_key: Mapped[Optional[str]] = mapped_column(String(128))
+    queue_name: Mapped[str | None] = mapped_column(String(64))
+    actor_name: Mapped[str | None] = mapped_column(String(64))
+    exchange: Mapped[str | None] = mapped_column(String(128))
+    routing_key: Mapped[str | None] = mapped_column(String(128))
     kwargs: Mapped[dict[str, Any]] = mapped_column(JSON)
-    delay_ms: Mapped[Optional[int]] = mapped_column(BigInteger)
-    order_id: Mapped[Optional[str]] = mapped_column(String(32), index=True)
+    delay_ms: Mapped[int | None] = mapped_column(BigInteger)
+    order_id: Mapped[str | None] = mapped_column(String(32), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    sent_at: Mapped[Optional[datetime]] = mapped_column()
+    sent_at: Mapped[datetime | None] = mapped_column()
     attempts: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (Index("ix_outbox_unsent", "sent_at", "created_at"),)
@@ -300,14 +300,14 @@ class Notification(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     order_id: Mapped[str] = mapped_column(String(32))
     event: Mapped[str] = mapped_column(String(32))
-    recipient: Mapped[Optional[str]] = mapped_column(String(254))
+    recipient: Mapped[str | None] = mapped_column(String(254))
     status: Mapped[str] = mapped_column(String(16))  # PENDING, SENDING, SENT, FAILED
     # While SENDING, other deliveries of the same message keep off until then (a crash frees it).
-    claimed_until: Mapped[Optional[datetime]] = mapped_column()
+    claimed_until: Mapped[datetime | None] = mapped_column()
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    last_error: Mapped[Optional[str]] = mapped_column(String(500))
+    last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    sent_at: Mapped[Optional[datetime]] = mapped_column()
+    sent_at: Mapped[datetime | None] = mapped_column()
 
     __table_args__ = (UniqueConstraint("order_id", "event", name="uq_notifications_order_event"),)
 
@@ -327,8 +327,10 @@ class ReconciliationReport(Base):
 
 def _archive_of(table: Table, *extra: Any) -> Table:
     """A table with the same columns as ``table`` (no foreign keys, no defaults) for moved rows."""
-    columns = [Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable, autoincrement=False)
-               for c in table.columns]
+    columns = [
+        Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable, autoincrement=False)
+        for c in table.columns
+    ]
     return Table(f"{table.name}_archive", Base.metadata, *columns, *extra)
 
 
@@ -341,9 +343,13 @@ orders_archive = _archive_of(
     Index("ix_orders_archive_status_created", "status", "created_at"),
 )
 order_lines_archive = _archive_of(OrderLine.__table__)
-order_history_archive = _archive_of(OrderHistory.__table__, Index("ix_order_history_archive_order", "order_id"))
+order_history_archive = _archive_of(
+    OrderHistory.__table__, Index("ix_order_history_archive_order", "order_id")
+)
 payments_archive = _archive_of(Payment.__table__, Index("ix_payments_archive_order", "order_id"))
-reserved_stock_archive = _archive_of(ReservedStock.__table__, Index("ix_reserved_stock_archive_order", "order_id"))
+reserved_stock_archive = _archive_of(
+    ReservedStock.__table__, Index("ix_reserved_stock_archive_order", "order_id")
+)
 
 #: Hot table -> its archive, children before parents (the order rows move last).
 ARCHIVED_CHILDREN = [

@@ -12,12 +12,13 @@ session's changed statuses just before commit, as before.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import inspect, insert
+from sqlalchemy import insert, inspect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from models.clock import utcnow
@@ -50,10 +51,19 @@ class OutboxRow:
 
     def values(self) -> dict[str, Any]:
         """The row's column values for the INSERT."""
-        return {"id": self.id, "queue_name": self.queue_name, "actor_name": self.actor_name,
-                "exchange": self.exchange, "routing_key": self.routing_key, "kwargs": self.kwargs,
-                "delay_ms": self.delay_ms, "order_id": self.order_id, "created_at": self.created_at,
-                "sent_at": None, "attempts": 0}
+        return {
+            "id": self.id,
+            "queue_name": self.queue_name,
+            "actor_name": self.actor_name,
+            "exchange": self.exchange,
+            "routing_key": self.routing_key,
+            "kwargs": self.kwargs,
+            "delay_ms": self.delay_ms,
+            "order_id": self.order_id,
+            "created_at": self.created_at,
+            "sent_at": None,
+            "attempts": 0,
+        }
 
 
 class Publisher(Protocol):
@@ -65,9 +75,9 @@ class Notifier(Protocol):
 
 
 class Emitter(Protocol):
-    def emit(self, uow: "UnitOfWork", orders: list[Any], refunded: list[Payment]) -> None: ...
+    def emit(self, uow: UnitOfWork, orders: list[Any], refunded: list[Payment]) -> None: ...
 
-    def emit_explicit(self, uow: "UnitOfWork", announced: list[tuple[Any, str]]) -> None: ...
+    def emit_explicit(self, uow: UnitOfWork, announced: list[tuple[Any, str]]) -> None: ...
 
     def event_for(self, status: str, *, refunded: bool = False) -> str | None: ...
 
@@ -78,8 +88,13 @@ class UnitOfWork:
     Leaving the block without committing rolls everything back, outbox rows included.
     """
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], publisher: Publisher,
-                 notifier: Notifier | None = None, emitter: Emitter | None = None):
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        publisher: Publisher,
+        notifier: Notifier | None = None,
+        emitter: Emitter | None = None,
+    ):
         self._sessionmaker = sessionmaker
         self._publisher = publisher
         self._notifier = notifier
@@ -90,7 +105,7 @@ class UnitOfWork:
         self._moved: dict[str, str] = {}
         self.session: AsyncSession
 
-    async def __aenter__(self) -> "UnitOfWork":
+    async def __aenter__(self) -> UnitOfWork:
         self.session = self._sessionmaker()
         await self.session.begin()
         self._pending = []
@@ -113,18 +128,25 @@ class UnitOfWork:
         """The whole order with its row locked until this transaction ends (None: no such order)."""
         return await lock_order_record(await self.connection(), order_id)
 
-    def enqueue(self, route: Any, *, delay_ms: int | None = None, order_id: str | None = None,
-                **kwargs: Any) -> OutboxRow:
+    def enqueue(
+        self, route: Any, *, delay_ms: int | None = None, order_id: str | None = None, **kwargs: Any
+    ) -> OutboxRow:
         """Record a message for ``route`` (a :class:`workers.queues.Route`) in this transaction."""
         if order_id is not None:
             kwargs.setdefault("order_id", order_id)
-        message = OutboxRow(kwargs=kwargs, queue_name=route.queue_name, actor_name=route.actor_name,
-                            delay_ms=delay_ms, order_id=kwargs.get("order_id"))
+        message = OutboxRow(
+            kwargs=kwargs,
+            queue_name=route.queue_name,
+            actor_name=route.actor_name,
+            delay_ms=delay_ms,
+            order_id=kwargs.get("order_id"),
+        )
         self._pending.append(message)
         return message
 
-    def publish_event(self, exchange: str, routing_key: str, body: dict[str, Any],
-                      order_id: str | None = None) -> OutboxRow:
+    def publish_event(
+        self, exchange: str, routing_key: str, body: dict[str, Any], order_id: str | None = None
+    ) -> OutboxRow:
         """Record a domain event for ``exchange`` in this transaction."""
         message = OutboxRow(kwargs=body, exchange=exchange, routing_key=routing_key, order_id=order_id)
         self._pending.append(message)
@@ -146,8 +168,11 @@ class UnitOfWork:
     def _changed(self, kind: type) -> list[Any]:
         """ORM instances of ``kind`` whose status this transaction changed (before commit clears that)."""
         instances = {id(i): i for i in [*self.session.new, *self.session.identity_map.values()]}
-        return [instance for instance in instances.values()
-                if isinstance(instance, kind) and inspect(instance).attrs._status.history.has_changes()]
+        return [
+            instance
+            for instance in instances.values()
+            if isinstance(instance, kind) and inspect(instance).attrs._status.history.has_changes()
+        ]
 
     async def commit(self) -> None:
         """Announce status changes, write the outbox, commit, then publish what was enqueued.
@@ -175,8 +200,12 @@ class UnitOfWork:
             try:
                 await self._publisher.publish(pending)
             except Exception:
-                log.warning("outbox.publish_deferred", count=len(pending),
-                            order_ids=sorted({m.order_id for m in pending if m.order_id}), exc_info=True)
+                log.warning(
+                    "outbox.publish_deferred",
+                    count=len(pending),
+                    order_ids=sorted({m.order_id for m in pending if m.order_id}),
+                    exc_info=True,
+                )
 
     async def rollback(self) -> None:
         """Discard everything done in this transaction."""
@@ -189,8 +218,13 @@ class UnitOfWork:
 class UnitOfWorkFactory:
     """Makes units of work that share one process's database, publisher, notifier and emitter."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], publisher: Publisher,
-                 notifier: Notifier | None = None, emitter: Emitter | None = None):
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        publisher: Publisher,
+        notifier: Notifier | None = None,
+        emitter: Emitter | None = None,
+    ):
         self.sessionmaker = sessionmaker
         self.publisher = publisher
         self.notifier = notifier

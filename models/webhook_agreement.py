@@ -64,23 +64,30 @@ class Claims:
     refund_id: Any
 
     @classmethod
-    def of(cls, event_type: str, payload: dict[str, Any]) -> "Claims":
+    def of(cls, event_type: str, payload: dict[str, Any]) -> Claims:
         """The claims of a stored event payload (as the gateway recorded it)."""
         data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
         metadata = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
-        return cls(event_type=event_type,
-                   provider_payment_id=_text(data.get("payment_id")),
-                   order_id=_text(metadata.get("order_id")),
-                   payment_id=_text(metadata.get("payment_id")),
-                   amount_cents=data.get("amount_cents"),
-                   currency=data.get("currency"),
-                   refund_id=data.get("refund_id"))
+        return cls(
+            event_type=event_type,
+            provider_payment_id=_text(data.get("payment_id")),
+            order_id=_text(metadata.get("order_id")),
+            payment_id=_text(metadata.get("payment_id")),
+            amount_cents=data.get("amount_cents"),
+            currency=data.get("currency"),
+            refund_id=data.get("refund_id"),
+        )
 
     def stated(self) -> dict[str, Any]:
         """The claims the event makes (for the log), leaving out what it does not say."""
-        values = {"provider_payment_id": self.provider_payment_id, "order_id": self.order_id,
-                  "payment_id": self.payment_id, "amount": self.amount_cents, "currency": self.currency,
-                  "refund_id": self.refund_id}
+        values = {
+            "provider_payment_id": self.provider_payment_id,
+            "order_id": self.order_id,
+            "payment_id": self.payment_id,
+            "amount": self.amount_cents,
+            "currency": self.currency,
+            "refund_id": self.refund_id,
+        }
         return {name: value for name, value in values.items() if value is not None}
 
 
@@ -95,9 +102,15 @@ def _same_currency(claimed: Any, recorded: str) -> bool:
 
 def recorded(payment: Payment) -> dict[str, Any]:
     """Our record of the payment, under the same names as :meth:`Claims.stated` (for the log)."""
-    return {"provider_payment_id": payment.provider_payment_id, "order_id": payment.order_id,
-            "payment_id": payment.id, "amount": payment.amount_cents, "currency": payment.currency,
-            "refund_id": payment.provider_refund_id, "status": payment.status}
+    return {
+        "provider_payment_id": payment.provider_payment_id,
+        "order_id": payment.order_id,
+        "payment_id": payment.id,
+        "amount": payment.amount_cents,
+        "currency": payment.currency,
+        "refund_id": payment.provider_refund_id,
+        "status": payment.status,
+    }
 
 
 def disagreements_with_records(claims: Claims, payment: Payment) -> list[str]:
@@ -108,7 +121,8 @@ def disagreements_with_records(claims: Claims, payment: Payment) -> list[str]:
     """
     fields = []
     if claims.provider_payment_id is None or (
-            payment.provider_payment_id is not None and claims.provider_payment_id != payment.provider_payment_id):
+        payment.provider_payment_id is not None and claims.provider_payment_id != payment.provider_payment_id
+    ):
         fields.append("provider_payment_id")
     elif claims.event_type == REFUND_SUCCEEDED and payment.provider_payment_id is None:
         fields.append("provider_payment_id")  # a refund is only ever asked for a known provider payment
@@ -122,15 +136,20 @@ def disagreements_with_records(claims: Claims, payment: Payment) -> list[str]:
     if claims.currency is not None and not _same_currency(claims.currency, payment.currency):
         fields.append("currency")
     if claims.event_type == REFUND_SUCCEEDED:
-        if (claims.refund_id is not None and payment.provider_refund_id is not None
-                and claims.refund_id != payment.provider_refund_id):
+        if (
+            claims.refund_id is not None
+            and payment.provider_refund_id is not None
+            and claims.refund_id != payment.provider_refund_id
+        ):
             fields.append("refund_id")
         if payment.status not in _REFUND_ASKED:
             fields.append("refund_not_requested")
     return fields
 
 
-def disagreements_with_provider(claims: Claims, payment: Payment, provider: ProviderRecord | None) -> list[str]:
+def disagreements_with_provider(
+    claims: Claims, payment: Payment, provider: ProviderRecord | None
+) -> list[str]:
     """The fields in which the provider's record (None: it has no such payment) contradicts us or the event."""
     if provider is None:
         return ["provider_payment_id"]

@@ -12,12 +12,13 @@ import asyncio
 import os
 import secrets
 import time
-from datetime import datetime, timezone
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -49,7 +50,8 @@ class MailSink:
         loop = asyncio.get_running_loop()
         # A fixed hostname: aiosmtpd would otherwise look up the FQDN on every connection.
         self._server = await loop.create_server(
-            lambda: SMTP(self, hostname="mail-sink.local", loop=loop), self.host, self.port)
+            lambda: SMTP(self, hostname="mail-sink.local", loop=loop), self.host, self.port
+        )
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("mail.smtp.listening", host=self.host, port=self.port, directory=str(self.directory))
 
@@ -62,11 +64,13 @@ class MailSink:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         """aiosmtpd hook: keep the message; any recipient is accepted."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         received_at = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        envelope_headers = (f"{_FROM}: {envelope.mail_from}\r\n"
-                            f"{_TO}: {', '.join(envelope.rcpt_tos)}\r\n"
-                            f"{_RECEIVED_AT}: {received_at}\r\n").encode()
+        envelope_headers = (
+            f"{_FROM}: {envelope.mail_from}\r\n"
+            f"{_TO}: {', '.join(envelope.rcpt_tos)}\r\n"
+            f"{_RECEIVED_AT}: {received_at}\r\n"
+        ).encode()
         # decode_data is off, so content is the raw bytes as received.
         content = envelope.content if isinstance(envelope.content, bytes) else b""
         name = await asyncio.to_thread(self._write, envelope_headers + content)
@@ -134,8 +138,7 @@ SINK = web.AppKey("mail_sink", MailSink)
 
 
 async def _get_messages(request: web.Request) -> web.Response:
-    messages = await asyncio.to_thread(list_messages, request.app[SINK].directory,
-                                       request.query.get("to"))
+    messages = await asyncio.to_thread(list_messages, request.app[SINK].directory, request.query.get("to"))
     return web.json_response(messages)
 
 
@@ -155,17 +158,20 @@ async def _run_sink(app: web.Application) -> AsyncIterator[None]:
     await app[SINK].stop()
 
 
-def create_app(*, directory: str | os.PathLike[str], smtp_host: str = "127.0.0.1",
-               smtp_port: int = 8025) -> web.Application:
+def create_app(
+    *, directory: str | os.PathLike[str], smtp_host: str = "127.0.0.1", smtp_port: int = 8025
+) -> web.Application:
     """Build the HTTP listing app; starting it also starts the SMTP sink (``app[SINK]``)."""
     app = web.Application()
     app[SINK] = MailSink(directory, smtp_host, smtp_port)
     app.cleanup_ctx.append(_run_sink)
-    app.add_routes([
-        web.get("/messages", _get_messages),
-        web.delete("/messages", _delete_messages),
-        web.get("/healthz", _healthz),
-    ])
+    app.add_routes(
+        [
+            web.get("/messages", _get_messages),
+            web.delete("/messages", _delete_messages),
+            web.get("/healthz", _healthz),
+        ]
+    )
     return app
 
 

@@ -29,7 +29,8 @@ from __future__ import annotations
 import html
 import json
 import math
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -48,11 +49,17 @@ MAX_WEBHOOK_DELAY_SECONDS = 86_400
 MAX_METADATA_KEYS = 50
 MAX_TEXT = 500
 
-_HTTP_CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed",
-               413: "body_too_large", 415: "unsupported_media_type"}
+_HTTP_CODES = {
+    400: "invalid_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+}
 
 
 # -- input validation ---------------------------------------------------------------------------
+
 
 def _invalid(message: str) -> ProviderError:
     return ProviderError(400, "invalid_request", message)
@@ -139,8 +146,10 @@ def _payment_request(body: dict[str, Any]) -> dict[str, Any]:
 
 def _refund_request(body: dict[str, Any]) -> dict[str, Any]:
     amount = body.get("amount_cents")
-    return {"payment_id": _text(body, "payment_id"),
-            "amount_cents": None if amount is None else _amount(amount)}
+    return {
+        "payment_id": _text(body, "payment_id"),
+        "amount_cents": None if amount is None else _amount(amount),
+    }
 
 
 def _webhook_delay(request: web.Request) -> float:
@@ -152,12 +161,12 @@ def _webhook_delay(request: web.Request) -> float:
     except ValueError:
         delay = math.nan
     if not 0 <= delay <= MAX_WEBHOOK_DELAY_SECONDS:  # also false for NaN
-        raise _invalid(f"webhook_delay_s must be a number of seconds from 0 to "
-                       f"{MAX_WEBHOOK_DELAY_SECONDS}")
+        raise _invalid(f"webhook_delay_s must be a number of seconds from 0 to {MAX_WEBHOOK_DELAY_SECONDS}")
     return delay
 
 
 # -- handlers -----------------------------------------------------------------------------------
+
 
 def _send(request: web.Request, events: list[dict[str, Any]], delay: float = 0.0) -> None:
     for event in events:
@@ -179,10 +188,15 @@ async def create_payment(request: web.Request) -> web.Response:
         payment = ledger.payment(earlier)
         log.info("psp.payment.replayed", payment_id=payment.id, order_id=payment.order_id)
         return _replayed(payment.to_json())
-    payment, events = ledger.create_payment(key=key, fingerprint=fingerprint,
-                                            **_payment_request(body))
-    log.info("psp.payment.created", payment_id=payment.id, order_id=payment.order_id,
-             method=payment.method, status=payment.status, amount_cents=payment.amount_cents)
+    payment, events = ledger.create_payment(key=key, fingerprint=fingerprint, **_payment_request(body))
+    log.info(
+        "psp.payment.created",
+        payment_id=payment.id,
+        order_id=payment.order_id,
+        method=payment.method,
+        status=payment.status,
+        amount_cents=payment.amount_cents,
+    )
     _send(request, events)
     return web.json_response(payment.to_json(), status=201)
 
@@ -195,8 +209,11 @@ async def get_payment(request: web.Request) -> web.Response:
 async def list_payments(request: web.Request) -> web.Response:
     """``GET /v1/payments?order_id=``: payments in creation order, optionally for one order."""
     order_id = request.query.get("order_id")
-    payments = [p.to_json() for p in request.app[LEDGER].payments.values()
-                if order_id is None or p.order_id == order_id]
+    payments = [
+        p.to_json()
+        for p in request.app[LEDGER].payments.values()
+        if order_id is None or p.order_id == order_id
+    ]
     return web.json_response({"data": payments})
 
 
@@ -205,8 +222,13 @@ async def _decide(request: web.Request, outcome: str) -> web.Response:
     ledger = request.app[LEDGER]
     decide = ledger.approve if outcome == "approved" else ledger.decline
     payment, events = decide(request.match_info["id"])
-    log.info(f"psp.payment.{outcome}", payment_id=payment.id, order_id=payment.order_id,
-             webhook_delay_s=delay, repeated=not events)
+    log.info(
+        f"psp.payment.{outcome}",
+        payment_id=payment.id,
+        order_id=payment.order_id,
+        webhook_delay_s=delay,
+        repeated=not events,
+    )
     _send(request, events, delay)
     return web.json_response(payment.to_json())
 
@@ -232,11 +254,13 @@ async def checkout_page(request: web.Request) -> web.Response:
     """``GET /checkout/{id}``: the page a customer is redirected to, with the two outcomes."""
     payment = request.app[LEDGER].payment(request.match_info["id"])
     pid = html.escape(payment.id)
-    page = (f"<!doctype html><title>Sandbox checkout</title>"
-            f"<h1>Pay {payment.amount_cents / 100:.2f} {html.escape(payment.currency)}</h1>"
-            f"<p>Payment {pid}: {html.escape(payment.status)}</p>"
-            f'<form method="post" action="/checkout/{pid}/approve"><button>Approve</button></form>'
-            f'<form method="post" action="/checkout/{pid}/decline"><button>Decline</button></form>')
+    page = (
+        f"<!doctype html><title>Sandbox checkout</title>"
+        f"<h1>Pay {payment.amount_cents / 100:.2f} {html.escape(payment.currency)}</h1>"
+        f"<p>Payment {pid}: {html.escape(payment.status)}</p>"
+        f'<form method="post" action="/checkout/{pid}/approve"><button>Approve</button></form>'
+        f'<form method="post" action="/checkout/{pid}/decline"><button>Decline</button></form>'
+    )
     return web.Response(text=page, content_type="text/html")
 
 
@@ -250,8 +274,13 @@ async def create_refund(request: web.Request) -> web.Response:
     if earlier is not None:
         return _replayed(ledger.refund(earlier).to_json())
     refund, events = ledger.create_refund(key=key, fingerprint=fingerprint, **_refund_request(body))
-    log.info("psp.refund.created", refund_id=refund.id, payment_id=refund.payment_id,
-             order_id=ledger.payment(refund.payment_id).order_id, amount_cents=refund.amount_cents)
+    log.info(
+        "psp.refund.created",
+        refund_id=refund.id,
+        payment_id=refund.payment_id,
+        order_id=ledger.payment(refund.payment_id).order_id,
+        amount_cents=refund.amount_cents,
+    )
     _send(request, events)
     return web.json_response(refund.to_json(), status=201)
 
@@ -264,8 +293,11 @@ async def get_refund(request: web.Request) -> web.Response:
 async def list_refunds(request: web.Request) -> web.Response:
     """``GET /v1/refunds?payment_id=``: refunds in creation order, optionally for one payment."""
     payment_id = request.query.get("payment_id")
-    refunds = [r.to_json() for r in request.app[LEDGER].refunds.values()
-               if payment_id is None or r.payment_id == payment_id]
+    refunds = [
+        r.to_json()
+        for r in request.app[LEDGER].refunds.values()
+        if payment_id is None or r.payment_id == payment_id
+    ]
     return web.json_response({"data": refunds})
 
 
@@ -273,9 +305,11 @@ async def list_events(request: web.Request) -> web.Response:
     """``GET /v1/events?payment_id=``: webhook events with how their delivery is going."""
     payment_id = request.query.get("payment_id")
     deliveries = request.app[WEBHOOKS].deliveries
-    events = [{**event, "delivery": deliveries.get(event["id"], Delivery()).to_json()}
-              for event in request.app[LEDGER].events
-              if payment_id is None or event["data"]["payment_id"] == payment_id]
+    events = [
+        {**event, "delivery": deliveries.get(event["id"], Delivery()).to_json()}
+        for event in request.app[LEDGER].events
+        if payment_id is None or event["data"]["payment_id"] == payment_id
+    ]
     return web.json_response({"data": events})
 
 
@@ -286,9 +320,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 # -- app ----------------------------------------------------------------------------------------
 
+
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status,
-                             headers=headers)
+    return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
 
 
 @web.middleware
@@ -296,8 +330,9 @@ async def _errors_as_json(request: web.Request, handler: Any) -> web.StreamRespo
     try:
         return await handler(request)
     except ProviderError as exc:
-        log.info("psp.request.refused", method=request.method, path=request.path,
-                 status=exc.status, code=exc.code)
+        log.info(
+            "psp.request.refused", method=request.method, path=request.path, status=exc.status, code=exc.code
+        )
         return _error(exc.status, exc.code, exc.message)
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -309,8 +344,14 @@ async def _errors_as_json(request: web.Request, handler: Any) -> web.StreamRespo
         return _error(500, "internal_error", "unexpected error in the sandbox provider")
 
 
-def create_app(*, webhook_url: str, webhook_secret: str, public_url: str,
-               retry_base_seconds: float = 0.5, retry_max_seconds: float = 30.0) -> web.Application:
+def create_app(
+    *,
+    webhook_url: str,
+    webhook_secret: str,
+    public_url: str,
+    retry_base_seconds: float = 0.5,
+    retry_max_seconds: float = 30.0,
+) -> web.Application:
     """Build the provider app; it opens its HTTP session and delivery tasks only when started.
 
     ``webhook_url`` receives the signed events, ``public_url`` is this app's own base URL as
@@ -321,26 +362,31 @@ def create_app(*, webhook_url: str, webhook_secret: str, public_url: str,
         raise ValueError("need 0 < retry_base_seconds <= retry_max_seconds")
     app = web.Application(middlewares=[_errors_as_json])
     app[LEDGER] = Ledger(public_url=public_url.rstrip("/"))
-    app[WEBHOOKS] = WebhookSender(webhook_url, webhook_secret,
-                                  retry_base_seconds=retry_base_seconds,
-                                  retry_max_seconds=retry_max_seconds)
+    app[WEBHOOKS] = WebhookSender(
+        webhook_url,
+        webhook_secret,
+        retry_base_seconds=retry_base_seconds,
+        retry_max_seconds=retry_max_seconds,
+    )
     app.cleanup_ctx.append(_webhook_sender)
-    app.add_routes([
-        web.post("/v1/payments", create_payment),
-        web.get("/v1/payments", list_payments),
-        web.get("/v1/payments/{id}", get_payment),
-        web.post("/v1/payments/{id}/cancel", cancel_payment),
-        web.post("/v1/payments/{id}/approve", approve_payment),
-        web.post("/v1/payments/{id}/decline", decline_payment),
-        web.get("/checkout/{id}", checkout_page),
-        web.post("/checkout/{id}/approve", approve_payment),
-        web.post("/checkout/{id}/decline", decline_payment),
-        web.post("/v1/refunds", create_refund),
-        web.get("/v1/refunds", list_refunds),
-        web.get("/v1/refunds/{id}", get_refund),
-        web.get("/v1/events", list_events),
-        web.get("/healthz", healthz),
-    ])
+    app.add_routes(
+        [
+            web.post("/v1/payments", create_payment),
+            web.get("/v1/payments", list_payments),
+            web.get("/v1/payments/{id}", get_payment),
+            web.post("/v1/payments/{id}/cancel", cancel_payment),
+            web.post("/v1/payments/{id}/approve", approve_payment),
+            web.post("/v1/payments/{id}/decline", decline_payment),
+            web.get("/checkout/{id}", checkout_page),
+            web.post("/checkout/{id}/approve", approve_payment),
+            web.post("/checkout/{id}/decline", decline_payment),
+            web.post("/v1/refunds", create_refund),
+            web.get("/v1/refunds", list_refunds),
+            web.get("/v1/refunds/{id}", get_refund),
+            web.get("/v1/events", list_events),
+            web.get("/healthz", healthz),
+        ]
+    )
     return app
 
 
@@ -357,8 +403,9 @@ def main() -> None:
     settings = _entry.start("psp")
     public_url = f"http://127.0.0.1:{settings.psp_port}"
     webhook_url = settings.gateway_url + "/payments/webhook"
-    app = create_app(webhook_url=webhook_url, webhook_secret=settings.psp_webhook_secret,
-                     public_url=public_url)
+    app = create_app(
+        webhook_url=webhook_url, webhook_secret=settings.psp_webhook_secret, public_url=public_url
+    )
     log.info("psp.starting", url=public_url, webhook_url=webhook_url)
     _entry.serve(app, settings.psp_port)
 

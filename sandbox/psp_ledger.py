@@ -119,8 +119,11 @@ class Ledger:
         if known is None:
             return None
         if known.fingerprint != fingerprint:
-            raise ProviderError(422, "idempotency_key_reused",
-                                "this Idempotency-Key was already used with a different request")
+            raise ProviderError(
+                422,
+                "idempotency_key_reused",
+                "this Idempotency-Key was already used with a different request",
+            )
         return known.object_id
 
     def _remember(self, key: str, fingerprint: str, object_id: str) -> None:
@@ -135,18 +138,33 @@ class Ledger:
             raise ProviderError(404, "payment_not_found", f"no payment {payment_id!r}")
         return found
 
-    def create_payment(self, *, key: str, fingerprint: str, amount_cents: int, currency: str,
-                       method: str, token: str | None,
-                       metadata: dict[str, Any]) -> tuple[Payment, list[dict[str, Any]]]:
+    def create_payment(
+        self,
+        *,
+        key: str,
+        fingerprint: str,
+        amount_cents: int,
+        currency: str,
+        method: str,
+        token: str | None,
+        metadata: dict[str, Any],
+    ) -> tuple[Payment, list[dict[str, Any]]]:
         """Record a new payment; a token payment is decided at once by its test token."""
         if method == "token" and token not in TEST_TOKENS:
-            raise ProviderError(400, "invalid_token",
-                                f"unknown test token; use one of {', '.join(TEST_TOKENS)}")
+            raise ProviderError(
+                400, "invalid_token", f"unknown test token; use one of {', '.join(TEST_TOKENS)}"
+            )
         payment_id = _new_id("pay")
         checkout_url = f"{self.public_url}/checkout/{payment_id}" if method == "redirect" else None
-        payment = Payment(id=payment_id, amount_cents=amount_cents, currency=currency,
-                          method=method, metadata=metadata, checkout_url=checkout_url,
-                          created=int(time.time()))
+        payment = Payment(
+            id=payment_id,
+            amount_cents=amount_cents,
+            currency=currency,
+            method=method,
+            metadata=metadata,
+            checkout_url=checkout_url,
+            created=int(time.time()),
+        )
         self.payments[payment_id] = payment
         self._remember(key, fingerprint, payment_id)
         events: list[dict[str, Any]] = []
@@ -199,22 +217,28 @@ class Ledger:
             raise ProviderError(404, "refund_not_found", f"no refund {refund_id!r}")
         return found
 
-    def create_refund(self, *, key: str, fingerprint: str, payment_id: str,
-                      amount_cents: int | None) -> tuple[Refund, list[dict[str, Any]]]:
+    def create_refund(
+        self, *, key: str, fingerprint: str, payment_id: str, amount_cents: int | None
+    ) -> tuple[Refund, list[dict[str, Any]]]:
         """Refund ``amount_cents`` (default: all that is left) of a succeeded payment."""
         payment = self.payment(payment_id)
         if payment.status != SUCCEEDED:
-            raise ProviderError(409, "not_refundable", f"only succeeded payments can be refunded; "
-                                                       f"this one is {payment.status}")
+            raise ProviderError(
+                409,
+                "not_refundable",
+                f"only succeeded payments can be refunded; this one is {payment.status}",
+            )
         left = payment.amount_cents - payment.amount_refunded_cents
         if left == 0:
             raise ProviderError(409, "already_refunded", "the payment is already fully refunded")
         amount = left if amount_cents is None else amount_cents
         if amount > left:
-            raise ProviderError(400, "amount_too_large",
-                                f"at most {left} cents of this payment can still be refunded")
-        refund = Refund(id=_new_id("re"), payment_id=payment.id, amount_cents=amount,
-                        created=int(time.time()))
+            raise ProviderError(
+                400, "amount_too_large", f"at most {left} cents of this payment can still be refunded"
+            )
+        refund = Refund(
+            id=_new_id("re"), payment_id=payment.id, amount_cents=amount, created=int(time.time())
+        )
         payment.amount_refunded_cents += amount
         self.refunds[refund.id] = refund
         self._remember(key, fingerprint, refund.id)

@@ -39,8 +39,7 @@ class Delivery:
 class WebhookSender:
     """Posts events to one URL until each is answered with a 2xx status."""
 
-    def __init__(self, url: str, secret: str, *, retry_base_seconds: float,
-                 retry_max_seconds: float) -> None:
+    def __init__(self, url: str, secret: str, *, retry_base_seconds: float, retry_max_seconds: float) -> None:
         self.url = url
         self._secret = secret
         self._retry_base = retry_base_seconds
@@ -51,8 +50,7 @@ class WebhookSender:
 
     async def start(self) -> None:
         """Open the HTTP session; call from inside the running loop."""
-        self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=ATTEMPT_TIMEOUT_SECONDS))
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=ATTEMPT_TIMEOUT_SECONDS))
 
     async def close(self) -> None:
         """Stop every pending delivery and close the session."""
@@ -90,8 +88,9 @@ class WebhookSender:
                 log.info("psp.webhook.delivered", attempt=delivery.attempts, **fields)
                 return
             delivery.last_error = error
-            log.warning("psp.webhook.failed", attempt=delivery.attempts, error=error,
-                        retry_in_s=backoff, **fields)
+            log.warning(
+                "psp.webhook.failed", attempt=delivery.attempts, error=error, retry_in_s=backoff, **fields
+            )
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self._retry_max)
 
@@ -106,18 +105,21 @@ class WebhookSender:
                 if 200 <= response.status < 300:
                     return None
                 return f"HTTP {response.status}"
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             return f"{type(exc).__name__}: {exc}".rstrip(": ")
-        except Exception as exc:  # noqa: BLE001 - an unknown fault must not end delivery for good
+        except Exception as exc:
             log.exception("psp.webhook.error")
             return f"{type(exc).__name__}: {exc}"
 
 
 def _log_fields(event: dict[str, Any]) -> dict[str, Any]:
     data = event.get("data", {})
-    fields = {"event_id": event["id"], "event_type": event["type"],
-              "payment_id": data.get("payment_id"),
-              "order_id": data.get("metadata", {}).get("order_id")}
+    fields = {
+        "event_id": event["id"],
+        "event_type": event["type"],
+        "payment_id": data.get("payment_id"),
+        "order_id": data.get("metadata", {}).get("order_id"),
+    }
     if "refund_id" in data:
         fields["refund_id"] = data["refund_id"]
     return fields

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import structlog
 import uvloop
@@ -15,7 +15,14 @@ from config import Settings, settings_or_exit
 from config.logging import configure_logging
 from models.db import create_engine, create_sessionmaker
 from schedules.election import fleet_of, resign
-from schedules.jobs import ELECTED_JOBS, JobContext, enqueue_archive, enqueue_reconcile, relay_outbox, sweep_stuck
+from schedules.jobs import (
+    ELECTED_JOBS,
+    JobContext,
+    enqueue_archive,
+    enqueue_reconcile,
+    relay_outbox,
+    sweep_stuck,
+)
 from workers.live_status import create_redis
 from workers.outbox import OutboxPublisher
 from workers.rabbitmq import fleet_broker
@@ -35,19 +42,26 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         redis=create_redis(settings.redis_url),
         fleet=fleet_of(settings.database_url),
     )
-    ctx.publisher = OutboxPublisher(
-        fleet_broker(settings, middleware=[]), ctx.sessionmaker)
+    ctx.publisher = OutboxPublisher(fleet_broker(settings, middleware=[]), ctx.sessionmaker)
     period = settings.reconcile_every_seconds
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     scheduler = AsyncIOScheduler(timezone="UTC", job_defaults={"max_instances": 1, "coalesce": True})
-    scheduler.add_job(relay_outbox, "interval", seconds=RELAY_INTERVAL_SECONDS, id="relay_outbox",
-                      args=(ctx, settings.outbox_relay_after_seconds))
-    scheduler.add_job(sweep_stuck, "interval", seconds=period, id="sweep_stuck", args=(ctx, period),
-                      next_run_time=now)
-    scheduler.add_job(enqueue_reconcile, "interval", seconds=period, id="reconcile", args=(ctx, period),
-                      next_run_time=now)
-    scheduler.add_job(enqueue_archive, "interval", seconds=period, id="archive", args=(ctx, period),
-                      next_run_time=now)
+    scheduler.add_job(
+        relay_outbox,
+        "interval",
+        seconds=RELAY_INTERVAL_SECONDS,
+        id="relay_outbox",
+        args=(ctx, settings.outbox_relay_after_seconds),
+    )
+    scheduler.add_job(
+        sweep_stuck, "interval", seconds=period, id="sweep_stuck", args=(ctx, period), next_run_time=now
+    )
+    scheduler.add_job(
+        enqueue_reconcile, "interval", seconds=period, id="reconcile", args=(ctx, period), next_run_time=now
+    )
+    scheduler.add_job(
+        enqueue_archive, "interval", seconds=period, id="archive", args=(ctx, period), next_run_time=now
+    )
     scheduler.start()
     log.info("scheduler.started", jobs=[job.id for job in scheduler.get_jobs()])
     try:

@@ -45,45 +45,84 @@ class SweepReport:
 
 async def _overdue_holds(session: AsyncSession, now) -> list[str]:
     cutoff = now - timedelta(seconds=EXPIRY_GRACE_SECONDS)
-    return list((await session.scalars(
-        select(ReservedStock.order_id).join(Order, Order.id == ReservedStock.order_id)
-        .where(ReservedStock.state == HoldState.HELD, ReservedStock.expires_at < cutoff,
-               Order._status == OrderStatus.AWAITING_PAYMENT)
-        .distinct().limit(BATCH))).all())
+    return list(
+        (
+            await session.scalars(
+                select(ReservedStock.order_id)
+                .join(Order, Order.id == ReservedStock.order_id)
+                .where(
+                    ReservedStock.state == HoldState.HELD,
+                    ReservedStock.expires_at < cutoff,
+                    Order._status == OrderStatus.AWAITING_PAYMENT,
+                )
+                .distinct()
+                .limit(BATCH)
+            )
+        ).all()
+    )
 
 
 async def _stuck_pending(session: AsyncSession, now) -> list[str]:
     cutoff = now - timedelta(seconds=STUCK_AFTER_SECONDS)
-    return list((await session.scalars(
-        select(Order.id).where(Order._status == OrderStatus.PENDING, Order.updated_at < cutoff)
-        .limit(BATCH))).all())
+    return list(
+        (
+            await session.scalars(
+                select(Order.id)
+                .where(Order._status == OrderStatus.PENDING, Order.updated_at < cutoff)
+                .limit(BATCH)
+            )
+        ).all()
+    )
 
 
 async def _unrequested_payments(session: AsyncSession, now) -> list[str]:
     cutoff = now - timedelta(seconds=STUCK_AFTER_SECONDS)
-    return list((await session.scalars(
-        select(Order.id).join(Payment, Payment.order_id == Order.id)
-        .where(Order._status == OrderStatus.AWAITING_PAYMENT, Order.updated_at < cutoff,
-               Payment._status == PaymentStatus.PENDING, Payment.provider_payment_id.is_(None))
-        .limit(BATCH))).all())
+    return list(
+        (
+            await session.scalars(
+                select(Order.id)
+                .join(Payment, Payment.order_id == Order.id)
+                .where(
+                    Order._status == OrderStatus.AWAITING_PAYMENT,
+                    Order.updated_at < cutoff,
+                    Payment._status == PaymentStatus.PENDING,
+                    Payment.provider_payment_id.is_(None),
+                )
+                .limit(BATCH)
+            )
+        ).all()
+    )
 
 
 async def _unrequested_refunds(session: AsyncSession, now) -> list[tuple[str, str]]:
     cutoff = now - timedelta(seconds=STUCK_AFTER_SECONDS)
-    return list((await session.execute(
-        select(Payment.order_id, Payment.id)
-        .where(Payment._status == PaymentStatus.REFUND_PENDING, Payment.provider_refund_id.is_(None),
-               Payment.updated_at < cutoff)
-        .limit(BATCH))).all())
+    return list(
+        (
+            await session.execute(
+                select(Payment.order_id, Payment.id)
+                .where(
+                    Payment._status == PaymentStatus.REFUND_PENDING,
+                    Payment.provider_refund_id.is_(None),
+                    Payment.updated_at < cutoff,
+                )
+                .limit(BATCH)
+            )
+        ).all()
+    )
 
 
 async def _abandoned_emails(session: AsyncSession, now) -> list[tuple[str, str]]:
     # A claim that lapsed long ago: its delivery died mid-send and its retry never came back.
     cutoff = now - timedelta(seconds=STUCK_AFTER_SECONDS)
-    return list((await session.execute(
-        select(Notification.order_id, Notification.event)
-        .where(Notification.status == "SENDING", Notification.claimed_until < cutoff)
-        .limit(BATCH))).all())
+    return list(
+        (
+            await session.execute(
+                select(Notification.order_id, Notification.event)
+                .where(Notification.status == "SENDING", Notification.claimed_until < cutoff)
+                .limit(BATCH)
+            )
+        ).all()
+    )
 
 
 async def sweep(sessionmaker: async_sessionmaker[AsyncSession], publisher: Publisher) -> SweepReport:
@@ -95,11 +134,21 @@ async def sweep(sessionmaker: async_sessionmaker[AsyncSession], publisher: Publi
         cases: list[tuple[str, Route, list[dict[str, str]]]] = [
             ("hold_overdue", EXPIRE, [{"order_id": o} for o in await _overdue_holds(session, now)]),
             ("pending_stuck", RESERVE, [{"order_id": o} for o in await _stuck_pending(session, now)]),
-            ("payment_unrequested", PAY, [{"order_id": o} for o in await _unrequested_payments(session, now)]),
-            ("refund_unrequested", REFUND, [{"order_id": o, "payment_id": p}
-                                            for o, p in await _unrequested_refunds(session, now)]),
-            ("email_abandoned", NOTIFY, [{"order_id": o, "event_type": e}
-                                         for o, e in await _abandoned_emails(session, now)]),
+            (
+                "payment_unrequested",
+                PAY,
+                [{"order_id": o} for o in await _unrequested_payments(session, now)],
+            ),
+            (
+                "refund_unrequested",
+                REFUND,
+                [{"order_id": o, "payment_id": p} for o, p in await _unrequested_refunds(session, now)],
+            ),
+            (
+                "email_abandoned",
+                NOTIFY,
+                [{"order_id": o, "event_type": e} for o, e in await _abandoned_emails(session, now)],
+            ),
         ]
         for case, route, messages in cases:
             for kwargs in messages:

@@ -86,7 +86,9 @@ class StepRuntime(Middleware):
             # Declared by the fleet, so services can bind their queues before the first event.
             declare_events_exchange(broker.channel, self.settings.events_exchange)
         except Exception:
-            log.warning("events.exchange_declare_failed", exchange=self.settings.events_exchange, exc_info=True)
+            log.warning(
+                "events.exchange_declare_failed", exchange=self.settings.events_exchange, exc_info=True
+            )
 
     def after_worker_shutdown(self, broker, worker):
         # Runs before AsyncIO's own hook (this middleware is added first), so the loop is alive.

@@ -63,8 +63,18 @@ class Email(NamedTuple):
     smtputf8: bool
 
 
-def compose(*, order_id: str, reason: str | None, total_cents: int, currency: str,
-            lines: Iterable[tuple[int, str]], email: str, name: str, event: str, sender: str) -> Email:
+def compose(
+    *,
+    order_id: str,
+    reason: str | None,
+    total_cents: int,
+    currency: str,
+    lines: Iterable[tuple[int, str]],
+    email: str,
+    name: str,
+    event: str,
+    sender: str,
+) -> Email:
     """The email announcing ``event`` (e.g. ``order.placed``) for an order to its customer.
 
     Takes plain values, as one query reads them: the order's ``reason``, ``total_cents`` and
@@ -79,9 +89,11 @@ def compose(*, order_id: str, reason: str | None, total_cents: int, currency: st
 
     text = "\n".join([f"Hello {name},", "", body, "", f"Order {order_id}", *listed, f"Total: {total}", ""])
     items = "".join(f"<li>{html.escape(line)}</li>" for line in (l[2:] for l in listed))
-    markup = (f"<p>Hello {html.escape(name)},</p><p>{html.escape(body)}</p>"
-              f"<p>Order <strong>{html.escape(order_id)}</strong></p><ul>{items}</ul>"
-              f"<p>Total: {html.escape(total)}</p>")
+    markup = (
+        f"<p>Hello {html.escape(name)},</p><p>{html.escape(body)}</p>"
+        f"<p>Order <strong>{html.escape(order_id)}</strong></p><ul>{items}</ul>"
+        f"<p>Total: {html.escape(total)}</p>"
+    )
     text_encoding, text_body = _text_part(text)
     html_body = _quoted_printable(markup)
 
@@ -97,24 +109,35 @@ def compose(*, order_id: str, reason: str | None, total_cents: int, currency: st
     message_id = _message_id(order_id, event, sender)
 
     boundary = _boundary(text_body)
-    head = "".join([
-        from_header,
-        to_header,
-        _header("Subject", f"Order {order_id} {headline}"),
-        # Never folded (nor is it by the email package): clients compare it as written.
-        f"Message-ID: {message_id}\r\n" if message_id.isascii() else _fold("Message-ID", message_id),
-        _header("X-Order-Id", order_id),
-        _header("X-Order-Event", event),
-        "MIME-Version: 1.0\r\n",
-        f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n',
-        "\r\n",
-        f"--{boundary}\r\n",
-        f'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: {text_encoding}\r\n\r\n',
-    ])
-    between = (f'\r\n--{boundary}\r\n'
-               'Content-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n')
-    data = b"".join([head.encode(), text_body, between.encode("ascii"), html_body,
-                     f"\r\n--{boundary}--\r\n".encode("ascii")])
+    head = "".join(
+        [
+            from_header,
+            to_header,
+            _header("Subject", f"Order {order_id} {headline}"),
+            # Never folded (nor is it by the email package): clients compare it as written.
+            f"Message-ID: {message_id}\r\n" if message_id.isascii() else _fold("Message-ID", message_id),
+            _header("X-Order-Id", order_id),
+            _header("X-Order-Event", event),
+            "MIME-Version: 1.0\r\n",
+            f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n',
+            "\r\n",
+            f"--{boundary}\r\n",
+            f'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: {text_encoding}\r\n\r\n',
+        ]
+    )
+    between = (
+        f"\r\n--{boundary}\r\n"
+        'Content-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
+    )
+    data = b"".join(
+        [
+            head.encode(),
+            text_body,
+            between.encode("ascii"),
+            html_body,
+            f"\r\n--{boundary}--\r\n".encode("ascii"),
+        ]
+    )
     smtputf8 = not (from_address + "".join(recipients)).isascii()
     return Email(from_address, recipients, message_id, data, smtputf8)
 
@@ -137,7 +160,11 @@ def _message_id(order_id: str, event: str, sender: str) -> str:
 @lru_cache(maxsize=8)
 def _message_id_right(sender: str) -> str | None:
     value = str(policy.default.header_factory("Message-ID", _checked(f"<x.y@{sender.split('@')[-1]}>")))
-    return value[len("<x.y@"):] if value.startswith("<x.y@") and "\r" not in value and "\n" not in value else None
+    return (
+        value[len("<x.y@") :]
+        if value.startswith("<x.y@") and "\r" not in value and "\n" not in value
+        else None
+    )
 
 
 def _checked(value: str) -> str:

@@ -7,7 +7,7 @@ so a lost nudge or a Redis outage only delays an update; they poll the database 
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import redis.asyncio as redis
 import structlog
@@ -25,8 +25,12 @@ def channel(order_id: str) -> str:
 
 def create_redis(redis_url: str) -> redis.Redis:
     """A Redis client with short timeouts (no connection is made until first use)."""
-    return redis.from_url(redis_url, socket_timeout=REDIS_TIMEOUT_SECONDS,
-                          socket_connect_timeout=REDIS_TIMEOUT_SECONDS, health_check_interval=30)
+    return redis.from_url(
+        redis_url,
+        socket_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        health_check_interval=30,
+    )
 
 
 class StatusNotifier:

@@ -60,8 +60,14 @@ class Mailer:
     """Sends messages through the server named by an ``smtp://`` or ``smtps://`` URL, over
     connections it keeps open between sends; :meth:`aclose` closes them."""
 
-    def __init__(self, smtp_url: str, timeout_seconds: float = 10.0, *,
-                 max_connections: int = MAX_CONNECTIONS, max_idle_seconds: float = MAX_IDLE_SECONDS):
+    def __init__(
+        self,
+        smtp_url: str,
+        timeout_seconds: float = 10.0,
+        *,
+        max_connections: int = MAX_CONNECTIONS,
+        max_idle_seconds: float = MAX_IDLE_SECONDS,
+    ):
         parts = urlsplit(smtp_url)
         self._options = {
             "hostname": parts.hostname,
@@ -187,7 +193,8 @@ async def _transaction(client: aiosmtplib.SMTP, message: Email) -> None:
     if message.smtputf8:
         if not client.supports_extension("smtputf8"):
             raise aiosmtplib.SMTPNotSupported(
-                "An address containing non-ASCII characters was provided, but SMTPUTF8 is not supported by this server")
+                "An address containing non-ASCII characters was provided, but SMTPUTF8 is not supported by this server"
+            )
         options.append("SMTPUTF8")
         if client.supports_extension("8bitmime"):
             options.append("BODY=8BITMIME")

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import Any, Sequence
+from typing import Any
 
 import dramatiq
 import pika
@@ -30,8 +31,11 @@ log = structlog.get_logger(__name__)
 MARK_EVERY_SECONDS = 0.05
 
 _outbox = OutboxMessage.__table__
-_MARK_SENT = (update(_outbox).where(_outbox.c.id.in_(bindparam("ids", expanding=True)))
-              .values(sent_at=bindparam("now"), attempts=_outbox.c.attempts + 1))
+_MARK_SENT = (
+    update(_outbox)
+    .where(_outbox.c.id.in_(bindparam("ids", expanding=True)))
+    .values(sent_at=bindparam("now"), attempts=_outbox.c.attempts + 1)
+)
 
 
 def declare_events_exchange(channel: Any, exchange: str) -> None:
@@ -74,7 +78,9 @@ class OutboxPublisher:
     a duplicate message, never a lost one. :meth:`flush` (and :meth:`aclose`) mark what is left.
     """
 
-    def __init__(self, broker: Broker, sessionmaker: async_sessionmaker[AsyncSession], *, owns_broker: bool = True):
+    def __init__(
+        self, broker: Broker, sessionmaker: async_sessionmaker[AsyncSession], *, owns_broker: bool = True
+    ):
         """``owns_broker``: :meth:`close` closes the whole broker. A worker process's broker is
         dramatiq's, which closes it itself once its threads have stopped; there the publisher
         closes only its own thread's connection."""
@@ -99,9 +105,12 @@ class OutboxPublisher:
                 exchange=message.exchange,
                 routing_key=message.routing_key,
                 body=json.dumps(message.kwargs, separators=(",", ":")).encode(),
-                properties=pika.BasicProperties(delivery_mode=2, content_type="application/json",
-                                                message_id=message.kwargs.get("event_id"),
-                                                type=message.routing_key),
+                properties=pika.BasicProperties(
+                    delivery_mode=2,
+                    content_type="application/json",
+                    message_id=message.kwargs.get("event_id"),
+                    type=message.routing_key,
+                ),
             )
         except Exception:
             # A broken channel is dropped so the next attempt opens a fresh one.
@@ -128,8 +137,14 @@ class OutboxPublisher:
         sent, error = await loop.run_in_executor(self._executor, self._send_blocking, list(messages))
         for message in messages:
             if message.id in sent:
-                log.info("outbox.published", outbox_id=message.id, actor=message.actor_name,
-                         event_type=message.routing_key, order_id=message.order_id, delay_ms=message.delay_ms)
+                log.info(
+                    "outbox.published",
+                    outbox_id=message.id,
+                    actor=message.actor_name,
+                    event_type=message.routing_key,
+                    order_id=message.order_id,
+                    delay_ms=message.delay_ms,
+                )
         if error is not None:
             log.warning("outbox.publish_failed", error=repr(error), unsent=len(messages) - len(sent))
         return sent
@@ -149,8 +164,12 @@ class OutboxPublisher:
         try:
             sent = await self.send(messages)
         except Exception:
-            log.warning("outbox.publish_deferred", count=len(messages),
-                        order_ids=sorted({m.order_id for m in messages if m.order_id}), exc_info=True)
+            log.warning(
+                "outbox.publish_deferred",
+                count=len(messages),
+                order_ids=sorted({m.order_id for m in messages if m.order_id}),
+                exc_info=True,
+            )
             return
         if sent:
             self._mark_soon(sent)
@@ -205,8 +224,12 @@ class OutboxPublisher:
             log.debug("outbox.connection_close_failed", exc_info=True)
 
 
-async def relay_unsent(sessionmaker: async_sessionmaker[AsyncSession], publisher: OutboxPublisher,
-                       older_than_seconds: float, batch_size: int = 500) -> int:
+async def relay_unsent(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    publisher: OutboxPublisher,
+    older_than_seconds: float,
+    batch_size: int = 500,
+) -> int:
     """Republish rows left unsent for longer than ``older_than_seconds``; returns how many went out.
 
     ``SKIP LOCKED`` lets several relays run at once without sending the same row twice at the
@@ -215,14 +238,18 @@ async def relay_unsent(sessionmaker: async_sessionmaker[AsyncSession], publisher
     cutoff = utcnow() - timedelta(seconds=older_than_seconds)
     async with sessionmaker() as session, session.begin():
         rows = (
-            await session.execute(
-                select(OutboxMessage)
-                .where(OutboxMessage.sent_at.is_(None), OutboxMessage.created_at <= cutoff)
-                .order_by(OutboxMessage.created_at)
-                .limit(batch_size)
-                .with_for_update(skip_locked=True)
+            (
+                await session.execute(
+                    select(OutboxMessage)
+                    .where(OutboxMessage.sent_at.is_(None), OutboxMessage.created_at <= cutoff)
+                    .order_by(OutboxMessage.created_at)
+                    .limit(batch_size)
+                    .with_for_update(skip_locked=True)
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         if not rows:
             return 0
         sent = await publisher.send(rows)

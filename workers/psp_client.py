@@ -75,7 +75,9 @@ class PaymentProvider:
         if self._session is not None:
             await self._session.close()
 
-    async def _post(self, path: str, body: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+    async def _post(
+        self, path: str, body: dict[str, Any], idempotency_key: str | None = None
+    ) -> dict[str, Any]:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         try:
             async with self._client().post(self._base_url + path, json=body, headers=headers) as response:
@@ -90,11 +92,23 @@ class PaymentProvider:
             raise ProviderRefused(status, str(error.get("code", "refused")), str(error.get("message", "")))
         return payload
 
-    async def create_payment(self, *, idempotency_key: str, amount_cents: int, currency: str, method: str,
-                             token: str | None, metadata: dict[str, str]) -> ProviderPayment:
+    async def create_payment(
+        self,
+        *,
+        idempotency_key: str,
+        amount_cents: int,
+        currency: str,
+        method: str,
+        token: str | None,
+        metadata: dict[str, str],
+    ) -> ProviderPayment:
         """Create (or, with the same key, find again) a payment at the provider."""
-        body: dict[str, Any] = {"amount_cents": amount_cents, "currency": currency, "method": method,
-                                "metadata": metadata}
+        body: dict[str, Any] = {
+            "amount_cents": amount_cents,
+            "currency": currency,
+            "method": method,
+            "metadata": metadata,
+        }
         if token is not None:
             body["token"] = token
         data = await self._post("/v1/payments", body, idempotency_key)

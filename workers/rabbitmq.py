@@ -52,7 +52,9 @@ class FleetBroker(RabbitmqBroker):
     def _declare_xq_queue(self, queue_name: str):
         name = xq_name(queue_name)
         try:
-            return self.channel.queue_declare(queue=name, durable=True, arguments=self.dead_letter_queue_arguments())
+            return self.channel.queue_declare(
+                queue=name, durable=True, arguments=self.dead_letter_queue_arguments()
+            )
         except pika.exceptions.ChannelClosedByBroker as error:
             if error.reply_code != PRECONDITION_FAILED:
                 raise
@@ -60,10 +62,14 @@ class FleetBroker(RabbitmqBroker):
             # retry and give up, and then this process could neither consume nor publish. The
             # existing queue keeps its TTL and its letters; the operator changes it on purpose.
             del self.channel  # closed by the broker; the next use opens a fresh one
-            log.warning("broker.dead_letter_queue_kept", queue=name,
-                        dead_letter_ttl_seconds=self.dead_letter_ttl_seconds, reason=error.reply_text,
-                        hint="the queue keeps the TTL it was declared with: shorten it with a RabbitMQ "
-                             "policy (message-ttl), or delete the empty queue while the fleet is stopped")
+            log.warning(
+                "broker.dead_letter_queue_kept",
+                queue=name,
+                dead_letter_ttl_seconds=self.dead_letter_ttl_seconds,
+                reason=error.reply_text,
+                hint="the queue keeps the TTL it was declared with: shorten it with a RabbitMQ "
+                "policy (message-ttl), or delete the empty queue while the fleet is stopped",
+            )
             return self.channel.queue_declare(queue=name, passive=True)
 
     def close(self) -> None:
@@ -85,5 +91,9 @@ class FleetBroker(RabbitmqBroker):
 
 def fleet_broker(settings: Settings, **options: Any) -> FleetBroker:
     """A confirming :class:`FleetBroker` on ``BROKER_URL``; ``options`` go to dramatiq (``middleware``)."""
-    return FleetBroker(url=settings.broker_url, confirm_delivery=True,
-                       dead_letter_ttl_seconds=settings.dead_letter_ttl_seconds, **options)
+    return FleetBroker(
+        url=settings.broker_url,
+        confirm_delivery=True,
+        dead_letter_ttl_seconds=settings.dead_letter_ttl_seconds,
+        **options,
+    )

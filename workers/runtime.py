@@ -50,7 +50,9 @@ class Runtime:
         await self.engine.dispose()
 
 
-def build_runtime(settings: Settings, broker: Broker, *, pool_size: int = 10, owns_broker: bool = True) -> Runtime:
+def build_runtime(
+    settings: Settings, broker: Broker, *, pool_size: int = 10, owns_broker: bool = True
+) -> Runtime:
     """Assemble a runtime publishing through ``broker`` (which must confirm deliveries);
     closing the runtime closes the broker too, unless ``owns_broker`` is false (a worker's)."""
     engine = create_engine(settings.database_url, pool_size=pool_size)

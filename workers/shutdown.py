@@ -11,8 +11,8 @@ outbox publisher closed under steps still running. The stop is bounded by
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 from types import FrameType
-from typing import Callable
 
 import structlog
 
@@ -29,14 +29,19 @@ def stop_once_on_sigterm() -> bool:
     the current handler is left alone). Must run on the main thread, as any signal setup.
     """
     original = signal.getsignal(signal.SIGTERM)
-    if not (callable(original) and getattr(original, "__module__", "") == "dramatiq.cli"
-            and getattr(original, "__qualname__", "") == _DRAMATIQ_WORKER_HANDLER):
+    if not (
+        callable(original)
+        and getattr(original, "__module__", "") == "dramatiq.cli"
+        and getattr(original, "__qualname__", "") == _DRAMATIQ_WORKER_HANDLER
+    ):
         return False
     signal.signal(signal.SIGTERM, _first_only(original))
     return True
 
 
-def _first_only(handler: Callable[[int, FrameType | None], object]) -> Callable[[int, FrameType | None], None]:
+def _first_only(
+    handler: Callable[[int, FrameType | None], object],
+) -> Callable[[int, FrameType | None], None]:
     stopping = False
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:

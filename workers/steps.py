@@ -7,7 +7,8 @@ Actors are thin synchronous functions that call :func:`run_step`; the step itsel
 from __future__ import annotations
 
 import contextvars
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import dramatiq
 import structlog
@@ -35,8 +36,9 @@ def set_runtime_provider(provider: Callable[[], Awaitable[Runtime]] | None) -> N
     _runtime_provider = provider
 
 
-async def _run(step: Step, message_id: str | None, actor: str | None, retries: int,
-               ids: dict[str, Any]) -> Any:
+async def _run(
+    step: Step, message_id: str | None, actor: str | None, retries: int, ids: dict[str, Any]
+) -> Any:
     if _runtime_provider is None:
         raise RuntimeError("no runtime: workers.broker must be loaded before actors run")
     _retries.set(retries)
@@ -82,5 +84,6 @@ def step_actor(route: Route, step: Step, **options: Any) -> dramatiq.Actor:
 
     actor.__name__ = actor.__qualname__ = route.actor_name
     actor.__doc__ = step.__doc__
-    return dramatiq.actor(actor, actor_name=route.actor_name, queue_name=route.queue_name,
-                          **{**STEP_OPTIONS, **options})
+    return dramatiq.actor(
+        actor, actor_name=route.actor_name, queue_name=route.queue_name, **{**STEP_OPTIONS, **options}
+    )

@@ -29,8 +29,9 @@ def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
     return f"t={timestamp},v1={_digest(secret, timestamp, body)}"
 
 
-def verify(secret: str, body: bytes, header: str | None, now: float | None = None,
-           tolerance: int = TOLERANCE_SECONDS) -> None:
+def verify(
+    secret: str, body: bytes, header: str | None, now: float | None = None, tolerance: int = TOLERANCE_SECONDS
+) -> None:
     """Raise :class:`SignatureError` unless ``header`` signs ``body`` within ``tolerance`` seconds."""
     if not header:
         raise SignatureError("missing PSP-Signature header")

@@ -23,8 +23,8 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import structlog
 
@@ -119,11 +119,15 @@ def serve() -> int:
     try:
         _, thread = start_http_server(port, addr=host, registry=registry)
     except OSError as error:
-        log.warning("worker.metrics_unavailable", host=host, port=port, error=str(error),
-                    hint="another process holds the port: set WORKER_METRICS_PORT to a free one "
-                         "(or 0 for no endpoint); the workers run on without it")
+        log.warning(
+            "worker.metrics_unavailable",
+            host=host,
+            port=port,
+            error=str(error),
+            hint="another process holds the port: set WORKER_METRICS_PORT to a free one "
+            "(or 0 for no endpoint); the workers run on without it",
+        )
         return 0
     log.info("worker.metrics_listening", host=host, port=port, directory=str(directory))
     thread.join()
     return 0
-

@@ -50,10 +50,24 @@ class Plan:
     outage_seconds: float = 6.0
 
 
-QUICK = Plan(load_seconds=70, shoppers=12, kill_worker_every=6, kill_gateway_at=10, rabbitmq_at=18,
-             mariadb_at=32, redis_at=44)
-FULL = Plan(load_seconds=300, shoppers=24, kill_worker_every=5, kill_gateway_at=40, rabbitmq_at=90,
-            mariadb_at=160, redis_at=220)
+QUICK = Plan(
+    load_seconds=70,
+    shoppers=12,
+    kill_worker_every=6,
+    kill_gateway_at=10,
+    rabbitmq_at=18,
+    mariadb_at=32,
+    redis_at=44,
+)
+FULL = Plan(
+    load_seconds=300,
+    shoppers=24,
+    kill_worker_every=5,
+    kill_gateway_at=40,
+    rabbitmq_at=90,
+    mariadb_at=160,
+    redis_at=220,
+)
 
 
 @dataclass
@@ -88,13 +102,15 @@ async def inject_faults(plan: Plan, supervisor: Supervisor, timeline: Timeline, 
     """Run the fault schedule; returns how many of each fault happened."""
     counts = {"worker processes killed": 0, "gateway killed": 0}
     loop = asyncio.get_running_loop()
-    schedule = sorted([
-        (plan.kill_gateway_at, "gateway"),
-        (plan.rabbitmq_at, "rabbitmq"),
-        (plan.mariadb_at, "mariadb"),
-        (plan.redis_at, "redis"),
-        *[(t, "worker") for t in _every(plan.kill_worker_every, 3, plan.load_seconds)],
-    ])
+    schedule = sorted(
+        [
+            (plan.kill_gateway_at, "gateway"),
+            (plan.rabbitmq_at, "rabbitmq"),
+            (plan.mariadb_at, "mariadb"),
+            (plan.redis_at, "redis"),
+            *[(t, "worker") for t in _every(plan.kill_worker_every, 3, plan.load_seconds)],
+        ]
+    )
     for at, fault in schedule:
         await asyncio.sleep(max(at - timeline.now(), 0))
         if fault == "worker":
@@ -106,8 +122,10 @@ async def inject_faults(plan: Plan, supervisor: Supervisor, timeline: Timeline, 
             timeline.note(f"SIGKILL gateway {supervisor.kill('web')}")
             counts["gateway killed"] += 1
         elif fault in ("rabbitmq", "mariadb"):
-            stop, start = {"rabbitmq": (disruptions.stop_rabbitmq, disruptions.start_rabbitmq),
-                           "mariadb": (disruptions.stop_mariadb, disruptions.ensure_services)}[fault]
+            stop, start = {
+                "rabbitmq": (disruptions.stop_rabbitmq, disruptions.start_rabbitmq),
+                "mariadb": (disruptions.stop_mariadb, disruptions.ensure_services),
+            }[fault]
             timeline.note(f"stopping {fault}")
             began = timeline.now()
             await loop.run_in_executor(None, stop)
@@ -144,8 +162,9 @@ def readiness_findings(timeline: Timeline) -> tuple[dict[str, str], list[str]]:
         during = [(t, s, d) for t, s, d in timeline.readiness if began <= t <= ended]
         named = any(s == 503 and dependency in d for _, s, d in during)
         recovered = next((t for t, s, _ in timeline.readiness if t > ended and s == 200), None)
-        figures[f"/readyz while {fault} was down"] = (f"503 naming {dependency}" if named else "never 503") + (
-            f", 200 again {recovered - ended:.1f}s after" if recovered else ", never 200 again")
+        figures[f"/readyz while {fault} was down"] = (
+            f"503 naming {dependency}" if named else "never 503"
+        ) + (f", 200 again {recovered - ended:.1f}s after" if recovered else ", never 200 again")
         if not named:
             violations.append(f"/readyz did not report {dependency} down while {fault} was stopped")
         if recovered is None:
@@ -159,15 +178,27 @@ async def run(plan: Plan, seed: int, workdir: Path, database_url: str, broker_ur
     try:
         if True:  # the fleet's database and vhost are made by main(), outside the event loop
             env = fleet_environment(
-                database_url=database_url, broker_url=broker_url, redis_url="redis://127.0.0.1:6379/13",
-                workdir=workdir, ADMIN_TOKEN="chaos-admin-token", HOLD_SECONDS="5", MAX_UNPAID_ORDERS="1000",
-                RECONCILE_EVERY_SECONDS="10", OUTBOX_RELAY_AFTER_SECONDS="2",
-                LOG_FORMAT="json", WORKER_PROCESSES="2", WORKER_THREADS="4")
+                database_url=database_url,
+                broker_url=broker_url,
+                redis_url="redis://127.0.0.1:6379/13",
+                workdir=workdir,
+                ADMIN_TOKEN="chaos-admin-token",
+                HOLD_SECONDS="5",
+                MAX_UNPAID_ORDERS="1000",
+                RECONCILE_EVERY_SECONDS="10",
+                OUTBOX_RELAY_AFTER_SECONDS="2",
+                LOG_FORMAT="json",
+                WORKER_PROCESSES="2",
+                WORKER_THREADS="4",
+            )
             supervisor = Supervisor(PROCESSES, env, workdir / "logs")
             supervisor.start()
             gateway = f"http://127.0.0.1:{env['PORT']}"
-            eventually_sync(lambda: answers_ok(f"{gateway}/readyz") and answers_ok(f"{env['PSP_URL']}/healthz"),
-                            timeout=60, what="the fleet")
+            eventually_sync(
+                lambda: answers_ok(f"{gateway}/readyz") and answers_ok(f"{env['PSP_URL']}/healthz"),
+                timeout=60,
+                what="the fleet",
+            )
             print(f"chaos run (seed {seed}); logs in {workdir}", flush=True)
             timeline = Timeline()
             traffic = Traffic(gateway, env["PSP_URL"], env["ADMIN_TOKEN"], rng)
@@ -177,8 +208,14 @@ async def run(plan: Plan, seed: int, workdir: Path, database_url: str, broker_ur
                 engine = create_engine(database_url, pool_size=4)
                 try:
                     # The sink's store, read only once the notify ledger caught up.
-                    verdict = await judge(create_sessionmaker(engine), env["PSP_URL"], traffic.accepted,
-                                          MailDirSink(env["MAIL_DIR"]), SETTLE_SECONDS, load_ended_at)
+                    verdict = await judge(
+                        create_sessionmaker(engine),
+                        env["PSP_URL"],
+                        traffic.accepted,
+                        MailDirSink(env["MAIL_DIR"]),
+                        SETTLE_SECONDS,
+                        load_ended_at,
+                    )
                 finally:
                     await engine.dispose()
             finally:
@@ -187,13 +224,16 @@ async def run(plan: Plan, seed: int, workdir: Path, database_url: str, broker_ur
             figures = {
                 "orders accepted": len(traffic.accepted),
                 "orders not accepted (gave up)": traffic.not_accepted,
-                **{f"kind {kind}": sum(1 for a in traffic.accepted if a.kind == kind)
-                   for kind in sorted({a.kind for a in traffic.accepted})},
+                **{
+                    f"kind {kind}": sum(1 for a in traffic.accepted if a.kind == kind)
+                    for kind in sorted({a.kind for a in traffic.accepted})
+                },
                 **counts,
                 "rabbitmq restarted": "rabbitmq" in timeline.windows,
                 "mariadb restarted": "mariadb" in timeline.windows,
                 "redis stopped (s)": REDIS_DOWN_SECONDS if "redis" in timeline.windows else 0,
-                "process restarts": ", ".join(f"{k} {v}" for k, v in sorted(supervisor.restarts.items())) or "none",
+                "process restarts": ", ".join(f"{k} {v}" for k, v in sorted(supervisor.restarts.items()))
+                or "none",
                 **readiness,
                 **verdict.figures,
             }
@@ -210,13 +250,16 @@ def _restart_violations(supervisor: Supervisor, counts: dict) -> list[str]:
     expected = {"web": counts["gateway killed"], "worker": counts["worker processes killed"]}
     for name in PROCESSES:
         if supervisor.restarts[name] > expected.get(name, 0):
-            violations.append(f"{name} restarted {supervisor.restarts[name]} times but was killed "
-                              f"{expected.get(name, 0)} times: it did not survive an outage by itself")
+            violations.append(
+                f"{name} restarted {supervisor.restarts[name]} times but was killed "
+                f"{expected.get(name, 0)} times: it did not survive an outage by itself"
+            )
     return violations
 
 
-async def _load_and_faults(plan: Plan, traffic: Traffic, supervisor: Supervisor, timeline: Timeline,
-                           rng: random.Random, gateway: str) -> dict:
+async def _load_and_faults(
+    plan: Plan, traffic: Traffic, supervisor: Supervisor, timeline: Timeline, rng: random.Random, gateway: str
+) -> dict:
     stop_watching = asyncio.Event()
     watcher = asyncio.create_task(watch_readiness(f"{gateway}/readyz", timeline, stop_watching))
     async with aiohttp.ClientSession() as client:
@@ -242,8 +285,9 @@ def _print_table(figures: dict, violations: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench/chaos", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="bench/chaos", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="about 2-3 minutes (the CI run)")
     parser.add_argument("--seed", type=int, default=7, help="random seed of the order mix and the kills")
     args = parser.parse_args(argv)

@@ -32,13 +32,23 @@ def stop_mariadb() -> None:
     _run("mariadb-admin", "-uroot", "shutdown")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if subprocess.run(["mariadb-admin", "-uroot", "-h127.0.0.1", "--connect-timeout=1", "ping"],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0:
+        if (
+            subprocess.run(
+                ["mariadb-admin", "-uroot", "-h127.0.0.1", "--connect-timeout=1", "ping"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            ).returncode
+            != 0
+        ):
             return
         time.sleep(0.2)
 
 
 def stop_redis() -> None:
     """Shut Redis down without saving: what it held is lost, as it may be."""
-    subprocess.run(["redis-cli", "-h", "127.0.0.1", "shutdown", "nosave"], stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, timeout=30)
+    subprocess.run(
+        ["redis-cli", "-h", "127.0.0.1", "shutdown", "nosave"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=30,
+    )

@@ -14,13 +14,13 @@ import asyncio
 import os
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
-from typing import Iterable
 
 from sqlalchemy import func, select
 
@@ -49,7 +49,7 @@ class Arrival:
     at: float  # wall clock (time.time()) of its arrival
 
     @classmethod
-    def of(cls, at: float, message: EmailMessage) -> "Arrival":
+    def of(cls, at: float, message: EmailMessage) -> Arrival:
         return cls(message["X-Order-Id"], message["X-Order-Event"], at)
 
     @property
@@ -97,7 +97,7 @@ class EmailFindings:
 
 def _epoch(value: datetime) -> float:
     """A stored naive-UTC time as seconds since the epoch, comparable with time.time()."""
-    return value.replace(tzinfo=timezone.utc).timestamp()
+    return value.replace(tzinfo=UTC).timestamp()
 
 
 def expected_emails(orders: Iterable[Order]) -> dict[Key, float | None]:
@@ -131,8 +131,13 @@ def _examples(keys: Iterable[Key]) -> str:
     return ", ".join(f"{order_id} {event}" for order_id, event in sorted(keys)[:EXAMPLES])
 
 
-def judge_emails(expected: dict[Key, float | None], arrivals: list[Arrival], ledger: dict[Key, LedgerEntry],
-                 load_ended_at: float, orders: int) -> EmailFindings:
+def judge_emails(
+    expected: dict[Key, float | None],
+    arrivals: list[Arrival],
+    ledger: dict[Key, LedgerEntry],
+    load_ended_at: float,
+    orders: int,
+) -> EmailFindings:
     """Compare what should have been sent with what the sink got; figures for the table, violations.
 
     Missing, duplicate and unexpected emails are violations, and so is a ledger row FAILED (the
@@ -179,45 +184,76 @@ def judge_emails(expected: dict[Key, float | None], arrivals: list[Arrival], led
         violations.append(f"{orders} orders but their history announces no email at all")
     if missing:
         by_ledger = Counter(ledger[key].status if key in ledger else "no ledger row" for key in missing)
-        violations.append(f"{len(missing)} of {len(expected)} expected emails never arrived "
-                          f"(ledger: {', '.join(f'{s} {n}' for s, n in sorted(by_ledger.items()))}), "
-                          f"e.g. {_examples(missing)}")
+        violations.append(
+            f"{len(missing)} of {len(expected)} expected emails never arrived "
+            f"(ledger: {', '.join(f'{s} {n}' for s, n in sorted(by_ledger.items()))}), "
+            f"e.g. {_examples(missing)}"
+        )
     if duplicates:
-        violations.append(f"{len(duplicates)} emails arrived more than once though one delivery claimed them "
-                          f"({sum(duplicates.values())} copies), e.g. {_examples(duplicates)}")
+        violations.append(
+            f"{len(duplicates)} emails arrived more than once though one delivery claimed them "
+            f"({sum(duplicates.values())} copies), e.g. {_examples(duplicates)}"
+        )
     if unexpected:
-        violations.append(f"{len(unexpected)} emails for no transition in the history, e.g. {_examples(unexpected)}")
+        violations.append(
+            f"{len(unexpected)} emails for no transition in the history, e.g. {_examples(unexpected)}"
+        )
     if failed:
         key, entry = sorted(failed.items())[0]
-        violations.append(f"{len(failed)} emails recorded FAILED though the mail server was up, "
-                          f"e.g. {_examples(failed)} ({key[0]}: {entry.last_error})")
+        violations.append(
+            f"{len(failed)} emails recorded FAILED though the mail server was up, "
+            f"e.g. {_examples(failed)} ({key[0]}: {entry.last_error})"
+        )
     if unfinished:
         states = Counter(entry.status for entry in unfinished.values())
-        violations.append(f"{len(unfinished)} ledger rows never finished "
-                          f"({', '.join(f'{s} {n}' for s, n in sorted(states.items()))}), "
-                          f"e.g. {_examples(unfinished)}")
+        violations.append(
+            f"{len(unfinished)} ledger rows never finished "
+            f"({', '.join(f'{s} {n}' for s, n in sorted(states.items()))}), "
+            f"e.g. {_examples(unfinished)}"
+        )
     return findings
 
 
 async def load_ledger(sessionmaker) -> dict[Key, LedgerEntry]:
     """The notifications ledger, by order and event."""
     async with sessionmaker() as session:
-        rows = (await session.execute(
-            select(Notification.order_id, Notification.event, Notification.status, Notification.last_error,
-                   Notification.attempts))).all()
-    return {(order_id, event): LedgerEntry(status, error, attempts)
-            for order_id, event, status, error, attempts in rows}
+        rows = (
+            await session.execute(
+                select(
+                    Notification.order_id,
+                    Notification.event,
+                    Notification.status,
+                    Notification.last_error,
+                    Notification.attempts,
+                )
+            )
+        ).all()
+    return {
+        (order_id, event): LedgerEntry(status, error, attempts)
+        for order_id, event, status, error, attempts in rows
+    }
 
 
 async def notify_backlog(sessionmaker) -> dict[str, int]:
     """What can still cause an email: unfinished orders and refunds, notify messages not done with."""
     async with sessionmaker() as session:
-        unsettled = await session.scalar(select(func.count()).select_from(Order).where(
-            Order._status.in_([OrderStatus.PENDING.value, OrderStatus.AWAITING_PAYMENT.value])))
-        refunding = await session.scalar(select(func.count()).select_from(Payment).where(
-            Payment._status == PaymentStatus.REFUND_PENDING.value))
-        outbox = (await session.execute(select(OutboxMessage.order_id, OutboxMessage.kwargs, OutboxMessage.sent_at)
-                                        .where(OutboxMessage.actor_name == NOTIFY.actor_name))).all()
+        unsettled = await session.scalar(
+            select(func.count())
+            .select_from(Order)
+            .where(Order._status.in_([OrderStatus.PENDING.value, OrderStatus.AWAITING_PAYMENT.value]))
+        )
+        refunding = await session.scalar(
+            select(func.count())
+            .select_from(Payment)
+            .where(Payment._status == PaymentStatus.REFUND_PENDING.value)
+        )
+        outbox = (
+            await session.execute(
+                select(OutboxMessage.order_id, OutboxMessage.kwargs, OutboxMessage.sent_at).where(
+                    OutboxMessage.actor_name == NOTIFY.actor_name
+                )
+            )
+        ).all()
     ledger = await load_ledger(sessionmaker)
     finished = {key for key, entry in ledger.items() if entry.status not in UNFINISHED}
     enqueued = {(order_id, kwargs.get("event_type")) for order_id, kwargs, _ in outbox}

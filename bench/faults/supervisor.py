@@ -41,15 +41,22 @@ class Supervisor:
 
     def __post_init__(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.processes = {name: Supervised(name, procfile_command(name), self.log_dir / f"{name}.log")
-                          for name in self.names}
+        self.processes = {
+            name: Supervised(name, procfile_command(name), self.log_dir / f"{name}.log")
+            for name in self.names
+        }
         self._thread = threading.Thread(target=self._watch, name="supervisor", daemon=True)
 
     def _spawn(self, supervised: Supervised) -> None:
         with open(supervised.log_path, "ab") as log:
             supervised.process = subprocess.Popen(
-                ["/bin/sh", "-c", f"exec {supervised.command}"], cwd=ROOT, env=self.env,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                ["/bin/sh", "-c", f"exec {supervised.command}"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def start(self) -> None:
         for supervised in self.processes.values():

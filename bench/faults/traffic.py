@@ -16,7 +16,14 @@ from typing import Any
 
 import aiohttp
 
-KINDS = ("card_ok", "card_declined", "no_response", "redirect_approved", "customer_cancel", "cancel_after_payment")
+KINDS = (
+    "card_ok",
+    "card_declined",
+    "no_response",
+    "redirect_approved",
+    "customer_cancel",
+    "cancel_after_payment",
+)
 RETRYABLE = {429, 500, 502, 503, 504}
 
 
@@ -42,8 +49,17 @@ class Traffic:
     not_accepted: int = 0
     follow_up_failures: int = 0
 
-    async def call(self, client: aiohttp.ClientSession, method: str, url: str, *, deadline: float,
-                   token: str | None = None, json: Any = None, headers: dict | None = None) -> tuple[int, Any]:
+    async def call(
+        self,
+        client: aiohttp.ClientSession,
+        method: str,
+        url: str,
+        *,
+        deadline: float,
+        token: str | None = None,
+        json: Any = None,
+        headers: dict | None = None,
+    ) -> tuple[int, Any]:
         """One request, repeated on connection errors and 5xx/429 until ``deadline``."""
         headers = dict(headers or {})
         if token:
@@ -51,12 +67,13 @@ class Traffic:
         delay = 0.2
         while True:
             try:
-                async with client.request(method, url, json=json, headers=headers,
-                                          timeout=aiohttp.ClientTimeout(total=10)) as response:
+                async with client.request(
+                    method, url, json=json, headers=headers, timeout=aiohttp.ClientTimeout(total=10)
+                ) as response:
                     body = await response.json(content_type=None) if await response.read() else None
                     if response.status not in RETRYABLE:
                         return response.status, body
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 pass
             if time.monotonic() + delay > deadline:
                 raise GaveUp(f"{method} {url}")
@@ -66,19 +83,41 @@ class Traffic:
     async def customer(self, client: aiohttp.ClientSession) -> str:
         email = f"chaos-{uuid.uuid4().hex}@example.com"
         deadline = time.monotonic() + 60
-        await self.call(client, "POST", f"{self.gateway_url}/accounts", deadline=deadline,
-                        json={"email": email, "name": "Chaos Shopper", "password": "chaos password"})
-        _, body = await self.call(client, "POST", f"{self.gateway_url}/auth/token", deadline=deadline,
-                                  json={"email": email, "password": "chaos password"})
+        await self.call(
+            client,
+            "POST",
+            f"{self.gateway_url}/accounts",
+            deadline=deadline,
+            json={"email": email, "name": "Chaos Shopper", "password": "chaos password"},
+        )
+        _, body = await self.call(
+            client,
+            "POST",
+            f"{self.gateway_url}/auth/token",
+            deadline=deadline,
+            json={"email": email, "password": "chaos password"},
+        )
         return body["access_token"]
 
     async def item(self, client: aiohttp.ClientSession, stock: int) -> str:
         sku = f"CHAOS-{uuid.uuid4().hex[:10].upper()}"
         deadline = time.monotonic() + 60
-        await self.call(client, "POST", f"{self.gateway_url}/items", deadline=deadline, token=self.admin_token,
-                        json={"sku": sku, "name": f"Chaos item {sku}", "price_cents": 1000})
-        await self.call(client, "POST", f"{self.gateway_url}/items/{sku}/stock", deadline=deadline,
-                        token=self.admin_token, json={"quantity": stock})
+        await self.call(
+            client,
+            "POST",
+            f"{self.gateway_url}/items",
+            deadline=deadline,
+            token=self.admin_token,
+            json={"sku": sku, "name": f"Chaos item {sku}", "price_cents": 1000},
+        )
+        await self.call(
+            client,
+            "POST",
+            f"{self.gateway_url}/items/{sku}/stock",
+            deadline=deadline,
+            token=self.admin_token,
+            json={"quantity": stock},
+        )
         return sku
 
     async def order(self, client: aiohttp.ClientSession, token: str, skus: list[str], kind: str) -> None:
@@ -92,8 +131,14 @@ class Traffic:
         body = {"items": [{"sku": sku, "quantity": q} for sku, q in lines.items()], "payment": payment}
         try:
             status, answer = await self.call(
-                client, "POST", f"{self.gateway_url}/orders", deadline=time.monotonic() + 90, token=token,
-                json=body, headers={"Idempotency-Key": uuid.uuid4().hex})
+                client,
+                "POST",
+                f"{self.gateway_url}/orders",
+                deadline=time.monotonic() + 90,
+                token=token,
+                json=body,
+                headers={"Idempotency-Key": uuid.uuid4().hex},
+            )
         except GaveUp:
             self.not_accepted += 1
             return
@@ -108,8 +153,9 @@ class Traffic:
             self.follow_up_failures += 1
 
     async def _order_state(self, client, order: Accepted, deadline: float) -> dict:
-        _, body = await self.call(client, "GET", f"{self.gateway_url}/orders/{order.order_id}",
-                                  deadline=deadline, token=order.token)
+        _, body = await self.call(
+            client, "GET", f"{self.gateway_url}/orders/{order.order_id}", deadline=deadline, token=order.token
+        )
         return body
 
     async def _wait_for(self, client, order: Accepted, predicate, deadline: float) -> dict | None:
@@ -124,22 +170,47 @@ class Traffic:
         """What the customer does after ordering: pay at the provider, or cancel."""
         deadline = time.monotonic() + 60
         if order.kind == "redirect_approved":
-            state = await self._wait_for(client, order, lambda s: s["payment"].get("checkout_url")
-                                         or s["status"] != "AWAITING_PAYMENT" and s["status"] != "PENDING", deadline)
+            state = await self._wait_for(
+                client,
+                order,
+                lambda s: (
+                    s["payment"].get("checkout_url")
+                    or (s["status"] != "AWAITING_PAYMENT"
+                    and s["status"] != "PENDING")
+                ),
+                deadline,
+            )
             if state and state["payment"].get("checkout_url") and state["status"] == "AWAITING_PAYMENT":
-                await self.call(client, "POST", f"{state['payment']['checkout_url']}/approve", deadline=deadline)
+                await self.call(
+                    client, "POST", f"{state['payment']['checkout_url']}/approve", deadline=deadline
+                )
         elif order.kind == "customer_cancel":
-            await self.call(client, "POST", f"{self.gateway_url}/orders/{order.order_id}/cancel",
-                            deadline=deadline, token=order.token)
+            await self.call(
+                client,
+                "POST",
+                f"{self.gateway_url}/orders/{order.order_id}/cancel",
+                deadline=deadline,
+                token=order.token,
+            )
         elif order.kind == "cancel_after_payment":
-            placed = await self._wait_for(client, order, lambda s: s["status"] != "PENDING"
-                                          and s["status"] != "AWAITING_PAYMENT", deadline)
+            placed = await self._wait_for(
+                client,
+                order,
+                lambda s: s["status"] != "PENDING" and s["status"] != "AWAITING_PAYMENT",
+                deadline,
+            )
             if placed and placed["status"] == "PLACED":
-                await self.call(client, "POST", f"{self.gateway_url}/orders/{order.order_id}/cancel",
-                                deadline=deadline, token=order.token)
+                await self.call(
+                    client,
+                    "POST",
+                    f"{self.gateway_url}/orders/{order.order_id}/cancel",
+                    deadline=deadline,
+                    token=order.token,
+                )
 
-    async def shopper(self, client: aiohttp.ClientSession, token: str, skus: list[str], until: float,
-                      pause: float) -> None:
+    async def shopper(
+        self, client: aiohttp.ClientSession, token: str, skus: list[str], until: float, pause: float
+    ) -> None:
         """Place orders of random kinds until ``until``."""
         while time.monotonic() < until:
             await self.order(client, token, skus, self.rng.choice(KINDS))

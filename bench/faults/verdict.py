@@ -45,11 +45,15 @@ async def load_orders(sessionmaker, ids: list[str]) -> dict[str, Order]:
     found: dict[str, Order] = {}
     async with sessionmaker() as session:
         for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
+            chunk = ids[start : start + 500]
             for order in (await session.scalars(select(Order).where(Order.id.in_(chunk)))).all():
                 found[order.id] = order
-            rows = [dict(r) for r in (await session.execute(
-                select(orders_archive).where(orders_archive.c.id.in_(chunk)))).mappings().all()]
+            rows = [
+                dict(r)
+                for r in (await session.execute(select(orders_archive).where(orders_archive.c.id.in_(chunk))))
+                .mappings()
+                .all()
+            ]
             for order in await rebuild_archived(session, rows):
                 found[order.id] = order
     return found
@@ -57,10 +61,14 @@ async def load_orders(sessionmaker, ids: list[str]) -> dict[str, Order]:
 
 def _unsettled(order: Order) -> bool:
     payment = order.payment
-    return order.status in UNSETTLED or (payment is not None and payment.status == PaymentStatus.REFUND_PENDING)
+    return order.status in UNSETTLED or (
+        payment is not None and payment.status == PaymentStatus.REFUND_PENDING
+    )
 
 
-async def wait_until_settled(sessionmaker, accepted: list[Accepted], timeout: float) -> tuple[dict[str, Order], float]:
+async def wait_until_settled(
+    sessionmaker, accepted: list[Accepted], timeout: float
+) -> tuple[dict[str, Order], float]:
     """Poll until every accepted order is settled or ``timeout`` passes; returns the orders and the wait."""
     ids = [order.order_id for order in accepted]
     started = time.monotonic()
@@ -77,23 +85,32 @@ async def provider_records(psp_url: str, order_ids: list[str]) -> dict[str, tupl
     """Per order: (succeeded charges, refunds) as the payment provider counts them."""
     records: dict[str, tuple[int, int]] = {}
     async with aiohttp.ClientSession() as client:
+
         async def one(order_id: str) -> None:
             async with client.get(f"{psp_url}/v1/payments", params={"order_id": order_id}) as response:
                 payments = (await response.json())["data"]
             charged = [p for p in payments if p["status"] == "succeeded"]
             refunds = 0
             for payment in charged:
-                async with client.get(f"{psp_url}/v1/refunds", params={"payment_id": payment["id"]}) as response:
+                async with client.get(
+                    f"{psp_url}/v1/refunds", params={"payment_id": payment["id"]}
+                ) as response:
                     refunds += len((await response.json())["data"])
             records[order_id] = (len(charged), refunds)
 
         for start in range(0, len(order_ids), 50):
-            await asyncio.gather(*(one(order_id) for order_id in order_ids[start:start + 50]))
+            await asyncio.gather(*(one(order_id) for order_id in order_ids[start : start + 50]))
     return records
 
 
-async def judge(sessionmaker, psp_url: str, accepted: list[Accepted], mail_sink, settle_timeout: float,
-                load_ended_at: float) -> Verdict:
+async def judge(
+    sessionmaker,
+    psp_url: str,
+    accepted: list[Accepted],
+    mail_sink,
+    settle_timeout: float,
+    load_ended_at: float,
+) -> Verdict:
     """Check every invariant of the chaos run; figures for the table, violations for the exit code.
 
     ``mail_sink`` is the fleet's mail sink (``received()``, e.g. :class:`MailDirSink`): it is read only
@@ -107,11 +124,13 @@ async def judge(sessionmaker, psp_url: str, accepted: list[Accepted], mail_sink,
     if lost:
         verdict.violations.append(f"{len(lost)} accepted orders lost, e.g. {lost[:3]}")
     if unsettled:
-        verdict.violations.append(f"{len(unsettled)} orders not final {settle_timeout:.0f}s after the faults, "
-                                  f"e.g. {unsettled[:3]}")
+        verdict.violations.append(
+            f"{len(unsettled)} orders not final {settle_timeout:.0f}s after the faults, e.g. {unsettled[:3]}"
+        )
     outcomes = Counter((o.status, o.reason) for o in orders.values())
-    verdict.figures["outcomes"] = ", ".join(f"{s}{'/' + r if r else ''} {n}" for (s, r), n in sorted(
-        outcomes.items(), key=lambda item: -item[1]))
+    verdict.figures["outcomes"] = ", ".join(
+        f"{s}{'/' + r if r else ''} {n}" for (s, r), n in sorted(outcomes.items(), key=lambda item: -item[1])
+    )
 
     async with sessionmaker() as session:
         for line in await invariant_violations(session):
@@ -121,7 +140,9 @@ async def judge(sessionmaker, psp_url: str, accepted: list[Accepted], mail_sink,
     for order_id, (charged, refunds) in records.items():
         order = orders[order_id]
         if charged > 1 or refunds > 1:
-            verdict.violations.append(f"order {order_id}: {charged} charges and {refunds} refunds at the provider")
+            verdict.violations.append(
+                f"order {order_id}: {charged} charges and {refunds} refunds at the provider"
+            )
         if charged and order.status in (OrderStatus.CANCELLED, OrderStatus.REJECTED) and refunds != 1:
             verdict.violations.append(f"order {order_id}: {order.status} but its charge was not refunded")
         if charged and order.status == OrderStatus.PLACED and refunds:
@@ -133,16 +154,25 @@ async def judge(sessionmaker, psp_url: str, accepted: list[Accepted], mail_sink,
     return verdict
 
 
-async def _judge_emails(verdict: Verdict, sessionmaker, mail_sink, timeout: float, load_ended_at: float) -> None:
+async def _judge_emails(
+    verdict: Verdict, sessionmaker, mail_sink, timeout: float, load_ended_at: float
+) -> None:
     left, waited = await wait_for_notify(sessionmaker, timeout)
     verdict.figures["emails all handled, after the orders settled (s)"] = (
-        round(waited, 1) if not left else f"not within {timeout:.0f}")
+        round(waited, 1) if not left else f"not within {timeout:.0f}"
+    )
     if left:
-        verdict.violations.append(f"notify had not caught up {timeout:.0f}s after the orders settled: "
-                                  + ", ".join(f"{what} {n}" for what, n in left.items()))
+        verdict.violations.append(
+            f"notify had not caught up {timeout:.0f}s after the orders settled: "
+            + ", ".join(f"{what} {n}" for what, n in left.items())
+        )
     everything = await load_orders(sessionmaker, await all_order_ids(sessionmaker))
-    findings = judge_emails(expected_emails(everything.values()),
-                            [Arrival.of(at, message) for at, message in mail_sink.received()],
-                            await load_ledger(sessionmaker), load_ended_at, orders=len(everything))
+    findings = judge_emails(
+        expected_emails(everything.values()),
+        [Arrival.of(at, message) for at, message in mail_sink.received()],
+        await load_ledger(sessionmaker),
+        load_ended_at,
+        orders=len(everything),
+    )
     verdict.figures.update(findings.figures)
     verdict.violations.extend(findings.violations)

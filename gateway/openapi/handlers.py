@@ -37,8 +37,11 @@ def _document() -> bytes:
 @routes.get("/openapi.json")
 async def openapi_json(request: web.Request) -> web.Response:
     """The OpenAPI 3.0 document of this API."""
-    return web.Response(body=_document(), content_type="application/json",
-                        headers={"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"})
+    return web.Response(
+        body=_document(),
+        content_type="application/json",
+        headers={"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"},
+    )
 
 
 _SWAGGER_PAGE = """<!DOCTYPE html>
@@ -75,12 +78,16 @@ def _plain_page() -> str:
     rows = []
     for path, operations in spec.build_spec()["paths"].items():
         for method, op in operations.items():
-            rows.append(f"<tr><td><code>{method.upper()}</code></td><td><code>{html.escape(path)}</code></td>"
-                        f"<td>{html.escape(op.get('summary', ''))}</td></tr>")
-    return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Order fleet API</title></head>"
-            "<body><h1>Order fleet API</h1><p>The full description: <a href=\"/openapi.json\">/openapi.json</a> "
-            "(OpenAPI 3.0). Install <code>swagger-ui-bundle</code> for the interactive page.</p>"
-            f"<table>{''.join(rows)}</table></body></html>")
+            rows.append(
+                f"<tr><td><code>{method.upper()}</code></td><td><code>{html.escape(path)}</code></td>"
+                f"<td>{html.escape(op.get('summary', ''))}</td></tr>"
+            )
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Order fleet API</title></head>'
+        '<body><h1>Order fleet API</h1><p>The full description: <a href="/openapi.json">/openapi.json</a> '
+        "(OpenAPI 3.0). Install <code>swagger-ui-bundle</code> for the interactive page.</p>"
+        f"<table>{''.join(rows)}</table></body></html>"
+    )
 
 
 @lru_cache(maxsize=1)

@@ -103,11 +103,22 @@ def problem(status: int, description: str, *types: ProblemType | str, headers: d
             uris.append(kind.uri)
         else:
             uris.append(kind if kind == BLANK else _slug(kind))
-    schema = {"allOf": [ref("Problem"), {"type": "object", "properties": {
-        "type": {"type": "string", "enum": sorted(set(uris))},
-        "status": {"type": "integer", "enum": [status]},
-    }}]}
-    response: dict[str, Any] = {"description": description, "content": {PROBLEM_CONTENT_TYPE: {"schema": schema}}}
+    schema = {
+        "allOf": [
+            ref("Problem"),
+            {
+                "type": "object",
+                "properties": {
+                    "type": {"type": "string", "enum": sorted(set(uris))},
+                    "status": {"type": "integer", "enum": [status]},
+                },
+            },
+        ]
+    }
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {PROBLEM_CONTENT_TYPE: {"schema": schema}},
+    }
     if headers:
         response["headers"] = headers
     return response
@@ -133,23 +144,31 @@ def _header(description: str) -> dict:
 
 
 _LOCATION = {"Location": _header("Where the created resource can be read")}
-_CHALLENGE = {"WWW-Authenticate": _header("`Bearer`, with `error=\"invalid_token\"` for a bad token")}
+_CHALLENGE = {"WWW-Authenticate": _header('`Bearer`, with `error="invalid_token"` for a bad token')}
 _RETRY_AFTER = {"Retry-After": _header("Seconds to wait before trying again")}
 
 # Answers several operations share; each operation lists the ones it can give.
 MALFORMED = problem(400, "The body is missing, not JSON, not UTF-8, or nested too deeply", MALFORMED_JSON)
-NEEDS_TOKEN = problem(401, "No usable bearer token: missing, malformed, expired, or its account is gone",
-                      BLANK, INVALID_TOKEN, headers=_CHALLENGE)
+NEEDS_TOKEN = problem(
+    401,
+    "No usable bearer token: missing, malformed, expired, or its account is gone",
+    BLANK,
+    INVALID_TOKEN,
+    headers=_CHALLENGE,
+)
 NEEDS_ADMIN = problem(401, "No usable bearer token", BLANK, INVALID_TOKEN, headers=_CHALLENGE)
 NOT_ADMIN = problem(403, "A bearer token that is not the admin token")
 TOO_LARGE = problem(413, "The body is larger than the gateway accepts (MAX_BODY_BYTES, 64 KiB by default)")
 NO_CART = problem(403, "The admin token: carts and wishlists belong to customers")
-UNAVAILABLE = problem(503, "The database is briefly unreachable or saturated; retry after `Retry-After`",
-                      headers=_RETRY_AFTER)
+UNAVAILABLE = problem(
+    503, "The database is briefly unreachable or saturated; retry after `Retry-After`", headers=_RETRY_AFTER
+)
 
 
-def invalid(description: str = "The body (or a parameter) breaks a constraint; `field` names which",
-            *types: ProblemType | str) -> dict:
+def invalid(
+    description: str = "The body (or a parameter) breaks a constraint; `field` names which",
+    *types: ProblemType | str,
+) -> dict:
     return problem(422, description, INVALID_REQUEST, *types)
 
 
@@ -163,8 +182,17 @@ CUSTOMER_OR_ADMIN = [{"customerToken": []}, {"adminToken": []}]
 PUBLIC: list = []
 
 
-def operation(operation_id: str, summary: str, tag: str, *, security: list, responses: dict,
-              description: str = "", parameters: list | None = None, body: dict | None = None) -> dict:
+def operation(
+    operation_id: str,
+    summary: str,
+    tag: str,
+    *,
+    security: list,
+    responses: dict,
+    description: str = "",
+    parameters: list | None = None,
+    body: dict | None = None,
+) -> dict:
     op: dict[str, Any] = {"operationId": operation_id, "summary": summary, "tags": [tag]}
     if description:
         op["description"] = description
@@ -179,35 +207,78 @@ def operation(operation_id: str, summary: str, tag: str, *, security: list, resp
 
 # -- parameters -------------------------------------------------------------------------------
 
-SKU_SCHEMA: Schema = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": _anchored(SKU_PATTERN),
-                      "description": "Letters, digits, `.`, `_` or `-`; compared case-insensitively"}
-ORDER_ID_SCHEMA: Schema = {"type": "string", "pattern": "^[0-9a-f]{32}$", "maxLength": MAX_ORDER_ID_LENGTH,
-                           "description": "32 lower-case hex digits"}
+SKU_SCHEMA: Schema = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 64,
+    "pattern": _anchored(SKU_PATTERN),
+    "description": "Letters, digits, `.`, `_` or `-`; compared case-insensitively",
+}
+ORDER_ID_SCHEMA: Schema = {
+    "type": "string",
+    "pattern": "^[0-9a-f]{32}$",
+    "maxLength": MAX_ORDER_ID_LENGTH,
+    "description": "32 lower-case hex digits",
+}
 ID_SCHEMA: Schema = {"type": "string", "pattern": "^[0-9a-f]{32}$", "description": "32 lower-case hex digits"}
 
 PARAMETERS: dict[str, dict] = {
-    "Sku": {"name": "sku", "in": "path", "required": True, "schema": SKU_SCHEMA,
-            "description": "The item's SKU; one that could never exist answers 404"},
-    "AnySku": {"name": "sku", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1},
-               "description": "The SKU to take out; one that is not there (or could never exist) changes nothing"},
-    "OrderId": {"name": "order_id", "in": "path", "required": True, "schema": ORDER_ID_SCHEMA,
-                "description": "The order's id; another customer's order answers 404 like a missing one"},
-    "PaymentId": {"name": "payment_id", "in": "path", "required": True, "schema": ID_SCHEMA,
-                  "description": "The payment's id (`payment.id` of an order)"},
-    "IdempotencyKey": {
-        "name": IDEMPOTENCY_HEADER, "in": "header", "required": True,
-        "description": "Chosen by the client, one per intended order, checkout or refund (a UUID, say): a "
-                       "retry with the same key and body answers as the first request did; the same key with "
-                       "another body is refused (422). Missing: 400.",
-        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH,
-                   "pattern": "^[!-~](?:[ -~]*[!-~])?$"},
+    "Sku": {
+        "name": "sku",
+        "in": "path",
+        "required": True,
+        "schema": SKU_SCHEMA,
+        "description": "The item's SKU; one that could never exist answers 404",
     },
-    "Limit": {"name": "limit", "in": "query", "required": False,
-              "description": f"Page size, {DEFAULT_LIMIT} when absent or empty",
-              "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}},
-    "Cursor": {"name": "cursor", "in": "query", "required": False,
-               "description": "The `next_cursor` of the previous page (opaque); absent for the first page",
-               "schema": {"type": "string", "maxLength": MAX_CURSOR_LENGTH}},
+    "AnySku": {
+        "name": "sku",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "minLength": 1},
+        "description": "The SKU to take out; one that is not there (or could never exist) changes nothing",
+    },
+    "OrderId": {
+        "name": "order_id",
+        "in": "path",
+        "required": True,
+        "schema": ORDER_ID_SCHEMA,
+        "description": "The order's id; another customer's order answers 404 like a missing one",
+    },
+    "PaymentId": {
+        "name": "payment_id",
+        "in": "path",
+        "required": True,
+        "schema": ID_SCHEMA,
+        "description": "The payment's id (`payment.id` of an order)",
+    },
+    "IdempotencyKey": {
+        "name": IDEMPOTENCY_HEADER,
+        "in": "header",
+        "required": True,
+        "description": "Chosen by the client, one per intended order, checkout or refund (a UUID, say): a "
+        "retry with the same key and body answers as the first request did; the same key with "
+        "another body is refused (422). Missing: 400.",
+        "schema": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_KEY_LENGTH,
+            "pattern": "^[!-~](?:[ -~]*[!-~])?$",
+        },
+    },
+    "Limit": {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "description": f"Page size, {DEFAULT_LIMIT} when absent or empty",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+    },
+    "Cursor": {
+        "name": "cursor",
+        "in": "query",
+        "required": False,
+        "description": "The `next_cursor` of the previous page (opaque); absent for the first page",
+        "schema": {"type": "string", "maxLength": MAX_CURSOR_LENGTH},
+    },
 }
 
 
@@ -222,26 +293,43 @@ def param(name: str) -> dict:
 _SPACE = r"\s\x1c-\x1f\x85"
 #: An absolute http(s) URL naming a host, with no whitespace (as :func:`gateway.validation.http_url`).
 #: (IPv6 literals, which the gateway takes too, are left out of the pattern: it would be a long one.)
-HTTP_URL_PATTERN = (f"^https?://([^{_SPACE}/?#@]*@)?[^{_SPACE}/?#@:\\[\\]]+(:[^{_SPACE}/?#]*)?"
-                    f"([/?#][^{_SPACE}]*)?$")
+HTTP_URL_PATTERN = (
+    f"^https?://([^{_SPACE}/?#@]*@)?[^{_SPACE}/?#@:\\[\\]]+(:[^{_SPACE}/?#]*)?([/?#][^{_SPACE}]*)?$"
+)
 TIME: Schema = {"type": "string", "format": "date-time", "description": "ISO 8601, UTC, ending in `Z`"}
 NULLABLE_TIME: Schema = {**TIME, "nullable": True}
-CURRENCY: Schema = {"type": "string", "pattern": "^[A-Z]{3}$", "minLength": 3, "maxLength": 3,
-                    "description": "ISO 4217 code", "example": "USD"}
+CURRENCY: Schema = {
+    "type": "string",
+    "pattern": "^[A-Z]{3}$",
+    "minLength": 3,
+    "maxLength": 3,
+    "description": "ISO 4217 code",
+    "example": "USD",
+}
 ADDRESS: Schema = {
-    "type": "object", "additionalProperties": True,
+    "type": "object",
+    "additionalProperties": True,
     "description": "Free-form JSON object (street, city, ...): at most 2048 bytes as JSON, nested at most "
-                   "3 levels",
+    "3 levels",
     "example": {"line1": "1 Main St", "city": "Springfield", "postcode": "12345", "country": "US"},
 }
-NAME: Schema = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": f"[^{_SPACE}]",
-                "description": "Not blank"}
+NAME: Schema = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 200,
+    "pattern": f"[^{_SPACE}]",
+    "description": "Not blank",
+}
 PASSWORD: Schema = {"type": "string", "minLength": 8, "maxLength": 128, "format": "password"}
-EMAIL: Schema = {"type": "string", "minLength": 1, "maxLength": 254,
-                 "pattern": f"^[{_SPACE}]*[^@{_SPACE}]+@[^@{_SPACE}.]+(\\.[^@{_SPACE}.]+)+[{_SPACE}]*$",
-                 "description": "Trimmed, lower-cased and put in Unicode NFC, then stored and compared exactly: "
-                                "`Zoë@` and `zoë@` are one account, `zoe@` and `zoë@` two",
-                 "example": "ada@example.com"}
+EMAIL: Schema = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 254,
+    "pattern": f"^[{_SPACE}]*[^@{_SPACE}]+@[^@{_SPACE}.]+(\\.[^@{_SPACE}.]+)+[{_SPACE}]*$",
+    "description": "Trimmed, lower-cased and put in Unicode NFC, then stored and compared exactly: "
+    "`Zoë@` and `zoë@` are one account, `zoe@` and `zoë@` two",
+    "example": "ada@example.com",
+}
 
 _ORDER_STATUSES = [status.value for status in OrderStatus]
 _REASONS = [reason.value for reason in Reason]
@@ -257,63 +345,103 @@ SCHEMAS: dict[str, Schema] = {
             "status": {"type": "integer", "minimum": 400, "maximum": 599},
             "detail": {"type": "string"},
             "field": {"type": "string", "description": "The offending field, e.g. `items[2].quantity`"},
-            "order_status": {"type": "string", "enum": _ORDER_STATUSES,
-                             "description": "The order's status, when that is why the request was refused"},
-            "payment_status": {"type": "string", "nullable": True,
-                               "enum": [*(status.value for status in PaymentStatus), None],
-                               "description": "The payment's status, when that is why a refund was refused"},
+            "order_status": {
+                "type": "string",
+                "enum": _ORDER_STATUSES,
+                "description": "The order's status, when that is why the request was refused",
+            },
+            "payment_status": {
+                "type": "string",
+                "nullable": True,
+                "enum": [*(status.value for status in PaymentStatus), None],
+                "description": "The payment's status, when that is why a refund was refused",
+            },
             "limit": {"type": "integer", "description": "The limit that was reached"},
-            "checks": {"type": "object", "additionalProperties": {"type": "string"},
-                       "description": "Readiness: each dependency's state"},
+            "checks": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "Readiness: each dependency's state",
+            },
         },
         "additionalProperties": True,
     },
     # accounts
     "NewAccount": {
-        "type": "object", "additionalProperties": False,
-        "example": {"email": "ada@example.com", "name": "Ada Lovelace", "password": "correct horse battery",
-                    "shipping_address": {"line1": "1 Main St", "city": "Springfield", "country": "US"}},
+        "type": "object",
+        "additionalProperties": False,
+        "example": {
+            "email": "ada@example.com",
+            "name": "Ada Lovelace",
+            "password": "correct horse battery",
+            "shipping_address": {"line1": "1 Main St", "city": "Springfield", "country": "US"},
+        },
         "required": ["email", "name", "password"],
         "properties": {
-            "email": EMAIL, "name": NAME, "password": PASSWORD,
-            "shipping_address": _nullable(ADDRESS), "billing_address": _nullable(ADDRESS),
+            "email": EMAIL,
+            "name": NAME,
+            "password": PASSWORD,
+            "shipping_address": _nullable(ADDRESS),
+            "billing_address": _nullable(ADDRESS),
         },
     },
     "AccountChanges": {
-        "type": "object", "additionalProperties": False,
+        "type": "object",
+        "additionalProperties": False,
         "description": "Only the fields sent change; `null` clears an address or the default payment method "
-                       "(name and password cannot be null)",
+        "(name and password cannot be null)",
         "example": {"name": "Ada King", "default_payment_method": {"method": "token", "token": "pm_card_ok"}},
         "properties": {
-            "name": NAME, "password": PASSWORD,
-            "shipping_address": _nullable(ADDRESS), "billing_address": _nullable(ADDRESS),
+            "name": NAME,
+            "password": PASSWORD,
+            "shipping_address": _nullable(ADDRESS),
+            "billing_address": _nullable(ADDRESS),
             "default_payment_method": _nullable(ref("DefaultPaymentMethod")),
         },
     },
     "DefaultPaymentMethod": {
-        "type": "object", "additionalProperties": False, "required": ["method", "token"],
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["method", "token"],
         "description": "A payment-provider token kept on the account; orders that name no `payment` are paid "
-                       "with it. Never card data: 12 or more digits in one run, whatever separates them "
-                       "(spaces of any kind, dashes, dots), are refused (422).",
+        "with it. Never card data: 12 or more digits in one run, whatever separates them "
+        "(spaces of any kind, dashes, dots), are refused (422).",
         "properties": {
             "method": {"type": "string", "enum": ["token"]},
-            "token": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[A-Za-z0-9_]+$",
-                      "example": "pm_card_ok"},
+            "token": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 128,
+                "pattern": "^[A-Za-z0-9_]+$",
+                "example": "pm_card_ok",
+            },
         },
     },
     "Account": {
         "type": "object",
-        "required": ["id", "email", "name", "shipping_address", "billing_address", "default_payment_method",
-                     "created_at", "updated_at"],
+        "required": [
+            "id",
+            "email",
+            "name",
+            "shipping_address",
+            "billing_address",
+            "default_payment_method",
+            "created_at",
+            "updated_at",
+        ],
         "properties": {
-            "id": ID_SCHEMA, "email": {"type": "string"}, "name": {"type": "string"},
-            "shipping_address": _nullable({"type": "object"}), "billing_address": _nullable({"type": "object"}),
+            "id": ID_SCHEMA,
+            "email": {"type": "string"},
+            "name": {"type": "string"},
+            "shipping_address": _nullable({"type": "object"}),
+            "billing_address": _nullable({"type": "object"}),
             "default_payment_method": _nullable(ref("DefaultPaymentMethod")),
-            "created_at": TIME, "updated_at": TIME,
+            "created_at": TIME,
+            "updated_at": TIME,
         },
     },
     "Credentials": {
-        "type": "object", "additionalProperties": False,
+        "type": "object",
+        "additionalProperties": False,
         "example": {"email": "ada@example.com", "password": "correct horse battery"},
         "required": ["email", "password"],
         "properties": {
@@ -325,39 +453,74 @@ SCHEMAS: dict[str, Schema] = {
         "type": "object",
         "required": ["access_token", "token_type", "expires_in"],
         "properties": {
-            "access_token": {"type": "string", "description": "Send as `Authorization: Bearer <access_token>`"},
+            "access_token": {
+                "type": "string",
+                "description": "Send as `Authorization: Bearer <access_token>`",
+            },
             "token_type": {"type": "string", "enum": ["bearer"]},
             "expires_in": {"type": "integer", "minimum": 1, "description": "Seconds"},
         },
     },
     # catalogue
     "NewItem": {
-        "type": "object", "additionalProperties": False,
-        "example": {"sku": "MUG-BLUE", "name": "Blue mug", "price_cents": 1250, "currency": "USD",
-                    "picture_urls": ["https://img.example/mug.png"], "attributes": {"colour": "blue"}},
+        "type": "object",
+        "additionalProperties": False,
+        "example": {
+            "sku": "MUG-BLUE",
+            "name": "Blue mug",
+            "price_cents": 1250,
+            "currency": "USD",
+            "picture_urls": ["https://img.example/mug.png"],
+            "attributes": {"colour": "blue"},
+        },
         "required": ["sku", "name", "price_cents"],
         "properties": {
             "sku": SKU_SCHEMA,
             "name": NAME,
             "price_cents": {"type": "integer", "minimum": MIN_PRICE_CENTS, "maximum": MAX_PRICE_CENTS},
             "currency": _nullable({**CURRENCY, "description": "ISO 4217 code; USD when absent"}),
-            "upc": _nullable({"type": "string", "minLength": 1, "maxLength": 32, "pattern": "^[0-9A-Za-z-]+$"}),
-            "picture_urls": _nullable({
-                "type": "array", "maxItems": 20,
-                "items": {"type": "string", "minLength": 1, "maxLength": 2048, "pattern": HTTP_URL_PATTERN,
-                          "description": "An absolute http or https URL naming a host"},
-            }),
-            "attributes": _nullable({"type": "object", "additionalProperties": True,
-                                     "description": "Free-form: at most 4096 bytes as JSON, nested at most 4 "
-                                                    "levels"}),
+            "upc": _nullable(
+                {"type": "string", "minLength": 1, "maxLength": 32, "pattern": "^[0-9A-Za-z-]+$"}
+            ),
+            "picture_urls": _nullable(
+                {
+                    "type": "array",
+                    "maxItems": 20,
+                    "items": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 2048,
+                        "pattern": HTTP_URL_PATTERN,
+                        "description": "An absolute http or https URL naming a host",
+                    },
+                }
+            ),
+            "attributes": _nullable(
+                {
+                    "type": "object",
+                    "additionalProperties": True,
+                    "description": "Free-form: at most 4096 bytes as JSON, nested at most 4 levels",
+                }
+            ),
         },
     },
     "Item": {
         "type": "object",
-        "required": ["sku", "name", "price_cents", "currency", "upc", "picture_urls", "attributes", "available"],
+        "required": [
+            "sku",
+            "name",
+            "price_cents",
+            "currency",
+            "upc",
+            "picture_urls",
+            "attributes",
+            "available",
+        ],
         "properties": {
-            "sku": {"type": "string"}, "name": {"type": "string"},
-            "price_cents": {"type": "integer", "minimum": 0}, "currency": CURRENCY,
+            "sku": {"type": "string"},
+            "name": {"type": "string"},
+            "price_cents": {"type": "integer", "minimum": 0},
+            "currency": CURRENCY,
             "upc": {"type": "string", "nullable": True},
             "picture_urls": {"type": "array", "items": {"type": "string"}},
             "attributes": {"type": "object"},
@@ -365,87 +528,136 @@ SCHEMAS: dict[str, Schema] = {
         },
     },
     "ItemPage": {
-        "type": "object", "required": ["items", "next_cursor"],
+        "type": "object",
+        "required": ["items", "next_cursor"],
         "properties": {
             "items": {"type": "array", "items": ref("Item")},
             "next_cursor": {"type": "string", "nullable": True, "description": "null on the last page"},
         },
     },
     "StockReceipt": {
-        "type": "object", "additionalProperties": False, "required": ["quantity"],
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["quantity"],
         "properties": {"quantity": {"type": "integer", "minimum": 1, "maximum": 1_000_000}},
     },
     "StockLevel": {
-        "type": "object", "required": ["sku", "available", "received"],
-        "properties": {"sku": {"type": "string"}, "available": {"type": "integer", "minimum": 0},
-                       "received": {"type": "integer", "minimum": 0}},
+        "type": "object",
+        "required": ["sku", "available", "received"],
+        "properties": {
+            "sku": {"type": "string"},
+            "available": {"type": "integer", "minimum": 0},
+            "received": {"type": "integer", "minimum": 0},
+        },
     },
     "Receipt": {
-        "type": "object", "required": ["quantity", "received_at"],
+        "type": "object",
+        "required": ["quantity", "received_at"],
         "properties": {"quantity": {"type": "integer", "minimum": 1}, "received_at": TIME},
     },
     "Receipts": {
-        "type": "object", "required": ["receipts"],
+        "type": "object",
+        "required": ["receipts"],
         "properties": {"receipts": {"type": "array", "items": ref("Receipt"), "description": "Newest first"}},
     },
     # orders
     "OrderLineRequest": {
-        "type": "object", "additionalProperties": False, "required": ["sku", "quantity"],
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["sku", "quantity"],
         "properties": {"sku": SKU_SCHEMA, "quantity": {"type": "integer", "minimum": 1, "maximum": 1000}},
     },
     "TokenPayment": {
-        "type": "object", "additionalProperties": False, "required": ["method", "token"],
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["method", "token"],
         "description": "Pay with a payment-provider token (sandbox: `pm_card_ok`, `pm_card_declined`, "
-                       "`pm_card_no_response`)",
-        "properties": {"method": {"type": "string", "enum": ["token"]},
-                       "token": {"type": "string", "minLength": 1, "maxLength": 128, "example": "pm_card_ok",
-                                 "description": "Never a card number: 12 or more digits in one run, whatever "
-                                                "separates them (spaces of any kind, dashes, dots), are refused "
-                                                "(422)"}},
+        "`pm_card_no_response`)",
+        "properties": {
+            "method": {"type": "string", "enum": ["token"]},
+            "token": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 128,
+                "example": "pm_card_ok",
+                "description": "Never a card number: 12 or more digits in one run, whatever "
+                "separates them (spaces of any kind, dashes, dots), are refused "
+                "(422)",
+            },
+        },
     },
     "RedirectPayment": {
-        "type": "object", "additionalProperties": False, "required": ["method"],
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["method"],
         "description": "Pay on the provider's page: the order's `payment.checkout_url`",
         "properties": {"method": {"type": "string", "enum": ["redirect"]}},
     },
     "PaymentRequest": {
         "oneOf": [ref("TokenPayment"), ref("RedirectPayment")],
-        "discriminator": {"propertyName": "method",
-                          "mapping": {"token": "#/components/schemas/TokenPayment",
-                                      "redirect": "#/components/schemas/RedirectPayment"}},
+        "discriminator": {
+            "propertyName": "method",
+            "mapping": {
+                "token": "#/components/schemas/TokenPayment",
+                "redirect": "#/components/schemas/RedirectPayment",
+            },
+        },
     },
     "NewOrder": {
-        "type": "object", "additionalProperties": False, "required": ["items"],
-        "example": {"items": [{"sku": "MUG-BLUE", "quantity": 2}],
-                    "payment": {"method": "token", "token": "pm_card_ok"}},
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["items"],
+        "example": {
+            "items": [{"sku": "MUG-BLUE", "quantity": 2}],
+            "payment": {"method": "token", "token": "pm_card_ok"},
+        },
         "properties": {
-            "items": {"type": "array", "minItems": 1, "maxItems": 50, "items": ref("OrderLineRequest"),
-                      "description": "One line per SKU (SKUs compare case-insensitively)"},
+            "items": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 50,
+                "items": ref("OrderLineRequest"),
+                "description": "One line per SKU (SKUs compare case-insensitively)",
+            },
             "payment": _nullable(ref("PaymentRequest")),
-            "shipping_address": _nullable({**ADDRESS, "description": "The account's shipping address when "
-                                                                     "absent; null for none"}),
+            "shipping_address": _nullable(
+                {**ADDRESS, "description": "The account's shipping address when absent; null for none"}
+            ),
         },
     },
     "OrderLine": {
-        "type": "object", "required": ["sku", "quantity", "unit_price_cents"],
-        "properties": {"sku": {"type": "string"}, "quantity": {"type": "integer", "minimum": 1},
-                       "unit_price_cents": {"type": "integer", "minimum": 0, "nullable": True,
-                                            "description": "The catalogue's price when the order was taken; "
-                                                           "null for a SKU not in the catalogue (the order is "
-                                                           "then rejected as `unknown_item`)"}},
+        "type": "object",
+        "required": ["sku", "quantity", "unit_price_cents"],
+        "properties": {
+            "sku": {"type": "string"},
+            "quantity": {"type": "integer", "minimum": 1},
+            "unit_price_cents": {
+                "type": "integer",
+                "minimum": 0,
+                "nullable": True,
+                "description": "The catalogue's price when the order was taken; "
+                "null for a SKU not in the catalogue (the order is "
+                "then rejected as `unknown_item`)",
+            },
+        },
     },
     "Payment": {
-        "type": "object", "required": ["id", "status", "method", "checkout_url"],
+        "type": "object",
+        "required": ["id", "status", "method", "checkout_url"],
         "properties": {
             "id": ID_SCHEMA,
             "status": {"type": "string", "enum": [status.value for status in PaymentStatus]},
             "method": {"type": "string", "enum": ["token", "redirect"]},
-            "checkout_url": {"type": "string", "nullable": True,
-                             "description": "Where the customer pays (method `redirect`)"},
+            "checkout_url": {
+                "type": "string",
+                "nullable": True,
+                "description": "Where the customer pays (method `redirect`)",
+            },
         },
     },
     "HistoryEntry": {
-        "type": "object", "required": ["status", "reason", "note", "at"],
+        "type": "object",
+        "required": ["status", "reason", "note", "at"],
         "properties": {
             "status": {"type": "string", "enum": _ORDER_STATUSES},
             "reason": {"type": "string", "enum": [*_REASONS, None], "nullable": True},
@@ -455,16 +667,36 @@ SCHEMAS: dict[str, Schema] = {
     },
     "Order": {
         "type": "object",
-        "required": ["id", "archived", "source", "status", "reason", "items", "total_cents", "currency",
-                     "hold_expires_at", "payment", "history", "created_at", "updated_at"],
+        "required": [
+            "id",
+            "archived",
+            "source",
+            "status",
+            "reason",
+            "items",
+            "total_cents",
+            "currency",
+            "hold_expires_at",
+            "payment",
+            "history",
+            "created_at",
+            "updated_at",
+        ],
         "properties": {
             "id": ID_SCHEMA,
             "archived": {"type": "boolean", "description": "Moved to history (still found everywhere)"},
-            "source": {"type": "string", "enum": ["api", "cart"],
-                       "description": "`cart` for an order made by `POST /cart/checkout`"},
+            "source": {
+                "type": "string",
+                "enum": ["api", "cart"],
+                "description": "`cart` for an order made by `POST /cart/checkout`",
+            },
             "status": {"type": "string", "enum": _ORDER_STATUSES},
-            "reason": {"type": "string", "enum": [*_REASONS, None], "nullable": True,
-                       "description": "Why the order was rejected or cancelled"},
+            "reason": {
+                "type": "string",
+                "enum": [*_REASONS, None],
+                "nullable": True,
+                "description": "Why the order was rejected or cancelled",
+            },
             "items": {"type": "array", "items": ref("OrderLine")},
             "total_cents": {"type": "integer", "minimum": 0},
             "currency": CURRENCY,
@@ -476,7 +708,8 @@ SCHEMAS: dict[str, Schema] = {
         },
     },
     "OrderPage": {
-        "type": "object", "required": ["orders", "next_cursor"],
+        "type": "object",
+        "required": ["orders", "next_cursor"],
         "properties": {
             "orders": {"type": "array", "items": ref("Order")},
             "next_cursor": {"type": "string", "nullable": True, "description": "null on the last page"},
@@ -484,17 +717,28 @@ SCHEMAS: dict[str, Schema] = {
     },
     # cart and wishlist
     "CartQuantity": {
-        "type": "object", "additionalProperties": False, "required": ["quantity"],
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["quantity"],
         "properties": {"quantity": {"type": "integer", "minimum": 1, "maximum": 1000}},
     },
     "CartLine": {
         "type": "object",
-        "required": ["sku", "quantity", "name", "unit_price_cents", "currency", "available", "line_total_cents",
-                     "unknown"],
+        "required": [
+            "sku",
+            "quantity",
+            "name",
+            "unit_price_cents",
+            "currency",
+            "available",
+            "line_total_cents",
+            "unknown",
+        ],
         "description": "Priced from the catalogue as it is now; an item gone from the catalogue is kept, "
-                       "`unknown`, with nulls",
+        "`unknown`, with nulls",
         "properties": {
-            "sku": {"type": "string"}, "quantity": {"type": "integer", "minimum": 1},
+            "sku": {"type": "string"},
+            "quantity": {"type": "integer", "minimum": 1},
             "name": {"type": "string", "nullable": True},
             "unit_price_cents": {"type": "integer", "minimum": 0, "nullable": True},
             "currency": _nullable(CURRENCY),
@@ -504,22 +748,29 @@ SCHEMAS: dict[str, Schema] = {
         },
     },
     "Cart": {
-        "type": "object", "required": ["items", "total_cents", "currency"],
+        "type": "object",
+        "required": ["items", "total_cents", "currency"],
         "properties": {
             "items": {"type": "array", "maxItems": 50, "items": ref("CartLine")},
-            "total_cents": {"type": "integer", "minimum": 0, "nullable": True,
-                            "description": "Of the known items; null when they are in different currencies"},
+            "total_cents": {
+                "type": "integer",
+                "minimum": 0,
+                "nullable": True,
+                "description": "Of the known items; null when they are in different currencies",
+            },
             "currency": _nullable({**CURRENCY, "description": "null for an empty cart or mixed currencies"}),
         },
     },
     "Checkout": {
-        "type": "object", "additionalProperties": False,
+        "type": "object",
+        "additionalProperties": False,
         "description": "What `POST /orders` takes, less `items`: the cart says what is ordered",
         "example": {"payment": {"method": "redirect"}},
         "properties": {
             "payment": _nullable(ref("PaymentRequest")),
-            "shipping_address": _nullable({**ADDRESS, "description": "The account's shipping address when "
-                                                                     "absent; null for none"}),
+            "shipping_address": _nullable(
+                {**ADDRESS, "description": "The account's shipping address when absent; null for none"}
+            ),
         },
     },
     "WishlistEntry": {
@@ -536,15 +787,28 @@ SCHEMAS: dict[str, Schema] = {
         },
     },
     "Wishlist": {
-        "type": "object", "required": ["items"],
-        "properties": {"items": {"type": "array", "items": ref("WishlistEntry"),
-                                 "description": "Oldest entry first"}},
+        "type": "object",
+        "required": ["items"],
+        "properties": {
+            "items": {"type": "array", "items": ref("WishlistEntry"), "description": "Oldest entry first"}
+        },
     },
     # payments
     "PaymentDetail": {
         "type": "object",
-        "required": ["id", "order_id", "status", "method", "amount_cents", "currency", "checkout_url",
-                     "provider_payment_id", "refunded", "created_at", "updated_at"],
+        "required": [
+            "id",
+            "order_id",
+            "status",
+            "method",
+            "amount_cents",
+            "currency",
+            "checkout_url",
+            "provider_payment_id",
+            "refunded",
+            "created_at",
+            "updated_at",
+        ],
         "properties": {
             "id": ID_SCHEMA,
             "order_id": ID_SCHEMA,
@@ -553,53 +817,78 @@ SCHEMAS: dict[str, Schema] = {
             "amount_cents": {"type": "integer", "minimum": 0},
             "currency": CURRENCY,
             "checkout_url": {"type": "string", "nullable": True},
-            "provider_payment_id": {"type": "string", "nullable": True,
-                                    "description": "The payment provider's id, once it has answered"},
+            "provider_payment_id": {
+                "type": "string",
+                "nullable": True,
+                "description": "The payment provider's id, once it has answered",
+            },
             "refunded": {"type": "boolean", "description": "The provider confirmed the refund (REFUNDED)"},
             "created_at": TIME,
             "updated_at": TIME,
         },
     },
     "WebhookEvent": {
-        "type": "object", "additionalProperties": True, "required": ["id", "type", "created", "data"],
+        "type": "object",
+        "additionalProperties": True,
+        "required": ["id", "type", "created", "data"],
         "description": "Signed by the provider (header `PSP-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "
-                       "\"{t}.{raw body}\">`); unknown members are kept",
+        '"{t}.{raw body}">`); unknown members are kept',
         "properties": {
             "id": {"type": "string", "minLength": 1, "maxLength": 128, "example": "evt_123"},
             "type": {"type": "string", "minLength": 1, "maxLength": 64, "example": "payment.succeeded"},
             "created": {"type": "integer", "minimum": 0},
             "data": {
-                "type": "object", "additionalProperties": True, "required": ["payment_id"],
+                "type": "object",
+                "additionalProperties": True,
+                "required": ["payment_id"],
                 "properties": {
                     "payment_id": {"type": "string", "minLength": 1, "maxLength": 64},
                     "amount_cents": {"type": "integer", "minimum": 0, "nullable": True},
                     "currency": {"type": "string", "minLength": 1, "maxLength": 16, "nullable": True},
-                    "metadata": {"type": "object", "additionalProperties": True, "nullable": True, "properties": {
-                        "order_id": {"type": "string", "minLength": 1, "maxLength": 32, "nullable": True},
-                        "payment_id": {"type": "string", "minLength": 1, "maxLength": 32, "nullable": True},
-                    }},
+                    "metadata": {
+                        "type": "object",
+                        "additionalProperties": True,
+                        "nullable": True,
+                        "properties": {
+                            "order_id": {"type": "string", "minLength": 1, "maxLength": 32, "nullable": True},
+                            "payment_id": {
+                                "type": "string",
+                                "minLength": 1,
+                                "maxLength": 32,
+                                "nullable": True,
+                            },
+                        },
+                    },
                 },
             },
         },
     },
     "WebhookAck": {
-        "type": "object", "required": ["received", "duplicate"],
-        "properties": {"received": {"type": "boolean", "enum": [True]},
-                       "duplicate": {"type": "boolean", "description": "This event id was recorded before"}},
+        "type": "object",
+        "required": ["received", "duplicate"],
+        "properties": {
+            "received": {"type": "boolean", "enum": [True]},
+            "duplicate": {"type": "boolean", "description": "This event id was recorded before"},
+        },
     },
     "ServerSentEvent": {
-        "type": "object", "required": ["event", "data"],
+        "type": "object",
+        "required": ["event", "data"],
         "description": "One event of `GET /orders/{order_id}/events` (the schema of a text/event-stream "
-                       "describes each event): `event: status`, `data:` a `StatusEvent` as JSON",
+        "describes each event): `event: status`, `data:` a `StatusEvent` as JSON",
         "properties": {
             "event": {"type": "string", "enum": ["status"]},
-            "data": {"type": "string", "minLength": 2,
-                     "example": '{"id": "9f1c...", "status": "PLACED", "reason": null, '
-                                '"at": "2026-01-01T00:00:00.000Z"}'},
+            "data": {
+                "type": "string",
+                "minLength": 2,
+                "example": '{"id": "9f1c...", "status": "PLACED", "reason": null, '
+                '"at": "2026-01-01T00:00:00.000Z"}',
+            },
         },
     },
     "StatusEvent": {
-        "type": "object", "required": ["id", "status", "reason", "at"],
+        "type": "object",
+        "required": ["id", "status", "reason", "at"],
         "description": "The `data` of a `status` event: the order's status and when it was entered",
         "properties": {
             "id": ID_SCHEMA,
@@ -609,24 +898,42 @@ SCHEMAS: dict[str, Schema] = {
         },
     },
     # operations
-    "Health": {"type": "object", "required": ["status"],
-               "properties": {"status": {"type": "string", "enum": ["ok"]}}},
+    "Health": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {"status": {"type": "string", "enum": ["ok"]}},
+    },
     "Readiness": {
-        "type": "object", "required": ["status", "checks"],
+        "type": "object",
+        "required": ["status", "checks"],
         "properties": {
             "status": {"type": "string", "enum": ["ready"]},
-            "checks": {"type": "object", "additionalProperties": {"type": "string"},
-                       "description": "`ok` or `down: <error>` per dependency (database, broker, redis)"},
+            "checks": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "`ok` or `down: <error>` per dependency (database, broker, redis)",
+            },
         },
     },
     "Drift": {
         "type": "object",
-        "required": ["sku", "received", "available", "held", "committed", "drift", "available_should_be",
-                     "repaired"],
+        "required": [
+            "sku",
+            "received",
+            "available",
+            "held",
+            "committed",
+            "drift",
+            "available_should_be",
+            "repaired",
+        ],
         "properties": {
             "sku": {"type": "string"},
-            "received": {"type": "integer"}, "available": {"type": "integer"}, "held": {"type": "integer"},
-            "committed": {"type": "integer"}, "committed_archived": {"type": "integer"},
+            "received": {"type": "integer"},
+            "available": {"type": "integer"},
+            "held": {"type": "integer"},
+            "committed": {"type": "integer"},
+            "committed_archived": {"type": "integer"},
             "drift": {"type": "integer", "description": "received - (available + held + committed)"},
             "available_should_be": {"type": "integer"},
             "repaired": {"type": "boolean"},
@@ -636,8 +943,10 @@ SCHEMAS: dict[str, Schema] = {
         "type": "object",
         "required": ["id", "created_at", "skus_checked", "drift_count", "repaired", "drift"],
         "properties": {
-            "id": {"type": "integer"}, "created_at": TIME,
-            "skus_checked": {"type": "integer", "minimum": 0}, "drift_count": {"type": "integer", "minimum": 0},
+            "id": {"type": "integer"},
+            "created_at": TIME,
+            "skus_checked": {"type": "integer", "minimum": 0},
+            "drift_count": {"type": "integer", "minimum": 0},
             "repaired": {"type": "boolean"},
             "drift": {"type": "array", "items": ref("Drift")},
         },
@@ -653,13 +962,31 @@ def _order_created(description: str) -> dict:
 
 
 _ORDER_PLACING_ERRORS = (
-    (400, problem(400, "Malformed body, or a missing or unusable `Idempotency-Key`",
-                  MALFORMED_JSON, MISSING_IDEMPOTENCY_KEY, INVALID_IDEMPOTENCY_KEY)),
+    (
+        400,
+        problem(
+            400,
+            "Malformed body, or a missing or unusable `Idempotency-Key`",
+            MALFORMED_JSON,
+            MISSING_IDEMPOTENCY_KEY,
+            INVALID_IDEMPOTENCY_KEY,
+        ),
+    ),
     (401, NEEDS_TOKEN),
-    (409, problem(409, "A request with this `Idempotency-Key` is still being handled", IDEMPOTENCY_KEY_IN_USE)),
+    (
+        409,
+        problem(409, "A request with this `Idempotency-Key` is still being handled", IDEMPOTENCY_KEY_IN_USE),
+    ),
     (413, TOO_LARGE),
-    (429, problem(429, "Too many orders of this customer await payment (MAX_UNPAID_ORDERS)",
-                  "too-many-unpaid-orders", headers=_RETRY_AFTER)),
+    (
+        429,
+        problem(
+            429,
+            "Too many orders of this customer await payment (MAX_UNPAID_ORDERS)",
+            "too-many-unpaid-orders",
+            headers=_RETRY_AFTER,
+        ),
+    ),
     (503, UNAVAILABLE),
 )
 
@@ -668,117 +995,225 @@ def _paths() -> dict[str, dict]:
     order_id, sku = param("OrderId"), param("Sku")
     return {
         # -- accounts and auth --
-        "/accounts": {"post": operation(
-            "createAccount", "Open a customer account", "accounts", security=PUBLIC,
-            body=json_body(ref("NewAccount")),
-            responses=_responses(
-                (201, ok("The new account (never the password)", ref("Account"), headers=_LOCATION)),
-                (400, MALFORMED),
-                (409, problem(409, "An account with this email exists", ACCOUNT_EXISTS)),
-                (413, TOO_LARGE), (422, invalid()), (503, UNAVAILABLE),
-            ))},
-        "/auth/token": {"post": operation(
-            "createToken", "Exchange email and password for a bearer token", "accounts", security=PUBLIC,
-            body=json_body(ref("Credentials")),
-            responses=_responses(
-                (200, ok("A bearer token for the customer endpoints", ref("Token"))),
-                (400, MALFORMED),
-                (401, problem(401, "Email or password is wrong", INVALID_CREDENTIALS)),
-                (413, TOO_LARGE), (422, invalid()),
-                (429, problem(429, "Locked after too many failed sign-ins for this account "
-                                   "(AUTH_MAX_FAILURES_PER_ACCOUNT, then every attempt is refused, the right "
-                                   "password too) or from this address (AUTH_MAX_FAILURES_PER_ADDRESS) within "
-                                   "AUTH_FAILURE_WINDOW_SECONDS; Retry-After says when the window ends",
-                              "too-many-attempts", headers=_RETRY_AFTER)),
-                (503, UNAVAILABLE),
-            ))},
+        "/accounts": {
+            "post": operation(
+                "createAccount",
+                "Open a customer account",
+                "accounts",
+                security=PUBLIC,
+                body=json_body(ref("NewAccount")),
+                responses=_responses(
+                    (201, ok("The new account (never the password)", ref("Account"), headers=_LOCATION)),
+                    (400, MALFORMED),
+                    (409, problem(409, "An account with this email exists", ACCOUNT_EXISTS)),
+                    (413, TOO_LARGE),
+                    (422, invalid()),
+                    (503, UNAVAILABLE),
+                ),
+            )
+        },
+        "/auth/token": {
+            "post": operation(
+                "createToken",
+                "Exchange email and password for a bearer token",
+                "accounts",
+                security=PUBLIC,
+                body=json_body(ref("Credentials")),
+                responses=_responses(
+                    (200, ok("A bearer token for the customer endpoints", ref("Token"))),
+                    (400, MALFORMED),
+                    (401, problem(401, "Email or password is wrong", INVALID_CREDENTIALS)),
+                    (413, TOO_LARGE),
+                    (422, invalid()),
+                    (
+                        429,
+                        problem(
+                            429,
+                            "Locked after too many failed sign-ins for this account "
+                            "(AUTH_MAX_FAILURES_PER_ACCOUNT, then every attempt is refused, the right "
+                            "password too) or from this address (AUTH_MAX_FAILURES_PER_ADDRESS) within "
+                            "AUTH_FAILURE_WINDOW_SECONDS; Retry-After says when the window ends",
+                            "too-many-attempts",
+                            headers=_RETRY_AFTER,
+                        ),
+                    ),
+                    (503, UNAVAILABLE),
+                ),
+            )
+        },
         "/accounts/me": {
             "get": operation(
-                "getMe", "The caller's account", "accounts", security=CUSTOMER,
-                responses=_responses((200, ok("The account", ref("Account"))), (401, NEEDS_TOKEN),
-                                     (503, UNAVAILABLE))),
+                "getMe",
+                "The caller's account",
+                "accounts",
+                security=CUSTOMER,
+                responses=_responses(
+                    (200, ok("The account", ref("Account"))), (401, NEEDS_TOKEN), (503, UNAVAILABLE)
+                ),
+            ),
             "patch": operation(
-                "updateMe", "Change name, password, addresses or the default payment method", "accounts",
+                "updateMe",
+                "Change name, password, addresses or the default payment method",
+                "accounts",
                 security=CUSTOMER,
                 body=json_body(ref("AccountChanges")),
                 responses=_responses(
                     (200, ok("The account as changed", ref("Account"))),
-                    (400, MALFORMED), (401, NEEDS_TOKEN), (413, TOO_LARGE), (422, invalid()), (503, UNAVAILABLE),
-                )),
+                    (400, MALFORMED),
+                    (401, NEEDS_TOKEN),
+                    (413, TOO_LARGE),
+                    (422, invalid()),
+                    (503, UNAVAILABLE),
+                ),
+            ),
         },
         # -- catalogue --
         "/items": {
             "get": operation(
-                "listItems", "Search the catalogue", "catalogue", security=PUBLIC,
+                "listItems",
+                "Search the catalogue",
+                "catalogue",
+                security=PUBLIC,
                 description="Items whose SKU or name contains `q` (ignoring case, literally), in SKU order, "
-                            "a page at a time. An empty parameter counts as absent.",
+                "a page at a time. An empty parameter counts as absent.",
                 parameters=[
-                    {"name": "q", "in": "query", "required": False, "description": "Text to look for",
-                     "schema": {"type": "string", "maxLength": 200}},
-                    param("Limit"), param("Cursor"),
+                    {
+                        "name": "q",
+                        "in": "query",
+                        "required": False,
+                        "description": "Text to look for",
+                        "schema": {"type": "string", "maxLength": 200},
+                    },
+                    param("Limit"),
+                    param("Cursor"),
                 ],
                 responses=_responses(
                     (200, ok("One page of items", ref("ItemPage"))),
                     (400, problem(400, "The cursor is not one this API handed out", INVALID_CURSOR)),
                     (422, invalid("A query parameter is out of range; `field` names it")),
                     (503, UNAVAILABLE),
-                )),
+                ),
+            ),
             "post": operation(
-                "createItem", "Add an item to the catalogue (no stock yet)", "catalogue", security=ADMIN,
+                "createItem",
+                "Add an item to the catalogue (no stock yet)",
+                "catalogue",
+                security=ADMIN,
                 body=json_body(ref("NewItem")),
                 responses=_responses(
                     (201, ok("The new item", ref("Item"), headers=_LOCATION)),
-                    (400, MALFORMED), (401, NEEDS_ADMIN), (403, NOT_ADMIN),
-                    (409, problem(409, "An item with this SKU (compared case-insensitively) exists", ITEM_EXISTS)),
-                    (413, TOO_LARGE), (422, invalid()), (503, UNAVAILABLE),
-                )),
+                    (400, MALFORMED),
+                    (401, NEEDS_ADMIN),
+                    (403, NOT_ADMIN),
+                    (
+                        409,
+                        problem(
+                            409, "An item with this SKU (compared case-insensitively) exists", ITEM_EXISTS
+                        ),
+                    ),
+                    (413, TOO_LARGE),
+                    (422, invalid()),
+                    (503, UNAVAILABLE),
+                ),
+            ),
         },
-        "/items/{sku}": {"get": operation(
-            "getItem", "One item with the quantity available now", "catalogue", security=PUBLIC,
-            parameters=[sku],
-            responses=_responses((200, ok("The item", ref("Item"))), (404, problem(404, "No such item")),
-                                 (503, UNAVAILABLE)))},
-        "/items/{sku}/stock": {"post": operation(
-            "receiveStock", "Book received units into stock", "catalogue", security=ADMIN,
-            parameters=[sku], body=json_body(ref("StockReceipt")),
-            responses=_responses(
-                (201, ok("The item's stock after the receipt", ref("StockLevel"))),
-                (400, MALFORMED), (401, NEEDS_ADMIN), (403, NOT_ADMIN), (404, problem(404, "No such item")),
-                (409, problem(409, "The receipt would exceed the largest storable quantity", STOCK_LIMIT)),
-                (413, TOO_LARGE), (422, invalid()), (503, UNAVAILABLE),
-            ))},
-        "/items/{sku}/receipts": {"get": operation(
-            "listReceipts", "Every stock receipt of an item, newest first", "catalogue", security=ADMIN,
-            parameters=[sku],
-            responses=_responses(
-                (200, ok("The receipts", ref("Receipts"))),
-                (401, NEEDS_ADMIN), (403, NOT_ADMIN), (404, problem(404, "No such item")), (503, UNAVAILABLE),
-            ))},
+        "/items/{sku}": {
+            "get": operation(
+                "getItem",
+                "One item with the quantity available now",
+                "catalogue",
+                security=PUBLIC,
+                parameters=[sku],
+                responses=_responses(
+                    (200, ok("The item", ref("Item"))),
+                    (404, problem(404, "No such item")),
+                    (503, UNAVAILABLE),
+                ),
+            )
+        },
+        "/items/{sku}/stock": {
+            "post": operation(
+                "receiveStock",
+                "Book received units into stock",
+                "catalogue",
+                security=ADMIN,
+                parameters=[sku],
+                body=json_body(ref("StockReceipt")),
+                responses=_responses(
+                    (201, ok("The item's stock after the receipt", ref("StockLevel"))),
+                    (400, MALFORMED),
+                    (401, NEEDS_ADMIN),
+                    (403, NOT_ADMIN),
+                    (404, problem(404, "No such item")),
+                    (
+                        409,
+                        problem(409, "The receipt would exceed the largest storable quantity", STOCK_LIMIT),
+                    ),
+                    (413, TOO_LARGE),
+                    (422, invalid()),
+                    (503, UNAVAILABLE),
+                ),
+            )
+        },
+        "/items/{sku}/receipts": {
+            "get": operation(
+                "listReceipts",
+                "Every stock receipt of an item, newest first",
+                "catalogue",
+                security=ADMIN,
+                parameters=[sku],
+                responses=_responses(
+                    (200, ok("The receipts", ref("Receipts"))),
+                    (401, NEEDS_ADMIN),
+                    (403, NOT_ADMIN),
+                    (404, problem(404, "No such item")),
+                    (503, UNAVAILABLE),
+                ),
+            )
+        },
         # -- orders --
         "/orders": {
             "post": operation(
-                "createOrder", "Place an order", "orders", security=CUSTOMER,
+                "createOrder",
+                "Place an order",
+                "orders",
+                security=CUSTOMER,
                 description="Accepted for processing: the order starts PENDING, then stock is held and the "
-                            "payment requested by the workers. Follow it with `GET /orders/{id}` or "
-                            "`GET /orders/{id}/events`. Without `payment`, the account's default payment "
-                            "method pays (422 when it has none).",
-                parameters=[param("IdempotencyKey")], body=json_body(ref("NewOrder")),
+                "payment requested by the workers. Follow it with `GET /orders/{id}` or "
+                "`GET /orders/{id}/events`. Without `payment`, the account's default payment "
+                "method pays (422 when it has none).",
+                parameters=[param("IdempotencyKey")],
+                body=json_body(ref("NewOrder")),
                 responses=_responses(
                     (202, _order_created("The order (PENDING), or the one this key made before")),
                     *_ORDER_PLACING_ERRORS,
-                    (422, invalid("The body breaks a constraint (no `payment` and no default payment method "
-                                  "included), the key was used with another body, or the items are priced in "
-                                  "different currencies",
-                                  IDEMPOTENCY_KEY_REUSED, CURRENCY_MISMATCH)),
-                )),
+                    (
+                        422,
+                        invalid(
+                            "The body breaks a constraint (no `payment` and no default payment method "
+                            "included), the key was used with another body, or the items are priced in "
+                            "different currencies",
+                            IDEMPOTENCY_KEY_REUSED,
+                            CURRENCY_MISMATCH,
+                        ),
+                    ),
+                ),
+            ),
             "get": operation(
-                "listOrders", "The caller's orders (the operator's: everyone's), newest first", "orders",
+                "listOrders",
+                "The caller's orders (the operator's: everyone's), newest first",
+                "orders",
                 security=CUSTOMER_OR_ADMIN,
                 parameters=[
-                    {"name": "status", "in": "query", "required": False,
-                     "description": "Only orders in this status (empty: all)",
-                     "schema": {"type": "string", "enum": _ORDER_STATUSES}},
-                    param("Limit"), param("Cursor"),
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "required": False,
+                        "description": "Only orders in this status (empty: all)",
+                        "schema": {"type": "string", "enum": _ORDER_STATUSES},
+                    },
+                    param("Limit"),
+                    param("Cursor"),
                 ],
                 responses=_responses(
                     (200, ok("One page of orders, archived ones included", ref("OrderPage"))),
@@ -786,177 +1221,428 @@ def _paths() -> dict[str, dict]:
                     (401, NEEDS_TOKEN),
                     (422, invalid("`status` or `limit` is not allowed; `field` names it")),
                     (503, UNAVAILABLE),
-                )),
+                ),
+            ),
         },
-        "/orders/{order_id}": {"get": operation(
-            "getOrder", "One order", "orders", security=CUSTOMER_OR_ADMIN, parameters=[order_id],
-            responses=_responses((200, ok("The order, archived or not", ref("Order"))), (401, NEEDS_TOKEN),
-                                 (404, problem(404, "No such order among the caller's")), (503, UNAVAILABLE)))},
-        "/orders/{order_id}/cancel": {"post": operation(
-            "cancelOrder", "Ask for an order to be cancelled", "orders", security=CUSTOMER_OR_ADMIN,
-            description="The `cancel` step changes the status later (releasing stock, refunding a payment). "
-                        "An order already cancelled or rejected answers 202 as it is.",
-            parameters=[order_id],
-            responses=_responses(
-                (202, _order_created("The order as it is now; cancellation queued")),
-                (401, NEEDS_TOKEN), (404, problem(404, "No such order among the caller's")),
-                (409, problem(409, "Shipped or delivered: too late to cancel; `order_status` says which",
-                              NOT_CANCELLABLE)),
-                (503, UNAVAILABLE),
-            ))},
-        "/orders/{order_id}/events": {"get": operation(
-            "followOrder", "Live status changes (server-sent events)", "orders", security=CUSTOMER_OR_ADMIN,
-            description="`event: status` with `data: {id, status, reason, at}`: the current status first, then "
-                        "each change, until a final status (the stream then ends). Comment lines keep the "
-                        "connection alive; a stream also ends after 10 minutes (reconnect).",
-            parameters=[order_id],
-            responses=_responses(
-                (200, {"description": "The event stream: each event is `status`, its data a `StatusEvent` as JSON",
-                       "content": {"text/event-stream": {"schema": ref("ServerSentEvent")}}}),
-                (401, NEEDS_TOKEN), (404, problem(404, "No such order among the caller's")), (503, UNAVAILABLE),
-            ))},
-        "/orders/{order_id}/ship": {"post": operation(
-            "shipOrder", "Mark a PLACED order as shipped", "fulfilment", security=ADMIN, parameters=[order_id],
-            responses=_responses(
-                (200, ok("The order, SHIPPED", ref("Order"))),
-                (401, NEEDS_ADMIN), (403, NOT_ADMIN), (404, problem(404, "No such order")),
-                (409, problem(409, "Not PLACED (or archived); `order_status` says what it is",
-                              ILLEGAL_TRANSITION)),
-                (503, UNAVAILABLE),
-            ))},
-        "/orders/{order_id}/deliver": {"post": operation(
-            "deliverOrder", "Mark a SHIPPED order as delivered", "fulfilment", security=ADMIN,
-            parameters=[order_id],
-            responses=_responses(
-                (200, ok("The order, DELIVERED", ref("Order"))),
-                (401, NEEDS_ADMIN), (403, NOT_ADMIN), (404, problem(404, "No such order")),
-                (409, problem(409, "Not SHIPPED (or archived); `order_status` says what it is",
-                              ILLEGAL_TRANSITION)),
-                (503, UNAVAILABLE),
-            ))},
-        "/orders/{order_id}/refund": {"post": operation(
-            "refundOrder", "Refund an order's payment in full", "payments", security=ADMIN,
-            description="A SUCCEEDED payment becomes REFUND_PENDING and the `refund` step asks the provider; "
-                        "its webhook makes it REFUNDED. The order's status stays as it is. A payment refunding "
-                        "or refunded already answers as it is. No body, or an empty object.",
-            parameters=[order_id, param("IdempotencyKey")],
-            body=json_body({"type": "object", "additionalProperties": False, "maxProperties": 0}, required=False),
-            responses=_responses(
-                (202, ok("The payment, REFUND_PENDING (or as it was, when already refunding)",
-                         ref("PaymentDetail"),
-                         headers={"Location": _header("`/payments/{id}`")})),
-                (400, problem(400, "A malformed body, or a missing or unusable `Idempotency-Key`", MALFORMED_JSON,
-                              MISSING_IDEMPOTENCY_KEY, INVALID_IDEMPOTENCY_KEY)),
-                (401, NEEDS_ADMIN), (403, NOT_ADMIN), (404, problem(404, "No such order")),
-                (409, problem(409, "The payment never succeeded, or the order is archived; `payment_status` says "
-                                   "where the payment is", "not-refundable")),
-                (413, TOO_LARGE),
-                (422, invalid("A body that is not an empty object, or a key used before for another order or "
-                              "body", IDEMPOTENCY_KEY_REUSED)),
-                (503, UNAVAILABLE),
-            ))},
+        "/orders/{order_id}": {
+            "get": operation(
+                "getOrder",
+                "One order",
+                "orders",
+                security=CUSTOMER_OR_ADMIN,
+                parameters=[order_id],
+                responses=_responses(
+                    (200, ok("The order, archived or not", ref("Order"))),
+                    (401, NEEDS_TOKEN),
+                    (404, problem(404, "No such order among the caller's")),
+                    (503, UNAVAILABLE),
+                ),
+            )
+        },
+        "/orders/{order_id}/cancel": {
+            "post": operation(
+                "cancelOrder",
+                "Ask for an order to be cancelled",
+                "orders",
+                security=CUSTOMER_OR_ADMIN,
+                description="The `cancel` step changes the status later (releasing stock, refunding a payment). "
+                "An order already cancelled or rejected answers 202 as it is.",
+                parameters=[order_id],
+                responses=_responses(
+                    (202, _order_created("The order as it is now; cancellation queued")),
+                    (401, NEEDS_TOKEN),
+                    (404, problem(404, "No such order among the caller's")),
+                    (
+                        409,
+                        problem(
+                            409,
+                            "Shipped or delivered: too late to cancel; `order_status` says which",
+                            NOT_CANCELLABLE,
+                        ),
+                    ),
+                    (503, UNAVAILABLE),
+                ),
+            )
+        },
+        "/orders/{order_id}/events": {
+            "get": operation(
+                "followOrder",
+                "Live status changes (server-sent events)",
+                "orders",
+                security=CUSTOMER_OR_ADMIN,
+                description="`event: status` with `data: {id, status, reason, at}`: the current status first, then "
+                "each change, until a final status (the stream then ends). Comment lines keep the "
+                "connection alive; a stream also ends after 10 minutes (reconnect).",
+                parameters=[order_id],
+                responses=_responses(
+                    (
+                        200,
+                        {
+                            "description": "The event stream: each event is `status`, its data a `StatusEvent` as JSON",
+                            "content": {"text/event-stream": {"schema": ref("ServerSentEvent")}},
+                        },
+                    ),
+                    (401, NEEDS_TOKEN),
+                    (404, problem(404, "No such order among the caller's")),
+                    (503, UNAVAILABLE),
+                ),
+            )
+        },
+        "/orders/{order_id}/ship": {
+            "post": operation(
+                "shipOrder",
+                "Mark a PLACED order as shipped",
+                "fulfilment",
+                security=ADMIN,
+                parameters=[order_id],
+                responses=_responses(
+                    (200, ok("The order, SHIPPED", ref("Order"))),
+                    (401, NEEDS_ADMIN),
+                    (403, NOT_ADMIN),
+                    (404, problem(404, "No such order")),
+                    (
+                        409,
+                        problem(
+                            409,
+                            "Not PLACED (or archived); `order_status` says what it is",
+                            ILLEGAL_TRANSITION,
+                        ),
+                    ),
+                    (503, UNAVAILABLE),
+                ),
+            )
+        },
+        "/orders/{order_id}/deliver": {
+            "post": operation(
+                "deliverOrder",
+                "Mark a SHIPPED order as delivered",
+                "fulfilment",
+                security=ADMIN,
+                parameters=[order_id],
+                responses=_responses(
+                    (200, ok("The order, DELIVERED", ref("Order"))),
+                    (401, NEEDS_ADMIN),
+                    (403, NOT_ADMIN),
+                    (404, problem(404, "No such order")),
+                    (
+                        409,
+                        problem(
+                            409,
+                            "Not SHIPPED (or archived); `order_status` says what it is",
+                            ILLEGAL_TRANSITION,
+                        ),
+                    ),
+                    (503, UNAVAILABLE),
+                ),
+            )
+        },
+        "/orders/{order_id}/refund": {
+            "post": operation(
+                "refundOrder",
+                "Refund an order's payment in full",
+                "payments",
+                security=ADMIN,
+                description="A SUCCEEDED payment becomes REFUND_PENDING and the `refund` step asks the provider; "
+                "its webhook makes it REFUNDED. The order's status stays as it is. A payment refunding "
+                "or refunded already answers as it is. No body, or an empty object.",
+                parameters=[order_id, param("IdempotencyKey")],
+                body=json_body(
+                    {"type": "object", "additionalProperties": False, "maxProperties": 0}, required=False
+                ),
+                responses=_responses(
+                    (
+                        202,
+                        ok(
+                            "The payment, REFUND_PENDING (or as it was, when already refunding)",
+                            ref("PaymentDetail"),
+                            headers={"Location": _header("`/payments/{id}`")},
+                        ),
+                    ),
+                    (
+                        400,
+                        problem(
+                            400,
+                            "A malformed body, or a missing or unusable `Idempotency-Key`",
+                            MALFORMED_JSON,
+                            MISSING_IDEMPOTENCY_KEY,
+                            INVALID_IDEMPOTENCY_KEY,
+                        ),
+                    ),
+                    (401, NEEDS_ADMIN),
+                    (403, NOT_ADMIN),
+                    (404, problem(404, "No such order")),
+                    (
+                        409,
+                        problem(
+                            409,
+                            "The payment never succeeded, or the order is archived; `payment_status` says "
+                            "where the payment is",
+                            "not-refundable",
+                        ),
+                    ),
+                    (413, TOO_LARGE),
+                    (
+                        422,
+                        invalid(
+                            "A body that is not an empty object, or a key used before for another order or "
+                            "body",
+                            IDEMPOTENCY_KEY_REUSED,
+                        ),
+                    ),
+                    (503, UNAVAILABLE),
+                ),
+            )
+        },
         # -- cart and wishlist --
-        "/cart": {"get": operation(
-            "getCart", "The caller's cart, priced from the catalogue as it is now", "cart", security=CUSTOMER,
-            responses=_responses((200, ok("The cart", ref("Cart"))), (401, NEEDS_TOKEN), (403, NO_CART),
-                                 (503, UNAVAILABLE)))},
+        "/cart": {
+            "get": operation(
+                "getCart",
+                "The caller's cart, priced from the catalogue as it is now",
+                "cart",
+                security=CUSTOMER,
+                responses=_responses(
+                    (200, ok("The cart", ref("Cart"))), (401, NEEDS_TOKEN), (403, NO_CART), (503, UNAVAILABLE)
+                ),
+            )
+        },
         "/cart/items/{sku}": {
             "put": operation(
-                "setCartLine", "Put a quantity of an item in the cart (replacing any)", "cart", security=CUSTOMER,
-                parameters=[sku], body=json_body(ref("CartQuantity")),
+                "setCartLine",
+                "Put a quantity of an item in the cart (replacing any)",
+                "cart",
+                security=CUSTOMER,
+                parameters=[sku],
+                body=json_body(ref("CartQuantity")),
                 responses=_responses(
                     (200, ok("The cart", ref("Cart"))),
-                    (400, MALFORMED), (401, NEEDS_TOKEN), (403, NO_CART), (404, problem(404, "No such item")),
+                    (400, MALFORMED),
+                    (401, NEEDS_TOKEN),
+                    (403, NO_CART),
+                    (404, problem(404, "No such item")),
                     (413, TOO_LARGE),
-                    (422, invalid("The body breaks a constraint, or the cart already holds 50 different items",
-                                  "cart-full")),
+                    (
+                        422,
+                        invalid(
+                            "The body breaks a constraint, or the cart already holds 50 different items",
+                            "cart-full",
+                        ),
+                    ),
                     (503, UNAVAILABLE),
-                )),
+                ),
+            ),
             "delete": operation(
-                "removeCartLine", "Take an item out of the cart (also when it is not there)", "cart",
-                security=CUSTOMER, parameters=[param("AnySku")],
-                responses=_responses((200, ok("The cart", ref("Cart"))), (401, NEEDS_TOKEN), (403, NO_CART),
-                                     (503, UNAVAILABLE))),
+                "removeCartLine",
+                "Take an item out of the cart (also when it is not there)",
+                "cart",
+                security=CUSTOMER,
+                parameters=[param("AnySku")],
+                responses=_responses(
+                    (200, ok("The cart", ref("Cart"))), (401, NEEDS_TOKEN), (403, NO_CART), (503, UNAVAILABLE)
+                ),
+            ),
         },
-        "/cart/checkout": {"post": operation(
-            "checkout", "Order what is in the cart", "cart", security=CUSTOMER,
-            description="Like `POST /orders` with the cart's lines, priced when the order is made; the lines "
-                        "leave the cart once the order is placed (a failed payment leaves the cart as it "
-                        "was). Keys are separate from those of `POST /orders`.",
-            parameters=[param("IdempotencyKey")], body=json_body(ref("Checkout")),
-            responses=_responses(
-                (202, _order_created("The order (PENDING), or the one this key made before")),
-                *_ORDER_PLACING_ERRORS,
-                (403, NO_CART),
-                (422, invalid("The cart is empty, the body breaks a constraint, the key was used with another "
-                              "body, or the items are priced in different currencies",
-                              IDEMPOTENCY_KEY_REUSED, CURRENCY_MISMATCH, "empty-cart")),
-            ))},
-        "/wishlist": {"get": operation(
-            "getWishlist", "The caller's wishlist", "wishlist", security=CUSTOMER,
-            responses=_responses((200, ok("The wishlist", ref("Wishlist"))), (401, NEEDS_TOKEN), (403, NO_CART),
-                                 (503, UNAVAILABLE)))},
+        "/cart/checkout": {
+            "post": operation(
+                "checkout",
+                "Order what is in the cart",
+                "cart",
+                security=CUSTOMER,
+                description="Like `POST /orders` with the cart's lines, priced when the order is made; the lines "
+                "leave the cart once the order is placed (a failed payment leaves the cart as it "
+                "was). Keys are separate from those of `POST /orders`.",
+                parameters=[param("IdempotencyKey")],
+                body=json_body(ref("Checkout")),
+                responses=_responses(
+                    (202, _order_created("The order (PENDING), or the one this key made before")),
+                    *_ORDER_PLACING_ERRORS,
+                    (403, NO_CART),
+                    (
+                        422,
+                        invalid(
+                            "The cart is empty, the body breaks a constraint, the key was used with another "
+                            "body, or the items are priced in different currencies",
+                            IDEMPOTENCY_KEY_REUSED,
+                            CURRENCY_MISMATCH,
+                            "empty-cart",
+                        ),
+                    ),
+                ),
+            )
+        },
+        "/wishlist": {
+            "get": operation(
+                "getWishlist",
+                "The caller's wishlist",
+                "wishlist",
+                security=CUSTOMER,
+                responses=_responses(
+                    (200, ok("The wishlist", ref("Wishlist"))),
+                    (401, NEEDS_TOKEN),
+                    (403, NO_CART),
+                    (503, UNAVAILABLE),
+                ),
+            )
+        },
         "/wishlist/{sku}": {
             "put": operation(
-                "addToWishlist", "Keep an item for later (again: no change)", "wishlist", security=CUSTOMER,
+                "addToWishlist",
+                "Keep an item for later (again: no change)",
+                "wishlist",
+                security=CUSTOMER,
                 parameters=[sku],
-                responses=_responses((200, ok("The wishlist", ref("Wishlist"))), (401, NEEDS_TOKEN),
-                                     (403, NO_CART), (404, problem(404, "No such item")), (503, UNAVAILABLE))),
+                responses=_responses(
+                    (200, ok("The wishlist", ref("Wishlist"))),
+                    (401, NEEDS_TOKEN),
+                    (403, NO_CART),
+                    (404, problem(404, "No such item")),
+                    (503, UNAVAILABLE),
+                ),
+            ),
             "delete": operation(
-                "removeFromWishlist", "Forget an item (also when it is not there)", "wishlist", security=CUSTOMER,
+                "removeFromWishlist",
+                "Forget an item (also when it is not there)",
+                "wishlist",
+                security=CUSTOMER,
                 parameters=[param("AnySku")],
-                responses=_responses((200, ok("The wishlist", ref("Wishlist"))), (401, NEEDS_TOKEN),
-                                     (403, NO_CART), (503, UNAVAILABLE))),
+                responses=_responses(
+                    (200, ok("The wishlist", ref("Wishlist"))),
+                    (401, NEEDS_TOKEN),
+                    (403, NO_CART),
+                    (503, UNAVAILABLE),
+                ),
+            ),
         },
         # -- payments --
-        "/payments/{payment_id}": {"get": operation(
-            "getPayment", "One payment (its order's owner, or the operator)", "payments",
-            security=CUSTOMER_OR_ADMIN, parameters=[param("PaymentId")],
-            responses=_responses((200, ok("The payment", ref("PaymentDetail"))), (401, NEEDS_TOKEN),
-                                 (404, problem(404, "No such payment among the caller's")), (503, UNAVAILABLE)))},
-        "/payments/webhook": {"post": operation(
-            "receivePaymentEvent", "The payment provider's signed events", "payments", security=PUBLIC,
-            description="Verified (HMAC-SHA256 over `\"{t}.{raw body}\"`, 300 s tolerance), recorded once per "
-                        "event id and handed to the `settle` step. Any verified event is answered 200.",
-            parameters=[{"name": SIGNATURE_HEADER, "in": "header", "required": True,
-                         "description": "`t=<unix time>,v1=<hex HMAC-SHA256>`",
-                         "schema": {"type": "string", "example": "t=1700000000,v1=5257a869e7..."}}],
-            body=json_body(ref("WebhookEvent")),
-            responses=_responses(
-                (200, ok("Recorded (or seen before)", ref("WebhookAck"))),
-                (400, problem(400, "A missing or wrong signature, or a body that is not an event",
-                              INVALID_SIGNATURE, INVALID_EVENT)),
-                (413, TOO_LARGE), (503, UNAVAILABLE),
-            ))},
+        "/payments/{payment_id}": {
+            "get": operation(
+                "getPayment",
+                "One payment (its order's owner, or the operator)",
+                "payments",
+                security=CUSTOMER_OR_ADMIN,
+                parameters=[param("PaymentId")],
+                responses=_responses(
+                    (200, ok("The payment", ref("PaymentDetail"))),
+                    (401, NEEDS_TOKEN),
+                    (404, problem(404, "No such payment among the caller's")),
+                    (503, UNAVAILABLE),
+                ),
+            )
+        },
+        "/payments/webhook": {
+            "post": operation(
+                "receivePaymentEvent",
+                "The payment provider's signed events",
+                "payments",
+                security=PUBLIC,
+                description='Verified (HMAC-SHA256 over `"{t}.{raw body}"`, 300 s tolerance), recorded once per '
+                "event id and handed to the `settle` step. Any verified event is answered 200.",
+                parameters=[
+                    {
+                        "name": SIGNATURE_HEADER,
+                        "in": "header",
+                        "required": True,
+                        "description": "`t=<unix time>,v1=<hex HMAC-SHA256>`",
+                        "schema": {"type": "string", "example": "t=1700000000,v1=5257a869e7..."},
+                    }
+                ],
+                body=json_body(ref("WebhookEvent")),
+                responses=_responses(
+                    (200, ok("Recorded (or seen before)", ref("WebhookAck"))),
+                    (
+                        400,
+                        problem(
+                            400,
+                            "A missing or wrong signature, or a body that is not an event",
+                            INVALID_SIGNATURE,
+                            INVALID_EVENT,
+                        ),
+                    ),
+                    (413, TOO_LARGE),
+                    (503, UNAVAILABLE),
+                ),
+            )
+        },
         # -- operations --
-        "/admin/reconciliation": {"get": operation(
-            "getReconciliation", "The latest stock reconciliation report", "operations", security=ADMIN,
-            responses=_responses(
-                (200, ok("The report with the drift it found", ref("ReconciliationReport"))),
-                (401, NEEDS_ADMIN), (403, NOT_ADMIN),
-                (404, problem(404, "No reconciliation has run yet")), (503, UNAVAILABLE),
-            ))},
-        "/healthz": {"get": operation(
-            "healthz", "Liveness: the process answers (checks no dependency)", "operations", security=PUBLIC,
-            responses=_responses((200, ok("Alive", ref("Health")))))},
-        "/readyz": {"get": operation(
-            "readyz", "Readiness: database, broker and Redis answer", "operations", security=PUBLIC,
-            description="Ready needs the database and the broker; Redis is reported but optional.",
-            responses=_responses(
-                (200, ok("Ready", ref("Readiness"))),
-                (503, problem(503, "Not ready: `checks` says what is down", NOT_READY)),
-            ))},
-        "/metrics": {"get": operation(
-            "metrics", "Prometheus metrics", "operations", security=PUBLIC,
-            responses=_responses((200, {"description": "Prometheus text exposition format",
-                                        "content": {"text/plain": {"schema": {"type": "string"}}}})))},
-        "/openapi.json": {"get": operation(
-            "openapi", "This document", "operations", security=PUBLIC,
-            responses=_responses((200, ok("The OpenAPI 3.0 document", {"type": "object"}))))},
-        "/docs": {"get": operation(
-            "docs", "This document, readable (Swagger UI)", "operations", security=PUBLIC,
-            responses=_responses((200, {"description": "An HTML page",
-                                        "content": {"text/html": {"schema": {"type": "string"}}}})))},
+        "/admin/reconciliation": {
+            "get": operation(
+                "getReconciliation",
+                "The latest stock reconciliation report",
+                "operations",
+                security=ADMIN,
+                responses=_responses(
+                    (200, ok("The report with the drift it found", ref("ReconciliationReport"))),
+                    (401, NEEDS_ADMIN),
+                    (403, NOT_ADMIN),
+                    (404, problem(404, "No reconciliation has run yet")),
+                    (503, UNAVAILABLE),
+                ),
+            )
+        },
+        "/healthz": {
+            "get": operation(
+                "healthz",
+                "Liveness: the process answers (checks no dependency)",
+                "operations",
+                security=PUBLIC,
+                responses=_responses((200, ok("Alive", ref("Health")))),
+            )
+        },
+        "/readyz": {
+            "get": operation(
+                "readyz",
+                "Readiness: database, broker and Redis answer",
+                "operations",
+                security=PUBLIC,
+                description="Ready needs the database and the broker; Redis is reported but optional.",
+                responses=_responses(
+                    (200, ok("Ready", ref("Readiness"))),
+                    (503, problem(503, "Not ready: `checks` says what is down", NOT_READY)),
+                ),
+            )
+        },
+        "/metrics": {
+            "get": operation(
+                "metrics",
+                "Prometheus metrics",
+                "operations",
+                security=PUBLIC,
+                responses=_responses(
+                    (
+                        200,
+                        {
+                            "description": "Prometheus text exposition format",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
+                    )
+                ),
+            )
+        },
+        "/openapi.json": {
+            "get": operation(
+                "openapi",
+                "This document",
+                "operations",
+                security=PUBLIC,
+                responses=_responses((200, ok("The OpenAPI 3.0 document", {"type": "object"}))),
+            )
+        },
+        "/docs": {
+            "get": operation(
+                "docs",
+                "This document, readable (Swagger UI)",
+                "operations",
+                security=PUBLIC,
+                responses=_responses(
+                    (
+                        200,
+                        {
+                            "description": "An HTML page",
+                            "content": {"text/html": {"schema": {"type": "string"}}},
+                        },
+                    )
+                ),
+            )
+        },
     }
 
 
@@ -1003,10 +1689,17 @@ def _spec() -> dict[str, Any]:
             "schemas": SCHEMAS,
             "parameters": PARAMETERS,
             "securitySchemes": {
-                "customerToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                                  "description": "`access_token` of `POST /auth/token`"},
-                "adminToken": {"type": "http", "scheme": "bearer",
-                               "description": "The operator's `ADMIN_TOKEN` (operations marked admin)"},
+                "customerToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "`access_token` of `POST /auth/token`",
+                },
+                "adminToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The operator's `ADMIN_TOKEN` (operations marked admin)",
+                },
             },
         },
     }

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.routes import accounts, admin, fulfilment, health, items, orders, webhooks
-from gateway.routes import cart, wishlist
-from gateway.routes import catalogue, payments
 from gateway.openapi import handlers as openapi
+from gateway.routes import (
+    accounts,
+    admin,
+    cart,
+    catalogue,
+    fulfilment,
+    health,
+    items,
+    orders,
+    payments,
+    webhooks,
+    wishlist,
+)
 
 
 def setup_routes(app: web.Application) -> None:

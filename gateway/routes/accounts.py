@@ -31,9 +31,14 @@ NEW_ACCOUNT = obj(
 )
 # The email is an account's identity: it cannot be changed here, so there is nothing to normalise.
 ACCOUNT_CHANGES = obj(
-    optional={"name": _NAME, "password": _PASSWORD, "shipping_address": _ADDRESS, "billing_address": _ADDRESS,
-              # Only ever a provider token: a card number, or a field for one, is refused (422).
-              "default_payment_method": DEFAULT_PAYMENT_METHOD},
+    optional={
+        "name": _NAME,
+        "password": _PASSWORD,
+        "shipping_address": _ADDRESS,
+        "billing_address": _ADDRESS,
+        # Only ever a provider token: a card number, or a field for one, is refused (422).
+        "default_payment_method": DEFAULT_PAYMENT_METHOD,
+    },
 )
 CREDENTIALS = obj(
     required={"email": string(max_length=254), "password": string(max_length=1024)},
@@ -51,9 +56,13 @@ async def create_account(request: web.Request) -> web.Response:
     password_hash = await request.app[PASSWORDS].hash(fields["password"])
     now = utcnow()
     account = Account(
-        email=fields["email"], name=fields["name"], password_hash=password_hash,
-        shipping_address=fields.get("shipping_address"), billing_address=fields.get("billing_address"),
-        created_at=now, updated_at=now,
+        email=fields["email"],
+        name=fields["name"],
+        password_hash=password_hash,
+        shipping_address=fields.get("shipping_address"),
+        billing_address=fields.get("billing_address"),
+        created_at=now,
+        updated_at=now,
     )
     try:
         async with request.app[SESSIONMAKER]() as session, session.begin():
@@ -85,7 +94,9 @@ async def create_token(request: web.Request) -> web.Response:
     passwords = request.app[PASSWORDS]
     sessionmaker = request.app[SESSIONMAKER]
     async with sessionmaker() as session:
-        account = await session.scalar(select(Account).where(Account.email == normalize_email(fields["email"])))
+        account = await session.scalar(
+            select(Account).where(Account.email == normalize_email(fields["email"]))
+        )
     # Counted as a failure from here until it succeeds (a database outage before it counts nothing).
     attempt = await begin_sign_in(request, fields["email"])
     # Hashing takes a while: it runs with no database connection held.
@@ -98,7 +109,9 @@ async def create_token(request: web.Request) -> web.Response:
     if passwords.needs_rehash(account.password_hash):
         new_hash = await passwords.hash(fields["password"])
         async with sessionmaker() as session, session.begin():
-            await session.execute(update(Account).where(Account.id == account.id).values(password_hash=new_hash))
+            await session.execute(
+                update(Account).where(Account.id == account.id).values(password_hash=new_hash)
+            )
     return json_response(issue_token(request.app[SETTINGS], account.id))
 
 
@@ -106,8 +119,11 @@ async def _own_account(request: web.Request, session) -> Account:
     account = await session.get(Account, authenticated_account_id(request))
     if account is None:
         # A valid signature for an account that no longer exists: the token is of no use.
-        raise Problem(INVALID_TOKEN, "the access token's account does not exist",
-                      headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        raise Problem(
+            INVALID_TOKEN,
+            "the access token's account does not exist",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
     return account
 
 

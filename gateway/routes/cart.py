@@ -87,7 +87,9 @@ async def delete_cart_line(request: web.Request) -> web.Response:
     sku = path_sku(request)
     async with request.app[SESSIONMAKER]() as session, session.begin():
         if sku is not None:
-            await session.execute(delete(CartItem).where(CartItem.account_id == account_id, CartItem.sku == sku))
+            await session.execute(
+                delete(CartItem).where(CartItem.account_id == account_id, CartItem.sku == sku)
+            )
         cart = await cart_json(session, account_id)
     return json_response(cart)
 
@@ -96,11 +98,16 @@ def _idempotency_key(request: web.Request) -> str:
     """The request's Idempotency-Key, under the same rules as for ``POST /orders``."""
     key = request.headers.get(IDEMPOTENCY_HEADER)
     if key is None or key == "":
-        raise Problem(MISSING_IDEMPOTENCY_KEY, f"POST /cart/checkout needs an {IDEMPOTENCY_HEADER} header "
-                                               "(e.g. a UUID chosen by the client per checkout)")
+        raise Problem(
+            MISSING_IDEMPOTENCY_KEY,
+            f"POST /cart/checkout needs an {IDEMPOTENCY_HEADER} header "
+            "(e.g. a UUID chosen by the client per checkout)",
+        )
     if len(key) > MAX_KEY_LENGTH or not all(" " <= char <= "~" for char in key):
-        raise Problem(INVALID_IDEMPOTENCY_KEY, f"{IDEMPOTENCY_HEADER} must be 1 to {MAX_KEY_LENGTH} "
-                                               "printable ASCII characters")
+        raise Problem(
+            INVALID_IDEMPOTENCY_KEY,
+            f"{IDEMPOTENCY_HEADER} must be 1 to {MAX_KEY_LENGTH} printable ASCII characters",
+        )
     return key
 
 
@@ -111,8 +118,11 @@ def checkout_fields(body: Any) -> dict[str, Any]:
     ordered and the catalogue what it costs.
     """
     if isinstance(body, dict) and "items" in body:
-        raise Problem(INVALID_REQUEST, "items: is not a known field; a checkout orders what the cart holds",
-                      field="items")
+        raise Problem(
+            INVALID_REQUEST,
+            "items: is not a known field; a checkout orders what the cart holds",
+            field="items",
+        )
     fields = validate(NEW_ORDER, {**body, "items": _PLACEHOLDER_ITEMS} if isinstance(body, dict) else body)
     del fields["items"]
     return fields
@@ -130,10 +140,20 @@ async def checkout(request: web.Request) -> web.Response:
     key = _idempotency_key(request)
     body = await read_json(request)
     fields = checkout_fields(body)
-    placed = await place_order(request.app[UNITS_OF_WORK], OrderRequest(
-        account_id=account_id, key=key, body={"scope": CART_SOURCE, "body": body}, lines=[],
-        payment=fields.get("payment"), shipping_address=fields.get("shipping_address"),
-        has_shipping_address="shipping_address" in fields, source=CART_SOURCE, scope=CHECKOUT_SCOPE,
-    ), max_unpaid_orders=request.app[SETTINGS].max_unpaid_orders)
+    placed = await place_order(
+        request.app[UNITS_OF_WORK],
+        OrderRequest(
+            account_id=account_id,
+            key=key,
+            body={"scope": CART_SOURCE, "body": body},
+            lines=[],
+            payment=fields.get("payment"),
+            shipping_address=fields.get("shipping_address"),
+            has_shipping_address="shipping_address" in fields,
+            source=CART_SOURCE,
+            scope=CHECKOUT_SCOPE,
+        ),
+        max_unpaid_orders=request.app[SETTINGS].max_unpaid_orders,
+    )
     structlog.contextvars.bind_contextvars(order_id=placed.order.id)
     return json_response(placed.found.json(), status=202, headers={"Location": f"/orders/{placed.order.id}"})

@@ -31,10 +31,12 @@ routes = web.RouteTableDef()
 
 _SKU_SHAPE = re.compile(SKU_PATTERN)
 
-LIST_QUERY = obj(optional={
-    "q": string(max_length=MAX_QUERY_LENGTH),
-    "limit": integer(minimum=1, maximum=MAX_LIMIT),
-})
+LIST_QUERY = obj(
+    optional={
+        "q": string(max_length=MAX_QUERY_LENGTH),
+        "limit": integer(minimum=1, maximum=MAX_LIMIT),
+    }
+)
 
 
 def _list_query(request: web.Request) -> tuple[str | None, int, SkuCursor | None]:
@@ -67,7 +69,11 @@ async def get_receipts(request: web.Request) -> web.Response:
     wanted = request.match_info["sku"]
     async with request.app[SESSIONMAKER]() as session:
         # A SKU that could never have been created is simply not found.
-        sku = await session.scalar(select(Item.sku).where(Item.sku == wanted)) if _SKU_SHAPE.fullmatch(wanted) else None
+        sku = (
+            await session.scalar(select(Item.sku).where(Item.sku == wanted))
+            if _SKU_SHAPE.fullmatch(wanted)
+            else None
+        )
         if sku is None:
             raise Problem(404, f"no item with sku {wanted!r}")
         receipts = await stock_receipts(session, sku)

@@ -38,8 +38,11 @@ async def metrics(request: web.Request) -> web.Response:
     registry = request.app[METRICS]
     # A source that is down (an exception, returned and dropped) keeps its last known gauges;
     # the latency histograms are always served.
-    await asyncio.gather(registry.refresh(request.app[SESSIONMAKER]),
-                         registry.refresh_dead_letters(request.app[SETTINGS].broker_url), return_exceptions=True)
+    await asyncio.gather(
+        registry.refresh(request.app[SESSIONMAKER]),
+        registry.refresh_dead_letters(request.app[SETTINGS].broker_url),
+        return_exceptions=True,
+    )
     response = web.Response(body=generate_latest(registry.registry))
     response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
     return response

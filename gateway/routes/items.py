@@ -51,9 +51,13 @@ async def create_item(request: web.Request) -> web.Response:
     require_admin(request)
     fields = validate(NEW_ITEM, await read_json(request))
     item = Item(
-        sku=fields["sku"], name=fields["name"], price_cents=fields["price_cents"],
-        currency=fields.get("currency") or "USD", upc=fields.get("upc"),
-        picture_urls=fields.get("picture_urls") or [], attributes=fields.get("attributes") or {},
+        sku=fields["sku"],
+        name=fields["name"],
+        price_cents=fields["price_cents"],
+        currency=fields.get("currency") or "USD",
+        upc=fields.get("upc"),
+        picture_urls=fields.get("picture_urls") or [],
+        attributes=fields.get("attributes") or {},
         created_at=utcnow(),
     )
     try:
@@ -66,8 +70,7 @@ async def create_item(request: web.Request) -> web.Response:
         if is_duplicate_key(exc):
             raise Problem(ITEM_EXISTS, f"an item with sku {fields['sku']!r} already exists") from None
         raise
-    return json_response(item_json(item, available=0), status=201,
-                         headers={"Location": f"/items/{item.sku}"})
+    return json_response(item_json(item, available=0), status=201, headers={"Location": f"/items/{item.sku}"})
 
 
 def _path_sku(request: web.Request) -> str:
@@ -104,17 +107,20 @@ async def receive_stock(request: web.Request) -> web.Response:
             session.add(StockReceipt(sku=sku, quantity=quantity, received_at=utcnow()))
             # Relative update in the database: concurrent receipts and reservations never lose units.
             result = await session.execute(
-                update(Stock).where(Stock.sku == sku)
+                update(Stock)
+                .where(Stock.sku == sku)
                 .values(available=Stock.available + quantity, received=Stock.received + quantity)
             )
             if result.rowcount == 0:  # an item created without its stock row (e.g. by a seed)
                 session.add(Stock(sku=sku, available=quantity, received=quantity))
                 await session.flush()
-            row = (await session.execute(
-                select(Stock.available, Stock.received).where(Stock.sku == sku))).one()
+            row = (
+                await session.execute(select(Stock.available, Stock.received).where(Stock.sku == sku))
+            ).one()
     except DBAPIError as exc:
         if error_code(exc) == OUT_OF_RANGE:
-            raise Problem(STOCK_LIMIT, "this receipt would take the stock past the largest storable "
-                                       "quantity") from None
+            raise Problem(
+                STOCK_LIMIT, "this receipt would take the stock past the largest storable quantity"
+            ) from None
         raise
     return json_response({"sku": sku, "available": row.available, "received": row.received}, status=201)

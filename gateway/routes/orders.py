@@ -46,8 +46,11 @@ MAX_KEY_LENGTH = 255
 
 NEW_ORDER = obj(
     required={
-        "items": array(obj(required={"sku": SKU, "quantity": integer(minimum=1, maximum=1000)}),
-                       min_items=1, max_items=50),
+        "items": array(
+            obj(required={"sku": SKU, "quantity": integer(minimum=1, maximum=1000)}),
+            min_items=1,
+            max_items=50,
+        ),
     },
     # Without a payment, the account's default payment token pays (422 when it has none).
     optional={"payment": PAYMENT, "shipping_address": json_object(max_bytes=2048, max_depth=3)},
@@ -57,12 +60,16 @@ NEW_ORDER = obj(
 def _idempotency_key(request: web.Request) -> str:
     key = request.headers.get(IDEMPOTENCY_HEADER)
     if key is None or key == "":
-        raise Problem(MISSING_IDEMPOTENCY_KEY, f"POST /orders needs an {IDEMPOTENCY_HEADER} header "
-                                               "(e.g. a UUID chosen by the client per order)")
+        raise Problem(
+            MISSING_IDEMPOTENCY_KEY,
+            f"POST /orders needs an {IDEMPOTENCY_HEADER} header (e.g. a UUID chosen by the client per order)",
+        )
     # Printable ASCII only: the key is compared byte for byte and echoed in logs.
     if len(key) > MAX_KEY_LENGTH or not (key.isascii() and key.isprintable()):
-        raise Problem(INVALID_IDEMPOTENCY_KEY, f"{IDEMPOTENCY_HEADER} must be 1 to {MAX_KEY_LENGTH} "
-                                               "printable ASCII characters")
+        raise Problem(
+            INVALID_IDEMPOTENCY_KEY,
+            f"{IDEMPOTENCY_HEADER} must be 1 to {MAX_KEY_LENGTH} printable ASCII characters",
+        )
     return key
 
 
@@ -82,22 +89,36 @@ async def create_order(request: web.Request) -> web.Response:
         # SKUs compare case-insensitively in the database, so "abc" and "ABC" are one line.
         folded = line["sku"].lower()
         if folded in seen:
-            raise Problem(INVALID_REQUEST, f"items[{index}].sku: {line['sku']!r} already appears in "
-                                           f"items[{seen[folded]}]; put the whole quantity on one line",
-                          field=f"items[{index}].sku")
+            raise Problem(
+                INVALID_REQUEST,
+                f"items[{index}].sku: {line['sku']!r} already appears in "
+                f"items[{seen[folded]}]; put the whole quantity on one line",
+                field=f"items[{index}].sku",
+            )
         seen[folded] = index
-    placed = await place_order(request.app[UNITS_OF_WORK], OrderRequest(
-        account_id=account_id, key=key, body=body, lines=fields["items"], payment=fields.get("payment"),
-        shipping_address=fields.get("shipping_address"), has_shipping_address="shipping_address" in fields,
-    ), max_unpaid_orders=request.app[SETTINGS].max_unpaid_orders)
+    placed = await place_order(
+        request.app[UNITS_OF_WORK],
+        OrderRequest(
+            account_id=account_id,
+            key=key,
+            body=body,
+            lines=fields["items"],
+            payment=fields.get("payment"),
+            shipping_address=fields.get("shipping_address"),
+            has_shipping_address="shipping_address" in fields,
+        ),
+        max_unpaid_orders=request.app[SETTINGS].max_unpaid_orders,
+    )
     structlog.contextvars.bind_contextvars(order_id=placed.order.id)
     return _order_response(placed.found)
 
 
-LIST_QUERY = obj(optional={
-    "status": literal(*(status.value for status in OrderStatus)),
-    "limit": integer(minimum=1, maximum=MAX_LIMIT),
-})
+LIST_QUERY = obj(
+    optional={
+        "status": literal(*(status.value for status in OrderStatus)),
+        "limit": integer(minimum=1, maximum=MAX_LIMIT),
+    }
+)
 
 
 def _list_query(request: web.Request) -> tuple[str | None, int, Cursor | None]:
@@ -120,7 +141,9 @@ async def get_orders(request: web.Request) -> web.Response:
     caller = customer_or_admin(request)
     status, limit, after = _list_query(request)
     async with request.app[SESSIONMAKER]() as session:
-        page = await list_orders(session, account_id=caller.account_id, status=status, limit=limit, after=after)
+        page = await list_orders(
+            session, account_id=caller.account_id, status=status, limit=limit, after=after
+        )
     return json_response(page.json())
 
 

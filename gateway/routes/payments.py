@@ -29,12 +29,17 @@ REFUND_BODY = obj()
 def _idempotency_key(request: web.Request) -> str:
     key = request.headers.get(IDEMPOTENCY_HEADER)
     if key is None or key == "":
-        raise Problem(MISSING_IDEMPOTENCY_KEY, f"POST /orders/{{id}}/refund needs an {IDEMPOTENCY_HEADER} header "
-                                               "(e.g. a UUID chosen by the client per refund)")
+        raise Problem(
+            MISSING_IDEMPOTENCY_KEY,
+            f"POST /orders/{{id}}/refund needs an {IDEMPOTENCY_HEADER} header "
+            "(e.g. a UUID chosen by the client per refund)",
+        )
     # Printable ASCII only: the key is compared byte for byte and echoed in logs.
     if len(key) > MAX_KEY_LENGTH or not all(" " <= char <= "~" for char in key):
-        raise Problem(INVALID_IDEMPOTENCY_KEY, f"{IDEMPOTENCY_HEADER} must be 1 to {MAX_KEY_LENGTH} "
-                                               "printable ASCII characters")
+        raise Problem(
+            INVALID_IDEMPOTENCY_KEY,
+            f"{IDEMPOTENCY_HEADER} must be 1 to {MAX_KEY_LENGTH} printable ASCII characters",
+        )
     return key
 
 
@@ -60,6 +65,7 @@ async def refund_order(request: web.Request) -> web.Response:
     raw = await request.read()
     # No body at all is the usual request, and means the same as an empty object.
     body = validate(REFUND_BODY, parse_json(raw)) if raw.strip() else {}
-    document = await request_refund(request.app[UNITS_OF_WORK], RefundRequest(
-        order_id=order_id, key=key, request_hash=request_hash(body)))
+    document = await request_refund(
+        request.app[UNITS_OF_WORK], RefundRequest(order_id=order_id, key=key, request_hash=request_hash(body))
+    )
     return json_response(document, status=202, headers={"Location": f"/payments/{document['id']}"})

@@ -98,9 +98,17 @@ async def receive_event(request: web.Request) -> web.Response:
         try:
             # The event id is the primary key: a repeat fails here, and a concurrent delivery of the
             # same event waits for the first to commit, then fails.
-            await connection.execute(_INSERT_EVENT, {"id": event_id, "type": fields["type"], "payload": event,
-                                                     "received_at": utcnow(), "processed_at": None,
-                                                     "outcome": None})
+            await connection.execute(
+                _INSERT_EVENT,
+                {
+                    "id": event_id,
+                    "type": fields["type"],
+                    "payload": event,
+                    "received_at": utcnow(),
+                    "processed_at": None,
+                    "outcome": None,
+                },
+            )
         except IntegrityError as exc:
             if not is_duplicate_key(exc):
                 raise
@@ -109,6 +117,5 @@ async def receive_event(request: web.Request) -> web.Response:
             uow.enqueue(SETTLE, event_id=event_id, order_id=order_id, provider_payment_id=payment_id)
             await uow.commit()
             duplicate = False
-    log.info("webhook.received", event_type=fields["type"], payment_id=payment_id,
-             duplicate=duplicate)
+    log.info("webhook.received", event_type=fields["type"], payment_id=payment_id, duplicate=duplicate)
     return json_response({"received": True, "duplicate": duplicate})

@@ -50,7 +50,8 @@ async def delete_wishlist_item(request: web.Request) -> web.Response:
     sku = path_sku(request)
     async with request.app[SESSIONMAKER]() as session, session.begin():
         if sku is not None:
-            await session.execute(delete(WishlistItem).where(WishlistItem.account_id == account_id,
-                                                             WishlistItem.sku == sku))
+            await session.execute(
+                delete(WishlistItem).where(WishlistItem.account_id == account_id, WishlistItem.sku == sku)
+            )
         wishlist = await wishlist_json(session, account_id)
     return json_response(wishlist)

@@ -37,11 +37,17 @@ def fleet(run_name, tmp_path_factory, smtp):
     workdir = tmp_path_factory.mktemp("fleet")
     name = f"{run_name}_e2e"
     with own_database(name) as database_url, own_vhost(name) as broker_url:
-        env = fleet_environment(database_url=database_url, broker_url=broker_url,
-                                redis_url=isolation.REDIS_URL, workdir=workdir,
-                                ADMIN_TOKEN="e2e-admin-token", HOLD_SECONDS=str(HOLD_SECONDS),
-                                SMTP_URL=smtp.url, ARCHIVE_AFTER_SECONDS=str(ARCHIVE_AFTER_SECONDS),
-                                RECONCILE_EVERY_SECONDS="2")
+        env = fleet_environment(
+            database_url=database_url,
+            broker_url=broker_url,
+            redis_url=isolation.REDIS_URL,
+            workdir=workdir,
+            ADMIN_TOKEN="e2e-admin-token",
+            HOLD_SECONDS=str(HOLD_SECONDS),
+            SMTP_URL=smtp.url,
+            ARCHIVE_AFTER_SECONDS=str(ARCHIVE_AFTER_SECONDS),
+            RECONCILE_EVERY_SECONDS="2",
+        )
         fleet = Fleet(env=env, log_path=workdir / "fleet.log")
         fleet.start()
         try:

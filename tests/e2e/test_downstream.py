@@ -35,7 +35,9 @@ def events_queue(fleet):
 async def test_each_order_event_sends_exactly_one_email(api, smtp):
     token, sku = await api.customer(), await api.item(stock=5)
     _, paid, _ = await api.order(token, {sku: 1})
-    _, declined, _ = await api.order(token, {sku: 1}, payment={"method": "token", "token": "pm_card_declined"})
+    _, declined, _ = await api.order(
+        token, {sku: 1}, payment={"method": "token", "token": "pm_card_declined"}
+    )
     _, too_many, _ = await api.order(token, {sku: 50})
     await api.final_order(token, paid["id"], {"PLACED"})
     await api.call("POST", f"/orders/{paid['id']}/cancel", token=token)
@@ -47,8 +49,10 @@ async def test_each_order_event_sends_exactly_one_email(api, smtp):
     }
 
     async def all_arrived():
-        return all({m["X-Order-Event"] for m in smtp.recorder.for_order(order_id)} == events
-                   for order_id, events in expected.items())
+        return all(
+            {m["X-Order-Event"] for m in smtp.recorder.for_order(order_id)} == events
+            for order_id, events in expected.items()
+        )
 
     await eventually(all_arrived, timeout=45, what="one email per order event")
     for order_id in expected:

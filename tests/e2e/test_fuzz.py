@@ -77,8 +77,9 @@ def _call(fleet, method: str, path: str, *, token: str | None = None, **kwargs) 
     headers = kwargs.pop("headers", {})
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    return requests.request(method, fleet.gateway_url + path, headers=headers, timeout=REQUEST_TIMEOUT_SECONDS,
-                            **kwargs)
+    return requests.request(
+        method, fleet.gateway_url + path, headers=headers, timeout=REQUEST_TIMEOUT_SECONDS, **kwargs
+    )
 
 
 def _sign_in(fleet, email: str, *, deadline: float) -> str:
@@ -100,16 +101,26 @@ def customer_token(fleet) -> str:
     assert created.status_code == 201, created.text
     token = _sign_in(fleet, email, deadline=time.monotonic() + 90)
     # With a default payment method, generated orders that name no payment are taken too.
-    changed = _call(fleet, "PATCH", "/accounts/me", token=token,
-                    json={"default_payment_method": {"method": "token", "token": "pm_card_ok"}})
+    changed = _call(
+        fleet,
+        "PATCH",
+        "/accounts/me",
+        token=token,
+        json={"default_payment_method": {"method": "token", "token": "pm_card_ok"}},
+    )
     assert changed.status_code == 200, changed.text
     return token
 
 
 def _order(fleet, token: str, sku: str, until: set[str]) -> dict:
-    placed = _call(fleet, "POST", "/orders", token=token, headers={"Idempotency-Key": uuid.uuid4().hex},
-                   json={"items": [{"sku": sku, "quantity": 1}],
-                         "payment": {"method": "token", "token": "pm_card_ok"}})
+    placed = _call(
+        fleet,
+        "POST",
+        "/orders",
+        token=token,
+        headers={"Idempotency-Key": uuid.uuid4().hex},
+        json={"items": [{"sku": sku, "quantity": 1}], "payment": {"method": "token", "token": "pm_card_ok"}},
+    )
     assert placed.status_code == 202, placed.text
     order_id = placed.json()["id"]
 
@@ -125,18 +136,30 @@ def known_ids(fleet, customer_token) -> dict[str, dict[str, str]]:
     """Path parameters naming real resources, per path template."""
     admin = fleet.env["ADMIN_TOKEN"]
     sku = f"FUZZ-{uuid.uuid4().hex[:10].upper()}"
-    assert _call(fleet, "POST", "/items", token=admin, json={"sku": sku, "name": "Fuzzed", "price_cents": 100}
-                 ).status_code == 201
-    assert _call(fleet, "POST", f"/items/{sku}/stock", token=admin, json={"quantity": 1000}).status_code == 201
+    assert (
+        _call(
+            fleet, "POST", "/items", token=admin, json={"sku": sku, "name": "Fuzzed", "price_cents": 100}
+        ).status_code
+        == 201
+    )
+    assert (
+        _call(fleet, "POST", f"/items/{sku}/stock", token=admin, json={"quantity": 1000}).status_code == 201
+    )
     paid = _order(fleet, customer_token, sku, {"PLACED"})
     # A final order: its event stream is one event long, then ends.
     rejected = _order(fleet, customer_token, f"NO-SUCH-{uuid.uuid4().hex[:8]}", {"REJECTED"})
     order = {"order_id": paid["id"]}
     return {
-        "/items/{sku}": {"sku": sku}, "/items/{sku}/stock": {"sku": sku}, "/items/{sku}/receipts": {"sku": sku},
-        "/cart/items/{sku}": {"sku": sku}, "/wishlist/{sku}": {"sku": sku},
-        "/orders/{order_id}": order, "/orders/{order_id}/cancel": order, "/orders/{order_id}/ship": order,
-        "/orders/{order_id}/deliver": order, "/orders/{order_id}/refund": order,
+        "/items/{sku}": {"sku": sku},
+        "/items/{sku}/stock": {"sku": sku},
+        "/items/{sku}/receipts": {"sku": sku},
+        "/cart/items/{sku}": {"sku": sku},
+        "/wishlist/{sku}": {"sku": sku},
+        "/orders/{order_id}": order,
+        "/orders/{order_id}/cancel": order,
+        "/orders/{order_id}/ship": order,
+        "/orders/{order_id}/deliver": order,
+        "/orders/{order_id}/refund": order,
         "/orders/{order_id}/events": {"order_id": rejected["id"]},
         "/payments/{payment_id}": {"payment_id": paid["payment"]["id"]},
     }
@@ -160,17 +183,22 @@ def sign_in_budget_restored(fleet):
 @pytest.fixture
 def api_schema(fleet, customer_token, sign_in_budget_restored):
     """The fleet's own ``/openapi.json``, with both bearer tokens, loaded (and validated) by schemathesis."""
-    config = schemathesis.Config.from_dict({
-        "base-url": fleet.gateway_url,
-        "request-timeout": REQUEST_TIMEOUT_SECONDS,
-        "max-stream-events": 5,
-        "auth": {"openapi": {
-            "customerToken": {"bearer": customer_token},
-            "adminToken": {"bearer": fleet.env["ADMIN_TOKEN"]},
-        }},
-    })
-    return schemathesis.openapi.from_url(f"{fleet.gateway_url}/openapi.json", config=config,
-                                         timeout=REQUEST_TIMEOUT_SECONDS)
+    config = schemathesis.Config.from_dict(
+        {
+            "base-url": fleet.gateway_url,
+            "request-timeout": REQUEST_TIMEOUT_SECONDS,
+            "max-stream-events": 5,
+            "auth": {
+                "openapi": {
+                    "customerToken": {"bearer": customer_token},
+                    "adminToken": {"bearer": fleet.env["ADMIN_TOKEN"]},
+                }
+            },
+        }
+    )
+    return schemathesis.openapi.from_url(
+        f"{fleet.gateway_url}/openapi.json", config=config, timeout=REQUEST_TIMEOUT_SECONDS
+    )
 
 
 class SigningSession(requests.Session):
@@ -203,8 +231,10 @@ class FuzzReport:
         self.failures.setdefault((label, title), [0, message])[0] += 1
 
     def summary(self) -> str:
-        lines = [f"schemathesis: {sum(self.sent.values())} requests to {len(self.sent)} operations, "
-                 f"{len(self.failures)} distinct failures"]
+        lines = [
+            f"schemathesis: {sum(self.sent.values())} requests to {len(self.sent)} operations, "
+            f"{len(self.failures)} distinct failures"
+        ]
         for (label, title), (count, message) in sorted(self.failures.items()):
             lines.append(f"\n=== {label}: {title} (x{count})\n{message.strip()}")
         lines.append("\nstatus codes seen:")
@@ -216,8 +246,14 @@ class FuzzReport:
 def _fuzz(operation, strategy, name: str, found: FuzzReport, session: requests.Session | None = None) -> None:
     label = operation.label
 
-    @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
-              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=strategy)
     def run(case) -> None:
         found.sent[label] += 1
@@ -245,7 +281,9 @@ def _status_events_fit(fleet, api_schema, order_id: str) -> None:
     spec = api_schema.raw_schema
     validator = OAS30Validator({"$ref": "#/components/schemas/StatusEvent", "components": spec["components"]})
     stream = _call(fleet, "GET", f"/orders/{order_id}/events", token=fleet.env["ADMIN_TOKEN"])
-    data = [line.removeprefix("data:").strip() for line in stream.text.splitlines() if line.startswith("data:")]
+    data = [
+        line.removeprefix("data:").strip() for line in stream.text.splitlines() if line.startswith("data:")
+    ]
     assert stream.status_code == 200 and data, stream.text
     for event in data:
         validator.validate(json.loads(event))
@@ -269,17 +307,31 @@ def test_every_operation_answers_as_documented(fleet, api_schema, known_ids):
     # The secret the fleet's gateway verifies with (its default when the environment names none).
     with SigningSession(load_settings(fleet.env).psp_webhook_secret) as signing:
         for operation in sorted((result.ok() for result in api_schema.get_all_operations()), key=_turn):
-            _fuzz(operation, operation.as_strategy(generation_mode=GenerationMode.POSITIVE), "positive", found,
-                  session=signing)
-            _fuzz(operation, operation.as_strategy(generation_mode=GenerationMode.NEGATIVE), "negative", found)
+            _fuzz(
+                operation,
+                operation.as_strategy(generation_mode=GenerationMode.POSITIVE),
+                "positive",
+                found,
+                session=signing,
+            )
+            _fuzz(
+                operation, operation.as_strategy(generation_mode=GenerationMode.NEGATIVE), "negative", found
+            )
             if operation.path in known_ids:
-                _fuzz(operation, operation.as_strategy(generation_mode=GenerationMode.POSITIVE,
-                                                       path_parameters=known_ids[operation.path]),
-                      "existing resources", found)
+                _fuzz(
+                    operation,
+                    operation.as_strategy(
+                        generation_mode=GenerationMode.POSITIVE, path_parameters=known_ids[operation.path]
+                    ),
+                    "existing resources",
+                    found,
+                )
     elapsed = time.monotonic() - started
 
     summary = found.summary()
     print(summary)
-    report(f"fuzzing: {sum(found.sent.values())} requests to {len(found.sent)} operations in {elapsed:.0f} s, "
-           f"{len(found.failures)} distinct failures")
+    report(
+        f"fuzzing: {sum(found.sent.values())} requests to {len(found.sent)} operations in {elapsed:.0f} s, "
+        f"{len(found.failures)} distinct failures"
+    )
     assert not found.failures, summary

@@ -43,9 +43,17 @@ EXIT_DEADLINE_SECONDS = 10.0
 def environment(run_name, tmp_path):
     name = f"{run_name}_{uuid.uuid4().hex[:6]}"
     with own_database(name) as database_url, own_vhost(name) as broker_url:
-        yield fleet_environment(database_url=database_url, broker_url=broker_url, redis_url=isolation.REDIS_URL,
-                                workdir=tmp_path, ADMIN_TOKEN="shutdown-admin-token", HOLD_SECONDS="4",
-                                MAX_UNPAID_ORDERS="1000", WORKER_PROCESSES="1", WORKER_THREADS="4")
+        yield fleet_environment(
+            database_url=database_url,
+            broker_url=broker_url,
+            redis_url=isolation.REDIS_URL,
+            workdir=tmp_path,
+            ADMIN_TOKEN="shutdown-admin-token",
+            HOLD_SECONDS="4",
+            MAX_UNPAID_ORDERS="1000",
+            WORKER_PROCESSES="1",
+            WORKER_THREADS="4",
+        )
 
 
 def terminate_like_a_platform(process: subprocess.Popen) -> float:
@@ -84,8 +92,10 @@ def vhost_of(env) -> str:
 
 
 def queue_stats(env, queue: str) -> dict:
-    return management("GET", f"/api/queues/{urllib.parse.quote(vhost_of(env), safe='')}/"
-                             f"{urllib.parse.quote(queue, safe='')}")  # type: ignore[return-value]
+    return management(
+        "GET",
+        f"/api/queues/{urllib.parse.quote(vhost_of(env), safe='')}/{urllib.parse.quote(queue, safe='')}",
+    )  # type: ignore[return-value]
 
 
 def ready_messages(env, queue: str) -> int:
@@ -141,8 +151,12 @@ async def test_gateway_finishes_in_flight_requests_and_refuses_new_ones(environm
     assert late_status == "refused"
     # Every order the gateway accepted was committed with its reserve message.
     assert await count(environment, Order, Order.id.in_(accepted)) == len(accepted)
-    assert await count(environment, OutboxMessage, OutboxMessage.order_id.in_(accepted),
-                       OutboxMessage.actor_name == "reserve") == len(accepted)
+    assert await count(
+        environment,
+        OutboxMessage,
+        OutboxMessage.order_id.in_(accepted),
+        OutboxMessage.actor_name == "reserve",
+    ) == len(accepted)
 
 
 async def test_gateway_ends_open_event_streams_and_exits(environment, tmp_path):
@@ -156,8 +170,9 @@ async def test_gateway_ends_open_event_streams_and_exits(environment, tmp_path):
             order_id = (await api.order(token, {sku: 1}))[1]["id"]
             streams = []
             for _ in range(3):
-                response = await client.get(f"{url}/orders/{order_id}/events",
-                                            headers={"Authorization": f"Bearer {token}"})
+                response = await client.get(
+                    f"{url}/orders/{order_id}/events", headers={"Authorization": f"Bearer {token}"}
+                )
                 assert response.status == 200
                 first = await response.content.readuntil(b"\n\n")
                 assert b'"status": "PENDING"' in first or b'"status":"PENDING"' in first
@@ -182,8 +197,11 @@ async def test_worker_finishes_running_messages_and_hands_back_the_rest(environm
     workers: list[subprocess.Popen] = []
     url = f"http://127.0.0.1:{environment['PORT']}"
     try:
-        eventually_sync(lambda: answers_ok(f"{url}/healthz") and answers_ok(f"{environment['PSP_URL']}/healthz"),
-                        timeout=30, what="gateway and provider")
+        eventually_sync(
+            lambda: answers_ok(f"{url}/healthz") and answers_ok(f"{environment['PSP_URL']}/healthz"),
+            timeout=30,
+            what="gateway and provider",
+        )
         async with aiohttp.ClientSession() as client:
             api = Api(client, url, environment["ADMIN_TOKEN"])
             sku = await api.item(stock=1000)
@@ -209,8 +227,13 @@ async def test_worker_finishes_running_messages_and_hands_back_the_rest(environm
             async def all_expired():
                 # Reserved by one worker or the other, then expired by the delayed messages the
                 # first worker held when it stopped (or the second one received).
-                return await count(environment, Order, Order.id.in_(ids), Order._status == "CANCELLED",
-                                   Order.reason == "payment_timeout") == len(ids)
+                return await count(
+                    environment,
+                    Order,
+                    Order.id.in_(ids),
+                    Order._status == "CANCELLED",
+                    Order.reason == "payment_timeout",
+                ) == len(ids)
 
             await eventually(all_expired, timeout=90, what="every order expired")
             assert await api.available(sku) == 1000
@@ -233,9 +256,16 @@ def test_worker_hands_back_thousands_of_delayed_messages_in_time(environment, tm
         broker.declare_queue(EXPIRE.queue_name)
         for _ in range(held):
             # Expiries of holds ten minutes away, for orders this database does not have.
-            broker.enqueue(dramatiq.Message(queue_name=EXPIRE.queue_name, actor_name=EXPIRE.actor_name, args=(),
-                                            kwargs={"order_id": uuid.uuid4().hex}, options={}),
-                           delay=600_000)
+            broker.enqueue(
+                dramatiq.Message(
+                    queue_name=EXPIRE.queue_name,
+                    actor_name=EXPIRE.actor_name,
+                    args=(),
+                    kwargs={"order_id": uuid.uuid4().hex},
+                    options={},
+                ),
+                delay=600_000,
+            )
     finally:
         broker.close()
     delay_queue = f"{EXPIRE.queue_name}.DQ"
@@ -243,8 +273,12 @@ def test_worker_hands_back_thousands_of_delayed_messages_in_time(environment, tm
 
     worker = start("worker", environment, tmp_path / "worker.log")
     try:
-        eventually_sync(lambda: queue_stats(environment, delay_queue).get("messages_unacknowledged") == held,
-                        timeout=60, interval=0.5, what=f"the worker holding all {held} delayed messages")
+        eventually_sync(
+            lambda: queue_stats(environment, delay_queue).get("messages_unacknowledged") == held,
+            timeout=60,
+            interval=0.5,
+            what=f"the worker holding all {held} delayed messages",
+        )
         signalled_at = terminate_like_a_platform(worker)
         exit_code, _ = exit_within_deadline(worker, signalled_at)
     finally:
@@ -258,8 +292,11 @@ async def test_scheduler_stops_promptly(environment, tmp_path):
     scheduler = start("scheduler", environment, tmp_path / "scheduler.log")
     try:
         # Started, and elected for a job: it holds that job's lock now.
-        eventually_sync(lambda: '"scheduler.enqueued"' in log_text(tmp_path / "scheduler.log"),
-                        timeout=30, what="the scheduler elected and enqueueing")
+        eventually_sync(
+            lambda: '"scheduler.enqueued"' in log_text(tmp_path / "scheduler.log"),
+            timeout=30,
+            what="the scheduler elected and enqueueing",
+        )
         signalled_at = terminate_like_a_platform(scheduler)
         exit_code, _ = exit_within_deadline(scheduler, signalled_at)
     finally:

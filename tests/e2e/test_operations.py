@@ -27,7 +27,10 @@ async def test_workers_export_dramatiq_and_step_metrics(api, fleet):
                 text = await response.text()
         except OSError:
             return None
-        wanted = ('dramatiq_messages_total{actor_name="settle"', 'orders_notifications_sent_total{event="order.placed"}')
+        wanted = (
+            'dramatiq_messages_total{actor_name="settle"',
+            'orders_notifications_sent_total{event="order.placed"}',
+        )
         return text if all(name in text for name in wanted) else None
 
     text = await eventually(exported, timeout=30, what="worker metrics of dramatiq and of the notify step")

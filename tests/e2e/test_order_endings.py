@@ -29,8 +29,11 @@ async def test_unpaid_holds_expire_on_time_and_give_stock_back(api):
     sku = await api.item(stock=20)
     # Two unpaid orders per customer: well under the hoarding limit.
     tokens = [await api.customer() for _ in range(5)]
-    accepted = [(token, await api.order(token, {sku: 1}, payment={"method": "token", "token": "pm_card_no_response"}))
-                for token in tokens for _ in range(2)]
+    accepted = [
+        (token, await api.order(token, {sku: 1}, payment={"method": "token", "token": "pm_card_no_response"}))
+        for token in tokens
+        for _ in range(2)
+    ]
 
     lateness_ms = []
     for token, (_, body, _) in accepted:
@@ -41,8 +44,10 @@ async def test_unpaid_holds_expire_on_time_and_give_stock_back(api):
 
     assert await api.available(sku) == 20
     assert min(lateness_ms) >= 0
-    report(f"expiry lateness over {len(lateness_ms)} holds of {HOLD_SECONDS}s (expires_at -> stock released): "
-           f"p50 {percentile(lateness_ms, 0.5):.0f} ms, max {max(lateness_ms):.0f} ms")
+    report(
+        f"expiry lateness over {len(lateness_ms)} holds of {HOLD_SECONDS}s (expires_at -> stock released): "
+        f"p50 {percentile(lateness_ms, 0.5):.0f} ms, max {max(lateness_ms):.0f} ms"
+    )
 
 
 async def test_late_payment_reinstates_the_order(api):
@@ -51,13 +56,19 @@ async def test_late_payment_reinstates_the_order(api):
     url = await checkout_url(api, token, body["id"])
 
     # The customer pays in time, but the provider's notification arrives after the hold ran out.
-    async with api.client.post(f"{url}/approve", params={"webhook_delay_s": str(HOLD_SECONDS + 3)}) as response:
+    async with api.client.post(
+        f"{url}/approve", params={"webhook_delay_s": str(HOLD_SECONDS + 3)}
+    ) as response:
         assert response.status == 200
     await api.final_order(token, body["id"], {"CANCELLED"}, timeout=HOLD_SECONDS + 20)
 
     order = await api.final_order(token, body["id"], {"PLACED"}, timeout=30)
     assert [(h["status"], h["reason"]) for h in order["history"]] == [
-        ("PENDING", None), ("AWAITING_PAYMENT", None), ("CANCELLED", "payment_timeout"), ("PLACED", None)]
+        ("PENDING", None),
+        ("AWAITING_PAYMENT", None),
+        ("CANCELLED", "payment_timeout"),
+        ("PLACED", None),
+    ]
     assert order["history"][-1]["note"] == "late payment: reinstated"
     assert order["payment"]["status"] == "SUCCEEDED"
     assert await api.available(sku) == 1
@@ -97,7 +108,9 @@ async def test_cancel_after_payment_refunds_and_gives_stock_back(api, fleet):
     assert await api.available(sku) == 3
     async with api.client.get(f"{fleet.psp_url}/v1/payments", params={"order_id": body["id"]}) as response:
         [payment] = (await response.json())["data"]
-    async with api.client.get(f"{fleet.psp_url}/v1/refunds", params={"payment_id": payment["id"]}) as response:
+    async with api.client.get(
+        f"{fleet.psp_url}/v1/refunds", params={"payment_id": payment["id"]}
+    ) as response:
         assert len((await response.json())["data"]) == 1
 
 
@@ -128,13 +141,18 @@ async def test_flash_sale_sells_exactly_the_stock(api):
     # Under this load a winner's payment can outlive the 3-second hold: the order is cancelled and
     # its unit goes back. Its late payment then reinstates it if the unit is still there, or is
     # refunded if a later buyer took it. Either way the stock is sold exactly once.
-    finals = await asyncio.gather(*(api.order_when(token, body["id"], settled, timeout=60,
-                                                   what=f"order {body['id']} settled")
-                                    for token, (_, body, _) in zip(tokens, answers)))
+    finals = await asyncio.gather(
+        *(
+            api.order_when(token, body["id"], settled, timeout=60, what=f"order {body['id']} settled")
+            for token, (_, body, _) in zip(tokens, answers)
+        )
+    )
     outcomes = [(order["status"], order["reason"]) for order in finals]
     assert outcomes.count(("PLACED", None)) == units
-    assert outcomes.count(("REJECTED", "out_of_stock")) + outcomes.count(("CANCELLED", "payment_timeout")) \
+    assert (
+        outcomes.count(("REJECTED", "out_of_stock")) + outcomes.count(("CANCELLED", "payment_timeout"))
         == buyers - units
+    )
     assert await api.available(sku) == 0
 
 
@@ -150,11 +168,12 @@ async def test_live_status_stream_ends_at_a_final_status(api):
     _, body, _ = await api.order(token, {sku: 1}, payment={"method": "token", "token": "pm_card_declined"})
 
     async def read_stream():
-        async with api.client.get(f"{api.base_url}/orders/{body['id']}/events",
-                                  headers={"Authorization": f"Bearer {token}"}) as response:
+        async with api.client.get(
+            f"{api.base_url}/orders/{body['id']}/events", headers={"Authorization": f"Bearer {token}"}
+        ) as response:
             assert response.status == 200 and response.content_type == "text/event-stream"
             text = (await response.read()).decode()
-        return [json.loads(line[len("data:"):]) for line in text.splitlines() if line.startswith("data:")]
+        return [json.loads(line[len("data:") :]) for line in text.splitlines() if line.startswith("data:")]
 
     events = await asyncio.wait_for(read_stream(), timeout=30)
 

@@ -23,7 +23,9 @@ async def test_paid_order_is_placed_and_stock_decremented(api, fleet):
     assert order["total_cents"] == 3 * 2500
     assert await api.available(sku) == 7
     # One order can be followed through every process by its id.
-    processes = {json.loads(line).get("process") for line in fleet.log_lines(body["id"]) if line.startswith("{")}
+    processes = {
+        json.loads(line).get("process") for line in fleet.log_lines(body["id"]) if line.startswith("{")
+    }
     assert {"web", "worker"} <= processes
 
 
@@ -95,8 +97,12 @@ async def test_malformed_json_is_a_400_problem(api):
     token = await api.customer()
 
     status, problem, response = await api.call(
-        "POST", "/orders", token=token, data=b'{"items": [', headers={
-            "Idempotency-Key": "malformed", "Content-Type": "application/json"})
+        "POST",
+        "/orders",
+        token=token,
+        data=b'{"items": [',
+        headers={"Idempotency-Key": "malformed", "Content-Type": "application/json"},
+    )
 
     assert status == 400
     assert response.content_type == "application/problem+json"

@@ -56,8 +56,13 @@ def answers(url: str) -> str | None:
 
 def one_fleet(workdir: Path, broker_url: str, **overrides: str) -> dict[str, str]:
     """A fleet's environment with its derived ports left to the settings (no explicit metrics port)."""
-    env = fleet_environment(database_url=UNUSED_DATABASE, broker_url=broker_url, redis_url=isolation.REDIS_URL,
-                            workdir=workdir, **overrides)
+    env = fleet_environment(
+        database_url=UNUSED_DATABASE,
+        broker_url=broker_url,
+        redis_url=isolation.REDIS_URL,
+        workdir=workdir,
+        **overrides,
+    )
     for derived in ("MAIL_WEB_PORT", "dramatiq_prom_port", "dramatiq_prom_db"):
         if derived not in overrides:
             env.pop(derived, None)
@@ -83,13 +88,17 @@ def consumers(broker_url: str, queue: str) -> int:
 
 def test_two_mail_sinks_on_their_own_smtp_ports_both_answer(tmp_path, vhost):
     first, second = port_with_free_neighbour(1), port_with_free_neighbour(1)
-    envs = [one_fleet(tmp_path / name, vhost, SMTP_PORT=str(port))
-            for name, port in (("a", first), ("b", second))]
+    envs = [
+        one_fleet(tmp_path / name, vhost, SMTP_PORT=str(port)) for name, port in (("a", first), ("b", second))
+    ]
 
     with running("mail", envs[0], tmp_path / "a.log") as a, running("mail", envs[1], tmp_path / "b.log") as b:
         for port in (first, second):
-            eventually_sync(lambda: answers(f"http://127.0.0.1:{port + 1}/healthz"), timeout=20,
-                            what=f"the mail sink of SMTP_PORT={port} on {port + 1}")
+            eventually_sync(
+                lambda: answers(f"http://127.0.0.1:{port + 1}/healthz"),
+                timeout=20,
+                what=f"the mail sink of SMTP_PORT={port} on {port + 1}",
+            )
         with socket.create_connection(("127.0.0.1", second), timeout=2) as smtp:
             assert smtp.recv(100).startswith(b"220")
         assert a.poll() is None and b.poll() is None
@@ -104,9 +113,16 @@ def test_two_workers_on_their_own_ports_serve_their_own_metrics_without_dead_pro
     assert f"gauge_all_{dead_pid}.db" in {path.name for path in folder.iterdir()}
 
     with running("worker", envs[0], tmp_path / "a.log"), running("worker", envs[1], tmp_path / "b.log"):
-        texts = [eventually_sync(lambda: has_live_gauge(answers(f"http://127.0.0.1:{port + WORKER_METRICS_PORT_OFFSET}/metrics")),
-                                 timeout=30, what=f"the metrics of the worker with PORT={port}")
-                 for port in ports]
+        texts = [
+            eventually_sync(
+                lambda: has_live_gauge(
+                    answers(f"http://127.0.0.1:{port + WORKER_METRICS_PORT_OFFSET}/metrics")
+                ),
+                timeout=30,
+                what=f"the metrics of the worker with PORT={port}",
+            )
+            for port in ports
+        ]
 
     pids = [set(re.findall(r'orders_stock_drifting_skus\{pid="(\d+)"\}', text)) for text in texts]
     assert all(pids) and not pids[0] & pids[1], pids  # each endpoint shows only its own processes
@@ -123,10 +139,16 @@ def test_a_worker_starts_although_its_metrics_port_is_taken(tmp_path, vhost):
         log_path = tmp_path / "worker.log"
 
         with running("worker", env, log_path) as worker:
-            eventually_sync(lambda: "worker.metrics_unavailable" in log_path.read_text(), timeout=30,
-                            what="the worker to report the taken metrics port")
-            eventually_sync(lambda: consumers(vhost, "reserve") > 0, timeout=30,
-                            what="the worker to consume the reserve queue")
+            eventually_sync(
+                lambda: "worker.metrics_unavailable" in log_path.read_text(),
+                timeout=30,
+                what="the worker to report the taken metrics port",
+            )
+            eventually_sync(
+                lambda: consumers(vhost, "reserve") > 0,
+                timeout=30,
+                what="the worker to consume the reserve queue",
+            )
             assert worker.poll() is None
 
     log = log_path.read_text()
@@ -136,13 +158,21 @@ def test_a_worker_starts_although_its_metrics_port_is_taken(tmp_path, vhost):
 
 def leave_a_gauge_behind(folder: Path) -> int:
     """Run a process that sets the reconciliation gauge in ``folder`` and exits; return its pid."""
-    program = ("import os\n"
-               "from prometheus_client import Gauge\n"
-               "Gauge('orders_stock_drifting_skus', 'SKUs drifting at the last reconciliation').set(3)\n"
-               "print(os.getpid())\n")
+    program = (
+        "import os\n"
+        "from prometheus_client import Gauge\n"
+        "Gauge('orders_stock_drifting_skus', 'SKUs drifting at the last reconciliation').set(3)\n"
+        "print(os.getpid())\n"
+    )
     folder.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run([sys.executable, "-c", program], env={"PROMETHEUS_MULTIPROC_DIR": str(folder)},
-                            capture_output=True, text=True, check=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-c", program],
+        env={"PROMETHEUS_MULTIPROC_DIR": str(folder)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
     return int(result.stdout)
 
 

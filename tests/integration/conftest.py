@@ -21,8 +21,13 @@ async def psp_url(unused_tcp_port_factory):
     """The sandbox payment provider, served in-process over real HTTP; webhooks go nowhere."""
     port = unused_tcp_port_factory()
     url = f"http://127.0.0.1:{port}"
-    app = create_psp_app(webhook_url="http://127.0.0.1:9/payments/webhook", webhook_secret="test-secret",
-                         public_url=url, retry_base_seconds=5, retry_max_seconds=5)
+    app = create_psp_app(
+        webhook_url="http://127.0.0.1:9/payments/webhook",
+        webhook_secret="test-secret",
+        public_url=url,
+        retry_base_seconds=5,
+        retry_max_seconds=5,
+    )
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()

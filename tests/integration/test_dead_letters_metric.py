@@ -74,8 +74,11 @@ async def test_the_gateway_declares_what_it_publishes_to_with_the_configured_ttl
         admin = {"Authorization": f"Bearer {configured.admin_token}"}
         await place(client, admin, await customer(client))  # the outbox publishes `reserve`
 
-        declared = await eventually(lambda: _async(queue_info(name, "reserve.XQ")), timeout=20,
-                                    what="the gateway to declare reserve.XQ")
+        declared = await eventually(
+            lambda: _async(queue_info(name, "reserve.XQ")),
+            timeout=20,
+            what="the gateway to declare reserve.XQ",
+        )
 
     assert declared["arguments"] == {"x-message-ttl": 7_200_000}
 
@@ -111,8 +114,10 @@ async def test_metrics_count_the_dead_letters_of_each_queue(settings, vhost):
         dead_letter(broker, "reserve")
         dead_letter(broker, "reserve")
         dead_letter(broker, "notify")
-        eventually_sync(lambda: depth(broker, "reserve.XQ") == 2 and depth(broker, "notify.XQ") == 1,
-                        what="the rejected messages to be dead-lettered")
+        eventually_sync(
+            lambda: depth(broker, "reserve.XQ") == 2 and depth(broker, "notify.XQ") == 1,
+            what="the rejected messages to be dead-lettered",
+        )
     finally:
         broker.close()
 
@@ -131,7 +136,9 @@ async def test_metrics_answer_quickly_when_the_broker_does_not(settings):
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen()
-        hung = dataclasses.replace(settings, broker_url=f"amqp://guest:guest@127.0.0.1:{silent.getsockname()[1]}/%2F")
+        hung = dataclasses.replace(
+            settings, broker_url=f"amqp://guest:guest@127.0.0.1:{silent.getsockname()[1]}/%2F"
+        )
         async with TestClient(TestServer(create_app(hung))) as client:
             started = time.monotonic()
             response = await client.get("/metrics")

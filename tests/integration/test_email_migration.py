@@ -40,17 +40,27 @@ async def sql(url: str, statement: str, params: dict | list | None = None) -> li
 
 
 def insert_accounts(url: str, emails: dict[str, str]) -> None:
-    asyncio.run(sql(url, "INSERT INTO accounts (id, email, name, password_hash, created_at, updated_at) "
-                         "VALUES (:id, :email, 'Test', 'x', NOW(6), NOW(6))",
-                    [{"id": account_id, "email": email} for account_id, email in emails.items()]))
+    asyncio.run(
+        sql(
+            url,
+            "INSERT INTO accounts (id, email, name, password_hash, created_at, updated_at) "
+            "VALUES (:id, :email, 'Test', 'x', NOW(6), NOW(6))",
+            [{"id": account_id, "email": email} for account_id, email in emails.items()],
+        )
+    )
 
 
 def stored(url: str) -> tuple[dict[str, str], str, str]:
     """(emails by account id, the email column's collation, the schema's revision)."""
     emails = dict(asyncio.run(sql(url, "SELECT id, email FROM accounts")))
-    ((collation,),) = asyncio.run(sql(url, "SELECT collation_name FROM information_schema.columns WHERE "
-                                           "table_schema = DATABASE() AND table_name = 'accounts' "
-                                           "AND column_name = 'email'"))
+    ((collation,),) = asyncio.run(
+        sql(
+            url,
+            "SELECT collation_name FROM information_schema.columns WHERE "
+            "table_schema = DATABASE() AND table_name = 'accounts' "
+            "AND column_name = 'email'",
+        )
+    )
     ((revision,),) = asyncio.run(sql(url, "SELECT version_num FROM alembic_version"))
     return emails, collation, revision
 
@@ -63,7 +73,10 @@ def test_upgrade_puts_emails_in_canonical_form_and_then_tells_accents_apart():
         command.upgrade(alembic_config(url), "head")
 
         emails, collation, _ = stored(url)
-        assert emails == {"a" * 32: unicodedata.normalize("NFC", "zoë.m@example.com"), "b" * 32: "ada@example.com"}
+        assert emails == {
+            "a" * 32: unicodedata.normalize("NFC", "zoë.m@example.com"),
+            "b" * 32: "ada@example.com",
+        }
         assert collation == "utf8mb4_bin"
         # zoe.m@ is another address now; the same address again is still refused.
         insert_accounts(url, {"c" * 32: "zoe.m@example.com"})

@@ -30,10 +30,15 @@ async def sign_up(client, email: str, password: str = "correct horse battery") -
 
 async def test_account_is_created_without_its_password(client):
     email = new_email()
-    response = await client.post("/accounts", json={
-        "email": email, "name": "Ada Lovelace", "password": "correct horse battery",
-        "shipping_address": {"line1": "12 St James's Sq", "city": "London", "country": "GB"},
-    })
+    response = await client.post(
+        "/accounts",
+        json={
+            "email": email,
+            "name": "Ada Lovelace",
+            "password": "correct horse battery",
+            "shipping_address": {"line1": "12 St James's Sq", "city": "London", "country": "GB"},
+        },
+    )
 
     assert response.status == 201
     body = await response.json()
@@ -49,8 +54,9 @@ async def test_email_is_unique_whatever_its_case(client):
     email = new_email()
     await sign_up(client, email)
 
-    response = await client.post("/accounts", json={"email": email.upper(), "name": "Eve",
-                                                    "password": "another password"})
+    response = await client.post(
+        "/accounts", json={"email": email.upper(), "name": "Eve", "password": "another password"}
+    )
 
     assert response.status == 409
     assert response.content_type == "application/problem+json"
@@ -62,8 +68,10 @@ async def test_bad_fields_are_named_in_a_422_problem(client):
         ({"email": "not-an-email", "name": "Ada", "password": "long enough"}, "email"),
         ({"email": new_email(), "name": "", "password": "long enough"}, "name"),
         ({"email": new_email(), "password": "long enough"}, "name"),
-        ({"email": new_email(), "name": "Ada", "password": "long enough", "shipping_address": "here"},
-         "shipping_address"),
+        (
+            {"email": new_email(), "name": "Ada", "password": "long enough", "shipping_address": "here"},
+            "shipping_address",
+        ),
         ({"email": new_email(), "name": "Ada", "password": "x" * 129}, "password"),
         ({"email": new_email(), "name": "Ada", "password": "long enough", "admin": True}, "admin"),
     ]
@@ -79,7 +87,9 @@ async def test_token_opens_the_own_account(client):
     email = new_email()
     account = await sign_up(client, email)
 
-    response = await client.post("/auth/token", json={"email": email.upper(), "password": "correct horse battery"})
+    response = await client.post(
+        "/auth/token", json={"email": email.upper(), "password": "correct horse battery"}
+    )
     assert response.status == 200
     token = await response.json()
     assert token["token_type"] == "bearer"
@@ -123,7 +133,10 @@ async def test_zoe_and_zoe_with_a_diaeresis_are_two_accounts(client):
     assert first["id"] != second["id"]
     assert (first["email"], second["email"]) == (zoe, zoe_diaeresis)
     assert await account_behind(client, await sign_in(client, zoe, "zoe's own password")) == first["id"]
-    assert await account_behind(client, await sign_in(client, zoe_diaeresis, "the other zoe's password")) == second["id"]
+    assert (
+        await account_behind(client, await sign_in(client, zoe_diaeresis, "the other zoe's password"))
+        == second["id"]
+    )
     # Neither password opens the other account.
     assert (await sign_in(client, zoe_diaeresis, "zoe's own password")).status == 401
     assert (await sign_in(client, zoe, "the other zoe's password")).status == 401
@@ -135,12 +148,17 @@ async def test_composed_and_decomposed_spellings_are_one_account(client, session
     assert composed != decomposed
 
     account = await sign_up(client, decomposed)
-    again = await client.post("/accounts", json={"email": composed, "name": "Zoë", "password": "another password"})
+    again = await client.post(
+        "/accounts", json={"email": composed, "name": "Zoë", "password": "another password"}
+    )
 
     assert account["email"] == composed
     assert again.status == 409, await again.text()
     for spelling in (composed, decomposed):
-        assert await account_behind(client, await sign_in(client, spelling, "correct horse battery")) == account["id"]
+        assert (
+            await account_behind(client, await sign_in(client, spelling, "correct horse battery"))
+            == account["id"]
+        )
     async with sessionmaker() as session:
         assert await session.scalar(select(Account.email).where(Account.id == account["id"])) == composed
 
@@ -152,20 +170,31 @@ async def test_case_and_surrounding_spaces_make_no_other_account(client):
 
     assert account["email"] == email
     for spelling in (email, email.upper(), f" {email} ", nfd(email.title())):
-        taken = await client.post("/accounts", json={"email": spelling, "name": "Zoë", "password": "another password"})
+        taken = await client.post(
+            "/accounts", json={"email": spelling, "name": "Zoë", "password": "another password"}
+        )
         assert taken.status == 409, (spelling, await taken.text())
-        assert await account_behind(client, await sign_in(client, spelling, "correct horse battery")) == account["id"]
+        assert (
+            await account_behind(client, await sign_in(client, spelling, "correct horse battery"))
+            == account["id"]
+        )
 
 
 async def test_the_email_column_compares_bytes_and_stays_unique(engine):
     # Alembic's model comparison ignores collations, so the migrated column is checked here.
     async with engine.connect() as connection:
-        collation = await connection.scalar(text(
-            "SELECT collation_name FROM information_schema.columns "
-            "WHERE table_schema = DATABASE() AND table_name = 'accounts' AND column_name = 'email'"))
-        unique = await connection.scalar(text(
-            "SELECT COUNT(*) FROM information_schema.statistics WHERE table_schema = DATABASE() "
-            "AND table_name = 'accounts' AND column_name = 'email' AND non_unique = 0"))
+        collation = await connection.scalar(
+            text(
+                "SELECT collation_name FROM information_schema.columns "
+                "WHERE table_schema = DATABASE() AND table_name = 'accounts' AND column_name = 'email'"
+            )
+        )
+        unique = await connection.scalar(
+            text(
+                "SELECT COUNT(*) FROM information_schema.statistics WHERE table_schema = DATABASE() "
+                "AND table_name = 'accounts' AND column_name = 'email' AND non_unique = 0"
+            )
+        )
 
     assert collation == "utf8mb4_bin" == Account.__table__.c.email.type.collation
     assert unique == 1
@@ -185,13 +214,24 @@ async def test_wrong_credentials_get_401(client):
 
 async def test_me_needs_a_valid_unexpired_token(client, settings):
     account = await sign_up(client, new_email())
-    expired = jwt.encode({"sub": account["id"], "iat": int(time.time()) - 7200, "exp": int(time.time()) - 3600},
-                         settings.token_secret, algorithm="HS256")
-    forged = jwt.encode({"sub": account["id"], "iat": int(time.time()), "exp": int(time.time()) + 60},
-                        "some-other-secret-that-is-long-enough-for-hs256", algorithm="HS256")
+    expired = jwt.encode(
+        {"sub": account["id"], "iat": int(time.time()) - 7200, "exp": int(time.time()) - 3600},
+        settings.token_secret,
+        algorithm="HS256",
+    )
+    forged = jwt.encode(
+        {"sub": account["id"], "iat": int(time.time()), "exp": int(time.time()) + 60},
+        "some-other-secret-that-is-long-enough-for-hs256",
+        algorithm="HS256",
+    )
 
-    for headers in ({}, {"Authorization": "Bearer not-a-jwt"}, {"Authorization": f"Bearer {expired}"},
-                    {"Authorization": f"Bearer {forged}"}, {"Authorization": "Basic dXNlcjpwYXNz"}):
+    for headers in (
+        {},
+        {"Authorization": "Bearer not-a-jwt"},
+        {"Authorization": f"Bearer {expired}"},
+        {"Authorization": f"Bearer {forged}"},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+    ):
         response = await client.get("/accounts/me", headers=headers)
         assert response.status == 401, headers
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
@@ -201,17 +241,25 @@ async def test_me_needs_a_valid_unexpired_token(client, settings):
 async def test_patch_me_changes_name_and_password(client):
     email = new_email()
     await sign_up(client, email)
-    token = (await (await client.post("/auth/token", json={"email": email, "password": "correct horse battery"}))
-             .json())["access_token"]
+    token = (
+        await (
+            await client.post("/auth/token", json={"email": email, "password": "correct horse battery"})
+        ).json()
+    )["access_token"]
     auth = {"Authorization": f"Bearer {token}"}
 
-    response = await client.patch("/accounts/me", json={"name": "Ada King", "password": "a new password"},
-                                  headers=auth)
+    response = await client.patch(
+        "/accounts/me", json={"name": "Ada King", "password": "a new password"}, headers=auth
+    )
 
     assert response.status == 200
     assert (await response.json())["name"] == "Ada King"
-    assert (await client.post("/auth/token", json={"email": email, "password": "a new password"})).status == 200
-    assert (await client.post("/auth/token", json={"email": email, "password": "correct horse battery"})).status == 401
+    assert (
+        await client.post("/auth/token", json={"email": email, "password": "a new password"})
+    ).status == 200
+    assert (
+        await client.post("/auth/token", json={"email": email, "password": "correct horse battery"})
+    ).status == 401
 
 
 # -- default payment method ------------------------------------------------------------------
@@ -237,8 +285,9 @@ async def test_signing_up_again_with_another_case_of_the_email_is_409(client):
     local = f"foo-{uuid.uuid4().hex[:12]}"
     await sign_up(client, f"{local}@x.com")
 
-    response = await client.post("/accounts", json={"email": f"{local.title()}@X.com", "name": "Foo",
-                                                    "password": "another password"})
+    response = await client.post(
+        "/accounts", json={"email": f"{local.title()}@X.com", "name": "Foo", "password": "another password"}
+    )
 
     assert response.status == 409, await response.text()
     assert (await response.json())["type"] == "https://orders.example/problems/account-exists"
@@ -248,8 +297,11 @@ async def test_account_shows_no_default_payment_method_until_one_is_set(client, 
     account, auth = await signed_in(client, settings)
     assert account["default_payment_method"] is None
 
-    response = await client.patch("/accounts/me", headers=auth,
-                                  json={"default_payment_method": {"method": "token", "token": "pm_card_ok"}})
+    response = await client.patch(
+        "/accounts/me",
+        headers=auth,
+        json={"default_payment_method": {"method": "token", "token": "pm_card_ok"}},
+    )
 
     assert response.status == 200, await response.text()
     assert (await response.json())["default_payment_method"] == {"method": "token", "token": "pm_card_ok"}
@@ -270,20 +322,44 @@ async def test_card_data_is_never_accepted_as_a_payment_method(client, settings,
     account, auth = await signed_in(client, settings)
     cases = [
         ({"card_number": "4242424242424242"}, "card_number"),
-        ({"default_payment_method": {"method": "token", "token": "4242424242424242"}}, "default_payment_method.token"),
-        ({"default_payment_method": {"method": "token", "token": "pm_4000056655665556"}},
-         "default_payment_method.token"),
-        ({"default_payment_method": {"method": "token", "token": "424242424242"}}, "default_payment_method.token"),
-        ({"default_payment_method": {"method": "token", "token": "4242 4242 4242 4242"}},
-         "default_payment_method.token"),
-        ({"default_payment_method": {"method": "token", "token": "4242-4242-4242-4242"}},
-         "default_payment_method.token"),
-        ({"default_payment_method": {"method": "token", "token": "pm_card_ok", "card_number": "4242424242424242"}},
-         "default_payment_method.card_number"),
-        ({"default_payment_method": {"method": "token", "token": "pm_card_ok", "cvc": "123"}},
-         "default_payment_method.cvc"),
-        ({"default_payment_method": {"method": "card", "number": "4242424242424242"}},
-         "default_payment_method.method"),
+        (
+            {"default_payment_method": {"method": "token", "token": "4242424242424242"}},
+            "default_payment_method.token",
+        ),
+        (
+            {"default_payment_method": {"method": "token", "token": "pm_4000056655665556"}},
+            "default_payment_method.token",
+        ),
+        (
+            {"default_payment_method": {"method": "token", "token": "424242424242"}},
+            "default_payment_method.token",
+        ),
+        (
+            {"default_payment_method": {"method": "token", "token": "4242 4242 4242 4242"}},
+            "default_payment_method.token",
+        ),
+        (
+            {"default_payment_method": {"method": "token", "token": "4242-4242-4242-4242"}},
+            "default_payment_method.token",
+        ),
+        (
+            {
+                "default_payment_method": {
+                    "method": "token",
+                    "token": "pm_card_ok",
+                    "card_number": "4242424242424242",
+                }
+            },
+            "default_payment_method.card_number",
+        ),
+        (
+            {"default_payment_method": {"method": "token", "token": "pm_card_ok", "cvc": "123"}},
+            "default_payment_method.cvc",
+        ),
+        (
+            {"default_payment_method": {"method": "card", "number": "4242424242424242"}},
+            "default_payment_method.method",
+        ),
         ({"default_payment_method": {"method": "redirect"}}, "default_payment_method.method"),
         ({"default_payment_method": {"method": "token"}}, "default_payment_method.token"),
         ({"default_payment_method": {"method": "token", "token": ""}}, "default_payment_method.token"),
@@ -301,14 +377,17 @@ async def test_card_data_is_never_accepted_as_a_payment_method(client, settings,
 
     # Eleven digits are not a card number; 128 characters of token are fine.
     for token in ("pm_12345678901", "t" * 128):
-        ok = await client.patch("/accounts/me", headers=auth,
-                                json={"default_payment_method": {"method": "token", "token": token}})
+        ok = await client.patch(
+            "/accounts/me", headers=auth, json={"default_payment_method": {"method": "token", "token": token}}
+        )
         assert ok.status == 200, await ok.text()
 
 
 async def order_body(client, admin, **extra) -> dict:
     sku = f"SKU-{uuid.uuid4().hex[:12]}"
-    created = await client.post("/items", headers=admin, json={"sku": sku, "name": "Thing", "price_cents": 700})
+    created = await client.post(
+        "/items", headers=admin, json={"sku": sku, "name": "Thing", "price_cents": 700}
+    )
     assert created.status == 201, await created.text()
     return {"items": [{"sku": sku, "quantity": 1}], **extra}
 
@@ -319,8 +398,11 @@ async def post_order(client, auth, body):
 
 async def test_an_order_without_payment_is_paid_with_the_default_token(client, settings, admin, sessionmaker):
     _, auth = await signed_in(client, settings)
-    await client.patch("/accounts/me", headers=auth,
-                       json={"default_payment_method": {"method": "token", "token": "pm_card_ok"}})
+    await client.patch(
+        "/accounts/me",
+        headers=auth,
+        json={"default_payment_method": {"method": "token", "token": "pm_card_ok"}},
+    )
 
     response = await post_order(client, auth, await order_body(client, admin))
 
@@ -347,18 +429,31 @@ async def test_an_order_without_payment_and_without_a_default_is_422(client, set
         problem = await response.json()
         assert problem["field"] == "payment" and "default payment method" in problem["detail"]
     async with sessionmaker() as session:
-        assert await session.scalar(select(func.count()).select_from(Order).where(
-            Order.account_id == account["id"])) == 0
+        assert (
+            await session.scalar(
+                select(func.count()).select_from(Order).where(Order.account_id == account["id"])
+            )
+            == 0
+        )
         # The refused request left no key behind: the same key may be used again.
-        assert await session.scalar(select(func.count()).select_from(IdempotencyKey).where(
-            IdempotencyKey.account_id == account["id"])) == 0
+        assert (
+            await session.scalar(
+                select(func.count())
+                .select_from(IdempotencyKey)
+                .where(IdempotencyKey.account_id == account["id"])
+            )
+            == 0
+        )
 
 
 async def test_an_order_paid_by_a_card_number_is_refused(client, settings, admin):
     _, auth = await signed_in(client, settings)
 
-    response = await post_order(client, auth, await order_body(
-        client, admin, payment={"method": "token", "token": "4242424242424242"}))
+    response = await post_order(
+        client,
+        auth,
+        await order_body(client, admin, payment={"method": "token", "token": "4242424242424242"}),
+    )
 
     assert response.status == 422, await response.text()
     assert (await response.json())["field"] == "payment.token"

@@ -17,8 +17,15 @@ SHIPPED = [*PLACED, (S.SHIPPED, None)]
 
 async def cancel_messages(sessionmaker, order_id: str) -> list[OutboxMessage]:
     async with sessionmaker() as session:
-        return list((await session.scalars(select(OutboxMessage).where(
-            OutboxMessage.order_id == order_id, OutboxMessage.actor_name == "cancel"))).all())
+        return list(
+            (
+                await session.scalars(
+                    select(OutboxMessage).where(
+                        OutboxMessage.order_id == order_id, OutboxMessage.actor_name == "cancel"
+                    )
+                )
+            ).all()
+        )
 
 
 async def test_owner_cancel_is_accepted_and_queued_as_customer_cancelled(client, admin, sessionmaker):
@@ -33,7 +40,8 @@ async def test_owner_cancel_is_accepted_and_queued_as_customer_cancelled(client,
     assert (body["id"], body["status"]) == (order_id, "PENDING")
     messages = await cancel_messages(sessionmaker, order_id)
     assert [(m.queue_name, m.kwargs) for m in messages] == [
-        ("cancel", {"order_id": order_id, "reason": "customer_cancelled"})]
+        ("cancel", {"order_id": order_id, "reason": "customer_cancelled"})
+    ]
 
 
 async def test_admin_cancel_of_a_placed_order_is_queued_as_admin_cancelled(client, admin, sessionmaker):
@@ -93,7 +101,10 @@ async def test_cancelling_an_ended_order_again_changes_nothing(client, admin, se
     late = await client.post(f"/orders/{rejected}/cancel", headers=admin)
 
     assert (again.status, late.status) == (202, 202)
-    assert ((await again.json())["status"], (await again.json())["reason"]) == ("CANCELLED", "customer_cancelled")
+    assert ((await again.json())["status"], (await again.json())["reason"]) == (
+        "CANCELLED",
+        "customer_cancelled",
+    )
     assert (await late.json())["status"] == "REJECTED"
     assert await cancel_messages(sessionmaker, cancelled) == []
     assert await cancel_messages(sessionmaker, rejected) == []

@@ -18,11 +18,15 @@ PROBLEMS = "https://orders.example/problems/"
 TOKEN = {"method": "token", "token": "pm_card_ok"}
 
 
-async def item(client, admin, *, price_cents: int = 1000, currency: str = "USD", stock: int = 0,
-               name: str = "Thing") -> str:
+async def item(
+    client, admin, *, price_cents: int = 1000, currency: str = "USD", stock: int = 0, name: str = "Thing"
+) -> str:
     sku = f"SKU-{uuid.uuid4().hex[:12]}"
-    response = await client.post("/items", headers=admin, json={
-        "sku": sku, "name": name, "price_cents": price_cents, "currency": currency})
+    response = await client.post(
+        "/items",
+        headers=admin,
+        json={"sku": sku, "name": name, "price_cents": price_cents, "currency": currency},
+    )
     assert response.status == 201, await response.text()
     if stock:
         received = await client.post(f"/items/{sku}/stock", headers=admin, json={"quantity": stock})
@@ -47,8 +51,9 @@ async def cart(client, auth) -> dict:
 
 
 async def checkout(client, auth, key: str | None = None, body: dict | None = None):
-    return await client.post("/cart/checkout", headers=with_key(auth, key),
-                             json={"payment": TOKEN} if body is None else body)
+    return await client.post(
+        "/cart/checkout", headers=with_key(auth, key), json={"payment": TOKEN} if body is None else body
+    )
 
 
 async def account_id(client, auth) -> str:
@@ -67,12 +72,29 @@ async def test_lines_are_added_replaced_and_removed_with_current_catalogue_price
 
     assert replaced == {
         "items": [
-            {"sku": mug, "quantity": 3, "name": "Mug", "unit_price_cents": 1250, "currency": "USD",
-             "available": 7, "line_total_cents": 3750, "unknown": False},
-            {"sku": shirt, "quantity": 1, "name": "Shirt", "unit_price_cents": 2000, "currency": "USD",
-             "available": 0, "line_total_cents": 2000, "unknown": False},
+            {
+                "sku": mug,
+                "quantity": 3,
+                "name": "Mug",
+                "unit_price_cents": 1250,
+                "currency": "USD",
+                "available": 7,
+                "line_total_cents": 3750,
+                "unknown": False,
+            },
+            {
+                "sku": shirt,
+                "quantity": 1,
+                "name": "Shirt",
+                "unit_price_cents": 2000,
+                "currency": "USD",
+                "available": 0,
+                "line_total_cents": 2000,
+                "unknown": False,
+            },
         ],
-        "total_cents": 5750, "currency": "USD",
+        "total_cents": 5750,
+        "currency": "USD",
     }
     assert await cart(client, auth) == replaced
 
@@ -98,8 +120,14 @@ async def test_unknown_skus_and_bad_quantities_are_refused(client, admin):
     assert missing.status == 404
     assert missing.headers["Content-Type"].startswith("application/problem+json")
     assert (await client.put("/cart/items/bad%20sku", headers=auth, json={"quantity": 1})).status == 404
-    for body in ({"quantity": 0}, {"quantity": 1001}, {"quantity": "2"}, {"quantity": 1.0}, {},
-                 {"quantity": 1, "unit_price_cents": 1}):
+    for body in (
+        {"quantity": 0},
+        {"quantity": 1001},
+        {"quantity": "2"},
+        {"quantity": 1.0},
+        {},
+        {"quantity": 1, "unit_price_cents": 1},
+    ):
         response = await client.put(f"/cart/items/{sku}", headers=auth, json=body)
         assert response.status == 422, body
     assert (await cart(client, auth))["items"] == []
@@ -116,8 +144,16 @@ async def test_items_gone_from_the_catalogue_stay_flagged_unknown(client, admin,
 
     assert shown["total_cents"] == 1000 and shown["currency"] == "USD"
     retired = next(line for line in shown["items"] if line["sku"] == "RETIRED-1")
-    assert retired == {"sku": "RETIRED-1", "quantity": 1, "name": None, "unit_price_cents": None,
-                       "currency": None, "available": None, "line_total_cents": None, "unknown": True}
+    assert retired == {
+        "sku": "RETIRED-1",
+        "quantity": 1,
+        "name": None,
+        "unit_price_cents": None,
+        "currency": None,
+        "available": None,
+        "line_total_cents": None,
+        "unknown": True,
+    }
 
 
 async def test_items_in_different_currencies_have_no_cart_total_and_cannot_be_checked_out(client, admin):
@@ -149,8 +185,12 @@ async def test_a_cart_holds_at_most_fifty_lines(client, admin, sessionmaker):
 
 
 async def test_the_cart_is_for_customers_only(client, admin):
-    for method, path in (("GET", "/cart"), ("PUT", "/cart/items/X"), ("DELETE", "/cart/items/X"),
-                         ("POST", "/cart/checkout")):
+    for method, path in (
+        ("GET", "/cart"),
+        ("PUT", "/cart/items/X"),
+        ("DELETE", "/cart/items/X"),
+        ("POST", "/cart/checkout"),
+    ):
         anonymous = await client.request(method, path, json={"quantity": 1})
         assert anonymous.status == 401, (method, path)
         assert anonymous.headers["WWW-Authenticate"].startswith("Bearer")
@@ -164,20 +204,25 @@ async def test_carts_are_private(client, admin):
     assert (await cart(client, theirs))["items"] == []
 
 
-async def test_checkout_orders_the_cart_priced_from_the_catalogue_and_keeps_the_cart(client, admin, sessionmaker):
+async def test_checkout_orders_the_cart_priced_from_the_catalogue_and_keeps_the_cart(
+    client, admin, sessionmaker
+):
     auth = await customer(client)
     mug, shirt = await item(client, admin, price_cents=1250), await item(client, admin, price_cents=2000)
     await put(client, auth, mug, 2)
     await put(client, auth, shirt, 1)
 
-    response = await checkout(client, auth, body={"payment": TOKEN, "shipping_address": {"line1": "1 Main St"}})
+    response = await checkout(
+        client, auth, body={"payment": TOKEN, "shipping_address": {"line1": "1 Main St"}}
+    )
 
     assert response.status == 202, await response.text()
     order = await response.json()
     assert response.headers["Location"] == f"/orders/{order['id']}"
     assert order["status"] == "PENDING"
-    assert sorted((line["sku"], line["quantity"], line["unit_price_cents"]) for line in order["items"]) == sorted(
-        [(mug, 2, 1250), (shirt, 1, 2000)])
+    assert sorted(
+        (line["sku"], line["quantity"], line["unit_price_cents"]) for line in order["items"]
+    ) == sorted([(mug, 2, 1250), (shirt, 1, 2000)])
     assert (order["total_cents"], order["currency"]) == (4500, "USD")
     assert order["payment"]["method"] == "token"
     async with sessionmaker() as session:
@@ -187,10 +232,15 @@ async def test_checkout_orders_the_cart_priced_from_the_catalogue_and_keeps_the_
         assert stored.payment.token == "pm_card_ok" and stored.payment.amount_cents == 4500
         key = await session.scalar(select(IdempotencyKey).where(IdempotencyKey.order_id == order["id"]))
         assert key.scope == "checkout"
-        outbox = (await session.scalars(select(OutboxMessage).where(OutboxMessage.order_id == order["id"]))).all()
+        outbox = (
+            await session.scalars(select(OutboxMessage).where(OutboxMessage.order_id == order["id"]))
+        ).all()
     assert [(m.actor_name, m.kwargs) for m in outbox] == [("reserve", {"order_id": order["id"]})]
     # The cart is emptied only once the order is placed, by the worker.
-    assert [(line["sku"], line["quantity"]) for line in (await cart(client, auth))["items"]] == [(mug, 2), (shirt, 1)]
+    assert [(line["sku"], line["quantity"]) for line in (await cart(client, auth))["items"]] == [
+        (mug, 2),
+        (shirt, 1),
+    ]
     assert (await (await client.get(f"/orders/{order['id']}", headers=auth)).json())["status"] == "PENDING"
 
 
@@ -199,12 +249,14 @@ async def test_checkout_takes_no_items_or_prices_from_the_client(client, admin):
     sku = await item(client, admin, price_cents=1000)
     await put(client, auth, sku, 1)
 
-    for body in ({"payment": TOKEN, "items": [{"sku": sku, "quantity": 1, "unit_price_cents": 1}]},
-                 {"payment": TOKEN, "total_cents": 1},
-                 {"payment": {"method": "token", "token": "pm_card_ok", "price_cents": 1}},
-                 {"payment": {"method": "cash"}},
-                 {"payment": TOKEN, "shipping_address": "1 Main St"},
-                 ["payment"]):
+    for body in (
+        {"payment": TOKEN, "items": [{"sku": sku, "quantity": 1, "unit_price_cents": 1}]},
+        {"payment": TOKEN, "total_cents": 1},
+        {"payment": {"method": "token", "token": "pm_card_ok", "price_cents": 1}},
+        {"payment": {"method": "cash"}},
+        {"payment": TOKEN, "shipping_address": "1 Main St"},
+        ["payment"],
+    ):
         response = await checkout(client, auth, body=body)
         assert response.status == 422, body
         assert (await response.json())["type"] == PROBLEMS + "invalid-request"
@@ -249,7 +301,9 @@ async def test_an_empty_cart_cannot_be_checked_out_and_does_not_use_up_the_key(c
     assert (await checkout(client, auth, key)).status == 202
 
 
-async def test_one_key_for_an_order_and_a_checkout_makes_two_orders_of_their_own_kind(client, admin, sessionmaker):
+async def test_one_key_for_an_order_and_a_checkout_makes_two_orders_of_their_own_kind(
+    client, admin, sessionmaker
+):
     auth = await customer(client)
     sku = await item(client, admin)
     await put(client, auth, sku, 2)
@@ -293,8 +347,9 @@ async def test_placing_a_plain_order_leaves_the_cart_alone(client, admin, sessio
     auth = await customer(client)
     sku = await item(client, admin)
     await put(client, auth, sku, 1)
-    created = await client.post("/orders", headers=with_key(auth),
-                                json={"items": [{"sku": sku, "quantity": 1}], "payment": TOKEN})
+    created = await client.post(
+        "/orders", headers=with_key(auth), json={"items": [{"sku": sku, "quantity": 1}], "payment": TOKEN}
+    )
     order_id = (await created.json())["id"]
 
     async with UnitOfWork(sessionmaker, NoMessages()) as uow:
@@ -317,8 +372,9 @@ async def test_identical_checkouts_at_the_same_moment_make_one_order(client, adm
     ids = {(await response.json())["id"] for response in responses}
     assert len(ids) == 1
     async with sessionmaker() as session:
-        orders = await session.scalar(select(func.count()).select_from(Order).where(
-            Order.account_id == await account_id(client, auth)))
+        orders = await session.scalar(
+            select(func.count()).select_from(Order).where(Order.account_id == await account_id(client, auth))
+        )
     assert orders == 1
 
 
@@ -343,8 +399,11 @@ async def test_checkout_without_payment_uses_the_default_payment_method(client, 
 
     refused = await checkout(client, auth, body={})
     assert refused.status == 422 and (await refused.json())["field"] == "payment"
-    saved = await client.patch("/accounts/me", headers=auth,
-                               json={"default_payment_method": {"method": "token", "token": "pm_card_ok"}})
+    saved = await client.patch(
+        "/accounts/me",
+        headers=auth,
+        json={"default_payment_method": {"method": "token", "token": "pm_card_ok"}},
+    )
     assert saved.status == 200, await saved.text()
     made = await checkout(client, auth, body={})
 

@@ -19,7 +19,9 @@ def new_tag() -> str:
 
 
 async def add_item(client, admin, sku: str, name: str, *, price_cents: int = 1000, stock: int = 0) -> None:
-    created = await client.post("/items", headers=admin, json={"sku": sku, "name": name, "price_cents": price_cents})
+    created = await client.post(
+        "/items", headers=admin, json={"sku": sku, "name": name, "price_cents": price_cents}
+    )
     assert created.status == 201, await created.text()
     if stock:
         received = await client.post(f"/items/{sku}/stock", headers=admin, json={"quantity": stock})
@@ -44,8 +46,16 @@ async def test_search_finds_items_by_name_or_sku_ignoring_case(client, admin):
 
     assert [item["sku"] for item in by_name["items"]] == [f"MUG-{tag}"]
     mug = by_name["items"][0]
-    assert mug == {"sku": f"MUG-{tag}", "name": f"Blue Mug {tag.upper()}", "price_cents": 1250, "currency": "USD",
-                   "upc": None, "picture_urls": [], "attributes": {}, "available": 7}
+    assert mug == {
+        "sku": f"MUG-{tag}",
+        "name": f"Blue Mug {tag.upper()}",
+        "price_cents": 1250,
+        "currency": "USD",
+        "upc": None,
+        "picture_urls": [],
+        "attributes": {},
+        "available": 7,
+    }
     assert [item["sku"] for item in by_tag["items"]] == [f"MUG-{tag}", f"TEE-{tag}", f"ZZZ-{tag}-cap"]
     assert by_tag["items"][1]["available"] == 0
     assert [item["sku"] for item in by_sku["items"]] == [f"ZZZ-{tag}-cap"]
@@ -119,13 +129,16 @@ async def test_listing_is_public(client):
     assert await response.json() == {"items": [], "next_cursor": None}
 
 
-@pytest.mark.parametrize("params, field", [
-    ({"limit": "0"}, "limit"),
-    ({"limit": "101"}, "limit"),
-    ({"limit": "ten"}, "limit"),
-    ({"limit": "-1"}, "limit"),
-    ({"q": "x" * 201}, "q"),
-])
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"limit": "0"}, "limit"),
+        ({"limit": "101"}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"limit": "-1"}, "limit"),
+        ({"q": "x" * 201}, "q"),
+    ],
+)
 async def test_bad_list_parameters_are_422_problems_naming_the_field(client, params, field):
     response = await client.get("/items", params=params)
 
@@ -134,11 +147,17 @@ async def test_bad_list_parameters_are_422_problems_naming_the_field(client, par
     assert (await response.json())["field"] == field
 
 
-@pytest.mark.parametrize("cursor", [
-    "garbage", "!!!!", base64.urlsafe_b64encode(b'["sku", "has space"]').decode(),
-    base64.urlsafe_b64encode(b'["created_at", "ABC"]').decode(), base64.urlsafe_b64encode(b'"ABC"').decode(),
-    "x" * 300,
-])
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "garbage",
+        "!!!!",
+        base64.urlsafe_b64encode(b'["sku", "has space"]').decode(),
+        base64.urlsafe_b64encode(b'["created_at", "ABC"]').decode(),
+        base64.urlsafe_b64encode(b'"ABC"').decode(),
+        "x" * 300,
+    ],
+)
 async def test_a_cursor_not_handed_out_is_a_400_problem(client, cursor):
     response = await client.get("/items", params={"cursor": cursor})
 
@@ -154,7 +173,9 @@ async def test_receipts_are_listed_newest_first_for_the_operator(client, admin):
     sku = f"R-{new_tag()}"
     await add_item(client, admin, sku, "Received")
     for quantity in (5, 2, 9):
-        assert (await client.post(f"/items/{sku}/stock", headers=admin, json={"quantity": quantity})).status == 201
+        assert (
+            await client.post(f"/items/{sku}/stock", headers=admin, json={"quantity": quantity})
+        ).status == 201
 
     response = await client.get(f"/items/{sku.lower()}/receipts", headers=admin)
 

@@ -74,9 +74,36 @@ async def test_requests_carry_an_id(client):
 
 async def test_odd_input_never_causes_a_500(client, settings):
     admin = {"Authorization": f"Bearer {settings.admin_token}"}
-    odd_values = [None, True, 0, -1, 10**30, 1.5, "", "\u0000", "x" * 5000, [], {}, [None], {"a": {"b": {"c": {}}}}]
-    fields = ["email", "name", "password", "shipping_address", "sku", "price_cents", "currency", "upc",
-              "picture_urls", "attributes", "quantity", "items", "payment"]
+    odd_values = [
+        None,
+        True,
+        0,
+        -1,
+        10**30,
+        1.5,
+        "",
+        "\u0000",
+        "x" * 5000,
+        [],
+        {},
+        [None],
+        {"a": {"b": {"c": {}}}},
+    ]
+    fields = [
+        "email",
+        "name",
+        "password",
+        "shipping_address",
+        "sku",
+        "price_cents",
+        "currency",
+        "upc",
+        "picture_urls",
+        "attributes",
+        "quantity",
+        "items",
+        "payment",
+    ]
     targets = [("/accounts", {}), ("/auth/token", {}), ("/items", admin), ("/items/SKU-1/stock", admin)]
     for path, headers in targets:
         for field in fields:
@@ -84,12 +111,21 @@ async def test_odd_input_never_causes_a_500(client, settings):
                 response = await client.post(path, json={field: value}, headers=headers)
                 assert response.status < 500, (path, field, value, await response.text())
     email = f"odd-{uuid.uuid4().hex}@example.com"
-    assert (await client.post("/accounts", json={"email": email, "name": "Zoë 😀", "password": "long password"})).status == 201
-    token = (await (await client.post("/auth/token", json={"email": email, "password": "long password"})).json())
+    assert (
+        await client.post("/accounts", json={"email": email, "name": "Zoë 😀", "password": "long password"})
+    ).status == 201
+    token = await (
+        await client.post("/auth/token", json={"email": email, "password": "long password"})
+    ).json()
     customer = {"Authorization": f"Bearer {token['access_token']}", "Idempotency-Key": uuid.uuid4().hex}
     for field in ("items", "payment", "shipping_address"):
-        for value in [*odd_values, [{"sku": "A", "quantity": 10**30}], [{"sku": "é", "quantity": 1}],
-                      {"method": None}, {"method": "token", "token": None}]:
+        for value in [
+            *odd_values,
+            [{"sku": "A", "quantity": 10**30}],
+            [{"sku": "é", "quantity": 1}],
+            {"method": None},
+            {"method": "token", "token": None},
+        ]:
             response = await client.post("/orders", json={field: value}, headers=customer)
             assert response.status < 500, (field, value, await response.text())
     for path in ("/items/%F0%9F%98%80", "/items/" + "x" * 300, "/orders/%00", "/orders/" + "é" * 40):

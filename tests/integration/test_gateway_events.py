@@ -47,8 +47,14 @@ async def notifier(settings):
     await notifier.close()
 
 
-async def move_to(sessionmaker, order_id: str, status: OrderStatus, reason: Reason | None = None, *,
-                  notifier: StatusNotifier | None = None) -> None:
+async def move_to(
+    sessionmaker,
+    order_id: str,
+    status: OrderStatus,
+    reason: Reason | None = None,
+    *,
+    notifier: StatusNotifier | None = None,
+) -> None:
     """Change the order's status in a transaction of its own, as a worker step would."""
     await move(sessionmaker, order_id, [(status, reason)], notifier=notifier)
 
@@ -134,7 +140,9 @@ async def test_a_final_order_streams_its_status_once_and_ends(client, admin, ses
 
 
 async def test_without_redis_the_stream_polls_the_database(settings, admin, sessionmaker):
-    async with TestClient(TestServer(create_app(dataclasses.replace(settings, redis_url=DEAD_REDIS)))) as client:
+    async with TestClient(
+        TestServer(create_app(dataclasses.replace(settings, redis_url=DEAD_REDIS)))
+    ) as client:
         auth = await customer(client)
         order_id = await place(client, admin, auth)
         response = await open_stream(client, order_id, auth)

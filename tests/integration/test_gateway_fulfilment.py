@@ -31,7 +31,13 @@ async def test_a_placed_order_is_shipped_then_delivered(client, admin, sessionma
 
     body = await delivered.json()
     assert (body["id"], body["status"], body["reason"]) == (order_id, "DELIVERED", None)
-    assert [h["status"] for h in body["history"]] == ["PENDING", "AWAITING_PAYMENT", "PLACED", "SHIPPED", "DELIVERED"]
+    assert [h["status"] for h in body["history"]] == [
+        "PENDING",
+        "AWAITING_PAYMENT",
+        "PLACED",
+        "SHIPPED",
+        "DELIVERED",
+    ]
     # The operator reads any order; the owner sees the same history.
     for headers in (admin, auth):
         seen = await client.get(f"/orders/{order_id}", headers=headers)

@@ -11,7 +11,7 @@ import asyncio
 import base64
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -83,8 +83,13 @@ async def test_archived_order_reads_back_as_it_was_for_owner_and_operator_only(c
     assert after["archived"] is True
     # Items, payment, history and times survive the move unchanged.
     assert {**after, "archived": False} == before
-    assert [h["status"] for h in after["history"]] == ["PENDING", "AWAITING_PAYMENT", "PLACED", "SHIPPED",
-                                                       "DELIVERED"]
+    assert [h["status"] for h in after["history"]] == [
+        "PENDING",
+        "AWAITING_PAYMENT",
+        "PLACED",
+        "SHIPPED",
+        "DELIVERED",
+    ]
     operator = await client.get(f"/orders/{order_id}", headers=admin)
     assert operator.status == 200 and (await operator.json()) == after
     # Another customer cannot tell an archived order of someone else from a missing one.
@@ -96,7 +101,10 @@ async def test_archived_order_reads_back_as_it_was_for_owner_and_operator_only(c
 
 async def test_archived_orders_are_final_for_cancel_ship_and_deliver(client, admin, sessionmaker):
     auth = await customer(client)
-    done, over = await delivered(client, admin, sessionmaker, auth), await cancelled(client, admin, sessionmaker, auth)
+    done, over = (
+        await delivered(client, admin, sessionmaker, auth),
+        await cancelled(client, admin, sessionmaker, auth),
+    )
     await archive(sessionmaker, done, over)
 
     refused = await problem(await client.post(f"/orders/{done}/cancel", headers=auth), 409)
@@ -114,14 +122,21 @@ async def test_archived_orders_are_final_for_cancel_ship_and_deliver(client, adm
     assert (body["id"], body["status"], body["archived"]) == (over, "CANCELLED", True)
     assert again.headers["Location"] == f"/orders/{over}"
     async with sessionmaker() as session:
-        queued = (await session.scalars(select(OutboxMessage).where(
-            OutboxMessage.order_id.in_([done, over]), OutboxMessage.actor_name == "cancel"))).all()
+        queued = (
+            await session.scalars(
+                select(OutboxMessage).where(
+                    OutboxMessage.order_id.in_([done, over]), OutboxMessage.actor_name == "cancel"
+                )
+            )
+        ).all()
     assert queued == []
     # Strangers still get 404, not the final status.
     await problem(await client.post(f"/orders/{over}/cancel", headers=await customer(client)), 404)
 
 
-async def test_event_stream_of_an_archived_order_is_its_final_status_then_the_end(client, admin, sessionmaker):
+async def test_event_stream_of_an_archived_order_is_its_final_status_then_the_end(
+    client, admin, sessionmaker
+):
     auth = await customer(client)
     order_id = await delivered(client, admin, sessionmaker, auth)
     await archive(sessionmaker, order_id)
@@ -158,32 +173,49 @@ async def test_idempotent_replay_returns_the_order_after_it_was_archived(client,
     assert again["items"] == [{"sku": sku, "quantity": 2, "unit_price_cents": 700}]
     assert replay.headers["Location"] == f"/orders/{order_id}"
     # The key stays bound to its body after archiving too.
-    other = await client.post("/orders", headers={**auth, "Idempotency-Key": key},
-                              json={**body, "items": [{"sku": sku, "quantity": 3}]})
+    other = await client.post(
+        "/orders",
+        headers={**auth, "Idempotency-Key": key},
+        json={**body, "items": [{"sku": sku, "quantity": 3}]},
+    )
     assert (await problem(other, 422))["type"] == PROBLEMS + "idempotency-key-reused"
 
 
-async def test_ship_and_deliver_by_the_operator_announce_email_and_domain_event(client, admin, sessionmaker,
-                                                                                 settings):
+async def test_ship_and_deliver_by_the_operator_announce_email_and_domain_event(
+    client, admin, sessionmaker, settings
+):
     order_id = await delivered(client, admin, sessionmaker, await customer(client))
 
     async with sessionmaker() as session:
-        rows = (await session.scalars(select(OutboxMessage).where(OutboxMessage.order_id == order_id)
-                                      .order_by(OutboxMessage.created_at))).all()
+        rows = (
+            await session.scalars(
+                select(OutboxMessage)
+                .where(OutboxMessage.order_id == order_id)
+                .order_by(OutboxMessage.created_at)
+            )
+        ).all()
     # Only the order and the event type are asserted, not the notify step's argument names.
-    emails = [(row.kwargs["order_id"], sorted(value for name, value in row.kwargs.items() if name != "order_id"))
-              for row in rows if row.actor_name == "notify"]
+    emails = [
+        (row.kwargs["order_id"], sorted(value for name, value in row.kwargs.items() if name != "order_id"))
+        for row in rows
+        if row.actor_name == "notify"
+    ]
     events = [row for row in rows if row.exchange]
     assert emails == [(order_id, ["order.shipped"]), (order_id, ["order.delivered"])]
     assert [(e.exchange, e.routing_key, e.kwargs["type"], e.kwargs["order"]["status"]) for e in events] == [
         (settings.events_exchange, "order.shipped", "order.shipped", "SHIPPED"),
-        (settings.events_exchange, "order.delivered", "order.delivered", "DELIVERED")]
+        (settings.events_exchange, "order.delivered", "order.delivered", "DELIVERED"),
+    ]
+
     # Published after commit like any other outbox row (the broker of this run is up), and marked
     # sent in the gateway's next batch.
     async def all_marked_sent():
         async with sessionmaker() as session:
-            return all(await session.scalars(select(OutboxMessage.sent_at).where(
-                OutboxMessage.id.in_([event.id for event in events]))))
+            return all(
+                await session.scalars(
+                    select(OutboxMessage.sent_at).where(OutboxMessage.id.in_([event.id for event in events]))
+                )
+            )
 
     await eventually(all_marked_sent, what="the events marked sent")
 
@@ -255,7 +287,8 @@ async def test_operator_lists_every_customers_orders(client, admin, sessionmaker
     assert [(o["id"], o["archived"]) for o in newest[:2]] == [(mine[1], True), (mine[0], False)]
     cancelled_ones = await list_all(client, admin, status="CANCELLED", limit=100)
     assert (mine[1], True) in ids(cancelled_ones) and all(
-        order["status"] == "CANCELLED" for page in cancelled_ones for order in page)
+        order["status"] == "CANCELLED" for page in cancelled_ones for order in page
+    )
     # Each customer still sees only their own.
     assert ids(await list_all(client, first)) == [(mine[0], False)]
     assert ids(await list_all(client, second)) == [(mine[1], True)]
@@ -265,11 +298,21 @@ def _b64(raw: str) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-@pytest.mark.parametrize("cursor", [
-    "garbage", "!!!!", _b64("not json"), _b64('{"a": 1}'), _b64("[1, 2]"), _b64('["2026-01-01T00:00:00", "x"]'),
-    _b64(f'["yesterday", "{"a" * 32}"]'), _b64(f'["2026-01-01T00:00:00+02:00", "{"a" * 32}"]'),
-    _b64(f'["2026-01-01T00:00:00", "{"a" * 32}", 3]'), "A" * 500,
-])
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "garbage",
+        "!!!!",
+        _b64("not json"),
+        _b64('{"a": 1}'),
+        _b64("[1, 2]"),
+        _b64('["2026-01-01T00:00:00", "x"]'),
+        _b64(f'["yesterday", "{"a" * 32}"]'),
+        _b64(f'["2026-01-01T00:00:00+02:00", "{"a" * 32}"]'),
+        _b64(f'["2026-01-01T00:00:00", "{"a" * 32}", 3]'),
+        "A" * 500,
+    ],
+)
 async def test_a_cursor_not_handed_out_is_a_400_problem(client, cursor):
     auth = await customer(client)
     body = await problem(await client.get("/orders", headers=auth, params={"cursor": cursor}), 400)
@@ -287,11 +330,19 @@ async def test_any_well_formed_cursor_is_just_a_position(client, admin):
     assert ids(await list_all(client, auth, cursor=latest)) == [(order_id, False)]
 
 
-@pytest.mark.parametrize("params, field", [
-    ({"status": "SHIPPING"}, "status"), ({"status": "placed"}, "status"),
-    ({"limit": "0"}, "limit"), ({"limit": "101"}, "limit"), ({"limit": "-1"}, "limit"),
-    ({"limit": "ten"}, "limit"), ({"limit": "1.5"}, "limit"), ({"limit": "9" * 30}, "limit"),
-])
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"status": "SHIPPING"}, "status"),
+        ({"status": "placed"}, "status"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "101"}, "limit"),
+        ({"limit": "-1"}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"limit": "1.5"}, "limit"),
+        ({"limit": "9" * 30}, "limit"),
+    ],
+)
 async def test_bad_list_parameters_are_422_problems_naming_the_field(client, params, field):
     auth = await customer(client)
     body = await problem(await client.get("/orders", headers=auth, params=params), 422)
@@ -310,5 +361,5 @@ def test_cursor_round_trips_and_keeps_microseconds():
     assert Cursor.decode(text) == cursor
     assert all(char.isalnum() or char in "-_" for char in text)
     with pytest.raises(Problem) as refused:
-        Cursor.decode(Cursor(datetime.now(timezone.utc), cursor.id).encode())
+        Cursor.decode(Cursor(datetime.now(UTC), cursor.id).encode())
     assert refused.value.status == 400

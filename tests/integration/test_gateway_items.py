@@ -16,10 +16,18 @@ def new_sku() -> str:
 
 async def test_admin_creates_an_item_that_anyone_can_read(client, admin):
     sku = new_sku()
-    response = await client.post("/items", headers=admin, json={
-        "sku": sku, "name": "Mug", "price_cents": 1250, "upc": "012345678905",
-        "picture_urls": ["https://img.example/mug.png"], "attributes": {"colour": "blue"},
-    })
+    response = await client.post(
+        "/items",
+        headers=admin,
+        json={
+            "sku": sku,
+            "name": "Mug",
+            "price_cents": 1250,
+            "upc": "012345678905",
+            "picture_urls": ["https://img.example/mug.png"],
+            "attributes": {"colour": "blue"},
+        },
+    )
     assert response.status == 201, await response.text()
     assert response.headers["Location"] == f"/items/{sku}"
 
@@ -27,8 +35,14 @@ async def test_admin_creates_an_item_that_anyone_can_read(client, admin):
 
     assert read.status == 200
     assert await read.json() == {
-        "sku": sku, "name": "Mug", "price_cents": 1250, "currency": "USD", "upc": "012345678905",
-        "picture_urls": ["https://img.example/mug.png"], "attributes": {"colour": "blue"}, "available": 0,
+        "sku": sku,
+        "name": "Mug",
+        "price_cents": 1250,
+        "currency": "USD",
+        "upc": "012345678905",
+        "picture_urls": ["https://img.example/mug.png"],
+        "attributes": {"colour": "blue"},
+        "available": 0,
     }
 
 
@@ -81,24 +95,29 @@ async def test_a_free_item_is_refused_because_no_order_for_it_could_be_paid(clie
     # The payment provider refuses amounts below one cent: every order would end payment_failed.
     sku = new_sku()
 
-    response = await client.post("/items", json={"sku": sku, "name": "Free sticker", "price_cents": 0},
-                                 headers=admin)
+    response = await client.post(
+        "/items", json={"sku": sku, "name": "Free sticker", "price_cents": 0}, headers=admin
+    )
 
     assert response.status == 422 and response.content_type == "application/problem+json"
     problem = await response.json()
     assert problem["field"] == "price_cents" and "from 1 to" in problem["detail"]
     assert (await client.get(f"/items/{sku}")).status == 404
-    cheapest = await client.post("/items", json={"sku": sku, "name": "Sticker", "price_cents": 1}, headers=admin)
+    cheapest = await client.post(
+        "/items", json={"sku": sku, "name": "Sticker", "price_cents": 1}, headers=admin
+    )
     assert cheapest.status == 201 and (await cheapest.json())["price_cents"] == 1
 
 
 async def test_stock_receipts_add_up(client, admin, sessionmaker):
     sku = new_sku()
-    assert (await client.post("/items", json={"sku": sku, "name": "Mug", "price_cents": 100},
-                              headers=admin)).status == 201
+    assert (
+        await client.post("/items", json={"sku": sku, "name": "Mug", "price_cents": 100}, headers=admin)
+    ).status == 201
 
-    responses = await asyncio.gather(*(
-        client.post(f"/items/{sku}/stock", json={"quantity": 5}, headers=admin) for _ in range(4)))
+    responses = await asyncio.gather(
+        *(client.post(f"/items/{sku}/stock", json={"quantity": 5}, headers=admin) for _ in range(4))
+    )
 
     assert [r.status for r in responses] == [201] * 4
     bodies = [await r.json() for r in responses]
@@ -107,14 +126,17 @@ async def test_stock_receipts_add_up(client, admin, sessionmaker):
     last = await (await client.post(f"/items/{sku}/stock", json={"quantity": 1}, headers=admin)).json()
     assert last == {"sku": sku, "available": 21, "received": 21}
     async with sessionmaker() as session:
-        receipts = await session.scalar(select(func.count()).select_from(StockReceipt).where(StockReceipt.sku == sku))
+        receipts = await session.scalar(
+            select(func.count()).select_from(StockReceipt).where(StockReceipt.sku == sku)
+        )
     assert receipts == 5
 
 
 async def test_stock_quantity_is_checked_and_item_must_exist(client, admin):
     sku = new_sku()
-    assert (await client.post("/items", json={"sku": sku, "name": "Mug", "price_cents": 100},
-                              headers=admin)).status == 201
+    assert (
+        await client.post("/items", json={"sku": sku, "name": "Mug", "price_cents": 100}, headers=admin)
+    ).status == 201
 
     for quantity in (0, 1_000_001, True, "5", None):
         response = await client.post(f"/items/{sku}/stock", json={"quantity": quantity}, headers=admin)

@@ -55,8 +55,11 @@ def new_email() -> str:
 
 def limits(account: int, address: int) -> dict:
     """Setting changes for a gateway with these failure limits."""
-    return {"auth_max_failures_per_account": account, "auth_max_failures_per_address": address,
-            "auth_failure_window_seconds": WINDOW}
+    return {
+        "auth_max_failures_per_account": account,
+        "auth_max_failures_per_address": address,
+        "auth_failure_window_seconds": WINDOW,
+    }
 
 
 @asynccontextmanager
@@ -90,19 +93,27 @@ async def counters(redis_client):
 
 
 async def sign_up(server: TestServer, email: str) -> str:
-    async with aiohttp.ClientSession() as session:
-        async with session.post(server.make_url("/accounts"),
-                                json={"email": email, "name": "Limit", "password": PASSWORD}) as response:
-            assert response.status == 201, await response.text()
-            return (await response.json())["id"]
+    async with aiohttp.ClientSession() as session, session.post(
+        server.make_url("/accounts"), json={"email": email, "name": "Limit", "password": PASSWORD}
+    ) as response:
+        assert response.status == 201, await response.text()
+        return (await response.json())["id"]
 
 
-async def sign_in(server: TestServer, address: str, email: str, password: str = PASSWORD, *,
-                  forwarded_for: str | None = None) -> aiohttp.ClientResponse:
+async def sign_in(
+    server: TestServer,
+    address: str,
+    email: str,
+    password: str = PASSWORD,
+    *,
+    forwarded_for: str | None = None,
+) -> aiohttp.ClientResponse:
     headers = {} if forwarded_for is None else {"X-Forwarded-For": forwarded_for}
     async with sender(address) as session:
         credentials = {"email": email, "password": password}
-        async with session.post(server.make_url("/auth/token"), json=credentials, headers=headers) as response:
+        async with session.post(
+            server.make_url("/auth/token"), json=credentials, headers=headers
+        ) as response:
             await response.read()
             return response
 
@@ -132,15 +143,18 @@ async def test_twenty_customers_signing_in_at_once_from_one_address_all_get_in(s
     defaults = load_settings({})
     address, emails = fresh_address(), [new_email() for _ in range(20)]
     counters += [address_key(address), *map(email_key, emails)]
-    async with gateway(settings, **limits(defaults.auth_max_failures_per_account,
-                                          defaults.auth_max_failures_per_address)) as server:
+    async with gateway(
+        settings, **limits(defaults.auth_max_failures_per_account, defaults.auth_max_failures_per_address)
+    ) as server:
         await asyncio.gather(*(sign_up(server, email) for email in emails))
         answers = await asyncio.gather(*(sign_in(server, address, email) for email in emails))
 
     assert statuses(answers) == [200] * 20
 
 
-async def test_successes_from_one_address_never_count_however_low_the_limits(settings, counters, redis_client):
+async def test_successes_from_one_address_never_count_however_low_the_limits(
+    settings, counters, redis_client
+):
     address, emails = fresh_address(), [new_email() for _ in range(20)]
     counters += [address_key(address), *map(email_key, emails)]
     async with gateway(settings, **limits(account=1, address=1)) as server:
@@ -174,8 +188,10 @@ async def test_failures_lock_the_account_even_for_the_right_password(settings, c
         await sign_up(server, other_email)
 
         # However the email is spelt, it is one account.
-        failures = [await sign_in(server, address, spelling, "wrong password")
-                    for spelling in (email, email.upper(), f"  {email.title()} ")]
+        failures = [
+            await sign_in(server, address, spelling, "wrong password")
+            for spelling in (email, email.upper(), f"  {email.title()} ")
+        ]
         right_password = await sign_in(server, elsewhere, email)
         wrong_again = await sign_in(server, address, email, "wrong password")
         # The address that guessed still serves other accounts.
@@ -291,9 +307,13 @@ async def test_clients_behind_a_trusted_proxy_are_limited_apart(settings, counte
     proxy, email = fresh_address(), new_email()
     guesser, customer = fresh_client_address(), fresh_client_address()
     counters += [email_key(email), *map(address_key, (proxy, guesser, customer))]
-    async with gateway(settings, trusted_proxies=(f"{proxy}/32",), **limits(account=100, address=2)) as server:
+    async with gateway(
+        settings, trusted_proxies=(f"{proxy}/32",), **limits(account=100, address=2)
+    ) as server:
         await sign_up(server, email)
-        guesses = [await sign_in(server, proxy, email, "wrong password", forwarded_for=guesser) for _ in range(2)]
+        guesses = [
+            await sign_in(server, proxy, email, "wrong password", forwarded_for=guesser) for _ in range(2)
+        ]
         # Entries left of what the proxy appended are the client's own words: not believed.
         spoofed = await sign_in(server, proxy, email, forwarded_for=f"{customer}, {guesser}")
         served = await sign_in(server, proxy, email, forwarded_for=customer)
@@ -312,9 +332,13 @@ async def test_forwarded_for_from_an_untrusted_peer_is_ignored(settings, counter
     claimed = [fresh_client_address() for _ in range(3)]
     counters += [email_key(email), address_key(peer), *map(address_key, claimed)]
     # Some other network is trusted; the peer is not in it.
-    async with gateway(settings, trusted_proxies=("192.0.2.0/24",), **limits(account=100, address=2)) as server:
+    async with gateway(
+        settings, trusted_proxies=("192.0.2.0/24",), **limits(account=100, address=2)
+    ) as server:
         await sign_up(server, email)
-        answers = [await sign_in(server, peer, email, "wrong password", forwarded_for=address) for address in claimed]
+        answers = [
+            await sign_in(server, peer, email, "wrong password", forwarded_for=address) for address in claimed
+        ]
 
     assert statuses(answers[:2]) == [401, 401]
     await assert_locked(answers[2], "address")
@@ -329,7 +353,9 @@ async def test_forwarded_for_from_an_untrusted_peer_is_ignored(settings, counter
 async def test_without_redis_sign_in_works_without_limits(settings):
     # Nothing listens on port 1: every Redis call fails at once.
     address, email = fresh_address(), new_email()
-    async with gateway(settings, redis_url="redis://127.0.0.1:1/15", **limits(account=1, address=1)) as server:
+    async with gateway(
+        settings, redis_url="redis://127.0.0.1:1/15", **limits(account=1, address=1)
+    ) as server:
         await sign_up(server, email)
         wrong = [await sign_in(server, address, email, "wrong password") for _ in range(3)]
         right = [await sign_in(server, address, email) for _ in range(3)]
@@ -343,7 +369,9 @@ async def test_without_redis_sign_in_works_without_limits(settings):
 
 async def customer(client: TestClient, settings) -> tuple[str, dict[str, str]]:
     """A new customer's account id and Authorization header (token issued directly)."""
-    created = await client.post("/accounts", json={"email": new_email(), "name": "Hoarder", "password": PASSWORD})
+    created = await client.post(
+        "/accounts", json={"email": new_email(), "name": "Hoarder", "password": PASSWORD}
+    )
     assert created.status == 201, await created.text()
     account_id = (await created.json())["id"]
     return account_id, {"Authorization": f"Bearer {issue_token(settings, account_id)['access_token']}"}
@@ -351,7 +379,9 @@ async def customer(client: TestClient, settings) -> tuple[str, dict[str, str]]:
 
 async def new_item(client: TestClient, admin) -> str:
     sku = f"SKU-{uuid.uuid4().hex[:12]}"
-    created = await client.post("/items", headers=admin, json={"sku": sku, "name": "Hot thing", "price_cents": 500})
+    created = await client.post(
+        "/items", headers=admin, json={"sku": sku, "name": "Hot thing", "price_cents": 500}
+    )
     assert created.status == 201, await created.text()
     return sku
 
@@ -361,16 +391,22 @@ def order_body(sku: str) -> dict:
 
 
 async def test_unpaid_orders_are_capped_per_customer(settings, admin, sessionmaker):
-    async with TestClient(TestServer(create_app(dataclasses.replace(settings, max_unpaid_orders=2)))) as client:
+    async with TestClient(
+        TestServer(create_app(dataclasses.replace(settings, max_unpaid_orders=2)))
+    ) as client:
         sku = await new_item(client, admin)
         _, auth = await customer(client, settings)
         keys = [uuid.uuid4().hex for _ in range(3)]
-        first, second = [await client.post("/orders", headers={**auth, "Idempotency-Key": key}, json=order_body(sku))
-                         for key in keys[:2]]
+        first, second = [
+            await client.post("/orders", headers={**auth, "Idempotency-Key": key}, json=order_body(sku))
+            for key in keys[:2]
+        ]
         assert (first.status, second.status) == (202, 202)
         first_id, second_id = (await first.json())["id"], (await second.json())["id"]
 
-        refused = await client.post("/orders", headers={**auth, "Idempotency-Key": keys[2]}, json=order_body(sku))
+        refused = await client.post(
+            "/orders", headers={**auth, "Idempotency-Key": keys[2]}, json=order_body(sku)
+        )
 
         assert refused.status == 429
         assert refused.content_type == "application/problem+json"
@@ -380,36 +416,54 @@ async def test_unpaid_orders_are_capped_per_customer(settings, admin, sessionmak
         assert problem["limit"] == 2 and "at most 2" in problem["detail"]
 
         # A replay of an order already taken still answers with it, at the limit or not.
-        replay = await client.post("/orders", headers={**auth, "Idempotency-Key": keys[0]}, json=order_body(sku))
+        replay = await client.post(
+            "/orders", headers={**auth, "Idempotency-Key": keys[0]}, json=order_body(sku)
+        )
         assert replay.status == 202 and (await replay.json())["id"] == first_id
         # Another customer has a limit of their own.
         _, other = await customer(client, settings)
-        theirs = await client.post("/orders", headers={**other, "Idempotency-Key": uuid.uuid4().hex},
-                                   json=order_body(sku))
+        theirs = await client.post(
+            "/orders", headers={**other, "Idempotency-Key": uuid.uuid4().hex}, json=order_body(sku)
+        )
         assert theirs.status == 202
 
         # AWAITING_PAYMENT still counts; once an order is no longer unpaid, there is room again.
         await move(sessionmaker, second_id, [(OrderStatus.AWAITING_PAYMENT, None)])
-        again = await client.post("/orders", headers={**auth, "Idempotency-Key": keys[2]}, json=order_body(sku))
+        again = await client.post(
+            "/orders", headers={**auth, "Idempotency-Key": keys[2]}, json=order_body(sku)
+        )
         assert again.status == 429
         await move(sessionmaker, first_id, [(OrderStatus.AWAITING_PAYMENT, None), (OrderStatus.PLACED, None)])
-        room = await client.post("/orders", headers={**auth, "Idempotency-Key": keys[2]}, json=order_body(sku))
+        room = await client.post(
+            "/orders", headers={**auth, "Idempotency-Key": keys[2]}, json=order_body(sku)
+        )
         assert room.status == 202, await room.text()
         # The refused attempts left nothing behind: the key made the order only once it was let through.
         assert (await room.json())["id"] not in (first_id, second_id)
 
 
 async def test_the_cap_holds_when_one_customer_orders_many_times_at_once(settings, admin, sessionmaker):
-    async with TestClient(TestServer(create_app(dataclasses.replace(settings, max_unpaid_orders=5)))) as client:
+    async with TestClient(
+        TestServer(create_app(dataclasses.replace(settings, max_unpaid_orders=5)))
+    ) as client:
         sku = await new_item(client, admin)
         account_id, auth = await customer(client, settings)
 
-        answers = await asyncio.gather(*(
-            client.post("/orders", headers={**auth, "Idempotency-Key": uuid.uuid4().hex}, json=order_body(sku))
-            for _ in range(10)))
+        answers = await asyncio.gather(
+            *(
+                client.post(
+                    "/orders", headers={**auth, "Idempotency-Key": uuid.uuid4().hex}, json=order_body(sku)
+                )
+                for _ in range(10)
+            )
+        )
 
         statuses = sorted(answer.status for answer in answers)
         assert statuses == [202] * 5 + [429] * 5, [(a.status, await a.text()) for a in answers]
     async with sessionmaker() as session:
-        assert await session.scalar(select(func.count()).select_from(Order).where(
-            Order.account_id == account_id)) == 5
+        assert (
+            await session.scalar(
+                select(func.count()).select_from(Order).where(Order.account_id == account_id)
+            )
+            == 5
+        )

@@ -14,13 +14,16 @@ async def test_ready_when_database_broker_and_redis_answer(client):
     response = await client.get("/readyz")
 
     assert response.status == 200
-    assert await response.json() == {"status": "ready",
-                                     "checks": {"database": "ok", "broker": "ok", "redis": "ok"}}
+    assert await response.json() == {
+        "status": "ready",
+        "checks": {"database": "ok", "broker": "ok", "redis": "ok"},
+    }
 
 
 async def test_not_ready_names_the_broker_that_is_down(settings):
-    broken = dataclasses.replace(settings, broker_url="amqp://guest:guest@127.0.0.1:1/%2F",
-                                 redis_url="redis://127.0.0.1:1/0")
+    broken = dataclasses.replace(
+        settings, broker_url="amqp://guest:guest@127.0.0.1:1/%2F", redis_url="redis://127.0.0.1:1/0"
+    )
     async with TestClient(TestServer(create_app(broken))) as client:
         response = await client.get("/readyz")
         problem = await response.json()
@@ -49,7 +52,10 @@ async def test_metrics_show_latency_per_route_and_the_backlogs(client, admin):
     text = await response.text()
 
     assert response.status == 200 and response.content_type == "text/plain"
-    assert 'orders_http_request_duration_seconds_count{method="GET",route="/orders/{order_id}",status="200"} 1.0' in text
+    assert (
+        'orders_http_request_duration_seconds_count{method="GET",route="/orders/{order_id}",status="200"} 1.0'
+        in text
+    )
     assert order_id not in text  # routes are labelled by template, never by id
     assert 'orders_by_status{status="PENDING"}' in text
     assert "orders_outbox_unsent " in text and "orders_holds_pending_units " in text

@@ -14,8 +14,11 @@ from tests.support.polling import eventually
 
 async def item(client, admin, *, price_cents: int = 1000, currency: str = "USD") -> str:
     sku = f"SKU-{uuid.uuid4().hex[:12]}"
-    response = await client.post("/items", headers=admin,
-                                 json={"sku": sku, "name": "Thing", "price_cents": price_cents, "currency": currency})
+    response = await client.post(
+        "/items",
+        headers=admin,
+        json={"sku": sku, "name": "Thing", "price_cents": price_cents, "currency": currency},
+    )
     assert response.status == 201, await response.text()
     return sku
 
@@ -29,15 +32,21 @@ async def count(sessionmaker, model, *conditions) -> int:
         return await session.scalar(select(func.count()).select_from(model).where(*conditions))
 
 
-async def test_order_is_accepted_priced_from_the_catalogue_and_queued_for_reserve(client, admin, sessionmaker):
+async def test_order_is_accepted_priced_from_the_catalogue_and_queued_for_reserve(
+    client, admin, sessionmaker
+):
     auth = await customer(client)
     mug, shirt = await item(client, admin, price_cents=1250), await item(client, admin, price_cents=2000)
 
-    response = await client.post("/orders", headers=with_key(auth), json={
-        "items": [{"sku": shirt, "quantity": 1}, {"sku": mug, "quantity": 2}],
-        "payment": {"method": "token", "token": "pm_card_ok"},
-        "shipping_address": {"line1": "1 Main St", "city": "Springfield"},
-    })
+    response = await client.post(
+        "/orders",
+        headers=with_key(auth),
+        json={
+            "items": [{"sku": shirt, "quantity": 1}, {"sku": mug, "quantity": 2}],
+            "payment": {"method": "token", "token": "pm_card_ok"},
+            "shipping_address": {"line1": "1 Main St", "city": "Springfield"},
+        },
+    )
 
     assert response.status == 202, await response.text()
     order = await response.json()
@@ -46,7 +55,8 @@ async def test_order_is_accepted_priced_from_the_catalogue_and_queued_for_reserv
     assert order["reason"] is None
     assert order["total_cents"] == 4500 and order["currency"] == "USD"
     assert sorted((i["sku"], i["quantity"], i["unit_price_cents"]) for i in order["items"]) == sorted(
-        [(mug, 2, 1250), (shirt, 1, 2000)])
+        [(mug, 2, 1250), (shirt, 1, 2000)]
+    )
     assert order["payment"]["status"] == "PENDING" and order["payment"]["method"] == "token"
     assert [h["status"] for h in order["history"]] == ["PENDING"]
     assert order["hold_expires_at"] is None
@@ -56,9 +66,12 @@ async def test_order_is_accepted_priced_from_the_catalogue_and_queued_for_reserv
         assert stored.status == "PENDING"
         payment = await session.scalar(select(Payment).where(Payment.order_id == order["id"]))
         assert (payment.amount_cents, payment.token, payment.attempt) == (4500, "pm_card_ok", 1)
-        outbox = (await session.scalars(select(OutboxMessage).where(OutboxMessage.order_id == order["id"]))).all()
+        outbox = (
+            await session.scalars(select(OutboxMessage).where(OutboxMessage.order_id == order["id"]))
+        ).all()
     assert [(m.actor_name, m.queue_name, m.kwargs) for m in outbox] == [
-        ("reserve", "reserve", {"order_id": order["id"]})]
+        ("reserve", "reserve", {"order_id": order["id"]})
+    ]
 
     async def sent() -> bool:
         async with sessionmaker() as session:
@@ -71,8 +84,11 @@ async def test_order_is_accepted_priced_from_the_catalogue_and_queued_for_reserv
 async def test_owner_reads_the_order_others_cannot(client, admin):
     owner, stranger = await customer(client), await customer(client)
     sku = await item(client, admin)
-    created = await client.post("/orders", headers=with_key(owner), json={
-        "items": [{"sku": sku, "quantity": 1}], "payment": {"method": "redirect"}})
+    created = await client.post(
+        "/orders",
+        headers=with_key(owner),
+        json={"items": [{"sku": sku, "quantity": 1}], "payment": {"method": "redirect"}},
+    )
     order_id = (await created.json())["id"]
 
     mine = await client.get(f"/orders/{order_id}", headers=owner)
@@ -83,8 +99,21 @@ async def test_owner_reads_the_order_others_cannot(client, admin):
     assert mine.status == 200
     body = await mine.json()
     assert body["id"] == order_id and body["payment"]["method"] == "redirect"
-    assert set(body) == {"id", "status", "reason", "items", "total_cents", "currency", "hold_expires_at",
-                         "payment", "history", "created_at", "updated_at", "archived", "source"}
+    assert set(body) == {
+        "id",
+        "status",
+        "reason",
+        "items",
+        "total_cents",
+        "currency",
+        "hold_expires_at",
+        "payment",
+        "history",
+        "created_at",
+        "updated_at",
+        "archived",
+        "source",
+    }
     assert set(body["history"][0]) == {"status", "reason", "note", "at"}
     assert theirs.status == 404 and theirs.content_type == "application/problem+json"
     assert anonymous.status == 401 and anonymous.headers["WWW-Authenticate"].startswith("Bearer")
@@ -99,8 +128,11 @@ async def test_same_key_same_body_returns_the_same_order(client, admin, sessionm
 
     first = await client.post("/orders", headers=headers, json=body)
     # Same content, members in another order: still the same request.
-    second = await client.post("/orders", headers=headers,
-                               json={"payment": {"token": "pm_card_ok", "method": "token"}, "items": body["items"]})
+    second = await client.post(
+        "/orders",
+        headers=headers,
+        json={"payment": {"token": "pm_card_ok", "method": "token"}, "items": body["items"]},
+    )
 
     assert (first.status, second.status) == (202, 202)
     first_id, second_id = (await first.json())["id"], (await second.json())["id"]
@@ -113,11 +145,19 @@ async def test_same_key_different_body_is_refused(client, admin):
     auth = await customer(client)
     sku = await item(client, admin)
     headers = with_key(auth)
-    assert (await client.post("/orders", headers=headers, json={
-        "items": [{"sku": sku, "quantity": 1}], "payment": {"method": "redirect"}})).status == 202
+    assert (
+        await client.post(
+            "/orders",
+            headers=headers,
+            json={"items": [{"sku": sku, "quantity": 1}], "payment": {"method": "redirect"}},
+        )
+    ).status == 202
 
-    response = await client.post("/orders", headers=headers, json={
-        "items": [{"sku": sku, "quantity": 2}], "payment": {"method": "redirect"}})
+    response = await client.post(
+        "/orders",
+        headers=headers,
+        json={"items": [{"sku": sku, "quantity": 2}], "payment": {"method": "redirect"}},
+    )
 
     assert response.status == 422
     assert (await response.json())["type"].endswith("/idempotency-key-reused")
@@ -173,9 +213,14 @@ async def test_unknown_sku_is_accepted_without_a_price(client, admin):
     known = await item(client, admin, price_cents=700)
     unknown = f"NOPE-{uuid.uuid4().hex[:8]}"
 
-    response = await client.post("/orders", headers=with_key(auth), json={
-        "items": [{"sku": known, "quantity": 2}, {"sku": unknown, "quantity": 1}],
-        "payment": {"method": "redirect"}})
+    response = await client.post(
+        "/orders",
+        headers=with_key(auth),
+        json={
+            "items": [{"sku": known, "quantity": 2}, {"sku": unknown, "quantity": 1}],
+            "payment": {"method": "redirect"},
+        },
+    )
 
     assert response.status == 202
     order = await response.json()
@@ -187,8 +232,10 @@ async def test_items_in_two_currencies_are_refused(client, admin, sessionmaker):
     auth = await customer(client)
     dollars, euros = await item(client, admin), await item(client, admin, currency="EUR")
     key = uuid.uuid4().hex
-    body = {"items": [{"sku": dollars, "quantity": 1}, {"sku": euros, "quantity": 1}],
-            "payment": {"method": "redirect"}}
+    body = {
+        "items": [{"sku": dollars, "quantity": 1}, {"sku": euros, "quantity": 1}],
+        "payment": {"method": "redirect"},
+    }
 
     response = await client.post("/orders", headers=with_key(auth, key), json=body)
 
@@ -228,8 +275,9 @@ async def test_order_bodies_are_validated(client, admin):
 async def test_malformed_json_is_a_400_problem(client):
     auth = await customer(client)
 
-    response = await client.post("/orders", headers={**with_key(auth), "Content-Type": "application/json"},
-                                 data=b'{"items": [')
+    response = await client.post(
+        "/orders", headers={**with_key(auth), "Content-Type": "application/json"}, data=b'{"items": ['
+    )
 
     assert response.status == 400
     assert response.content_type == "application/problem+json"

@@ -27,13 +27,26 @@ from tests.support.gateway_calls import NoMessages, place
 from tests.support.scenarios import awaiting_payment, provider, provider_event
 
 PROBLEMS = "https://orders.example/problems/"
-PAYMENT_FIELDS = {"id", "order_id", "status", "method", "amount_cents", "currency", "checkout_url",
-                  "provider_payment_id", "refunded", "created_at", "updated_at"}
+PAYMENT_FIELDS = {
+    "id",
+    "order_id",
+    "status",
+    "method",
+    "amount_cents",
+    "currency",
+    "checkout_url",
+    "provider_payment_id",
+    "refunded",
+    "created_at",
+    "updated_at",
+}
 
 
 async def customer(client, settings) -> dict[str, str]:
     email = f"payer-{uuid.uuid4().hex[:12]}@example.com"
-    created = await client.post("/accounts", json={"email": email, "name": "Payer", "password": "long password"})
+    created = await client.post(
+        "/accounts", json={"email": email, "name": "Payer", "password": "long password"}
+    )
     assert created.status == 201, await created.text()
     return bearer(settings, (await created.json())["id"])
 
@@ -42,8 +55,12 @@ def bearer(settings, account_id: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {issue_token(settings, account_id)['access_token']}"}
 
 
-async def settle_as_worker(sessionmaker, order_id: str, payment_status: PaymentStatus,
-                           order_moves: list[tuple[OrderStatus, Reason | None]]) -> None:
+async def settle_as_worker(
+    sessionmaker,
+    order_id: str,
+    payment_status: PaymentStatus,
+    order_moves: list[tuple[OrderStatus, Reason | None]],
+) -> None:
     """Give the order's payment ``payment_status`` and move the order, in one transaction."""
     async with UnitOfWork(sessionmaker, NoMessages()) as uow:
         order = await lock_order(uow.session, order_id)
@@ -58,20 +75,33 @@ async def settle_as_worker(sessionmaker, order_id: str, payment_status: PaymentS
 
 async def paid_order(client, admin, sessionmaker, auth) -> str:
     order_id = await place(client, admin, auth)
-    await settle_as_worker(sessionmaker, order_id, PaymentStatus.SUCCEEDED,
-                           [(OrderStatus.AWAITING_PAYMENT, None), (OrderStatus.PLACED, None)])
+    await settle_as_worker(
+        sessionmaker,
+        order_id,
+        PaymentStatus.SUCCEEDED,
+        [(OrderStatus.AWAITING_PAYMENT, None), (OrderStatus.PLACED, None)],
+    )
     return order_id
 
 
 async def refund_messages(sessionmaker, order_id: str) -> list[dict]:
     async with sessionmaker() as session:
-        return [m.kwargs for m in (await session.scalars(select(OutboxMessage).where(
-            OutboxMessage.order_id == order_id, OutboxMessage.actor_name == "refund"))).all()]
+        return [
+            m.kwargs
+            for m in (
+                await session.scalars(
+                    select(OutboxMessage).where(
+                        OutboxMessage.order_id == order_id, OutboxMessage.actor_name == "refund"
+                    )
+                )
+            ).all()
+        ]
 
 
 async def refund(client, admin, order_id: str, key: str | None = None, **kwargs):
-    return await client.post(f"/orders/{order_id}/refund",
-                             headers={**admin, "Idempotency-Key": key or uuid.uuid4().hex}, **kwargs)
+    return await client.post(
+        f"/orders/{order_id}/refund", headers={**admin, "Idempotency-Key": key or uuid.uuid4().hex}, **kwargs
+    )
 
 
 async def problem(response, status: int, slug: str | None = None) -> dict:
@@ -99,7 +129,11 @@ async def test_owner_and_operator_see_the_payment_and_nobody_else_does(client, a
     assert set(body) == PAYMENT_FIELDS  # no token, no provider secret
     assert body == await operator.json()
     assert (body["id"], body["order_id"], body["status"], body["method"]) == (
-        payment_id, order["id"], "PENDING", "redirect")
+        payment_id,
+        order["id"],
+        "PENDING",
+        "redirect",
+    )
     assert (body["amount_cents"], body["currency"], body["refunded"]) == (900, "USD", False)
     assert body["created_at"].endswith("Z") and body["updated_at"].endswith("Z")
 
@@ -113,16 +147,27 @@ async def test_owner_and_operator_see_the_payment_and_nobody_else_does(client, a
     assert anonymous.status == 401 and anonymous.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-async def test_a_paid_payment_shows_the_provider_id_but_never_the_token(client, admin, settings, sessionmaker):
+async def test_a_paid_payment_shows_the_provider_id_but_never_the_token(
+    client, admin, settings, sessionmaker
+):
     auth = await customer(client, settings)
     sku = f"SKU-{uuid.uuid4().hex[:12]}"
-    created = await client.post("/items", headers=admin, json={"sku": sku, "name": "Thing", "price_cents": 300})
+    created = await client.post(
+        "/items", headers=admin, json={"sku": sku, "name": "Thing", "price_cents": 300}
+    )
     assert created.status == 201, await created.text()
-    placed = await client.post("/orders", headers={**auth, "Idempotency-Key": uuid.uuid4().hex}, json={
-        "items": [{"sku": sku, "quantity": 2}], "payment": {"method": "token", "token": "pm_card_ok"}})
+    placed = await client.post(
+        "/orders",
+        headers={**auth, "Idempotency-Key": uuid.uuid4().hex},
+        json={"items": [{"sku": sku, "quantity": 2}], "payment": {"method": "token", "token": "pm_card_ok"}},
+    )
     order = await placed.json()
-    await settle_as_worker(sessionmaker, order["id"], PaymentStatus.SUCCEEDED,
-                           [(OrderStatus.AWAITING_PAYMENT, None), (OrderStatus.PLACED, None)])
+    await settle_as_worker(
+        sessionmaker,
+        order["id"],
+        PaymentStatus.SUCCEEDED,
+        [(OrderStatus.AWAITING_PAYMENT, None), (OrderStatus.PLACED, None)],
+    )
 
     response = await client.get(f"/payments/{order['payment']['id']}", headers=auth)
 
@@ -135,8 +180,12 @@ async def test_a_paid_payment_shows_the_provider_id_but_never_the_token(client, 
 async def test_the_payment_of_an_archived_order_is_still_found(client, admin, settings, sessionmaker):
     owner, stranger = await customer(client, settings), await customer(client, settings)
     order_id = await place(client, admin, owner)
-    await settle_as_worker(sessionmaker, order_id, PaymentStatus.FAILED,
-                           [(OrderStatus.AWAITING_PAYMENT, None), (OrderStatus.CANCELLED, Reason.PAYMENT_FAILED)])
+    await settle_as_worker(
+        sessionmaker,
+        order_id,
+        PaymentStatus.FAILED,
+        [(OrderStatus.AWAITING_PAYMENT, None), (OrderStatus.CANCELLED, Reason.PAYMENT_FAILED)],
+    )
     before = await (await client.get(f"/orders/{order_id}", headers=owner)).json()
     payment_id = before["payment"]["id"]
     hot = await (await client.get(f"/payments/{payment_id}", headers=owner)).json()
@@ -164,8 +213,9 @@ async def test_the_payment_of_an_archived_order_is_still_found(client, admin, se
 # -- POST /orders/{id}/refund ------------------------------------------------------------------
 
 
-async def test_refund_of_a_paid_order_is_queued_once_and_keeps_the_order_status(client, admin, settings,
-                                                                                sessionmaker):
+async def test_refund_of_a_paid_order_is_queued_once_and_keeps_the_order_status(
+    client, admin, settings, sessionmaker
+):
     auth = await customer(client, settings)
     order_id = await paid_order(client, admin, sessionmaker, auth)
     key = str(uuid.uuid4())
@@ -175,12 +225,21 @@ async def test_refund_of_a_paid_order_is_queued_once_and_keeps_the_order_status(
     assert first.status == 202, await first.text()
     payment = await first.json()
     assert set(payment) == PAYMENT_FIELDS
-    assert (payment["order_id"], payment["status"], payment["refunded"]) == (order_id, "REFUND_PENDING", False)
+    assert (payment["order_id"], payment["status"], payment["refunded"]) == (
+        order_id,
+        "REFUND_PENDING",
+        False,
+    )
     assert first.headers["Location"] == f"/payments/{payment['id']}"
-    assert await refund_messages(sessionmaker, order_id) == [{"order_id": order_id, "payment_id": payment["id"]}]
+    assert await refund_messages(sessionmaker, order_id) == [
+        {"order_id": order_id, "payment_id": payment["id"]}
+    ]
     order = await (await client.get(f"/orders/{order_id}", headers=auth)).json()
     assert order["status"] == "PLACED"
-    assert order["history"][-1]["status"] == "PLACED" and order["history"][-1]["note"] == "refund requested by admin"
+    assert (
+        order["history"][-1]["status"] == "PLACED"
+        and order["history"][-1]["note"] == "refund requested by admin"
+    )
     assert order["payment"]["status"] == "REFUND_PENDING"
 
     # The same request again, or another request for the same order: the same answer, nothing more refunded.
@@ -194,11 +253,14 @@ async def test_refund_of_a_paid_order_is_queued_once_and_keeps_the_order_status(
     history = (await (await client.get(f"/orders/{order_id}", headers=auth)).json())["history"]
     assert [entry["note"] for entry in history].count("refund requested by admin") == 1
     async with sessionmaker() as session:
-        stored = await session.scalar(select(IdempotencyKey).where(
-            IdempotencyKey.scope == "refund", IdempotencyKey.key == key))
+        stored = await session.scalar(
+            select(IdempotencyKey).where(IdempotencyKey.scope == "refund", IdempotencyKey.key == key)
+        )
     assert stored.order_id == order_id
     # The customer sees the refund on the payment too.
-    assert (await (await client.get(f"/payments/{payment['id']}", headers=auth)).json())["status"] == "REFUND_PENDING"
+    assert (await (await client.get(f"/payments/{payment['id']}", headers=auth)).json())[
+        "status"
+    ] == "REFUND_PENDING"
 
 
 async def test_a_key_used_for_one_order_is_refused_for_another(client, admin, settings, sessionmaker):
@@ -243,11 +305,16 @@ async def test_a_payment_that_never_succeeded_is_not_refundable(client, admin, s
     auth = await customer(client, settings)
     pending = await place(client, admin, auth)
     failed = await place(client, admin, auth)
-    await settle_as_worker(sessionmaker, failed, PaymentStatus.FAILED,
-                           [(OrderStatus.AWAITING_PAYMENT, None), (OrderStatus.CANCELLED, Reason.PAYMENT_FAILED)])
+    await settle_as_worker(
+        sessionmaker,
+        failed,
+        PaymentStatus.FAILED,
+        [(OrderStatus.AWAITING_PAYMENT, None), (OrderStatus.CANCELLED, Reason.PAYMENT_FAILED)],
+    )
     cancelled = await place(client, admin, auth)
-    await settle_as_worker(sessionmaker, cancelled, PaymentStatus.CANCELLED,
-                           [(OrderStatus.CANCELLED, Reason.CUSTOMER_CANCELLED)])
+    await settle_as_worker(
+        sessionmaker, cancelled, PaymentStatus.CANCELLED, [(OrderStatus.CANCELLED, Reason.CUSTOMER_CANCELLED)]
+    )
     keys = {}
 
     for order_id, status in ((pending, "PENDING"), (failed, "FAILED"), (cancelled, "CANCELLED")):
@@ -258,15 +325,20 @@ async def test_a_payment_that_never_succeeded_is_not_refundable(client, admin, s
         assert (await load_order(sessionmaker, order_id)).payment.status == status
 
     # A refused request keeps no key: once the payment has succeeded, the same key refunds it.
-    await settle_as_worker(sessionmaker, pending, PaymentStatus.SUCCEEDED,
-                           [(OrderStatus.AWAITING_PAYMENT, None), (OrderStatus.PLACED, None)])
+    await settle_as_worker(
+        sessionmaker,
+        pending,
+        PaymentStatus.SUCCEEDED,
+        [(OrderStatus.AWAITING_PAYMENT, None), (OrderStatus.PLACED, None)],
+    )
     later = await refund(client, admin, pending, keys[pending])
     assert later.status == 202, await later.text()
     assert len(await refund_messages(sessionmaker, pending)) == 1
 
 
-async def test_refund_runs_through_the_provider_and_the_payment_ends_refunded(client, admin, settings, sessionmaker,
-                                                                            runtime, psp_url):
+async def test_refund_runs_through_the_provider_and_the_payment_ends_refunded(
+    client, admin, settings, sessionmaker, runtime, psp_url
+):
     order_id, _ = await awaiting_payment(runtime, sessionmaker, token="pm_card_ok")
     await settle_payment(runtime, await provider_event(sessionmaker, order_id, "payment.succeeded"), order_id)
     order = await load_order(sessionmaker, order_id)

@@ -16,13 +16,30 @@ from models.clock import utcnow
 from models.tables import ReconciliationReport
 from tests.support.gateway_calls import customer
 
-DRIFT = [{"sku": "SKU-A", "received": 10, "available": 3, "held": 2, "committed": 4, "committed_archived": 0,
-          "drift": 1, "available_should_be": 4, "repaired": True}]
+DRIFT = [
+    {
+        "sku": "SKU-A",
+        "received": 10,
+        "available": 3,
+        "held": 2,
+        "committed": 4,
+        "committed_archived": 0,
+        "drift": 1,
+        "available_should_be": 4,
+        "repaired": True,
+    }
+]
 
 
 async def insert_report(sessionmaker, **fields) -> ReconciliationReport:
-    values = {"created_at": utcnow(), "skus_checked": 7, "drift_count": 0, "repaired": False, "details": [],
-              **fields}
+    values = {
+        "created_at": utcnow(),
+        "skus_checked": 7,
+        "drift_count": 0,
+        "repaired": False,
+        "details": [],
+        **fields,
+    }
     async with sessionmaker() as session, session.begin():
         report = ReconciliationReport(**values)
         session.add(report)
@@ -37,9 +54,17 @@ async def test_the_operator_sees_the_newest_report_with_its_drift(client, admin,
 
     assert response.status == 200, await response.text()
     body = await response.json()
-    assert body == {"id": newest.id, "created_at": body["created_at"], "skus_checked": 12, "drift_count": 1,
-                    "repaired": True, "drift": DRIFT}
-    assert body["created_at"].endswith("Z") and body["created_at"].startswith(newest.created_at.date().isoformat())
+    assert body == {
+        "id": newest.id,
+        "created_at": body["created_at"],
+        "skus_checked": 12,
+        "drift_count": 1,
+        "repaired": True,
+        "drift": DRIFT,
+    }
+    assert body["created_at"].endswith("Z") and body["created_at"].startswith(
+        newest.created_at.date().isoformat()
+    )
 
 
 async def test_a_report_without_drift_has_an_empty_drift_list(client, admin, sessionmaker):

@@ -19,22 +19,38 @@ from workers.webhook_signature import HEADER, sign
 
 def event(order_id: str, **changes) -> dict:
     return {
-        "id": f"evt_{uuid.uuid4().hex}", "type": "payment.succeeded", "created": int(time.time()),
-        "data": {"payment_id": f"pay_{uuid.uuid4().hex[:24]}", "amount_cents": 4500, "currency": "USD",
-                 "metadata": {"order_id": order_id}},
+        "id": f"evt_{uuid.uuid4().hex}",
+        "type": "payment.succeeded",
+        "created": int(time.time()),
+        "data": {
+            "payment_id": f"pay_{uuid.uuid4().hex[:24]}",
+            "amount_cents": 4500,
+            "currency": "USD",
+            "metadata": {"order_id": order_id},
+        },
         **changes,
     }
 
 
 async def post_signed(client, secret: str, body: bytes, timestamp: int | None = None):
-    return await client.post("/payments/webhook", data=body,
-                             headers={HEADER: sign(secret, body, timestamp), "Content-Type": "application/json"})
+    return await client.post(
+        "/payments/webhook",
+        data=body,
+        headers={HEADER: sign(secret, body, timestamp), "Content-Type": "application/json"},
+    )
 
 
 async def settle_rows(sessionmaker, order_id: str) -> list[OutboxMessage]:
     async with sessionmaker() as session:
-        return list((await session.scalars(select(OutboxMessage).where(
-            OutboxMessage.order_id == order_id, OutboxMessage.actor_name == "settle"))).all())
+        return list(
+            (
+                await session.scalars(
+                    select(OutboxMessage).where(
+                        OutboxMessage.order_id == order_id, OutboxMessage.actor_name == "settle"
+                    )
+                )
+            ).all()
+        )
 
 
 async def test_signed_event_is_recorded_and_queued_for_settle(client, settings, sessionmaker):
@@ -48,8 +64,16 @@ async def test_signed_event_is_recorded_and_queued_for_settle(client, settings, 
     assert await response.json() == {"received": True, "duplicate": False}
     rows = await settle_rows(sessionmaker, order_id)
     # The provider's payment id rides along, so settle can ask the provider before locking anything.
-    assert [(r.queue_name, r.kwargs) for r in rows] == [("settle", {
-        "event_id": payload["id"], "order_id": order_id, "provider_payment_id": payload["data"]["payment_id"]})]
+    assert [(r.queue_name, r.kwargs) for r in rows] == [
+        (
+            "settle",
+            {
+                "event_id": payload["id"],
+                "order_id": order_id,
+                "provider_payment_id": payload["data"]["payment_id"],
+            },
+        )
+    ]
     async with sessionmaker() as session:
         stored = await session.get(WebhookEvent, payload["id"])
     assert stored.type == "payment.succeeded" and stored.payload == payload
@@ -78,7 +102,9 @@ async def test_the_same_event_delivered_at_once_is_queued_once(client, settings,
     order_id = uuid.uuid4().hex
     body = json.dumps(event(order_id)).encode()
 
-    responses = await asyncio.gather(*(post_signed(client, settings.psp_webhook_secret, body) for _ in range(4)))
+    responses = await asyncio.gather(
+        *(post_signed(client, settings.psp_webhook_secret, body) for _ in range(4))
+    )
 
     assert [r.status for r in responses] == [200] * 4
     assert sorted([(await r.json())["duplicate"] for r in responses]) == [False, True, True, True]
@@ -92,8 +118,11 @@ async def test_bad_signatures_are_400(client, settings, sessionmaker):
     unsigned = await client.post("/payments/webhook", data=body)
     wrong_secret = await post_signed(client, "not-the-shared-secret", body)
     stale = await post_signed(client, settings.psp_webhook_secret, body, timestamp=int(time.time()) - 3600)
-    tampered = await client.post("/payments/webhook", data=body.replace(b"4500", b"1"),
-                                 headers={HEADER: sign(settings.psp_webhook_secret, body)})
+    tampered = await client.post(
+        "/payments/webhook",
+        data=body.replace(b"4500", b"1"),
+        headers={HEADER: sign(settings.psp_webhook_secret, body)},
+    )
 
     for response in (unsigned, wrong_secret, stale, tampered):
         assert response.status == 400
@@ -126,17 +155,31 @@ async def test_event_without_an_order_is_still_queued(client, settings, sessionm
 
     assert response.status == 200
     async with sessionmaker() as session:
-        count = await session.scalar(select(func.count()).select_from(OutboxMessage).where(
-            OutboxMessage.actor_name == "settle", OutboxMessage.kwargs["event_id"].as_string() == payload["id"]))
+        count = await session.scalar(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(
+                OutboxMessage.actor_name == "settle",
+                OutboxMessage.kwargs["event_id"].as_string() == payload["id"],
+            )
+        )
     assert count == 1
 
 
-async def test_a_signed_event_that_disagrees_is_acknowledged_and_settles_as_a_mismatch(client, settings, sessionmaker,
-                                                                                     runtime):
+async def test_a_signed_event_that_disagrees_is_acknowledged_and_settles_as_a_mismatch(
+    client, settings, sessionmaker, runtime
+):
     order_id, _ = await awaiting_payment(runtime, sessionmaker, token="pm_card_ok")
     payment = (await load_order(sessionmaker, order_id)).payment
-    payload = event(order_id, data={"payment_id": payment.provider_payment_id, "amount_cents": 1, "currency": "USD",
-                                    "metadata": {"order_id": order_id, "payment_id": payment.id}})
+    payload = event(
+        order_id,
+        data={
+            "payment_id": payment.provider_payment_id,
+            "amount_cents": 1,
+            "currency": "USD",
+            "metadata": {"order_id": order_id, "payment_id": payment.id},
+        },
+    )
 
     response = await post_signed(client, settings.psp_webhook_secret, json.dumps(payload).encode())
 

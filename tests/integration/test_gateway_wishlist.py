@@ -13,10 +13,14 @@ from tests.support.gateway_calls import customer
 
 async def item(client, admin, *, name: str = "Thing", price_cents: int = 1000, stock: int = 0) -> str:
     sku = f"SKU-{uuid.uuid4().hex[:12]}"
-    response = await client.post("/items", headers=admin, json={"sku": sku, "name": name, "price_cents": price_cents})
+    response = await client.post(
+        "/items", headers=admin, json={"sku": sku, "name": name, "price_cents": price_cents}
+    )
     assert response.status == 201, await response.text()
     if stock:
-        assert (await client.post(f"/items/{sku}/stock", headers=admin, json={"quantity": stock})).status == 201
+        assert (
+            await client.post(f"/items/{sku}/stock", headers=admin, json={"quantity": stock})
+        ).status == 201
     return sku
 
 
@@ -38,7 +42,14 @@ async def test_items_are_kept_shown_with_catalogue_data_and_removed(client, admi
     listed = (await second.json())["items"]
 
     assert [{k: v for k, v in entry.items() if k != "added_at"} for entry in listed] == [
-        {"sku": lamp, "name": "Lamp", "price_cents": 4200, "currency": "USD", "available": 3, "unknown": False},
+        {
+            "sku": lamp,
+            "name": "Lamp",
+            "price_cents": 4200,
+            "currency": "USD",
+            "available": 3,
+            "unknown": False,
+        },
         {"sku": rug, "name": "Rug", "price_cents": 9900, "currency": "USD", "available": 0, "unknown": False},
     ]
     assert all(entry["added_at"].endswith("Z") for entry in listed)

@@ -60,13 +60,21 @@ class World:
         self.loop = asyncio.new_event_loop()
         port = free_port()
         self.psp_url = f"http://127.0.0.1:{port}"
-        self.runner = web.AppRunner(create_psp_app(
-            webhook_url="http://127.0.0.1:9/payments/webhook", webhook_secret="test-secret",
-            public_url=self.psp_url, retry_base_seconds=30, retry_max_seconds=30))
+        self.runner = web.AppRunner(
+            create_psp_app(
+                webhook_url="http://127.0.0.1:9/payments/webhook",
+                webhook_secret="test-secret",
+                public_url=self.psp_url,
+                retry_base_seconds=30,
+                retry_max_seconds=30,
+            )
+        )
         self.run(self.runner.setup())
         self.run(web.TCPSite(self.runner, "127.0.0.1", port).start())
         broker = RabbitmqBroker(url=settings.broker_url, confirm_delivery=True, middleware=[])
-        self.runtime = build_runtime(dataclasses.replace(settings, psp_url=self.psp_url, hold_seconds=60), broker)
+        self.runtime = build_runtime(
+            dataclasses.replace(settings, psp_url=self.psp_url, hold_seconds=60), broker
+        )
 
     def run(self, coroutine):
         return self.loop.run_until_complete(coroutine)
@@ -87,8 +95,9 @@ class OneOrder(RuleBasedStateMachine):
         self.sku = self.world.run(make_item(self.sessionmaker, stock=STOCK))
         account = self.world.run(make_account(self.sessionmaker))
         self.quantity = 2
-        self.order_id = self.world.run(make_order(self.sessionmaker, account, {self.sku: self.quantity},
-                                                  token="pm_card_no_response"))
+        self.order_id = self.world.run(
+            make_order(self.sessionmaker, account, {self.sku: self.quantity}, token="pm_card_no_response")
+        )
         self.events: list[str] = []
 
     # --- helpers -------------------------------------------------------------------------------
@@ -112,10 +121,21 @@ class OneOrder(RuleBasedStateMachine):
 
         async def record():
             async with self.sessionmaker() as session, session.begin():
-                session.add(WebhookEvent(id=event_id, type=event_type, payload={"id": event_id, "type": event_type,
-                            "data": {"payment_id": order.payment.provider_payment_id,
-                                     "metadata": {"order_id": self.order_id, "payment_id": order.payment.id},
-                                     **data}}))
+                session.add(
+                    WebhookEvent(
+                        id=event_id,
+                        type=event_type,
+                        payload={
+                            "id": event_id,
+                            "type": event_type,
+                            "data": {
+                                "payment_id": order.payment.provider_payment_id,
+                                "metadata": {"order_id": self.order_id, "payment_id": order.payment.id},
+                                **data,
+                            },
+                        },
+                    )
+                )
 
         self.run(record())
         self.events.append(event_id)
@@ -177,8 +197,14 @@ class OneOrder(RuleBasedStateMachine):
     def follow_ups_run(self, times):
         async def messages():
             async with self.sessionmaker() as session:
-                return (await session.scalars(select(OutboxMessage).where(
-                    OutboxMessage.order_id == self.order_id, OutboxMessage.actor_name.in_(["void", "refund"])))).all()
+                return (
+                    await session.scalars(
+                        select(OutboxMessage).where(
+                            OutboxMessage.order_id == self.order_id,
+                            OutboxMessage.actor_name.in_(["void", "refund"]),
+                        )
+                    )
+                ).all()
 
         for message in self.run(messages()):
             step = void_payment if message.actor_name == "void" else refund_payment
@@ -201,8 +227,11 @@ class OneOrder(RuleBasedStateMachine):
     def stock_is_conserved(self):
         async def check():
             async with self.sessionmaker() as session:
-                return [line for line in await invariant_violations(session)
-                        if self.sku in line or self.order_id in line]
+                return [
+                    line
+                    for line in await invariant_violations(session)
+                    if self.sku in line or self.order_id in line
+                ]
 
         assert self.run(check()) == []
         assert 0 <= self.run(available(self.sessionmaker, self.sku)) <= STOCK
@@ -212,7 +241,9 @@ class OneOrder(RuleBasedStateMachine):
         _, payments = self.run(provider(self.world.psp_url, "GET", "/v1/payments", order_id=self.order_id))
         assert len(payments["data"]) <= 1
         for payment in payments["data"]:
-            _, refunds = self.run(provider(self.world.psp_url, "GET", "/v1/refunds", payment_id=payment["id"]))
+            _, refunds = self.run(
+                provider(self.world.psp_url, "GET", "/v1/refunds", payment_id=payment["id"])
+            )
             assert len(refunds["data"]) <= 1
 
     @invariant()
@@ -240,6 +271,13 @@ def world(settings):
 
 def test_any_interleaving_of_one_orders_steps_keeps_the_invariants(world):
     OneOrder.world = world
-    run_state_machine_as_test(OneOrder, settings=hypothesis_settings(
-        max_examples=40, stateful_step_count=14, deadline=None, derandomize=True,
-        suppress_health_check=[HealthCheck.too_slow]))
+    run_state_machine_as_test(
+        OneOrder,
+        settings=hypothesis_settings(
+            max_examples=40,
+            stateful_step_count=14,
+            deadline=None,
+            derandomize=True,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )

@@ -88,8 +88,13 @@ class CountingServer(SmtpServer):
     def __init__(self, **smtp_options):
         super().__init__()
         self.recorder = Counting()
-        self._controller = Controller(self.recorder, hostname="127.0.0.1", port=self.port,
-                                      server_hostname="test-smtp.local", **smtp_options)
+        self._controller = Controller(
+            self.recorder,
+            hostname="127.0.0.1",
+            port=self.port,
+            server_hostname="test-smtp.local",
+            **smtp_options,
+        )
 
     def drop_connection(self) -> None:
         """Close the server's side of the last message's connection, as an idle timeout would."""
@@ -105,10 +110,20 @@ def server():
 
 
 def email(order_id: str | None = None, **values):
-    return compose(**{
-        "order_id": order_id or uuid.uuid4().hex, "reason": None, "total_cents": 1250, "currency": "EUR",
-        "lines": [(1, "SKU-1")], "email": "ada@example.com", "name": "Ada", "event": "order.placed",
-        "sender": "Shop <orders@shop.example>", **values})
+    return compose(
+        **{
+            "order_id": order_id or uuid.uuid4().hex,
+            "reason": None,
+            "total_cents": 1250,
+            "currency": "EUR",
+            "lines": [(1, "SKU-1")],
+            "email": "ada@example.com",
+            "name": "Ada",
+            "event": "order.placed",
+            "sender": "Shop <orders@shop.example>",
+            **values,
+        }
+    )
 
 
 def received(server: CountingServer, message) -> int:

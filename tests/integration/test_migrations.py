@@ -11,6 +11,7 @@ from models.tables import Base
 async def test_migrated_schema_matches_the_models(engine):
     async with engine.connect() as connection:
         differences = await connection.run_sync(
-            lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata))
+            lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
+        )
 
     assert differences == []

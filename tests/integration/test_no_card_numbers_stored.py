@@ -41,7 +41,9 @@ async def refused(response, field: str, number: str) -> None:
 
 async def stocked_item(client, admin) -> str:
     sku = f"SKU-{uuid.uuid4().hex[:12]}"
-    created = await client.post("/items", headers=admin, json={"sku": sku, "name": "Thing", "price_cents": 500})
+    created = await client.post(
+        "/items", headers=admin, json={"sku": sku, "name": "Thing", "price_cents": 500}
+    )
     assert created.status == 201, await created.text()
     received = await client.post(f"/items/{sku}/stock", headers=admin, json={"quantity": 100})
     assert received.status == 201, await received.text()
@@ -71,25 +73,41 @@ async def test_no_form_of_a_card_number_is_stored_anywhere(client, admin, engine
 
     for number in CARD_NUMBERS.values():
         payment = {"method": "token", "token": number}
-        await refused(await client.post("/orders", headers=keyed(auth), json={"items": line, "payment": payment}),
-                      "payment.token", number)
-        await refused(await client.post("/cart/checkout", headers=keyed(auth), json={"payment": payment}),
-                      "payment.token", number)
-        await refused(await client.patch("/accounts/me", headers=auth, json={"default_payment_method": payment}),
-                      "default_payment_method.token", number)
+        await refused(
+            await client.post("/orders", headers=keyed(auth), json={"items": line, "payment": payment}),
+            "payment.token",
+            number,
+        )
+        await refused(
+            await client.post("/cart/checkout", headers=keyed(auth), json={"payment": payment}),
+            "payment.token",
+            number,
+        )
+        await refused(
+            await client.patch("/accounts/me", headers=auth, json={"default_payment_method": payment}),
+            "default_payment_method.token",
+            number,
+        )
 
     # The same requests with a provider token go through: the refusals were about the number.
     ok = {"method": "token", "token": "pm_card_visa"}
-    assert (await client.patch("/accounts/me", headers=auth, json={"default_payment_method": ok})).status == 200
-    assert (await client.post("/orders", headers=keyed(auth), json={"items": line, "payment": ok})).status == 202
+    assert (
+        await client.patch("/accounts/me", headers=auth, json={"default_payment_method": ok})
+    ).status == 200
+    assert (
+        await client.post("/orders", headers=keyed(auth), json={"items": line, "payment": ok})
+    ).status == 202
     assert (await client.post("/cart/checkout", headers=keyed(auth), json={"payment": ok})).status == 202
 
     async with engine.connect() as connection:
         assert await find_stored_card_numbers(connection) == []
         # The operator's scan skips what is not a card number for sure (a wrong check digit, 12
         # digits); none of the attempted numbers is anywhere, in any spelling, either.
-        assert [(table, column) async for table, column, value in every_text_value(connection)
-                if any(digits in digits_of(value) for digits in ATTEMPTED_DIGITS)] == []
+        assert [
+            (table, column)
+            async for table, column, value in every_text_value(connection)
+            if any(digits in digits_of(value) for digits in ATTEMPTED_DIGITS)
+        ] == []
 
 
 async def test_the_scan_names_where_a_card_number_sits_without_showing_it(client, engine, sessionmaker):
@@ -97,14 +115,19 @@ async def test_the_scan_names_where_a_card_number_sits_without_showing_it(client
     account_id = (await (await client.get("/accounts/me", headers=auth)).json())["id"]
     # Written behind the gateway's back, as an old bug or a careless import would.
     async with sessionmaker() as session, session.begin():
-        await session.execute(update(Account).where(Account.id == account_id)
-                              .values(default_payment_token="4242\u00a04242\u00a04242\u00a04242"))
+        await session.execute(
+            update(Account)
+            .where(Account.id == account_id)
+            .values(default_payment_token="4242\u00a04242\u00a04242\u00a04242")
+        )
     try:
         async with engine.connect() as connection:
             findings = await find_stored_card_numbers(connection)
     finally:
         async with sessionmaker() as session, session.begin():
-            await session.execute(update(Account).where(Account.id == account_id).values(default_payment_token=None))
+            await session.execute(
+                update(Account).where(Account.id == account_id).values(default_payment_token=None)
+            )
 
     assert findings == [StoredCardNumber("accounts", "default_payment_token", {"id": account_id})]
     assert "4242" not in repr(findings)

@@ -15,17 +15,27 @@ from actors.notify import ClaimedElsewhere, send_notification
 from actors.settle import settle_payment
 from models.tables import Notification, OutboxMessage
 from tests.support.factories import load_order
-from tests.support.scenarios import placed_order as placed, provider_event
+from tests.support.scenarios import placed_order as placed
+from tests.support.scenarios import provider_event
 from workers import steps
 
 
 async def outbox_for(sessionmaker, order_id: str) -> list[OutboxMessage]:
     async with sessionmaker() as session:
-        return list((await session.scalars(select(OutboxMessage).where(OutboxMessage.order_id == order_id)
-                                           .order_by(OutboxMessage.created_at))).all())
+        return list(
+            (
+                await session.scalars(
+                    select(OutboxMessage)
+                    .where(OutboxMessage.order_id == order_id)
+                    .order_by(OutboxMessage.created_at)
+                )
+            ).all()
+        )
 
 
-async def test_a_transition_enqueues_its_email_and_its_domain_event_in_the_same_transaction(runtime, sessionmaker):
+async def test_a_transition_enqueues_its_email_and_its_domain_event_in_the_same_transaction(
+    runtime, sessionmaker
+):
     order_id = await placed(runtime, sessionmaker)
     await runtime.publisher.flush()  # confirmed rows are marked sent in the process's next batch
 
@@ -43,8 +53,9 @@ async def test_a_transition_enqueues_its_email_and_its_domain_event_in_the_same_
 async def test_email_goes_out_once_even_when_delivered_twice_or_at_once(mailing, sessionmaker, smtp):
     order_id = await placed(mailing, sessionmaker)
 
-    results = await asyncio.gather(*(send_notification(mailing, order_id, "order.placed") for _ in range(3)),
-                                   return_exceptions=True)
+    results = await asyncio.gather(
+        *(send_notification(mailing, order_id, "order.placed") for _ in range(3)), return_exceptions=True
+    )
     again = await send_notification(mailing, order_id, "order.placed")
 
     # One sends; one that finds it being sent comes back later (retried), one that finds it sent stops.
@@ -57,7 +68,9 @@ async def test_email_goes_out_once_even_when_delivered_twice_or_at_once(mailing,
 
 
 async def test_mail_server_down_retries_then_gives_up_and_records_it(runtime, sessionmaker):
-    down = dataclasses.replace(runtime, settings=dataclasses.replace(runtime.settings, smtp_url="smtp://127.0.0.1:9"))
+    down = dataclasses.replace(
+        runtime, settings=dataclasses.replace(runtime.settings, smtp_url="smtp://127.0.0.1:9")
+    )
     order_id = await placed(runtime, sessionmaker)
 
     with pytest.raises(Exception):
@@ -88,16 +101,24 @@ async def test_cancel_and_refund_announce_each_event_once(runtime, sessionmaker)
     order_id = await placed(runtime, sessionmaker)
     await asyncio.gather(*(cancel_order(runtime, order_id, "customer_cancelled") for _ in range(2)))
     order = await load_order(sessionmaker, order_id)
-    await runtime.psp.refund(idempotency_key=f"refund-{order.payment.id}",
-                             provider_payment_id=order.payment.provider_payment_id)
+    await runtime.psp.refund(
+        idempotency_key=f"refund-{order.payment.id}", provider_payment_id=order.payment.provider_payment_id
+    )
     refund_event = await provider_event(sessionmaker, order_id, "refund.succeeded")
     await settle_payment(runtime, refund_event, order_id)
     await settle_payment(runtime, refund_event, order_id)
 
     rows = await outbox_for(sessionmaker, order_id)
     assert sorted(r.kwargs["event_type"] for r in rows if r.actor_name == "notify") == [
-        "order.cancelled", "order.placed", "order.refunded"]
-    assert sorted(r.routing_key for r in rows if r.exchange) == ["order.cancelled", "order.placed", "order.refunded"]
+        "order.cancelled",
+        "order.placed",
+        "order.refunded",
+    ]
+    assert sorted(r.routing_key for r in rows if r.exchange) == [
+        "order.cancelled",
+        "order.placed",
+        "order.refunded",
+    ]
 
 
 async def test_a_service_bound_with_order_hash_receives_the_events(runtime, sessionmaker, settings):

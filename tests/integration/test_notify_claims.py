@@ -17,11 +17,17 @@ from tests.support.scenarios import placed_order as placed
 
 async def claimed_by_a_dead_delivery(sessionmaker, order_id: str, lapsed_seconds_ago: float | None) -> None:
     """The ledger row as a worker killed between claiming it and sending leaves it."""
-    until = utcnow() + timedelta(seconds=60) if lapsed_seconds_ago is None \
+    until = (
+        utcnow() + timedelta(seconds=60)
+        if lapsed_seconds_ago is None
         else utcnow() - timedelta(seconds=lapsed_seconds_ago)
+    )
     async with sessionmaker() as session, session.begin():
-        session.add(Notification(order_id=order_id, event="order.placed", status="SENDING",
-                                 claimed_until=until, attempts=1))
+        session.add(
+            Notification(
+                order_id=order_id, event="order.placed", status="SENDING", claimed_until=until, attempts=1
+            )
+        )
 
 
 async def ledger(sessionmaker, order_id: str) -> Notification:
@@ -29,7 +35,9 @@ async def ledger(sessionmaker, order_id: str) -> Notification:
         return await session.scalar(select(Notification).where(Notification.order_id == order_id))
 
 
-async def test_a_redelivery_during_a_live_claim_retries_instead_of_dropping_the_email(mailing, sessionmaker, smtp):
+async def test_a_redelivery_during_a_live_claim_retries_instead_of_dropping_the_email(
+    mailing, sessionmaker, smtp
+):
     order_id = await placed(mailing, sessionmaker)
     await claimed_by_a_dead_delivery(sessionmaker, order_id, lapsed_seconds_ago=None)
 
@@ -41,8 +49,11 @@ async def test_a_redelivery_during_a_live_claim_retries_instead_of_dropping_the_
 
     # The retry comes after the claim lapsed: it takes over and sends, once.
     async with sessionmaker() as session, session.begin():
-        await session.execute(update(Notification).where(Notification.order_id == order_id)
-                              .values(claimed_until=utcnow() - timedelta(seconds=1)))
+        await session.execute(
+            update(Notification)
+            .where(Notification.order_id == order_id)
+            .values(claimed_until=utcnow() - timedelta(seconds=1))
+        )
     assert await send_notification(mailing, order_id, "order.placed") == "SENT"
     assert await send_notification(mailing, order_id, "order.placed") is None
     assert len(smtp.recorder.for_order(order_id)) == 1
@@ -59,8 +70,14 @@ async def test_the_sweep_re_drives_a_claim_that_lapsed_long_ago(runtime, session
 
     assert report.counts["email_abandoned"] >= 1
     async with sessionmaker() as session:
-        requeued = (await session.scalars(select(OutboxMessage.order_id).where(
-            OutboxMessage.actor_name == "notify", OutboxMessage.kwargs["event_type"].as_string() == "order.placed",
-            OutboxMessage.order_id.in_([order_id, recent])))).all()
+        requeued = (
+            await session.scalars(
+                select(OutboxMessage.order_id).where(
+                    OutboxMessage.actor_name == "notify",
+                    OutboxMessage.kwargs["event_type"].as_string() == "order.placed",
+                    OutboxMessage.order_id.in_([order_id, recent]),
+                )
+            )
+        ).all()
     # Each order has the notify its settle enqueued; only the long-lapsed one got a second.
     assert sorted(requeued) == sorted([order_id, order_id, recent])

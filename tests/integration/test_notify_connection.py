@@ -33,8 +33,15 @@ def mailing(runtime, server):
 
 async def statuses(sessionmaker, order_ids: list[str]) -> list[str]:
     async with sessionmaker() as session:
-        rows = dict((await session.execute(select(Notification.order_id, Notification.status).where(
-            Notification.order_id.in_(order_ids), Notification.event == "order.placed"))).all())
+        rows = dict(
+            (
+                await session.execute(
+                    select(Notification.order_id, Notification.status).where(
+                        Notification.order_id.in_(order_ids), Notification.event == "order.placed"
+                    )
+                )
+            ).all()
+        )
     return [rows.get(order_id) for order_id in order_ids]
 
 
@@ -63,7 +70,8 @@ async def test_a_connection_dropped_between_two_notifications_is_replaced(mailin
 
 
 async def test_a_refusal_is_recorded_failed_and_the_next_email_goes_out_on_the_same_connection(
-        mailing, sessionmaker, server):
+    mailing, sessionmaker, server
+):
     refused, accepted = [await placed(mailing, sessionmaker) for _ in range(2)]
 
     server.recorder.refuse_recipients = True
@@ -79,7 +87,9 @@ async def test_a_delivery_whose_answer_was_lost_is_not_marked_sent(mailing, sess
     order_id = await placed(mailing, sessionmaker)
     server.recorder.drop_after_data = 1  # the server keeps it; the worker cannot know it did
 
-    with pytest.raises(MailTemporaryError):  # retried later by dramatiq: at least once, never recorded as sent
+    with pytest.raises(
+        MailTemporaryError
+    ):  # retried later by dramatiq: at least once, never recorded as sent
         await send_notification(mailing, order_id, "order.placed")
     assert await statuses(sessionmaker, [order_id]) == ["PENDING"]
     assert len(server.recorder.for_order(order_id)) == 1
@@ -87,8 +97,9 @@ async def test_a_delivery_whose_answer_was_lost_is_not_marked_sent(mailing, sess
 
 async def test_closing_the_runtime_closes_the_connection(settings, psp_url, sessionmaker, server):
     broker = RabbitmqBroker(url=settings.broker_url, confirm_delivery=True, middleware=[])
-    runtime = build_runtime(dataclasses.replace(settings, psp_url=psp_url, hold_seconds=60, smtp_url=server.url),
-                            broker)
+    runtime = build_runtime(
+        dataclasses.replace(settings, psp_url=psp_url, hold_seconds=60, smtp_url=server.url), broker
+    )
     try:
         order_id = await placed(runtime, sessionmaker)
         assert await send_notification(runtime, order_id, "order.placed") == "SENT"

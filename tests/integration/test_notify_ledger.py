@@ -22,8 +22,9 @@ notify_module = importlib.import_module("actors.notify")
 
 async def ledger(sessionmaker, order_id: str, event: str = "order.placed") -> Notification | None:
     async with sessionmaker() as session:
-        return await session.scalar(select(Notification).where(
-            Notification.order_id == order_id, Notification.event == event))
+        return await session.scalar(
+            select(Notification).where(Notification.order_id == order_id, Notification.event == event)
+        )
 
 
 async def add_ledger_row(sessionmaker, order_id: str, **values) -> None:
@@ -33,8 +34,9 @@ async def add_ledger_row(sessionmaker, order_id: str, **values) -> None:
 
 async def recipient_of(sessionmaker, order_id: str) -> str:
     async with sessionmaker() as session:
-        return await session.scalar(select(Account.email).join(Order, Order.account_id == Account.id)
-                                    .where(Order.id == order_id))
+        return await session.scalar(
+            select(Account.email).join(Order, Order.account_id == Account.id).where(Order.id == order_id)
+        )
 
 
 async def test_an_order_that_is_gone_is_recorded_failed_and_nothing_is_sent(mailing, sessionmaker, smtp):
@@ -43,7 +45,11 @@ async def test_an_order_that_is_gone_is_recorded_failed_and_nothing_is_sent(mail
     assert await send_notification(mailing, order_id, "order.placed") is None
     entry = await ledger(sessionmaker, order_id)
     assert (entry.status, entry.last_error, entry.attempts, entry.recipient) == (
-        "FAILED", "order or account not found", 0, None)
+        "FAILED",
+        "order or account not found",
+        0,
+        None,
+    )
 
     assert await send_notification(mailing, order_id, "order.placed") is None
     assert smtp.recorder.for_order(order_id) == []
@@ -81,13 +87,17 @@ async def test_the_sent_row_names_the_recipient_and_the_time(mailing, sessionmak
     assert message["To"] == entry.recipient
 
 
-async def test_deliveries_racing_for_a_lapsed_claim_send_once_and_count_one_attempt(mailing, sessionmaker, smtp):
+async def test_deliveries_racing_for_a_lapsed_claim_send_once_and_count_one_attempt(
+    mailing, sessionmaker, smtp
+):
     order_id = await placed(mailing, sessionmaker)
-    await add_ledger_row(sessionmaker, order_id, status="SENDING", attempts=1,
-                         claimed_until=utcnow() - timedelta(seconds=1))
+    await add_ledger_row(
+        sessionmaker, order_id, status="SENDING", attempts=1, claimed_until=utcnow() - timedelta(seconds=1)
+    )
 
-    results = await asyncio.gather(*(send_notification(mailing, order_id, "order.placed") for _ in range(4)),
-                                   return_exceptions=True)
+    results = await asyncio.gather(
+        *(send_notification(mailing, order_id, "order.placed") for _ in range(4)), return_exceptions=True
+    )
 
     assert results.count("SENT") == 1, results
     assert all(r == "SENT" or r is None or isinstance(r, ClaimedElsewhere) for r in results), results
@@ -112,11 +122,14 @@ def before_taking(monkeypatch, competitor):
 
 
 async def test_a_delivery_losing_the_race_to_create_the_row_leaves_it_to_the_winner(
-        mailing, sessionmaker, smtp, monkeypatch):
+    mailing, sessionmaker, smtp, monkeypatch
+):
     order_id = await placed(mailing, sessionmaker)
     until = utcnow() + timedelta(seconds=40)
-    calls = before_taking(monkeypatch, lambda: add_ledger_row(
-        sessionmaker, order_id, status="SENDING", attempts=1, claimed_until=until))
+    calls = before_taking(
+        monkeypatch,
+        lambda: add_ledger_row(sessionmaker, order_id, status="SENDING", attempts=1, claimed_until=until),
+    )
 
     # Its INSERT meets the winner's row (duplicate key): it reads it and comes back after the claim.
     with pytest.raises(ClaimedElsewhere) as retry:
@@ -129,15 +142,19 @@ async def test_a_delivery_losing_the_race_to_create_the_row_leaves_it_to_the_win
 
 
 async def test_a_delivery_losing_the_race_to_take_a_free_row_leaves_it_to_the_winner(
-        mailing, sessionmaker, smtp, monkeypatch):
+    mailing, sessionmaker, smtp, monkeypatch
+):
     order_id = await placed(mailing, sessionmaker)
     await add_ledger_row(sessionmaker, order_id, status="PENDING", attempts=1, last_error="421 try later")
     until = utcnow() + timedelta(seconds=40)
 
     async def winner_takes_it():
         async with sessionmaker() as session, session.begin():
-            await session.execute(update(Notification).where(Notification.order_id == order_id)
-                                  .values(status="SENDING", claimed_until=until, attempts=2))
+            await session.execute(
+                update(Notification)
+                .where(Notification.order_id == order_id)
+                .values(status="SENDING", claimed_until=until, attempts=2)
+            )
 
     calls = before_taking(monkeypatch, winner_takes_it)
 

@@ -63,7 +63,8 @@ async def counted(mailing, monkeypatch):
 
 
 async def test_a_first_delivery_takes_at_most_three_statements_and_a_redelivery_one(
-        mailing, counted, sessionmaker, smtp):
+    mailing, counted, sessionmaker, smtp
+):
     order_id = await placed(mailing, sessionmaker)
     step_runtime, seen = counted
 
@@ -84,8 +85,11 @@ async def test_a_first_delivery_takes_at_most_three_statements_and_a_redelivery_
 
 
 async def test_a_retry_after_a_temporary_failure_also_takes_at_most_three(
-        runtime, counted, sessionmaker, smtp):
-    down = dataclasses.replace(runtime, settings=dataclasses.replace(runtime.settings, smtp_url="smtp://127.0.0.1:9"))
+    runtime, counted, sessionmaker, smtp
+):
+    down = dataclasses.replace(
+        runtime, settings=dataclasses.replace(runtime.settings, smtp_url="smtp://127.0.0.1:9")
+    )
     order_id = await placed(runtime, sessionmaker)
     with pytest.raises(Exception):
         await send_notification(down, order_id, "order.placed")
@@ -93,6 +97,8 @@ async def test_a_retry_after_a_temporary_failure_also_takes_at_most_three(
 
     seen.reset()
     assert await send_notification(step_runtime, order_id, "order.placed") == "SENT"
-    report(f"notify, retry after a temporary failure: {len(seen.statements)} SQL statements, "
-           f"{seen.round_trips} round trips")
+    report(
+        f"notify, retry after a temporary failure: {len(seen.statements)} SQL statements, "
+        f"{seen.round_trips} round trips"
+    )
     assert len(seen.statements) <= 3, seen.statements

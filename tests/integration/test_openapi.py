@@ -34,7 +34,9 @@ def app_operations(app: web.Application) -> set[tuple[str, str]]:
 
 
 def documented_operations(spec: dict[str, Any]) -> set[tuple[str, str]]:
-    return {(method.upper(), path) for path, item in spec["paths"].items() for method in item if method in METHODS}
+    return {
+        (method.upper(), path) for path, item in spec["paths"].items() for method in item if method in METHODS
+    }
 
 
 def test_every_route_is_documented_and_every_documented_route_exists(settings):
@@ -47,7 +49,8 @@ def test_every_route_is_documented_and_every_documented_route_exists(settings):
     assert not undocumented and not phantom, (
         "the OpenAPI document (gateway/openapi/spec.py) and the app's routes disagree:\n"
         + "".join(f"  route with no description: {method} {path}\n" for method, path in undocumented)
-        + "".join(f"  described, but no such route: {method} {path}\n" for method, path in phantom))
+        + "".join(f"  described, but no such route: {method} {path}\n" for method, path in phantom)
+    )
 
 
 def test_the_document_is_valid_openapi():
@@ -58,8 +61,12 @@ def test_the_document_is_valid_openapi():
     validate(spec)
 
     assert spec["openapi"].startswith("3.0.")
-    ids = [op["operationId"] for item in spec["paths"].values()
-           for method, op in item.items() if method in METHODS]
+    ids = [
+        op["operationId"]
+        for item in spec["paths"].values()
+        for method, op in item.items()
+        if method in METHODS
+    ]
     assert len(ids) == len(set(ids)), "operationIds must be unique"
 
 
@@ -74,8 +81,9 @@ def test_every_operation_says_who_may_call_it_and_how_it_fails():
                 assert set(requirement) <= schemes, f"{name} names an unknown security scheme"
             for status, response in op["responses"].items():
                 if status.startswith(("4", "5")):
-                    assert list(response["content"]) == ["application/problem+json"], \
+                    assert list(response["content"]) == ["application/problem+json"], (
                         f"{name} {status} is not a problem document"
+                    )
             if op["security"]:
                 assert "401" in op["responses"], f"{name} needs a token but documents no 401"
             for parameter in op.get("parameters", []):
@@ -115,12 +123,14 @@ async def conforms(spec: dict[str, Any], response, *, path: str | None = None) -
     documented = operation["responses"].get(str(response.status))
     assert documented is not None, (
         f"{method.upper()} {template} answered {response.status}, which it does not document: "
-        f"{await response.text()}")
+        f"{await response.text()}"
+    )
     documented = _resolve(spec, documented)
     media_type = response.content_type
     assert media_type in documented.get("content", {}), (
         f"{method.upper()} {template} {response.status} answered {media_type}, documented: "
-        f"{list(documented.get('content', {}))}")
+        f"{list(documented.get('content', {}))}"
+    )
     for header, definition in documented.get("headers", {}).items():
         if definition.get("required"):
             assert header in response.headers, f"{method.upper()} {template} {response.status} lacks {header}"
@@ -129,8 +139,10 @@ async def conforms(spec: dict[str, Any], response, *, path: str | None = None) -
     body = await response.json(content_type=None)
     schema = {**documented["content"][media_type]["schema"], "components": spec["components"]}
     errors = sorted(OAS30Validator(schema, format_checker=oas30_format_checker).iter_errors(body), key=str)
-    assert not errors, (f"{method.upper()} {template} {response.status} does not fit its schema:\n"
-                        + "\n".join(f"  {'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors))
+    assert not errors, (
+        f"{method.upper()} {template} {response.status} does not fit its schema:\n"
+        + "\n".join(f"  {'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors)
+    )
     return body
 
 
@@ -166,21 +178,46 @@ async def test_answers_fit_the_document(client, settings, spec, admin):
 
     # accounts: created (201 with Location), refused (422 naming the field), conflict (409)
     email = f"openapi-{uuid.uuid4().hex[:12]}@example.com"
-    account = await conforms(spec, await client.post("/accounts", json={
-        "email": email, "name": "Spec Reader", "password": "long enough password",
-        "shipping_address": {"line1": "1 Main St", "city": "Springfield"}}))
-    refused = await conforms(spec, await client.post("/accounts", json={
-        "email": "not-an-email", "name": "Spec Reader", "password": "long enough password"}))
+    account = await conforms(
+        spec,
+        await client.post(
+            "/accounts",
+            json={
+                "email": email,
+                "name": "Spec Reader",
+                "password": "long enough password",
+                "shipping_address": {"line1": "1 Main St", "city": "Springfield"},
+            },
+        ),
+    )
+    refused = await conforms(
+        spec,
+        await client.post(
+            "/accounts",
+            json={"email": "not-an-email", "name": "Spec Reader", "password": "long enough password"},
+        ),
+    )
     assert refused["status"] == 422 and refused["field"] == "email"
-    unknown = await conforms(spec, await client.post("/accounts", json={
-        "email": email, "name": "x", "password": "long enough password", "nickname": "x"}))
+    unknown = await conforms(
+        spec,
+        await client.post(
+            "/accounts",
+            json={"email": email, "name": "x", "password": "long enough password", "nickname": "x"},
+        ),
+    )
     assert unknown["field"] == "nickname"
-    await conforms(spec, await client.post("/accounts", json={
-        "email": email.upper(), "name": "Again", "password": "long enough password"}))
+    await conforms(
+        spec,
+        await client.post(
+            "/accounts", json={"email": email.upper(), "name": "Again", "password": "long enough password"}
+        ),
+    )
     await conforms(spec, await client.post("/accounts", data=b"{not json"))
 
     # sign-in: a wrong password is a documented 401 (or 429 once the rate limit is reached)
-    await conforms(spec, await client.post("/auth/token", json={"email": email, "password": "wrong password"}))
+    await conforms(
+        spec, await client.post("/auth/token", json={"email": email, "password": "wrong password"})
+    )
     token = issue_token(settings, account["id"])["access_token"]
     customer = {"Authorization": f"Bearer {token}"}
     await conforms(spec, await client.get("/accounts/me", headers=customer))
@@ -190,13 +227,31 @@ async def test_answers_fit_the_document(client, settings, spec, admin):
 
     # catalogue
     sku = f"OAS-{uuid.uuid4().hex[:10]}"
-    await conforms(spec, await client.post("/items", headers=admin, json={
-        "sku": sku, "name": "Spec mug", "price_cents": 1250, "picture_urls": ["https://img.example/m.png"]}))
-    await conforms(spec, await client.post("/items", headers=customer, json={"sku": sku, "name": "x",
-                                                                              "price_cents": 1}))
+    await conforms(
+        spec,
+        await client.post(
+            "/items",
+            headers=admin,
+            json={
+                "sku": sku,
+                "name": "Spec mug",
+                "price_cents": 1250,
+                "picture_urls": ["https://img.example/m.png"],
+            },
+        ),
+    )
+    await conforms(
+        spec, await client.post("/items", headers=customer, json={"sku": sku, "name": "x", "price_cents": 1})
+    )
     # A bracketed host that is no IPv6 address once made the URL check crash (500): found by fuzzing.
-    bad_url = await conforms(spec, await client.post("/items", headers=admin, json={
-        "sku": f"{sku}-2", "name": "x", "price_cents": 1, "picture_urls": ["http://[.C]/x"]}))
+    bad_url = await conforms(
+        spec,
+        await client.post(
+            "/items",
+            headers=admin,
+            json={"sku": f"{sku}-2", "name": "x", "price_cents": 1, "picture_urls": ["http://[.C]/x"]},
+        ),
+    )
     assert bad_url["field"] == "picture_urls[0]"
     await conforms(spec, await client.post(f"/items/{sku}/stock", headers=admin, json={"quantity": 5}))
     await conforms(spec, await client.get(f"/items/{sku}"))
@@ -207,12 +262,18 @@ async def test_answers_fit_the_document(client, settings, spec, admin):
     await conforms(spec, await client.get(f"/items/{sku}/receipts", headers=admin))
 
     # orders: taken (202 PENDING), listed, read; a missing key is a 400
-    order = await conforms(spec, await client.post(
-        "/orders", headers={**customer, "Idempotency-Key": uuid.uuid4().hex},
-        json={"items": [{"sku": sku, "quantity": 1}], "payment": {"method": "redirect"}}))
+    order = await conforms(
+        spec,
+        await client.post(
+            "/orders",
+            headers={**customer, "Idempotency-Key": uuid.uuid4().hex},
+            json={"items": [{"sku": sku, "quantity": 1}], "payment": {"method": "redirect"}},
+        ),
+    )
     assert order["status"] == "PENDING"
-    missing_key = await conforms(spec, await client.post(
-        "/orders", headers=customer, json={"items": [{"sku": sku, "quantity": 1}]}))
+    missing_key = await conforms(
+        spec, await client.post("/orders", headers=customer, json={"items": [{"sku": sku, "quantity": 1}]})
+    )
     assert missing_key["status"] == 400
     await conforms(spec, await client.get("/orders", headers=customer, params={"limit": "1"}))
     await conforms(spec, await client.get("/orders", headers=customer, params={"status": "LOST"}))
@@ -222,8 +283,12 @@ async def test_answers_fit_the_document(client, settings, spec, admin):
     await conforms(spec, await client.post(f"/orders/{order['id']}/deliver", headers=admin))
     if order.get("payment"):
         await conforms(spec, await client.get(f"/payments/{order['payment']['id']}", headers=customer))
-    await conforms(spec, await client.post(f"/orders/{order['id']}/refund",
-                                           headers={**admin, "Idempotency-Key": uuid.uuid4().hex}))
+    await conforms(
+        spec,
+        await client.post(
+            f"/orders/{order['id']}/refund", headers={**admin, "Idempotency-Key": uuid.uuid4().hex}
+        ),
+    )
     await conforms(spec, await client.post(f"/orders/{order['id']}/cancel", headers=customer))
 
     # cart and wishlist
@@ -233,8 +298,14 @@ async def test_answers_fit_the_document(client, settings, spec, admin):
     await conforms(spec, await client.put(f"/wishlist/{sku}", headers=customer))
     await conforms(spec, await client.get("/wishlist", headers=customer))
     await conforms(spec, await client.delete(f"/wishlist/{sku}", headers=customer))
-    await conforms(spec, await client.post("/cart/checkout", json={"payment": {"method": "redirect"}},
-                                           headers={**customer, "Idempotency-Key": uuid.uuid4().hex}))
+    await conforms(
+        spec,
+        await client.post(
+            "/cart/checkout",
+            json={"payment": {"method": "redirect"}},
+            headers={**customer, "Idempotency-Key": uuid.uuid4().hex},
+        ),
+    )
     await conforms(spec, await client.delete(f"/cart/items/{sku}", headers=customer))
 
     # operations

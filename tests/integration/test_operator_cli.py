@@ -23,15 +23,28 @@ from tests.support.polling import eventually_sync
 from tests.support.scenarios import awaiting_payment, make_hold_due
 from workers.ops.cli import main
 
-COMMANDS = [[], ["order"], ["dead-letters"], ["dead-letters", "list"], ["dead-letters", "replay"],
-            ["reconcile"], ["archive"], ["redrive"]]
+COMMANDS = [
+    [],
+    ["order"],
+    ["dead-letters"],
+    ["dead-letters", "list"],
+    ["dead-letters", "replay"],
+    ["reconcile"],
+    ["archive"],
+    ["redrive"],
+]
 
 
 @pytest.fixture
 def admin_env(settings, monkeypatch):
     """The environment `orders-admin` reads, pointing at this run; logging put back afterwards."""
-    for name, value in {"DATABASE_URL": settings.database_url, "BROKER_URL": settings.broker_url,
-                        "REDIS_URL": settings.redis_url, "LOG_FORMAT": "console", "LOG_LEVEL": "INFO"}.items():
+    for name, value in {
+        "DATABASE_URL": settings.database_url,
+        "BROKER_URL": settings.broker_url,
+        "REDIS_URL": settings.redis_url,
+        "LOG_FORMAT": "console",
+        "LOG_LEVEL": "INFO",
+    }.items():
         monkeypatch.setenv(name, value)
     root, pika_logger = logging.getLogger(), logging.getLogger("pika")
     handlers, level, pika_level = root.handlers[:], root.level, pika_logger.level
@@ -89,10 +102,19 @@ def message_ids_in(broker: RabbitmqBroker, queue: str) -> list[str]:
 
 def failed_message(queue: str, order_id: str) -> Message:
     """A message as dramatiq leaves it after its last retry failed."""
-    return Message(queue_name=queue, actor_name="reserve", args=(), kwargs={"order_id": order_id},
-                   options={"retries": 26, "max_retries": 25, "requeue_timestamp": 1,
-                            "traceback": "Traceback (most recent call last):\n  File \"x.py\", line 1\n"
-                                         "RuntimeError: database went away\n"})
+    return Message(
+        queue_name=queue,
+        actor_name="reserve",
+        args=(),
+        kwargs={"order_id": order_id},
+        options={
+            "retries": 26,
+            "max_retries": 25,
+            "requeue_timestamp": 1,
+            "traceback": 'Traceback (most recent call last):\n  File "x.py", line 1\n'
+            "RuntimeError: database went away\n",
+        },
+    )
 
 
 def dead_letter_through_rabbitmq(broker: RabbitmqBroker, message: Message) -> None:
@@ -176,7 +198,9 @@ async def test_unknown_order_exits_1(admin_env, capsys):
 async def test_reconcile_dry_run_finds_drift_and_repair_fixes_it(runtime, sessionmaker, admin_env, capsys):
     _, sku = await awaiting_payment(runtime, sessionmaker)  # holds 2 of 5
     async with sessionmaker() as session, session.begin():
-        await session.execute(text("UPDATE stock SET available = available - 2 WHERE sku = :sku"), {"sku": sku})
+        await session.execute(
+            text("UPDATE stock SET available = available - 2 WHERE sku = :sku"), {"sku": sku}
+        )
 
     code, out, _ = await admin(capsys, "reconcile")
 
@@ -224,7 +248,10 @@ async def test_dead_letters_list_and_replay_a_queue(settings, admin_env, capsys)
         [listing] = json.loads(out)["queues"]
         [letter] = listing["shown"]
         assert (letter["message_id"], letter["kwargs"], letter["retries"]) == (
-            message.message_id, {"order_id": order_id}, 26)
+            message.message_id,
+            {"order_id": order_id},
+            26,
+        )
         assert letter["dead_lettered"]["reason"] == "rejected"
 
         code, out, _ = await admin(capsys, "dead-letters", "replay", "--queue", queue, "--all", "--dry-run")
@@ -242,7 +269,10 @@ async def test_dead_letters_list_and_replay_a_queue(settings, admin_env, capsys)
         assert method is not None and properties.delivery_mode == 2
         replayed = Message.decode(body)
         assert (replayed.message_id, replayed.actor_name, replayed.kwargs) == (
-            message.message_id, "reserve", {"order_id": order_id})
+            message.message_id,
+            "reserve",
+            {"order_id": order_id},
+        )
         assert "retries" not in replayed.options and "traceback" not in replayed.options
         assert replayed.options["max_retries"] == 25 and replayed.options["dead_letter_replays"] == 1
 
@@ -252,7 +282,9 @@ async def test_dead_letters_of_step_queues_by_message_id(settings, admin_env, ca
     message = failed_message("reserve", order_id)
     with rabbit(settings) as broker:
         broker.declare_queue("reserve", ensure=True)
-        broker.channel.basic_publish("", "reserve.XQ", message.encode(), pika.BasicProperties(delivery_mode=2))
+        broker.channel.basic_publish(
+            "", "reserve.XQ", message.encode(), pika.BasicProperties(delivery_mode=2)
+        )
 
         code, out, _ = await admin(capsys, "dead-letters", "list")
 
@@ -284,7 +316,9 @@ async def test_unreachable_services_give_one_line_errors(settings, admin_env, mo
     code, out, err = await admin(capsys, "redrive")
 
     assert (code, out) == (1, "")
-    assert err.startswith("error: cannot reach RabbitMQ at ") and "NOT_ALLOWED" in err and err.count("\n") == 1
+    assert (
+        err.startswith("error: cannot reach RabbitMQ at ") and "NOT_ALLOWED" in err and err.count("\n") == 1
+    )
 
     monkeypatch.setenv("DATABASE_URL", "mysql+aiomysql://root@127.0.0.1:1/orders")
     code, out, err = await admin(capsys, "order", uuid.uuid4().hex)
@@ -294,8 +328,9 @@ async def test_unreachable_services_give_one_line_errors(settings, admin_env, mo
     assert err.count("\n") == 1
 
 
-async def test_archive_moves_a_cancelled_order_which_stays_inspectable(runtime, sessionmaker, admin_env, capsys,
-                                                                       monkeypatch):
+async def test_archive_moves_a_cancelled_order_which_stays_inspectable(
+    runtime, sessionmaker, admin_env, capsys, monkeypatch
+):
     order_id, _ = await awaiting_payment(runtime, sessionmaker)
     assert await cancel_order(runtime, order_id, "customer_cancelled") == "CANCELLED"
     capsys.readouterr()
@@ -308,8 +343,10 @@ async def test_archive_moves_a_cancelled_order_which_stays_inspectable(runtime, 
     assert int(out.split()[1]) >= 1
     async with sessionmaker() as session:
         assert await session.scalar(select(Order.id).where(Order.id == order_id)) is None
-        assert await session.scalar(select(orders_archive.c.status).where(orders_archive.c.id == order_id)) \
+        assert (
+            await session.scalar(select(orders_archive.c.status).where(orders_archive.c.id == order_id))
             == "CANCELLED"
+        )
 
     code, out, _ = await admin(capsys, "order", order_id, "--json")
 
@@ -331,8 +368,15 @@ async def test_redrive_requeues_an_overdue_hold_and_prints_counts(runtime, sessi
 
     async def expires() -> list[OutboxMessage]:
         async with sessionmaker() as session:
-            return list((await session.scalars(select(OutboxMessage).where(
-                OutboxMessage.order_id == order_id, OutboxMessage.actor_name == "expire"))).all())
+            return list(
+                (
+                    await session.scalars(
+                        select(OutboxMessage).where(
+                            OutboxMessage.order_id == order_id, OutboxMessage.actor_name == "expire"
+                        )
+                    )
+                ).all()
+            )
 
     before = len(await expires())
 
@@ -340,8 +384,13 @@ async def test_redrive_requeues_an_overdue_hold_and_prints_counts(runtime, sessi
 
     assert code == 0
     counts = {line.split()[0]: int(line.split()[1]) for line in out.splitlines() if line.startswith("  ")}
-    assert set(counts) == {"hold_overdue", "pending_stuck", "payment_unrequested", "refund_unrequested",
-                           "email_abandoned"}
+    assert set(counts) == {
+        "hold_overdue",
+        "pending_stuck",
+        "payment_unrequested",
+        "refund_unrequested",
+        "email_abandoned",
+    }
     assert counts["hold_overdue"] >= 1
     assert f"re-enqueued {sum(counts.values())} step(s)" in out
     after = await expires()

@@ -76,7 +76,8 @@ async def test_relay_republishes_what_a_crash_left_unsent(sessionmaker, settings
         assert await sent_at(sessionmaker, message.id) is not None
         delivered = take_all(settings.broker_url, route.queue_name)
         assert [(m["message_id"], m["actor_name"], m["kwargs"]) for m in delivered] == [
-            (message.id, "outbox_probe", {"order_id": "o-relay", "extra": 7})]
+            (message.id, "outbox_probe", {"order_id": "o-relay", "extra": 7})
+        ]
         # Once marked sent the relay leaves it alone.
         await relay_unsent(sessionmaker, publisher, older_than_seconds=0)
         assert take_all(settings.broker_url, route.queue_name) == []
@@ -96,6 +97,7 @@ async def test_rows_confirmed_together_are_marked_sent_in_one_statement(sessionm
 
     event.listen(sessionmaker.kw["bind"].sync_engine, "before_cursor_execute", seen)
     try:
+
         async def one_unit_of_work(n: int) -> str:
             async with UnitOfWork(sessionmaker, publisher) as uow:
                 message = uow.enqueue(route, order_id=f"o-batch-{n}")

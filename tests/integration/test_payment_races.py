@@ -24,14 +24,21 @@ from tests.support.scenarios import (
 
 
 def with_policy(runtime, policy: str):
-    return dataclasses.replace(runtime, settings=dataclasses.replace(runtime.settings, late_payment_policy=policy))
+    return dataclasses.replace(
+        runtime, settings=dataclasses.replace(runtime.settings, late_payment_policy=policy)
+    )
 
 
 async def run_follow_ups(runtime, sessionmaker, order_id: str) -> None:
     """Deliver the void/refund messages the steps enqueued, as the worker would."""
     async with sessionmaker() as session:
-        messages = (await session.scalars(select(OutboxMessage).where(
-            OutboxMessage.order_id == order_id, OutboxMessage.actor_name.in_(["void", "refund"])))).all()
+        messages = (
+            await session.scalars(
+                select(OutboxMessage).where(
+                    OutboxMessage.order_id == order_id, OutboxMessage.actor_name.in_(["void", "refund"])
+                )
+            )
+        ).all()
     for message in messages:
         step = void_payment if message.actor_name == "void" else refund_payment
         await step(runtime, **message.kwargs)
@@ -74,14 +81,17 @@ async def test_expiry_then_late_success_reinstates_when_stock_allows(runtime, se
     await expire_hold(runtime, order_id)
     await approve_at_provider(psp_url, sessionmaker, order_id)  # paid just before; webhook late
 
-    outcome = await settle_payment(runtime, await provider_event(sessionmaker, order_id, "payment.succeeded"),
-                                   order_id)
+    outcome = await settle_payment(
+        runtime, await provider_event(sessionmaker, order_id, "payment.succeeded"), order_id
+    )
 
     assert outcome == "late_payment_reinstated"
     order = await load_order(sessionmaker, order_id)
     assert order.status == "PLACED" and order.payment.status == "SUCCEEDED"
     assert [(h.status, h.reason) for h in order.history][-2:] == [
-        ("CANCELLED", "payment_timeout"), ("PLACED", None)]
+        ("CANCELLED", "payment_timeout"),
+        ("PLACED", None),
+    ]
     assert order.history[-1].note == "late payment: reinstated"
     assert await available(sessionmaker, sku) == 3
     await run_follow_ups(runtime, sessionmaker, order_id)
@@ -96,12 +106,17 @@ async def test_expiry_then_late_success_refunds_when_the_stock_is_gone(runtime, 
     rival_id, _ = await _rival_takes(runtime, sessionmaker, sku, quantity=2)
     await approve_at_provider(psp_url, sessionmaker, order_id)
 
-    outcome = await settle_payment(runtime, await provider_event(sessionmaker, order_id, "payment.succeeded"),
-                                   order_id)
+    outcome = await settle_payment(
+        runtime, await provider_event(sessionmaker, order_id, "payment.succeeded"), order_id
+    )
 
     assert outcome == "late_payment_refunding"
     order = await load_order(sessionmaker, order_id)
-    assert (order.status, order.reason, order.payment.status) == ("CANCELLED", "payment_timeout", "REFUND_PENDING")
+    assert (order.status, order.reason, order.payment.status) == (
+        "CANCELLED",
+        "payment_timeout",
+        "REFUND_PENDING",
+    )
     assert order.history[-1].note.startswith("late payment: refunded (out_of_stock")
     await run_follow_ups(runtime, sessionmaker, order_id)
     assert await charges_and_refunds(psp_url, order_id) == (1, 1)
@@ -125,8 +140,9 @@ async def test_refund_policy_refunds_a_late_payment_even_with_stock(runtime, ses
     await expire_hold(refunding, order_id)
     await approve_at_provider(psp_url, sessionmaker, order_id)
 
-    outcome = await settle_payment(refunding, await provider_event(sessionmaker, order_id, "payment.succeeded"),
-                                   order_id)
+    outcome = await settle_payment(
+        refunding, await provider_event(sessionmaker, order_id, "payment.succeeded"), order_id
+    )
 
     assert outcome == "late_payment_refunding"
     assert (await load_order(sessionmaker, order_id)).status == "CANCELLED"
@@ -141,7 +157,9 @@ async def test_failure_webhook_after_cancel_changes_nothing(runtime, sessionmake
     await make_hold_due(sessionmaker, order_id)
     await expire_hold(runtime, order_id)
 
-    outcome = await settle_payment(runtime, await provider_event(sessionmaker, order_id, "payment.failed"), order_id)
+    outcome = await settle_payment(
+        runtime, await provider_event(sessionmaker, order_id, "payment.failed"), order_id
+    )
 
     assert outcome == "ignored_in_cancelled"
     order = await load_order(sessionmaker, order_id)
@@ -169,7 +187,10 @@ async def test_success_and_expiry_at_the_same_moment_end_consistent(runtime, ses
             assert policy == "reinstate" or order.history[-2].status != "CANCELLED"
         else:
             assert (order.status, order.reason, order.payment.status) == (
-                "CANCELLED", "payment_timeout", "REFUND_PENDING")
+                "CANCELLED",
+                "payment_timeout",
+                "REFUND_PENDING",
+            )
             assert policy == "refund" and refunded == 1 and await available(sessionmaker, sku) == 5
         await assert_invariants(sessionmaker)
 
@@ -181,10 +202,14 @@ async def test_flash_of_expiries_and_payments_conserves_stock(runtime, sessionma
     paid = orders[::2]
     for order_id, _ in paid:
         await approve_at_provider(psp_url, sessionmaker, order_id)
-    events = {order_id: await provider_event(sessionmaker, order_id, "payment.succeeded") for order_id, _ in paid}
+    events = {
+        order_id: await provider_event(sessionmaker, order_id, "payment.succeeded") for order_id, _ in paid
+    }
 
-    await asyncio.gather(*(expire_hold(runtime, order_id) for order_id, _ in orders),
-                         *(settle_payment(runtime, event, order_id) for order_id, event in events.items()))
+    await asyncio.gather(
+        *(expire_hold(runtime, order_id) for order_id, _ in orders),
+        *(settle_payment(runtime, event, order_id) for order_id, event in events.items()),
+    )
 
     for order_id, sku in orders:
         order = await load_order(sessionmaker, order_id)

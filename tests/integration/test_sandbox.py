@@ -12,9 +12,10 @@ import socket
 import time
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import aiosmtplib
@@ -91,6 +92,7 @@ class Gateway:
 
     async def received(self, payment_id: str, kind: str | None = None) -> list[dict[str, Any]]:
         """Wait until a webhook (of type ``kind``) for ``payment_id`` arrived; return those."""
+
         async def probe() -> list[dict[str, Any]]:
             return [e for e in self.for_payment(payment_id) if kind in (None, e["type"])]
 
@@ -105,20 +107,25 @@ class Provider:
         self.http = http
         self.gateway = gateway
 
-    async def call(self, method: str, path: str, *, json_body: Any = None, data: Any = None,
-                   key: str | None = None) -> tuple[int, Any]:
+    async def call(
+        self, method: str, path: str, *, json_body: Any = None, data: Any = None, key: str | None = None
+    ) -> tuple[int, Any]:
         headers = {"Idempotency-Key": key} if key else {}
         url = path if path.startswith("http") else self.url + path
-        async with self.http.request(method, url, json=json_body, data=data,
-                                     headers=headers) as response:
+        async with self.http.request(method, url, json=json_body, data=data, headers=headers) as response:
             assert response.content_type == "application/json"
             return response.status, await response.json()
 
-    async def pay(self, token: str | None = "pm_card_ok", *, key: str | None = None,
-                  amount_cents: int = 1999, order_id: str | None = None) -> dict[str, Any]:
+    async def pay(
+        self,
+        token: str | None = "pm_card_ok",
+        *,
+        key: str | None = None,
+        amount_cents: int = 1999,
+        order_id: str | None = None,
+    ) -> dict[str, Any]:
         body = payment_body(token, amount_cents=amount_cents, order_id=order_id)
-        status, payment = await self.call("POST", "/v1/payments", json_body=body,
-                                          key=key or uuid.uuid4().hex)
+        status, payment = await self.call("POST", "/v1/payments", json_body=body, key=key or uuid.uuid4().hex)
         assert status == 201, payment
         return payment
 
@@ -128,10 +135,14 @@ class Provider:
         return body["data"]
 
 
-def payment_body(token: str | None = "pm_card_ok", *, amount_cents: int = 1999,
-                 order_id: str | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"amount_cents": amount_cents, "currency": "USD",
-                            "metadata": {"order_id": order_id or f"ord_{uuid.uuid4().hex[:8]}"}}
+def payment_body(
+    token: str | None = "pm_card_ok", *, amount_cents: int = 1999, order_id: str | None = None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "amount_cents": amount_cents,
+        "currency": "USD",
+        "metadata": {"order_id": order_id or f"ord_{uuid.uuid4().hex[:8]}"},
+    }
     if token is None:
         body["method"] = "redirect"
     else:
@@ -145,10 +156,15 @@ async def provider_running(start_gateway: bool = True) -> AsyncIterator[tuple[Pr
     gateway_sock, psp_sock = _bound_socket(), _bound_socket()
     gateway_port = gateway_sock.getsockname()[1]
     psp_url = f"http://127.0.0.1:{psp_sock.getsockname()[1]}"
-    app = psp.create_app(webhook_url=f"http://127.0.0.1:{gateway_port}/payments/webhook",
-                         webhook_secret=SECRET, public_url=psp_url,
-                         retry_base_seconds=0.05, retry_max_seconds=0.2)
+    app = psp.create_app(
+        webhook_url=f"http://127.0.0.1:{gateway_port}/payments/webhook",
+        webhook_secret=SECRET,
+        public_url=psp_url,
+        retry_base_seconds=0.05,
+        retry_max_seconds=0.2,
+    )
     async with contextlib.AsyncExitStack() as stack:
+
         async def start_gateway_now() -> None:
             await stack.enter_async_context(serving(gateway.app(), gateway_sock))
 
@@ -168,6 +184,7 @@ async def provider() -> AsyncIterator[Provider]:
 
 # -- token payments -----------------------------------------------------------------------------
 
+
 @pytest.mark.asyncio
 async def test_ok_token_succeeds_with_one_signed_webhook(provider: Provider) -> None:
     payment = await provider.pay("pm_card_ok", order_id="ord_ok", amount_cents=2500)
@@ -182,8 +199,12 @@ async def test_ok_token_succeeds_with_one_signed_webhook(provider: Provider) -> 
     assert event["id"].startswith("evt_")
     assert event["type"] == "payment.succeeded"
     assert isinstance(event["created"], int)
-    assert event["data"] == {"payment_id": payment["id"], "amount_cents": 2500, "currency": "USD",
-                             "metadata": {"order_id": "ord_ok"}}
+    assert event["data"] == {
+        "payment_id": payment["id"],
+        "amount_cents": 2500,
+        "currency": "USD",
+        "metadata": {"order_id": "ord_ok"},
+    }
     assert provider.gateway.bad_signatures == 0
     assert provider.gateway.content_types == {"application/json"}
 
@@ -214,12 +235,14 @@ async def test_no_response_token_stays_pending_without_webhook(provider: Provide
 
 @pytest.mark.asyncio
 async def test_unknown_token_is_refused(provider: Provider) -> None:
-    status, body = await provider.call("POST", "/v1/payments", json_body=payment_body("pm_nope"),
-                                       key="k-unknown-token")
+    status, body = await provider.call(
+        "POST", "/v1/payments", json_body=payment_body("pm_nope"), key="k-unknown-token"
+    )
     assert (status, body["error"]["code"]) == (400, "invalid_token")
 
 
 # -- idempotency --------------------------------------------------------------------------------
+
 
 @pytest.mark.asyncio
 async def test_same_key_same_body_returns_the_same_payment_once(provider: Provider) -> None:
@@ -240,9 +263,12 @@ async def test_same_key_same_body_returns_the_same_payment_once(provider: Provid
 @pytest.mark.asyncio
 async def test_same_key_different_body_is_422(provider: Provider) -> None:
     await provider.pay("pm_card_ok", key="k-reused", amount_cents=100, order_id="ord_a")
-    status, body = await provider.call("POST", "/v1/payments", key="k-reused",
-                                       json_body=payment_body("pm_card_ok", amount_cents=200,
-                                                              order_id="ord_a"))
+    status, body = await provider.call(
+        "POST",
+        "/v1/payments",
+        key="k-reused",
+        json_body=payment_body("pm_card_ok", amount_cents=200, order_id="ord_a"),
+    )
     assert (status, body["error"]["code"]) == (422, "idempotency_key_reused")
 
 
@@ -255,25 +281,27 @@ async def test_missing_idempotency_key_is_400(provider: Provider) -> None:
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("raw, code", [
-    (b"{not json", "invalid_json"),
-    (b"\xff\xfe\x00", "invalid_json"),
-    (b"", "invalid_json"),
-    (b"[1, 2]", "invalid_request"),
-    (json.dumps({**payment_body(), "amount_cents": True}).encode(), "invalid_request"),
-    (json.dumps({**payment_body(), "amount_cents": 0}).encode(), "invalid_request"),
-    (json.dumps({**payment_body(), "amount_cents": 1.5}).encode(), "invalid_request"),
-    (json.dumps({**payment_body(), "amount_cents": "100"}).encode(), "invalid_request"),
-    (json.dumps({**payment_body(), "currency": 840}).encode(), "invalid_request"),
-    (json.dumps({**payment_body(), "method": "cash"}).encode(), "invalid_request"),
-    (json.dumps({**payment_body(), "token": None}).encode(), "invalid_request"),
-    (json.dumps({**payment_body(None), "token": "pm_card_ok"}).encode(), "invalid_request"),
-    (json.dumps({**payment_body(), "metadata": {}}).encode(), "invalid_request"),
-    (json.dumps({**payment_body(), "metadata": {"order_id": 7}}).encode(), "invalid_request"),
-    (json.dumps({**payment_body(), "metadata": {"order_id": "o", "x": {}}}).encode(),
-     "invalid_request"),
-    (json.dumps({**payment_body(), "metadata": []}).encode(), "invalid_request"),
-])
+@pytest.mark.parametrize(
+    "raw, code",
+    [
+        (b"{not json", "invalid_json"),
+        (b"\xff\xfe\x00", "invalid_json"),
+        (b"", "invalid_json"),
+        (b"[1, 2]", "invalid_request"),
+        (json.dumps({**payment_body(), "amount_cents": True}).encode(), "invalid_request"),
+        (json.dumps({**payment_body(), "amount_cents": 0}).encode(), "invalid_request"),
+        (json.dumps({**payment_body(), "amount_cents": 1.5}).encode(), "invalid_request"),
+        (json.dumps({**payment_body(), "amount_cents": "100"}).encode(), "invalid_request"),
+        (json.dumps({**payment_body(), "currency": 840}).encode(), "invalid_request"),
+        (json.dumps({**payment_body(), "method": "cash"}).encode(), "invalid_request"),
+        (json.dumps({**payment_body(), "token": None}).encode(), "invalid_request"),
+        (json.dumps({**payment_body(None), "token": "pm_card_ok"}).encode(), "invalid_request"),
+        (json.dumps({**payment_body(), "metadata": {}}).encode(), "invalid_request"),
+        (json.dumps({**payment_body(), "metadata": {"order_id": 7}}).encode(), "invalid_request"),
+        (json.dumps({**payment_body(), "metadata": {"order_id": "o", "x": {}}}).encode(), "invalid_request"),
+        (json.dumps({**payment_body(), "metadata": []}).encode(), "invalid_request"),
+    ],
+)
 async def test_bad_payment_input_is_a_json_400(provider: Provider, raw: bytes, code: str) -> None:
     status, body = await provider.call("POST", "/v1/payments", data=raw, key=uuid.uuid4().hex)
     assert (status, body["error"]["code"]) == (400, code)
@@ -290,6 +318,7 @@ async def test_unknown_route_and_method_answer_json(provider: Provider) -> None:
 
 
 # -- redirect payments --------------------------------------------------------------------------
+
 
 @pytest.mark.asyncio
 async def test_redirect_approve_succeeds_once(provider: Provider) -> None:
@@ -337,8 +366,7 @@ async def test_checkout_page_offers_both_outcomes(provider: Provider) -> None:
 async def test_webhook_delay_records_success_at_once_and_notifies_later(provider: Provider) -> None:
     payment = await provider.pay(None)
     started = time.monotonic()
-    status, approved = await provider.call("POST",
-                                           payment["checkout_url"] + "/approve?webhook_delay_s=0.5")
+    status, approved = await provider.call("POST", payment["checkout_url"] + "/approve?webhook_delay_s=0.5")
 
     assert (status, approved["status"]) == (200, "succeeded")
     status, current = await provider.call("GET", f"/v1/payments/{payment['id']}")
@@ -352,14 +380,14 @@ async def test_webhook_delay_records_success_at_once_and_notifies_later(provider
 @pytest.mark.parametrize("delay", ["abc", "-1", "nan", "inf", "1e9"])
 async def test_bad_webhook_delay_is_400(provider: Provider, delay: str) -> None:
     payment = await provider.pay(None)
-    status, body = await provider.call("POST",
-                                       f"{payment['checkout_url']}/approve?webhook_delay_s={delay}")
+    status, body = await provider.call("POST", f"{payment['checkout_url']}/approve?webhook_delay_s={delay}")
     assert (status, body["error"]["code"]) == (400, "invalid_request")
     _, current = await provider.call("GET", f"/v1/payments/{payment['id']}")
     assert current["status"] == "pending"
 
 
 # -- cancel -------------------------------------------------------------------------------------
+
 
 @pytest.mark.asyncio
 async def test_cancel_pending_then_approve_is_refused(provider: Provider) -> None:
@@ -390,6 +418,7 @@ async def test_cancel_of_unknown_payment_is_404(provider: Provider) -> None:
 
 # -- refunds ------------------------------------------------------------------------------------
 
+
 @pytest.mark.asyncio
 async def test_refund_is_idempotent_and_a_second_refund_is_refused(provider: Provider) -> None:
     payment = await provider.pay("pm_card_ok", amount_cents=1500, order_id="ord_refund")
@@ -408,22 +437,29 @@ async def test_refund_is_idempotent_and_a_second_refund_is_refused(provider: Pro
     status, listed = await provider.call("GET", f"/v1/refunds?payment_id={payment['id']}")
     assert [r["id"] for r in listed["data"]] == [refund["id"]]
     refunds = await provider.gateway.received(payment["id"], "refund.succeeded")
-    assert refunds[0]["data"] == {"payment_id": payment["id"], "refund_id": refund["id"],
-                                  "amount_cents": 1500, "currency": "USD",
-                                  "metadata": {"order_id": "ord_refund"}}
+    assert refunds[0]["data"] == {
+        "payment_id": payment["id"],
+        "refund_id": refund["id"],
+        "amount_cents": 1500,
+        "currency": "USD",
+        "metadata": {"order_id": "ord_refund"},
+    }
 
 
 @pytest.mark.asyncio
 async def test_partial_refunds_up_to_the_amount(provider: Provider) -> None:
     payment = await provider.pay("pm_card_ok", amount_cents=1000)
-    status, _ = await provider.call("POST", "/v1/refunds", key="p-1",
-                                    json_body={"payment_id": payment["id"], "amount_cents": 400})
+    status, _ = await provider.call(
+        "POST", "/v1/refunds", key="p-1", json_body={"payment_id": payment["id"], "amount_cents": 400}
+    )
     assert status == 201
-    status, body = await provider.call("POST", "/v1/refunds", key="p-2",
-                                       json_body={"payment_id": payment["id"], "amount_cents": 700})
+    status, body = await provider.call(
+        "POST", "/v1/refunds", key="p-2", json_body={"payment_id": payment["id"], "amount_cents": 700}
+    )
     assert (status, body["error"]["code"]) == (400, "amount_too_large")
-    status, rest = await provider.call("POST", "/v1/refunds", key="p-3",
-                                       json_body={"payment_id": payment["id"]})
+    status, rest = await provider.call(
+        "POST", "/v1/refunds", key="p-3", json_body={"payment_id": payment["id"]}
+    )
     assert (status, rest["amount_cents"]) == (201, 600)
     _, current = await provider.call("GET", f"/v1/payments/{payment['id']}")
     assert current["amount_refunded_cents"] == 1000
@@ -433,24 +469,29 @@ async def test_partial_refunds_up_to_the_amount(provider: Provider) -> None:
 @pytest.mark.parametrize("token", [None, "pm_card_declined", "pm_card_no_response"])
 async def test_only_succeeded_payments_are_refundable(provider: Provider, token: str | None) -> None:
     payment = await provider.pay(token)
-    status, body = await provider.call("POST", "/v1/refunds", key=uuid.uuid4().hex,
-                                       json_body={"payment_id": payment["id"]})
+    status, body = await provider.call(
+        "POST", "/v1/refunds", key=uuid.uuid4().hex, json_body={"payment_id": payment["id"]}
+    )
     assert (status, body["error"]["code"]) == (409, "not_refundable")
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("body, status, code", [
-    ({"payment_id": "pay_missing"}, 404, "payment_not_found"),
-    ({}, 400, "invalid_request"),
-    ({"payment_id": 12}, 400, "invalid_request"),
-    ({"payment_id": "pay_x", "amount_cents": -5}, 400, "invalid_request"),
-])
+@pytest.mark.parametrize(
+    "body, status, code",
+    [
+        ({"payment_id": "pay_missing"}, 404, "payment_not_found"),
+        ({}, 400, "invalid_request"),
+        ({"payment_id": 12}, 400, "invalid_request"),
+        ({"payment_id": "pay_x", "amount_cents": -5}, 400, "invalid_request"),
+    ],
+)
 async def test_bad_refund_input(provider: Provider, body: dict, status: int, code: str) -> None:
     got_status, got = await provider.call("POST", "/v1/refunds", json_body=body, key=uuid.uuid4().hex)
     assert (got_status, got["error"]["code"]) == (status, code)
 
 
 # -- webhook delivery ---------------------------------------------------------------------------
+
 
 @pytest.mark.asyncio
 async def test_webhook_is_retried_with_the_same_event_id(provider: Provider) -> None:
@@ -483,6 +524,7 @@ async def test_webhook_waits_out_a_receiver_that_is_down() -> None:
 
 # -- mail sink ----------------------------------------------------------------------------------
 
+
 @pytest.mark.asyncio
 async def test_mail_sink_keeps_and_lists_messages(tmp_path: Path) -> None:
     directory = tmp_path / "mail"  # missing on purpose: the sink creates it
@@ -495,8 +537,12 @@ async def test_mail_sink_keeps_and_lists_messages(tmp_path: Path) -> None:
         message["To"] = "alice@example.com"
         message["Subject"] = "Your order ord_1 is placed"
         message.set_content("Thank you for your order.\n")
-        await aiosmtplib.send(message, hostname="127.0.0.1", port=app[mail.SINK].port,
-                              recipients=["alice@example.com", "audit@example.com"])
+        await aiosmtplib.send(
+            message,
+            hostname="127.0.0.1",
+            port=app[mail.SINK].port,
+            recipients=["alice@example.com", "audit@example.com"],
+        )
 
         files = list(directory.glob("*.eml"))
         assert len(files) == 1
@@ -524,10 +570,14 @@ async def test_mail_sink_keeps_and_lists_messages(tmp_path: Path) -> None:
 
 # -- console entries ----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("entry, variable", [(psp.main, "PSP_PORT"), (mail.main, "SMTP_PORT")])
-def test_entry_points_exit_2_on_bad_settings(monkeypatch: pytest.MonkeyPatch,
-                                            capsys: pytest.CaptureFixture[str],
-                                            entry: Callable[[], None], variable: str) -> None:
+def test_entry_points_exit_2_on_bad_settings(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    entry: Callable[[], None],
+    variable: str,
+) -> None:
     monkeypatch.setenv(variable, "not-a-port")
     with pytest.raises(SystemExit) as exited:
         entry()

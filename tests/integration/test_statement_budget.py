@@ -64,7 +64,9 @@ async def _provider_payment(psp_url: str, provider_payment_id: str) -> dict:
             return await response.json()
 
 
-async def test_a_placed_order_stays_within_its_statement_budget(client, runtime, sessionmaker, settings, psp_url):
+async def test_a_placed_order_stays_within_its_statement_budget(
+    client, runtime, sessionmaker, settings, psp_url
+):
     auth = await customer(client)
     sku = await make_item(sessionmaker, stock=5)
     app = client.server.app
@@ -72,8 +74,14 @@ async def test_a_placed_order_stays_within_its_statement_budget(client, runtime,
     stages: dict[str, list[str]] = {}
 
     async with counter.stage(stages, "post_order"):
-        response = await client.post("/orders", headers={**auth, "Idempotency-Key": uuid.uuid4().hex}, json={
-            "items": [{"sku": sku, "quantity": 1}], "payment": {"method": "token", "token": "pm_card_ok"}})
+        response = await client.post(
+            "/orders",
+            headers={**auth, "Idempotency-Key": uuid.uuid4().hex},
+            json={
+                "items": [{"sku": sku, "quantity": 1}],
+                "payment": {"method": "token", "token": "pm_card_ok"},
+            },
+        )
         assert response.status == 202, await response.text()
     order_id = (await response.json())["id"]
     async with counter.stage(stages, "reserve"):
@@ -83,12 +91,25 @@ async def test_a_placed_order_stays_within_its_statement_budget(client, runtime,
     order = await load_order(sessionmaker, order_id)
     record = await _provider_payment(psp_url, provider_payment_id)
     event_id = f"evt_{uuid.uuid4().hex}"
-    body = json.dumps({"id": event_id, "type": "payment.succeeded", "created": 0, "data": {
-        "payment_id": provider_payment_id, "amount_cents": record["amount_cents"], "currency": record["currency"],
-        "metadata": {"order_id": order_id, "payment_id": order.payment.id}}}).encode()
+    body = json.dumps(
+        {
+            "id": event_id,
+            "type": "payment.succeeded",
+            "created": 0,
+            "data": {
+                "payment_id": provider_payment_id,
+                "amount_cents": record["amount_cents"],
+                "currency": record["currency"],
+                "metadata": {"order_id": order_id, "payment_id": order.payment.id},
+            },
+        }
+    ).encode()
     async with counter.stage(stages, "webhook"):
-        received = await client.post("/payments/webhook", data=body, headers={
-            HEADER: sign(settings.psp_webhook_secret, body), "Content-Type": "application/json"})
+        received = await client.post(
+            "/payments/webhook",
+            data=body,
+            headers={HEADER: sign(settings.psp_webhook_secret, body), "Content-Type": "application/json"},
+        )
         assert received.status == 200, await received.text()
     async with counter.stage(stages, "settle"):
         assert await settle_payment(runtime, event_id, order_id, provider_payment_id) == "placed"

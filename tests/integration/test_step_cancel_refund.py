@@ -27,8 +27,16 @@ from tests.support.scenarios import (
 
 async def follow_ups(sessionmaker, order_id: str, actor: str) -> list[dict]:
     async with sessionmaker() as session:
-        return [m.kwargs for m in (await session.scalars(select(OutboxMessage).where(
-            OutboxMessage.order_id == order_id, OutboxMessage.actor_name == actor))).all()]
+        return [
+            m.kwargs
+            for m in (
+                await session.scalars(
+                    select(OutboxMessage).where(
+                        OutboxMessage.order_id == order_id, OutboxMessage.actor_name == actor
+                    )
+                )
+            ).all()
+        ]
 
 
 async def placed_order(runtime, sessionmaker, psp_url):
@@ -47,7 +55,11 @@ async def test_cancel_before_reserve_cancels_without_touching_stock(runtime, ses
     assert await cancel_order(runtime, order_id, "customer_cancelled") == "CANCELLED"
 
     order = await load_order(sessionmaker, order_id)
-    assert (order.status, order.reason, order.payment.status) == ("CANCELLED", "customer_cancelled", "CANCELLED")
+    assert (order.status, order.reason, order.payment.status) == (
+        "CANCELLED",
+        "customer_cancelled",
+        "CANCELLED",
+    )
     assert await available(sessionmaker, sku) == 3
 
 
@@ -60,7 +72,8 @@ async def test_cancel_before_payment_releases_stock_and_voids(runtime, sessionma
     assert (order.status, order.reason) == ("CANCELLED", "admin_cancelled")
     assert await available(sessionmaker, sku) == 5
     assert await follow_ups(sessionmaker, order_id, "void") == [
-        {"order_id": order_id, "payment_id": order.payment.id}]
+        {"order_id": order_id, "payment_id": order.payment.id}
+    ]
     await assert_invariants(sessionmaker)
 
 
@@ -79,10 +92,16 @@ async def test_cancel_after_payment_refunds_once_and_gives_stock_back(runtime, s
     _, refunds = await provider(psp_url, "GET", "/v1/refunds", payment_id=order.payment.provider_payment_id)
     assert len(refunds["data"]) == 1 and refunds["data"][0]["id"] in results
 
-    event = await provider_event(sessionmaker, order_id, "refund.succeeded", refund_id=refunds["data"][0]["id"])
+    event = await provider_event(
+        sessionmaker, order_id, "refund.succeeded", refund_id=refunds["data"][0]["id"]
+    )
     assert await settle_payment(runtime, event, order_id) == "refunded"
-    assert await settle_payment(runtime, await provider_event(
-        sessionmaker, order_id, "refund.succeeded"), order_id) == "already_refunded"
+    assert (
+        await settle_payment(
+            runtime, await provider_event(sessionmaker, order_id, "refund.succeeded"), order_id
+        )
+        == "already_refunded"
+    )
     order = await load_order(sessionmaker, order_id)
     assert order.payment.status == "REFUNDED"
     assert order.history[-1].note == "payment refunded"

@@ -27,9 +27,15 @@ from tests.support.scenarios import (
 
 async def expire_messages(sessionmaker, order_id: str) -> list[OutboxMessage]:
     async with sessionmaker() as session:
-        return list((await session.scalars(select(OutboxMessage).where(
-            OutboxMessage.order_id == order_id, OutboxMessage.actor_name == "expire")
-            .order_by(OutboxMessage.created_at))).all())
+        return list(
+            (
+                await session.scalars(
+                    select(OutboxMessage)
+                    .where(OutboxMessage.order_id == order_id, OutboxMessage.actor_name == "expire")
+                    .order_by(OutboxMessage.created_at)
+                )
+            ).all()
+        )
 
 
 async def test_reserve_schedules_expire_on_its_own_queue_with_the_hold_as_delay(runtime, sessionmaker):
@@ -57,8 +63,11 @@ async def test_due_hold_is_cancelled_released_and_voided_at_the_provider(runtime
     assert {h.state for h in order.holds} == {"RELEASED"} and all(h.released_at for h in order.holds)
     assert await available(sessionmaker, sku) == 5
     async with sessionmaker() as session:
-        void = await session.scalar(select(OutboxMessage).where(
-            OutboxMessage.order_id == order_id, OutboxMessage.actor_name == "void"))
+        void = await session.scalar(
+            select(OutboxMessage).where(
+                OutboxMessage.order_id == order_id, OutboxMessage.actor_name == "void"
+            )
+        )
     assert void is not None
     assert await void_payment(runtime, **void.kwargs) == "cancelled"
     _, at_provider = await provider(psp_url, "GET", f"/v1/payments/{order.payment.provider_payment_id}")
@@ -79,7 +88,9 @@ async def test_expire_before_the_hold_is_due_re_sends_itself(runtime, sessionmak
 async def test_a_hold_longer_than_one_hop_travels_in_hops(runtime, sessionmaker):
     import dataclasses
 
-    long_hold = dataclasses.replace(runtime, settings=dataclasses.replace(runtime.settings, hold_seconds=3600))
+    long_hold = dataclasses.replace(
+        runtime, settings=dataclasses.replace(runtime.settings, hold_seconds=3600)
+    )
     account = await make_account(sessionmaker)
     sku = await make_item(sessionmaker, stock=3)
     order_id = await make_order(sessionmaker, account, {sku: 1})

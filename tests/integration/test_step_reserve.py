@@ -21,8 +21,11 @@ from tests.support.factories import (
 
 async def outbox_rows(sessionmaker, order_id: str, actor: str) -> int:
     async with sessionmaker() as session:
-        return await session.scalar(select(func.count()).select_from(OutboxMessage).where(
-            OutboxMessage.order_id == order_id, OutboxMessage.actor_name == actor))
+        return await session.scalar(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(OutboxMessage.order_id == order_id, OutboxMessage.actor_name == actor)
+        )
 
 
 async def test_reserve_holds_every_line_and_enqueues_pay(runtime, sessionmaker):

@@ -81,7 +81,9 @@ async def test_failure_after_success_changes_nothing(runtime, sessionmaker):
     order_id, sku = await paid_order(runtime, sessionmaker)
     await settle_payment(runtime, await provider_event(sessionmaker, order_id, "payment.succeeded"), order_id)
 
-    outcome = await settle_payment(runtime, await provider_event(sessionmaker, order_id, "payment.failed"), order_id)
+    outcome = await settle_payment(
+        runtime, await provider_event(sessionmaker, order_id, "payment.failed"), order_id
+    )
 
     assert outcome == "ignored_in_placed"
     order = await load_order(sessionmaker, order_id)
@@ -89,17 +91,21 @@ async def test_failure_after_success_changes_nothing(runtime, sessionmaker):
     assert await available(sessionmaker, sku) == 3
 
 
-@pytest.mark.parametrize("token, outcome, stock_left", [
-    ("pm_card_ok", "placed", 3), ("pm_card_declined", "cancelled_payment_failed", 5)])
-async def test_success_and_failure_racing_end_as_the_provider_decided(runtime, sessionmaker, token, outcome,
-                                                                      stock_left):
+@pytest.mark.parametrize(
+    "token, outcome, stock_left",
+    [("pm_card_ok", "placed", 3), ("pm_card_declined", "cancelled_payment_failed", 5)],
+)
+async def test_success_and_failure_racing_end_as_the_provider_decided(
+    runtime, sessionmaker, token, outcome, stock_left
+):
     for _ in range(5):
         order_id, sku = await paid_order(runtime, sessionmaker, token=token)
         ok = await provider_event(sessionmaker, order_id, "payment.succeeded")
         failed = await provider_event(sessionmaker, order_id, "payment.failed")
 
-        outcomes = await asyncio.gather(settle_payment(runtime, ok, order_id),
-                                        settle_payment(runtime, failed, order_id))
+        outcomes = await asyncio.gather(
+            settle_payment(runtime, ok, order_id), settle_payment(runtime, failed, order_id)
+        )
 
         # The event the provider contradicts is a mismatch if it comes first, ignored if second.
         order = await load_order(sessionmaker, order_id)
@@ -113,9 +119,17 @@ async def test_success_and_failure_racing_end_as_the_provider_decided(runtime, s
 async def test_event_for_unknown_payment_is_recorded_and_ignored(runtime, sessionmaker):
     event_id = f"evt_{uuid.uuid4().hex}"
     async with sessionmaker() as session, session.begin():
-        session.add(WebhookEvent(id=event_id, type="payment.succeeded", payload={
-            "id": event_id, "type": "payment.succeeded",
-            "data": {"payment_id": "pay_nobody", "metadata": {}}}))
+        session.add(
+            WebhookEvent(
+                id=event_id,
+                type="payment.succeeded",
+                payload={
+                    "id": event_id,
+                    "type": "payment.succeeded",
+                    "data": {"payment_id": "pay_nobody", "metadata": {}},
+                },
+            )
+        )
 
     assert await settle_payment(runtime, event_id) == "unknown_payment"
     assert await settle_payment(runtime, event_id) == "unknown_payment"
@@ -125,8 +139,9 @@ async def test_success_after_failure_changes_nothing(runtime, sessionmaker):
     order_id, sku = await paid_order(runtime, sessionmaker, token="pm_card_declined")
     await settle_payment(runtime, await provider_event(sessionmaker, order_id, "payment.failed"), order_id)
 
-    outcome = await settle_payment(runtime, await provider_event(sessionmaker, order_id, "payment.succeeded"),
-                                   order_id)
+    outcome = await settle_payment(
+        runtime, await provider_event(sessionmaker, order_id, "payment.succeeded"), order_id
+    )
 
     assert outcome == "ignored_in_cancelled"
     order = await load_order(sessionmaker, order_id)

@@ -24,8 +24,15 @@ from tests.support.scenarios import awaiting_payment, make_hold_due
 
 async def enqueued(sessionmaker, order_id: str, actor: str) -> int:
     async with sessionmaker() as session:
-        return len((await session.scalars(select(OutboxMessage).where(
-            OutboxMessage.order_id == order_id, OutboxMessage.actor_name == actor))).all())
+        return len(
+            (
+                await session.scalars(
+                    select(OutboxMessage).where(
+                        OutboxMessage.order_id == order_id, OutboxMessage.actor_name == actor
+                    )
+                )
+            ).all()
+        )
 
 
 async def test_hold_whose_expire_message_was_lost_is_expired_by_the_sweep(runtime, sessionmaker):
@@ -34,7 +41,9 @@ async def test_hold_whose_expire_message_was_lost_is_expired_by_the_sweep(runtim
     before = await enqueued(sessionmaker, order_id, "expire")
     async with sessionmaker() as session:
         assert (order_id, "AWAITING_PAYMENT") in await overdue_orders(session, grace_seconds=60)
-        assert any(order_id in line for line in await invariant_violations(session, deadline_grace_seconds=60))
+        assert any(
+            order_id in line for line in await invariant_violations(session, deadline_grace_seconds=60)
+        )
 
     report = await sweep(sessionmaker, runtime.publisher)
 
@@ -63,8 +72,9 @@ async def test_order_stuck_in_pending_gets_reserve_again(runtime, sessionmaker):
     order_id = await make_order(sessionmaker, account, {sku: 1})
     long_ago = utcnow() - timedelta(minutes=10)
     async with sessionmaker() as session, session.begin():
-        await session.execute(update(Order).where(Order.id == order_id)
-                              .values(created_at=long_ago, updated_at=long_ago))
+        await session.execute(
+            update(Order).where(Order.id == order_id).values(created_at=long_ago, updated_at=long_ago)
+        )
 
     report = await sweep(sessionmaker, runtime.publisher)
 

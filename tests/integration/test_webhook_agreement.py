@@ -34,9 +34,14 @@ SUCCEEDED, FAILED, REFUNDED = "payment.succeeded", "payment.failed", "refund.suc
 
 # -- helpers -------------------------------------------------------------------------------------
 
+
 def mismatches(event_type: str, field: str) -> float:
-    return REGISTRY.get_sample_value("orders_webhook_mismatches_total",
-                                     {"event_type": event_type, "field": field}) or 0.0
+    return (
+        REGISTRY.get_sample_value(
+            "orders_webhook_mismatches_total", {"event_type": event_type, "field": field}
+        )
+        or 0.0
+    )
 
 
 async def snapshot(sessionmaker, *order_ids: str) -> list:
@@ -45,13 +50,24 @@ async def snapshot(sessionmaker, *order_ids: str) -> list:
     for order_id in order_ids:
         order = await load_order(sessionmaker, order_id)
         async with sessionmaker() as session:
-            outbox = await session.scalar(select(func.count()).select_from(OutboxMessage)
-                                          .where(OutboxMessage.order_id == order_id))
-        seen.append((order.status, order.reason, order.updated_at, [(h.status, h.note) for h in order.history],
-                     [(p.id, p.status, p.provider_payment_id, p.provider_refund_id, p.updated_at)
-                      for p in order.payments],
-                     [(h.sku, h.state, h.quantity, h.released_at) for h in order.holds],
-                     [await available(sessionmaker, line.sku) for line in order.lines], outbox))
+            outbox = await session.scalar(
+                select(func.count()).select_from(OutboxMessage).where(OutboxMessage.order_id == order_id)
+            )
+        seen.append(
+            (
+                order.status,
+                order.reason,
+                order.updated_at,
+                [(h.status, h.note) for h in order.history],
+                [
+                    (p.id, p.status, p.provider_payment_id, p.provider_refund_id, p.updated_at)
+                    for p in order.payments
+                ],
+                [(h.sku, h.state, h.quantity, h.released_at) for h in order.holds],
+                [await available(sessionmaker, line.sku) for line in order.lines],
+                outbox,
+            )
+        )
     return seen
 
 
@@ -81,9 +97,15 @@ async def held(runtime, sessionmaker, token: str = "pm_card_ok", price_cents: in
 async def paid_unrecorded(runtime, sessionmaker, order_id: str, **changes) -> str:
     """Create the order's payment at the provider as `pay` does, without recording its id (pay is slow)."""
     payment = (await load_order(sessionmaker, order_id)).payment
-    request = {"idempotency_key": payment_key(payment.id), "amount_cents": payment.amount_cents,
-               "currency": payment.currency, "method": payment.method, "token": payment.token,
-               "metadata": {"order_id": order_id, "payment_id": payment.id}, **changes}
+    request = {
+        "idempotency_key": payment_key(payment.id),
+        "amount_cents": payment.amount_cents,
+        "currency": payment.currency,
+        "method": payment.method,
+        "token": payment.token,
+        "metadata": {"order_id": order_id, "payment_id": payment.id},
+        **changes,
+    }
     return (await runtime.psp.create_payment(**request)).id
 
 
@@ -96,6 +118,7 @@ async def placed_and_refund_pending(runtime, sessionmaker):
 
 
 # -- amount and currency -------------------------------------------------------------------------
+
 
 async def test_a_success_for_one_cent_does_not_place_the_order(runtime, sessionmaker):
     order_id, _ = await held(runtime, sessionmaker, price_cents=1999, quantity=1)
@@ -122,12 +145,15 @@ async def test_a_failure_for_another_amount_does_not_cancel_the_order(runtime, s
     await assert_refused(runtime, sessionmaker, event, FAILED, "amount", order_id)
 
 
-async def test_an_event_leaving_out_amount_and_currency_is_checked_against_the_provider(runtime, sessionmaker):
+async def test_an_event_leaving_out_amount_and_currency_is_checked_against_the_provider(
+    runtime, sessionmaker
+):
     order_id, _ = await held(runtime, sessionmaker)
     # A faulty provider charged one cent for our payment; its event says nothing of amounts.
     provider_id = await paid_unrecorded(runtime, sessionmaker, order_id, amount_cents=1)
-    event = await provider_event(sessionmaker, order_id, SUCCEEDED, payment_id=provider_id,
-                                 amount_cents=None, currency=None)
+    event = await provider_event(
+        sessionmaker, order_id, SUCCEEDED, payment_id=provider_id, amount_cents=None, currency=None
+    )
 
     await assert_refused(runtime, sessionmaker, event, SUCCEEDED, "amount", order_id)
     assert (await load_order(sessionmaker, order_id)).payment.provider_payment_id is None
@@ -135,13 +161,19 @@ async def test_an_event_leaving_out_amount_and_currency_is_checked_against_the_p
 
 # -- whose payment -------------------------------------------------------------------------------
 
+
 async def test_another_customers_recorded_payment_does_not_place_the_senders_order(runtime, sessionmaker):
     victim, _ = await awaiting_payment(runtime, sessionmaker)  # pending at the provider
     sender, _ = await awaiting_payment(runtime, sessionmaker)
     victim_payment = (await load_order(sessionmaker, victim)).payment
     sender_payment = (await load_order(sessionmaker, sender)).payment
-    event = await provider_event(sessionmaker, sender, SUCCEEDED, payment_id=victim_payment.provider_payment_id,
-                                 metadata={"order_id": sender, "payment_id": sender_payment.id})
+    event = await provider_event(
+        sessionmaker,
+        sender,
+        SUCCEEDED,
+        payment_id=victim_payment.provider_payment_id,
+        metadata={"order_id": sender, "payment_id": sender_payment.id},
+    )
 
     with capture_logs() as logs:
         await assert_refused(runtime, sessionmaker, event, SUCCEEDED, "order_id", sender, victim)
@@ -156,8 +188,13 @@ async def test_another_customers_payment_is_refused_when_neither_id_is_recorded_
     sender, _ = await held(runtime, sessionmaker)
     victim_provider_id = await paid_unrecorded(runtime, sessionmaker, victim)  # paid, its `pay` still running
     sender_payment = (await load_order(sessionmaker, sender)).payment
-    event = await provider_event(sessionmaker, sender, SUCCEEDED, payment_id=victim_provider_id,
-                                 metadata={"order_id": sender, "payment_id": sender_payment.id})
+    event = await provider_event(
+        sessionmaker,
+        sender,
+        SUCCEEDED,
+        payment_id=victim_provider_id,
+        metadata={"order_id": sender, "payment_id": sender_payment.id},
+    )
 
     # Our records cannot tell; the provider's record of the payment names the victim's order.
     await assert_refused(runtime, sessionmaker, event, SUCCEEDED, "order_id", sender, victim)
@@ -171,7 +208,9 @@ async def test_metadata_naming_another_order_than_the_payments_is_refused(runtim
     paid, _ = await awaiting_payment(runtime, sessionmaker, token="pm_card_ok")
     other, _ = await awaiting_payment(runtime, sessionmaker)
     payment = (await load_order(sessionmaker, paid)).payment
-    event = await provider_event(sessionmaker, paid, SUCCEEDED, metadata={"order_id": other, "payment_id": payment.id})
+    event = await provider_event(
+        sessionmaker, paid, SUCCEEDED, metadata={"order_id": other, "payment_id": payment.id}
+    )
 
     await assert_refused(runtime, sessionmaker, event, SUCCEEDED, "order_id", paid, other)
 
@@ -184,8 +223,13 @@ async def test_an_unknown_payment_of_ours_is_refused(runtime, sessionmaker, prov
         provider_id = (await load_order(sessionmaker, order_id)).payment.provider_payment_id
     else:
         provider_id = await paid_unrecorded(runtime, sessionmaker, order_id)
-    event = await provider_event(sessionmaker, order_id, SUCCEEDED, payment_id=provider_id,
-                                 metadata={"order_id": order_id, "payment_id": uuid.uuid4().hex})
+    event = await provider_event(
+        sessionmaker,
+        order_id,
+        SUCCEEDED,
+        payment_id=provider_id,
+        metadata={"order_id": order_id, "payment_id": uuid.uuid4().hex},
+    )
 
     await assert_refused(runtime, sessionmaker, event, SUCCEEDED, "payment_id", order_id)
 
@@ -209,12 +253,14 @@ async def test_a_success_the_provider_has_not_seen_does_not_place_the_order(runt
 
 # -- refunds -------------------------------------------------------------------------------------
 
+
 async def test_a_refund_for_another_amount_is_refused(runtime, sessionmaker):
     order_id, _ = await placed_and_refund_pending(runtime, sessionmaker)
     payment = (await load_order(sessionmaker, order_id)).payment
     refund_id = await refund_payment(runtime, order_id, payment.id)
-    event = await provider_event(sessionmaker, order_id, REFUNDED, refund_id=refund_id,
-                                 amount_cents=payment.amount_cents - 1)
+    event = await provider_event(
+        sessionmaker, order_id, REFUNDED, refund_id=refund_id, amount_cents=payment.amount_cents - 1
+    )
 
     await assert_refused(runtime, sessionmaker, event, REFUNDED, "amount", order_id)
 
@@ -240,7 +286,9 @@ async def test_a_refund_nobody_asked_for_is_refused(runtime, sessionmaker):
     await assert_refused(runtime, sessionmaker, event, REFUNDED, "refund_not_requested", order_id)
 
 
-async def test_a_refund_the_provider_has_not_made_does_not_stop_the_real_refund(runtime, sessionmaker, psp_url):
+async def test_a_refund_the_provider_has_not_made_does_not_stop_the_real_refund(
+    runtime, sessionmaker, psp_url
+):
     order_id, _ = await placed_and_refund_pending(runtime, sessionmaker)
     payment = (await load_order(sessionmaker, order_id)).payment
     forged = await provider_event(sessionmaker, order_id, REFUNDED, refund_id="re_forged")
@@ -259,8 +307,9 @@ async def test_a_refund_webhook_overtaking_the_refund_step_is_applied(runtime, s
     order_id, _ = await placed_and_refund_pending(runtime, sessionmaker)
     payment = (await load_order(sessionmaker, order_id)).payment
     # The refund step asked the provider and has not recorded the refund id yet.
-    refund = await runtime.psp.refund(idempotency_key=refund_key(payment.id),
-                                      provider_payment_id=payment.provider_payment_id)
+    refund = await runtime.psp.refund(
+        idempotency_key=refund_key(payment.id), provider_payment_id=payment.provider_payment_id
+    )
     event = await provider_event(sessionmaker, order_id, REFUNDED, refund_id=refund.id)
 
     assert await settle_payment(runtime, event) == "refunded"
@@ -269,6 +318,7 @@ async def test_a_refund_webhook_overtaking_the_refund_step_is_applied(runtime, s
 
 
 # -- agreeing events still settle ----------------------------------------------------------------
+
 
 class OvertakenByTheWebhook:
     """A provider client whose success webhook is settled before `create_payment` returns to `pay`."""
@@ -300,7 +350,10 @@ async def test_a_success_overtaking_pay_places_the_order_once(runtime, sessionma
     assert overtaken.outcome == "placed"
     order = await load_order(sessionmaker, order_id)
     assert (order.status, order.payment.status, order.payment.provider_payment_id) == (
-        "PLACED", "SUCCEEDED", provider_id)
+        "PLACED",
+        "SUCCEEDED",
+        provider_id,
+    )
     assert {h.state for h in order.holds} == {"COMMITTED"} and await available(sessionmaker, sku) == 3
     _, payments = await provider(psp_url, "GET", "/v1/payments", order_id=order_id)
     assert [p["id"] for p in payments["data"]] == [provider_id]
@@ -343,7 +396,11 @@ async def test_the_mismatch_warning_says_what_disagreed_and_no_secret(runtime, s
 
     [warning] = [entry for entry in logs if entry["event"] == "settle.mismatch"]
     assert warning["log_level"] == "warning"
-    assert (warning["disagreed"], warning["claimed"], warning["ours"]) == (["amount"], {"amount": 1}, {"amount": 2000})
+    assert (warning["disagreed"], warning["claimed"], warning["ours"]) == (
+        ["amount"],
+        {"amount": 1},
+        {"amount": 2000},
+    )
     assert settings.psp_webhook_secret not in repr(logs) and "pm_card_ok" not in repr(logs)
 
 
@@ -365,6 +422,7 @@ async def test_an_unreachable_provider_leaves_the_event_for_a_retry(runtime, ses
 
 # -- the provider client's read ------------------------------------------------------------------
 
+
 async def test_the_client_reads_a_payment_as_the_provider_records_it(runtime, sessionmaker):
     order_id, _ = await held(runtime, sessionmaker, token="pm_card_ok")
     provider_id = await paid_unrecorded(runtime, sessionmaker, order_id)
@@ -373,10 +431,17 @@ async def test_the_client_reads_a_payment_as_the_provider_records_it(runtime, se
     record = await runtime.psp.get_payment(provider_id)
 
     assert (record.id, record.status, record.amount_cents, record.currency, record.amount_refunded_cents) == (
-        provider_id, "succeeded", payment.amount_cents, "USD", 0)
+        provider_id,
+        "succeeded",
+        payment.amount_cents,
+        "USD",
+        0,
+    )
     assert record.metadata == {"order_id": order_id, "payment_id": payment.id}
 
 
-@pytest.mark.parametrize("provider_id", ["pay_nobody", "..", ".", "../refunds", "x/../../v1/payments", "a?b=1#c"])
+@pytest.mark.parametrize(
+    "provider_id", ["pay_nobody", "..", ".", "../refunds", "x/../../v1/payments", "a?b=1#c"]
+)
 async def test_the_client_reads_nothing_for_an_id_the_provider_does_not_have(runtime, provider_id):
     assert await runtime.psp.get_payment(provider_id) is None

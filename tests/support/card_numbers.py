@@ -33,6 +33,17 @@ CARD_NUMBERS = {
 }
 
 #: Tokens real providers issue, which must go through.
-TOKENS = ["pm_card_ok", "pm_card_declined", "pm_card_no_response", "pm_card_visa", "pm_card_chargeDeclined",
-          "tok_1234", "tok_visa", "pm_1N3xYzLkdIwHu7ixYSbGzpLq", "card_1MvoiELkdIwHu7ixOeFh0Bbp",
-          "pm_12345678901", "src_2024_11_21", "tok_123456789_ab_12"]
+TOKENS = [
+    "pm_card_ok",
+    "pm_card_declined",
+    "pm_card_no_response",
+    "pm_card_visa",
+    "pm_card_chargeDeclined",
+    "tok_1234",
+    "tok_visa",
+    "pm_1N3xYzLkdIwHu7ixYSbGzpLq",
+    "card_1MvoiELkdIwHu7ixOeFh0Bbp",
+    "pm_12345678901",
+    "src_2024_11_21",
+    "tok_123456789_ab_12",
+]

@@ -41,20 +41,43 @@ async def make_item(sessionmaker, *, stock: int, price_cents: int = 1000, sku: s
     return sku
 
 
-async def make_order(sessionmaker, account_id: str, lines: dict[str, int], *, method: str = "token",
-                     token: str | None = "pm_card_ok") -> str:
+async def make_order(
+    sessionmaker,
+    account_id: str,
+    lines: dict[str, int],
+    *,
+    method: str = "token",
+    token: str | None = "pm_card_ok",
+) -> str:
     """A PENDING order with its first payment attempt, as `POST /orders` creates it."""
     async with sessionmaker() as session, session.begin():
-        prices = dict((await session.execute(select(Item.sku, Item.price_cents).where(
-            Item.sku.in_(list(lines))))).all())
+        prices = dict(
+            (await session.execute(select(Item.sku, Item.price_cents).where(Item.sku.in_(list(lines))))).all()
+        )
         total = sum(prices.get(sku, 0) * quantity for sku, quantity in lines.items())
         now = utcnow()
-        order = Order(account_id=account_id, _status=OrderStatus.PENDING.value, total_cents=total,
-                      currency="USD", created_at=now, updated_at=now)
-        order.lines = [OrderLine(sku=sku, quantity=q, unit_price_cents=prices.get(sku)) for sku, q in lines.items()]
+        order = Order(
+            account_id=account_id,
+            _status=OrderStatus.PENDING.value,
+            total_cents=total,
+            currency="USD",
+            created_at=now,
+            updated_at=now,
+        )
+        order.lines = [
+            OrderLine(sku=sku, quantity=q, unit_price_cents=prices.get(sku)) for sku, q in lines.items()
+        ]
         order.history = [OrderHistory(status=OrderStatus.PENDING.value, at=now)]
-        order.payments = [Payment(attempt=1, method=method, token=token, amount_cents=total, currency="USD",
-                                  _status=PaymentStatus.PENDING.value)]
+        order.payments = [
+            Payment(
+                attempt=1,
+                method=method,
+                token=token,
+                amount_cents=total,
+                currency="USD",
+                _status=PaymentStatus.PENDING.value,
+            )
+        ]
         order.holds = []
         session.add(order)
     return order.id
@@ -62,8 +85,9 @@ async def make_order(sessionmaker, account_id: str, lines: dict[str, int], *, me
 
 async def load_order(sessionmaker, order_id: str) -> Order:
     async with sessionmaker() as session:
-        return await session.scalar(select(Order).where(Order.id == order_id)
-                                    .execution_options(populate_existing=True))
+        return await session.scalar(
+            select(Order).where(Order.id == order_id).execution_options(populate_existing=True)
+        )
 
 
 async def available(sessionmaker, sku: str) -> int:

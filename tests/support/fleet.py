@@ -86,13 +86,19 @@ class Fleet(FleetUrls):
         self.log_file = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "honcho", "-f", str(ROOT / "Procfile.dev"), "start", "--no-prefix"],
-            cwd=ROOT, env=self.env, stdout=self.log_file, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while not all(answers_ok(url) for url in self.health_probes):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"fleet did not start; see {self.log_path}:\n{self.log_path.read_text()[-4000:]}")
+                raise RuntimeError(
+                    f"fleet did not start; see {self.log_path}:\n{self.log_path.read_text()[-4000:]}"
+                )
             time.sleep(0.2)
 
     def stop(self) -> None:
@@ -115,38 +121,41 @@ class Fleet(FleetUrls):
         return [line for line in self.log_path.read_text(errors="replace").splitlines() if needle in line]
 
 
-def fleet_environment(*, database_url: str, broker_url: str, redis_url: str, workdir: Path,
-                      **overrides: str) -> dict[str, str]:
+def fleet_environment(
+    *, database_url: str, broker_url: str, redis_url: str, workdir: Path, **overrides: str
+) -> dict[str, str]:
     """Environment of a fleet on free ports, pointed at the given database, vhost and Redis."""
     port, psp_port, smtp_port, mail_web_port = (free_port() for _ in range(4))
     (workdir / "prometheus").mkdir(parents=True, exist_ok=True)
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "COV_"))}
-    env.update({
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-        "PORT": str(port),
-        "DATABASE_URL": database_url,
-        "BROKER_URL": broker_url,
-        "REDIS_URL": redis_url,
-        "PSP_PORT": str(psp_port),
-        "PSP_URL": f"http://127.0.0.1:{psp_port}",
-        "GATEWAY_URL": f"http://127.0.0.1:{port}",
-        "SMTP_PORT": str(smtp_port),
-        "SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
-        "MAIL_WEB_PORT": str(mail_web_port),
-        "MAIL_DIR": str(workdir / "mail"),
-        # The workers' Prometheus endpoint, on a port and in a folder of this fleet's own.
-        "dramatiq_prom_port": str(free_port()),
-        "dramatiq_prom_db": str(workdir / "prometheus"),
-        "WORKER_PROCESSES": "1",
-        "WORKER_THREADS": "4",
-        "LOG_FORMAT": "json",
-        # A test fleet runs with non-default admin tokens, which makes it a deployment: it must
-        # bring a signing secret of its own (a random one, so no token outlives the fleet).
-        "TOKEN_SECRET": secrets.token_urlsafe(32),
-        # Every simulated customer signs in from 127.0.0.1, and the fuzzing sends wrong passwords.
-        "AUTH_MAX_FAILURES_PER_ACCOUNT": "1000000",
-        "AUTH_MAX_FAILURES_PER_ADDRESS": "1000000",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+            "PORT": str(port),
+            "DATABASE_URL": database_url,
+            "BROKER_URL": broker_url,
+            "REDIS_URL": redis_url,
+            "PSP_PORT": str(psp_port),
+            "PSP_URL": f"http://127.0.0.1:{psp_port}",
+            "GATEWAY_URL": f"http://127.0.0.1:{port}",
+            "SMTP_PORT": str(smtp_port),
+            "SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
+            "MAIL_WEB_PORT": str(mail_web_port),
+            "MAIL_DIR": str(workdir / "mail"),
+            # The workers' Prometheus endpoint, on a port and in a folder of this fleet's own.
+            "dramatiq_prom_port": str(free_port()),
+            "dramatiq_prom_db": str(workdir / "prometheus"),
+            "WORKER_PROCESSES": "1",
+            "WORKER_THREADS": "4",
+            "LOG_FORMAT": "json",
+            # A test fleet runs with non-default admin tokens, which makes it a deployment: it must
+            # bring a signing secret of its own (a random one, so no token outlives the fleet).
+            "TOKEN_SECRET": secrets.token_urlsafe(32),
+            # Every simulated customer signs in from 127.0.0.1, and the fuzzing sends wrong passwords.
+            "AUTH_MAX_FAILURES_PER_ACCOUNT": "1000000",
+            "AUTH_MAX_FAILURES_PER_ADDRESS": "1000000",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.update(overrides)
     return env

@@ -19,25 +19,39 @@ class NoMessages:
 async def customer(client) -> dict[str, str]:
     """Sign up a fresh customer; returns the Authorization header of their token."""
     email = f"buyer-{uuid.uuid4().hex[:12]}@example.com"
-    created = await client.post("/accounts", json={"email": email, "name": "Buyer", "password": "long password"})
+    created = await client.post(
+        "/accounts", json={"email": email, "name": "Buyer", "password": "long password"}
+    )
     assert created.status == 201, await created.text()
-    token = await (await client.post("/auth/token", json={"email": email, "password": "long password"})).json()
+    token = await (
+        await client.post("/auth/token", json={"email": email, "password": "long password"})
+    ).json()
     return {"Authorization": f"Bearer {token['access_token']}"}
 
 
 async def place(client, admin, auth) -> str:
     """A PENDING order of the customer behind ``auth``, taken through the API."""
     sku = f"SKU-{uuid.uuid4().hex[:12]}"
-    created = await client.post("/items", headers=admin, json={"sku": sku, "name": "Thing", "price_cents": 900})
+    created = await client.post(
+        "/items", headers=admin, json={"sku": sku, "name": "Thing", "price_cents": 900}
+    )
     assert created.status == 201, await created.text()
-    response = await client.post("/orders", headers={**auth, "Idempotency-Key": uuid.uuid4().hex},
-                                 json={"items": [{"sku": sku, "quantity": 1}], "payment": {"method": "redirect"}})
+    response = await client.post(
+        "/orders",
+        headers={**auth, "Idempotency-Key": uuid.uuid4().hex},
+        json={"items": [{"sku": sku, "quantity": 1}], "payment": {"method": "redirect"}},
+    )
     assert response.status == 202, await response.text()
     return (await response.json())["id"]
 
 
-async def move(sessionmaker, order_id: str, steps: list[tuple[OrderStatus, Reason | None]], *,
-               notifier: Notifier | None = None) -> None:
+async def move(
+    sessionmaker,
+    order_id: str,
+    steps: list[tuple[OrderStatus, Reason | None]],
+    *,
+    notifier: Notifier | None = None,
+) -> None:
     """Move the order through ``steps`` ((status, reason) pairs) in one transaction, as workers would."""
     async with UnitOfWork(sessionmaker, NoMessages(), notifier) as uow:
         order = await lock_order(uow.session, order_id)

@@ -51,8 +51,11 @@ def create_vhost(name: str) -> str:
     """Create vhost ``name`` with full rights for the test user; returns its BROKER_URL."""
     quoted = urllib.parse.quote(name, safe="")
     management("PUT", f"/api/vhosts/{quoted}", {})
-    management("PUT", f"/api/permissions/{quoted}/{MANAGEMENT_USER}",
-               {"configure": ".*", "write": ".*", "read": ".*"})
+    management(
+        "PUT",
+        f"/api/permissions/{quoted}/{MANAGEMENT_USER}",
+        {"configure": ".*", "write": ".*", "read": ".*"},
+    )
     return f"{AMQP_SERVER}/{quoted}"
 
 
@@ -78,6 +81,7 @@ def own_database(name: str):
     try:
         yield url
     finally:
+
         async def drop() -> None:
             engine = create_async_engine(f"{MYSQL_SERVER_URL}/")
             async with engine.begin() as connection:

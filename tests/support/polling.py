@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 T = TypeVar("T")
 
 
-async def eventually(probe: Callable[[], Awaitable[T]], *, timeout: float = 20.0,
-                     interval: float = 0.05, what: str = "condition") -> T:
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    *,
+    timeout: float = 20.0,
+    interval: float = 0.05,
+    what: str = "condition",
+) -> T:
     """Await ``probe()`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     last: T | None = None
@@ -23,8 +29,9 @@ async def eventually(probe: Callable[[], Awaitable[T]], *, timeout: float = 20.0
         await asyncio.sleep(interval)
 
 
-def eventually_sync(probe: Callable[[], T], *, timeout: float = 20.0, interval: float = 0.05,
-                    what: str = "condition") -> T:
+def eventually_sync(
+    probe: Callable[[], T], *, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"
+) -> T:
     """Blocking variant of :func:`eventually`."""
     deadline = time.monotonic() + timeout
     while True:

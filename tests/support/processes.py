@@ -6,9 +6,9 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from tests.support.fleet import ROOT
 
@@ -25,8 +25,14 @@ def procfile_command(name: str, procfile: str = "Procfile.dev") -> str:
 def start(name: str, env: dict[str, str], log_path: Path) -> subprocess.Popen:
     """Run the Procfile's ``name`` command in a process group of its own, logging to ``log_path``."""
     log = open(log_path, "ab")
-    return subprocess.Popen(["/bin/sh", "-c", f"exec {procfile_command(name)}"], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        ["/bin/sh", "-c", f"exec {procfile_command(name)}"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 @contextmanager

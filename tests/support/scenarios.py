@@ -16,8 +16,15 @@ from models.tables import Order, ReservedStock, WebhookEvent
 from tests.support.factories import load_order, make_account, make_item, make_order
 
 
-async def awaiting_payment(runtime, sessionmaker, *, stock: int = 5, quantity: int = 2,
-                           token: str = "pm_card_no_response", method: str = "token"):
+async def awaiting_payment(
+    runtime,
+    sessionmaker,
+    *,
+    stock: int = 5,
+    quantity: int = 2,
+    token: str = "pm_card_no_response",
+    method: str = "token",
+):
     """An order holding ``quantity`` of a new SKU, its payment created (pending) at the provider."""
     account = await make_account(sessionmaker)
     sku = await make_item(sessionmaker, stock=stock)
@@ -41,20 +48,30 @@ async def make_hold_due(sessionmaker, order_id: str, seconds_ago: float = 1.0) -
     past = utcnow() - timedelta(seconds=seconds_ago)
     async with sessionmaker() as session, session.begin():
         await session.execute(update(Order).where(Order.id == order_id).values(hold_expires_at=past))
-        await session.execute(update(ReservedStock).where(ReservedStock.order_id == order_id)
-                              .values(expires_at=past))
+        await session.execute(
+            update(ReservedStock).where(ReservedStock.order_id == order_id).values(expires_at=past)
+        )
 
 
 async def provider_event(sessionmaker, order_id: str, event_type: str, **data) -> str:
     """Record an inbound provider event for the order's payment, as the gateway does."""
     order = await load_order(sessionmaker, order_id)
     event_id = f"evt_{uuid.uuid4().hex}"
-    payload_data = {"payment_id": order.payment.provider_payment_id or f"pay_{uuid.uuid4().hex}",
-                    "amount_cents": order.total_cents, "currency": "USD",
-                    "metadata": {"order_id": order_id, "payment_id": order.payment.id}, **data}
+    payload_data = {
+        "payment_id": order.payment.provider_payment_id or f"pay_{uuid.uuid4().hex}",
+        "amount_cents": order.total_cents,
+        "currency": "USD",
+        "metadata": {"order_id": order_id, "payment_id": order.payment.id},
+        **data,
+    }
     async with sessionmaker() as session, session.begin():
-        session.add(WebhookEvent(id=event_id, type=event_type, payload={
-            "id": event_id, "type": event_type, "created": 0, "data": payload_data}))
+        session.add(
+            WebhookEvent(
+                id=event_id,
+                type=event_type,
+                payload={"id": event_id, "type": event_type, "created": 0, "data": payload_data},
+            )
+        )
     return event_id
 
 

@@ -47,14 +47,15 @@ class SmtpServer:
     def __init__(self):
         self.recorder = Recorder()
         self.port = free_port()
-        self._controller = Controller(self.recorder, hostname="127.0.0.1", port=self.port,
-                                      server_hostname="test-smtp.local")
+        self._controller = Controller(
+            self.recorder, hostname="127.0.0.1", port=self.port, server_hostname="test-smtp.local"
+        )
 
     @property
     def url(self) -> str:
         return f"smtp://127.0.0.1:{self.port}"
 
-    def start(self) -> "SmtpServer":
+    def start(self) -> SmtpServer:
         self._controller.start()
         return self
 

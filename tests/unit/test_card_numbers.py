@@ -53,22 +53,35 @@ def test_luhn_check():
     assert not luhn_valid("4242424242424241")
 
 
-@pytest.mark.parametrize("text", [
-    "4242 4242 4242 4242", "4242424242424242", "pm_4242424242424242", '{"note": "4242-4242-4242-4242"}',
-    "\uff14\uff12\uff14\uff12" * 4, "3782 822463 10005", "4242\u00a04242\u00a04242\u00a04242",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "4242 4242 4242 4242",
+        "4242424242424242",
+        "pm_4242424242424242",
+        '{"note": "4242-4242-4242-4242"}',
+        "\uff14\uff12\uff14\uff12" * 4,
+        "3782 822463 10005",
+        "4242\u00a04242\u00a04242\u00a04242",
+    ],
+)
 def test_stored_data_rule_finds_card_numbers(text):
     assert probably_holds_card_number(text)
 
 
-@pytest.mark.parametrize("text", [
-    # ids, timestamps, a barcode, amounts: what the database is full of
-    "0c9d3f42424242424242ab3f9e1c7d21",  # hex id with a Luhn-valid run of digits inside
-    "2026-11-21T16:01:09.427Z", "2026-11-21T16:01:09.427190+00:00",
-    "012345678905",  # a UPC-A barcode: 12 digits
-    '{"amount_cents": 1800, "currency": "USD", "at": "2026-11-21T16:01:09.427Z"}',
-    "4242 4242 4242 4241",  # wrong check digit (refused on input, not reported in stored data)
-    "pm_card_ok", "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2g",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        # ids, timestamps, a barcode, amounts: what the database is full of
+        "0c9d3f42424242424242ab3f9e1c7d21",  # hex id with a Luhn-valid run of digits inside
+        "2026-11-21T16:01:09.427Z",
+        "2026-11-21T16:01:09.427190+00:00",
+        "012345678905",  # a UPC-A barcode: 12 digits
+        '{"amount_cents": 1800, "currency": "USD", "at": "2026-11-21T16:01:09.427Z"}',
+        "4242 4242 4242 4241",  # wrong check digit (refused on input, not reported in stored data)
+        "pm_card_ok",
+        "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2g",
+    ],
+)
 def test_stored_data_rule_ignores_ids_timestamps_and_barcodes(text):
     assert not probably_holds_card_number(text)

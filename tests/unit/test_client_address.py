@@ -61,14 +61,17 @@ def test_ipv4_mapped_ipv6_addresses_are_the_ipv4_address():
     assert client_address("::ffff:10.0.0.2", ["::ffff:198.51.100.1"], PROXIES) == "198.51.100.1"
 
 
-@pytest.mark.parametrize(("header", "expected"), [
-    ("198.51.100.1, unknown", "10.0.0.2"),             # the peer passed on garbage: the peer it is
-    ("198.51.100.1:4711", "10.0.0.2"),                 # ports are not addresses
-    ("[2001:db8::1]", "10.0.0.2"),
-    ("198.51.100.1, not-an-ip, 10.0.0.9", "10.0.0.9"),  # the last proxy that was believed
-    ("not-an-ip, 198.51.100.1", "198.51.100.1"),      # garbage left of the client is never reached
-    ("010.0.0.1", "10.0.0.2"),                         # leading zeros are ambiguous: refused
-])
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("198.51.100.1, unknown", "10.0.0.2"),  # the peer passed on garbage: the peer it is
+        ("198.51.100.1:4711", "10.0.0.2"),  # ports are not addresses
+        ("[2001:db8::1]", "10.0.0.2"),
+        ("198.51.100.1, not-an-ip, 10.0.0.9", "10.0.0.9"),  # the last proxy that was believed
+        ("not-an-ip, 198.51.100.1", "198.51.100.1"),  # garbage left of the client is never reached
+        ("010.0.0.1", "10.0.0.2"),  # leading zeros are ambiguous: refused
+    ],
+)
 def test_the_walk_stops_at_a_malformed_entry(header, expected):
     assert client_address("10.0.0.2", [header], PROXIES) == expected
 

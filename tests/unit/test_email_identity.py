@@ -14,7 +14,14 @@ ZOE = "zoe.x@example.com"
 ZOE_NFC = unicodedata.normalize("NFC", "zoë.x@example.com")
 ZOE_NFD = unicodedata.normalize("NFD", "zoë.x@example.com")
 #: Ways of typing the one address zoë.x@example.com.
-ZOE_DIAERESIS_SPELLINGS = [ZOE_NFC, ZOE_NFD, ZOE_NFC.upper(), ZOE_NFD.upper(), f"  {ZOE_NFD}\t", "Zoë.X@Example.COM"]
+ZOE_DIAERESIS_SPELLINGS = [
+    ZOE_NFC,
+    ZOE_NFD,
+    ZOE_NFC.upper(),
+    ZOE_NFD.upper(),
+    f"  {ZOE_NFD}\t",
+    "Zoë.X@Example.COM",
+]
 
 
 def test_spellings_of_one_address_have_one_canonical_form():
@@ -35,7 +42,9 @@ def test_the_email_field_stores_the_canonical_form():
     assert check(ZOE, "email") == ZOE
 
 
-@pytest.mark.parametrize("value", ["ada @example.com", "ada@example", "@example.com", "ada@@example.com", "   "])
+@pytest.mark.parametrize(
+    "value", ["ada @example.com", "ada@example", "@example.com", "ada@@example.com", "   "]
+)
 def test_the_email_field_still_refuses_what_is_no_address(value):
     with pytest.raises(ValidationError) as refused:
         email()(value, "email")

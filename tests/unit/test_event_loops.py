@@ -42,10 +42,15 @@ finally:
 
 
 def test_the_event_loop_thread_of_a_worker_runs_uvloop(tmp_path):
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LOG_FORMAT": "json",
-           "dramatiq_prom_db": str(tmp_path / "prometheus"), "dramatiq_prom_port": "0"}
-    result = subprocess.run([sys.executable, "-c", WORKER_PROBE], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=60)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LOG_FORMAT": "json",
+        "dramatiq_prom_db": str(tmp_path / "prometheus"),
+        "dramatiq_prom_port": "0",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", WORKER_PROBE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"running": "uvloop.Loop"}

@@ -56,11 +56,20 @@ def test_dead_letters_are_kept_a_week_unless_told():
 
 
 def test_files_of_dead_processes_go_and_those_of_live_ones_stay(tmp_path):
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True, check=True).stdout.strip()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     live = str(os.getpid())
-    names = [f"counter_{dead}.db", f"histogram_{dead}.db", f"gauge_all_{dead}.db", f"gauge_livesum_{dead}.db",
-             f"counter_{live}.db", f"gauge_all_{live}.db", "notes.txt", "counter_x.db"]
+    names = [
+        f"counter_{dead}.db",
+        f"histogram_{dead}.db",
+        f"gauge_all_{dead}.db",
+        f"gauge_livesum_{dead}.db",
+        f"counter_{live}.db",
+        f"gauge_all_{live}.db",
+        "notes.txt",
+        "counter_x.db",
+    ]
     for name in names:
         (tmp_path / name).write_bytes(b"")
 

@@ -29,7 +29,10 @@ def request_with(token: str, settings: Settings = SETTINGS_) -> web.Request:
 def refused(token: str, settings: Settings = SETTINGS_) -> str:
     with pytest.raises(Problem) as error:
         authenticated_account_id(request_with(token, settings))
-    assert error.value.status == 401 and error.value.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+    assert (
+        error.value.status == 401
+        and error.value.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+    )
     return error.value.detail
 
 
@@ -41,7 +44,9 @@ def test_a_valid_token_names_its_account_every_time():
 
 def test_a_remembered_token_still_expires(monkeypatch):
     now = int(time.time())
-    token = jwt.encode({"sub": "account-1", "iat": now, "exp": now + 30}, SETTINGS_.token_secret, algorithm="HS256")
+    token = jwt.encode(
+        {"sub": "account-1", "iat": now, "exp": now + 30}, SETTINGS_.token_secret, algorithm="HS256"
+    )
     assert authenticated_account_id(request_with(token)) == "account-1"
 
     monkeypatch.setattr(time, "time", lambda: now + 30.0)  # the second exp names: expired, as PyJWT says
@@ -60,7 +65,9 @@ def test_invalid_tokens_are_refused_every_time_and_never_remembered():
     now = int(time.time())
     secret = SETTINGS_.token_secret
     forged = issue_token(dataclasses.replace(SETTINGS_, token_secret="x" * 40), "account-1")["access_token"]
-    expired = jwt.encode({"sub": "account-1", "iat": now - 7200, "exp": now - 3600}, secret, algorithm="HS256")
+    expired = jwt.encode(
+        {"sub": "account-1", "iat": now - 7200, "exp": now - 3600}, secret, algorithm="HS256"
+    )
     no_subject = jwt.encode({"sub": "", "iat": now, "exp": now + 60}, secret, algorithm="HS256")
     no_expiry = jwt.encode({"sub": "account-1", "iat": now}, secret, algorithm="HS256")
     before = auth._verified.cache_info().currsize

@@ -16,15 +16,37 @@ DOCUMENTS = [
     b'{"a": 1, "a": 2, "b": [true, false, null], "c": -0, "d": -0.0, "e": 1.5e-400, "f": 0.1}',
     b'{"name": "Zo\xc3\xab \xf0\x9f\x98\x80", "escaped": "\\u00e9\\ud83d\\ude00\\n\\t\\/", "nul": "\\u0000"}',
     # Integers past 64 bits stay exact integers (orjson would read them as floats).
-    b'{"n": 100000000000000000000000000000}', b"-9223372036854775809", b"18446744073709551616",
-    b"9223372036854775807", b"1234567890123456789012.5",
-    b"1.7976931348623157e308", b"2.2250738585072014e-308", b"4.9e-324", b"123456789012345678",
+    b'{"n": 100000000000000000000000000000}',
+    b"-9223372036854775809",
+    b"18446744073709551616",
+    b"9223372036854775807",
+    b"1234567890123456789012.5",
+    b"1.7976931348623157e308",
+    b"2.2250738585072014e-308",
+    b"4.9e-324",
+    b"123456789012345678",
     b"[" * 150 + b"]" * 150,
 ]
 MALFORMED = [
-    b"{", b"NaN", b'{"a": Infinity}', b"-Infinity", b'{"email": 1e999}', b"1E400", b'"\\ud800"',
-    b'"\\udc00x"', b"\xff\xfe", b'"\xed\xa0\x80"', b"\xef\xbb\xbf{}", b'"\x01"', b"[1,]", b'{"a":1,}', b"01",
-    b"[" * 50_000, b"[" * 1100 + b"]" * 1100, b"[] []", b"\x0c{}",
+    b"{",
+    b"NaN",
+    b'{"a": Infinity}',
+    b"-Infinity",
+    b'{"email": 1e999}',
+    b"1E400",
+    b'"\\ud800"',
+    b'"\\udc00x"',
+    b"\xff\xfe",
+    b'"\xed\xa0\x80"',
+    b"\xef\xbb\xbf{}",
+    b'"\x01"',
+    b"[1,]",
+    b'{"a":1,}',
+    b"01",
+    b"[" * 50_000,
+    b"[" * 1100 + b"]" * 1100,
+    b"[] []",
+    b"\x0c{}",
 ]
 
 
@@ -52,14 +74,24 @@ def test_a_malformed_document_is_refused_with_the_standard_librarys_message(raw)
         parse_json(raw)
     with pytest.raises(Problem) as strict:
         _parse_json_strictly(raw)
-    assert (fast.value.status, fast.value.type, fast.value.detail) == \
-        (strict.value.status, strict.value.type, strict.value.detail)
+    assert (fast.value.status, fast.value.type, fast.value.detail) == (
+        strict.value.status,
+        strict.value.type,
+        strict.value.detail,
+    )
     assert fast.value.status == 400 and fast.value.type.endswith("/malformed-json")
 
 
 def test_answers_are_json_of_the_same_values():
-    document = {"id": "abc", "total_cents": 4500, "archived": False, "reason": None, "name": "Zoë 😀",
-                "lines": [{"sku": "A", "quantity": 1, "unit_price_cents": None}], "ratio": 0.25}
+    document = {
+        "id": "abc",
+        "total_cents": 4500,
+        "archived": False,
+        "reason": None,
+        "name": "Zoë 😀",
+        "lines": [{"sku": "A", "quantity": 1, "unit_price_cents": None}],
+        "ratio": 0.25,
+    }
     assert json.loads(dumps(document)) == document
 
 
@@ -73,11 +105,22 @@ def test_what_orjson_cannot_write_is_written_by_the_standard_library():
 
 def test_answers_and_problems_keep_their_content_types():
     response = json_response({"ok": True}, status=202, headers={"Location": "/orders/1"})
-    assert (response.status, response.headers["Content-Type"], response.headers["Location"]) == \
-        (202, "application/json; charset=utf-8", "/orders/1")
+    assert (response.status, response.headers["Content-Type"], response.headers["Location"]) == (
+        202,
+        "application/json; charset=utf-8",
+        "/orders/1",
+    )
     assert json.loads(response.body) == {"ok": True}
     problem = problem_response(429, "slow down", headers={"Retry-After": "60"}, limit=5)
-    assert (problem.status, problem.headers["Content-Type"], problem.headers["Retry-After"]) == \
-        (429, "application/problem+json; charset=utf-8", "60")
-    assert json.loads(problem.body) == {"type": "about:blank", "title": "Too Many Requests", "status": 429,
-                                        "detail": "slow down", "limit": 5}
+    assert (problem.status, problem.headers["Content-Type"], problem.headers["Retry-After"]) == (
+        429,
+        "application/problem+json; charset=utf-8",
+        "60",
+    )
+    assert json.loads(problem.body) == {
+        "type": "about:blank",
+        "title": "Too Many Requests",
+        "status": 429,
+        "detail": "slow down",
+        "limit": 5,
+    }

@@ -70,7 +70,10 @@ async def test_one_line_and_one_observation_per_request(served):
     assert (await client.get("/nowhere")).status == 404
     assert (await client.get("/healthz")).status == 200  # probes are counted, not logged
 
-    assert [(level, event, fields["method"], fields["path"], fields["status"]) for level, event, fields in lines.lines] == [
+    assert [
+        (level, event, fields["method"], fields["path"], fields["status"])
+        for level, event, fields in lines.lines
+    ] == [
         ("info", "http.request", "GET", "/ok/1", 200),
         ("info", "http.request", "GET", "/ok/2", 200),
         ("info", "http.request", "POST", "/refuse", 422),
@@ -80,18 +83,22 @@ async def test_one_line_and_one_observation_per_request(served):
     ]
     assert all(isinstance(fields["duration_ms"], float) for _, _, fields in lines.lines)
     text = generate_latest(metrics.registry).decode()
-    for labels, count in [('method="GET",route="/ok/{id}",status="200"', 2),
-                          ('method="POST",route="/refuse",status="422"', 1),
-                          ('method="GET",route="/explode",status="500"', 1),
-                          ('method="GET",route="/moved",status="302"', 1),
-                          ('method="GET",route="unmatched",status="404"', 1),
-                          ('method="GET",route="/healthz",status="200"', 1)]:
+    for labels, count in [
+        ('method="GET",route="/ok/{id}",status="200"', 2),
+        ('method="POST",route="/refuse",status="422"', 1),
+        ('method="GET",route="/explode",status="500"', 1),
+        ('method="GET",route="/moved",status="302"', 1),
+        ('method="GET",route="unmatched",status="404"', 1),
+        ('method="GET",route="/healthz",status="200"', 1),
+    ]:
         assert f"orders_http_request_duration_seconds_count{{{labels}}} {count:.1f}" in text
 
 
 async def test_a_request_id_is_echoed_or_made(served):
     client, _, _ = served
-    assert (await client.get("/ok/1", headers={"X-Request-ID": "abc-123"})).headers["X-Request-ID"] == "abc-123"
+    assert (await client.get("/ok/1", headers={"X-Request-ID": "abc-123"})).headers[
+        "X-Request-ID"
+    ] == "abc-123"
     for supplied in ({}, {"X-Request-ID": ""}, {"X-Request-ID": "not sane!"}):
         made = (await client.get("/ok/1", headers=supplied)).headers["X-Request-ID"]
         assert re.fullmatch(r"[0-9a-f]{32}", made)

@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import structlog
@@ -95,8 +95,8 @@ def json_lines(raw: bytes) -> list[dict]:
 
 def assert_recent_utc(stamp: str) -> None:
     assert stamp.endswith("Z")
-    at = datetime.fromisoformat(stamp.removesuffix("Z")).replace(tzinfo=timezone.utc)
-    assert abs(datetime.now(timezone.utc) - at) < timedelta(minutes=1)
+    at = datetime.fromisoformat(stamp.removesuffix("Z")).replace(tzinfo=UTC)
+    assert abs(datetime.now(UTC) - at) < timedelta(minutes=1)
 
 
 def test_a_structlog_line_has_every_field_and_the_bound_context(stderr):
@@ -110,8 +110,15 @@ def test_a_structlog_line_has_every_field_and_the_bound_context(stderr):
     [line] = json_lines(stderr.getvalue())
     assert set(line) == FIELDS | set(BOUND) | {"sku", "quantity"}
     assert line | {"timestamp": None} == {
-        "event": "reserve.held", "level": "info", "logger": "actors.reserve", "process": "worker",
-        "timestamp": None, "sku": "SKU-1", "quantity": 3, **BOUND}
+        "event": "reserve.held",
+        "level": "info",
+        "logger": "actors.reserve",
+        "process": "worker",
+        "timestamp": None,
+        "sku": "SKU-1",
+        "quantity": 3,
+        **BOUND,
+    }
     assert_recent_utc(line["timestamp"])
 
 
@@ -124,8 +131,12 @@ def test_a_standard_library_line_has_the_same_fields(stderr):
 
     [line] = json_lines(stderr.getvalue())
     assert set(line) == FIELDS | set(BOUND)
-    assert (line["event"], line["level"], line["logger"], line["process"]) == \
-        ("Worker thread 3 is ready", "info", "dramatiq.worker.WorkerThread", "worker")
+    assert (line["event"], line["level"], line["logger"], line["process"]) == (
+        "Worker thread 3 is ready",
+        "info",
+        "dramatiq.worker.WorkerThread",
+        "worker",
+    )
     assert {key: line[key] for key in BOUND} == BOUND
     assert_recent_utc(line["timestamp"])
 
@@ -143,7 +154,10 @@ def test_exceptions_come_as_text_from_either_kind_of_logger(stderr):
 
     lines = json_lines(stderr.getvalue())
     assert [(line["event"], line["level"]) for line in lines] == [
-        ("pay.failed", "error"), ("pay.retrying", "warning"), ("Failed to process message", "error")]
+        ("pay.failed", "error"),
+        ("pay.retrying", "warning"),
+        ("Failed to process message", "error"),
+    ]
     for line in lines:
         assert line["exception"].startswith("Traceback (most recent call last):")
         assert line["exception"].endswith("ZeroDivisionError: division by zero")
@@ -202,10 +216,14 @@ def test_lines_go_through_tqdm_while_it_redirects_logging(stderr, monkeypatch):
     monkeypatch.setattr(sys, "stderr", stderr.stream)  # tqdm swaps the handlers writing to sys.stderr
 
     with logging_redirect_tqdm():
-        [tqdm_handler] = [handler for handler in logging.getLogger().handlers
-                          if type(handler).__module__.startswith("tqdm")]
+        [tqdm_handler] = [
+            handler for handler in logging.getLogger().handlers if type(handler).__module__.startswith("tqdm")
+        ]
         through_tqdm: list[str] = []
-        tqdm_handler.emit = lambda record, emit=tqdm_handler.emit: (through_tqdm.append(record.msg), emit(record))
+        tqdm_handler.emit = lambda record, emit=tqdm_handler.emit: (
+            through_tqdm.append(record.msg),
+            emit(record),
+        )
         log.info("archive.batch", moved=50)
     log.info("archive.done")
 
@@ -234,13 +252,15 @@ def test_the_merged_context_is_structlogs():
     assert ours == theirs == {"event": "e", "message_id": "own", "order_id": "order-1"}
 
 
-@pytest.mark.parametrize("ns", [1_700_000_000_123_456_789, 1_700_000_000_000_000_999, 1_700_000_001_000_001_000])
+@pytest.mark.parametrize(
+    "ns", [1_700_000_000_123_456_789, 1_700_000_000_000_000_999, 1_700_000_001_000_001_000]
+)
 def test_the_timestamp_is_what_datetime_isoformat_writes(monkeypatch, ns):
     fields = LineFields("web")
     fields.timestamp()  # caches another second first
     monkeypatch.setattr(fleet_logging.time, "time_ns", lambda: ns)
 
     second, microsecond = divmod(ns // 1000, 1_000_000)
-    at = datetime.fromtimestamp(second, timezone.utc).replace(microsecond=microsecond)
+    at = datetime.fromtimestamp(second, UTC).replace(microsecond=microsecond)
     expected = at.isoformat().replace("+00:00", "Z")  # what structlog's TimeStamper("iso", utc=True) writes
     assert fields.timestamp() == expected

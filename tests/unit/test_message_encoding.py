@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dramatiq
 import pytest
@@ -14,7 +14,9 @@ from workers.encoding import OrjsonEncoder
 
 def a_message(**kwargs) -> dramatiq.Message:
     return dramatiq.Message(
-        queue_name="reserve", actor_name="reserve", args=("0f8fad5b-d9cb-469f-a165-70867728950e",),
+        queue_name="reserve",
+        actor_name="reserve",
+        args=("0f8fad5b-d9cb-469f-a165-70867728950e",),
         kwargs={"attempt": 1, "items": [{"sku": "SKU-1", "quantity": 3}], "note": "Zoë ✓", **kwargs},
         options={"max_retries": 20, "eta": 1_700_000_000_000, "flag": True, "nothing": None},
     )
@@ -57,7 +59,7 @@ def test_keys_that_are_not_strings_become_strings_as_with_json_dumps():
     assert json.loads(OrjsonEncoder().encode(data)) == json.loads(json.dumps(data))
 
 
-@pytest.mark.parametrize("value", [datetime.now(timezone.utc), 2**64, object()])
+@pytest.mark.parametrize("value", [datetime.now(UTC), 2**64, object()])
 def test_what_would_not_arrive_as_sent_is_refused_when_sending(value):
     # json.dumps refuses datetimes too; integers past 64 bits orjson would read back as floats.
     with pytest.raises(TypeError):

@@ -44,7 +44,10 @@ def test_every_contract_variable_has_its_documented_default():
 
 def test_gateway_url_follows_port_unless_set():
     assert load_settings({"PORT": "9000"}).gateway_url == "http://127.0.0.1:9000"
-    assert load_settings({"PORT": "9000", "GATEWAY_URL": "https://shop.example"}).gateway_url == "https://shop.example"
+    assert (
+        load_settings({"PORT": "9000", "GATEWAY_URL": "https://shop.example"}).gateway_url
+        == "https://shop.example"
+    )
 
 
 def test_values_are_coerced():
@@ -52,12 +55,24 @@ def test_values_are_coerced():
     assert (settings.hold_seconds, settings.late_payment_policy, settings.psp_port) == (5, "refund", 9999)
 
 
-@pytest.mark.parametrize(("name", "value"), [
-    ("PORT", "http"), ("PORT", "70000"), ("HOLD_SECONDS", "0"), ("HOLD_SECONDS", "soon"),
-    ("LATE_PAYMENT_POLICY", "keep"), ("DATABASE_URL", "postgres://x/y"), ("BROKER_URL", "redis://x"),
-    ("REDIS_URL", "localhost:6379"), ("PSP_URL", "ftp://x"), ("SMTP_URL", "http://x"),
-    ("MAIL_FROM", "nobody"), ("ADMIN_TOKEN", "short"), ("RECONCILE_EVERY_SECONDS", "-1"),
-])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PORT", "http"),
+        ("PORT", "70000"),
+        ("HOLD_SECONDS", "0"),
+        ("HOLD_SECONDS", "soon"),
+        ("LATE_PAYMENT_POLICY", "keep"),
+        ("DATABASE_URL", "postgres://x/y"),
+        ("BROKER_URL", "redis://x"),
+        ("REDIS_URL", "localhost:6379"),
+        ("PSP_URL", "ftp://x"),
+        ("SMTP_URL", "http://x"),
+        ("MAIL_FROM", "nobody"),
+        ("ADMIN_TOKEN", "short"),
+        ("RECONCILE_EVERY_SECONDS", "-1"),
+    ],
+)
 def test_wrong_value_names_the_variable(name, value):
     with pytest.raises(SettingsError) as error:
         load_settings({name: value})
@@ -70,11 +85,17 @@ def test_every_field_is_parsed():
     assert {field.name.upper() for field in fields(Settings)} == set(_PARSERS)
 
 
-@pytest.mark.parametrize("module", ["models.migrate", "models.seed", "schedules.main", "sandbox.psp", "sandbox.mail", "gateway.main"])
+@pytest.mark.parametrize(
+    "module",
+    ["models.migrate", "models.seed", "schedules.main", "sandbox.psp", "sandbox.mail", "gateway.main"],
+)
 def test_process_stops_at_start_with_one_line(module):
     result = subprocess.run(
         [sys.executable, "-c", f"import sys, {module} as m; sys.exit(m.main())"],
-        env={"HOLD_SECONDS": "soon", "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60,
+        env={"HOLD_SECONDS": "soon", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["error: HOLD_SECONDS: expected a whole number, got 'soon'"]
@@ -83,11 +104,15 @@ def test_process_stops_at_start_with_one_line(module):
 def test_worker_stops_at_start_with_one_line():
     result = subprocess.run(
         [sys.executable, "-c", "import workers.broker"],
-        env={"BROKER_URL": "nowhere", "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60,
+        env={"BROKER_URL": "nowhere", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "error: BROKER_URL: expected a URL starting with amqp://, amqps:// and naming a host, got 'nowhere'"]
+        "error: BROKER_URL: expected a URL starting with amqp://, amqps:// and naming a host, got 'nowhere'"
+    ]
 
 
 # -- the token signing secret ------------------------------------------------------------------
@@ -105,13 +130,23 @@ def test_the_dev_secret_is_a_development_default():
     assert is_development(settings) and uses_dev_token_secret(settings)
 
 
-@pytest.mark.parametrize("environ", [
-    {"ENV": "production"},
-    {"ENV": "Production"},
-    {"ENV": "PRODUCTION", "TOKEN_SECRET": ""},
-    {"ADMIN_TOKEN": "a-custom-admin-token"},
-    {"PSP_WEBHOOK_SECRET": "a-custom-webhook-secret"},
-], ids=["production", "Production", "PRODUCTION-empty-secret", "custom-admin-token", "custom-webhook-secret"])
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"ENV": "production"},
+        {"ENV": "Production"},
+        {"ENV": "PRODUCTION", "TOKEN_SECRET": ""},
+        {"ADMIN_TOKEN": "a-custom-admin-token"},
+        {"PSP_WEBHOOK_SECRET": "a-custom-webhook-secret"},
+    ],
+    ids=[
+        "production",
+        "Production",
+        "PRODUCTION-empty-secret",
+        "custom-admin-token",
+        "custom-webhook-secret",
+    ],
+)
 def test_outside_development_the_dev_secret_is_refused_in_one_line(environ):
     with pytest.raises(SettingsError) as refused:
         load_settings(environ)
@@ -119,10 +154,19 @@ def test_outside_development_the_dev_secret_is_refused_in_one_line(environ):
     assert one_line_naming_token_secret(refused)
 
 
-@pytest.mark.parametrize("environ", [
-    {"ENV": "production"}, {"ENV": "Production"}, {"ADMIN_TOKEN": "a-custom-admin-token"},
-    {"ENV": "production", "ADMIN_TOKEN": "a-custom-admin-token", "PSP_WEBHOOK_SECRET": "a-custom-webhook-secret"},
-])
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"ENV": "production"},
+        {"ENV": "Production"},
+        {"ADMIN_TOKEN": "a-custom-admin-token"},
+        {
+            "ENV": "production",
+            "ADMIN_TOKEN": "a-custom-admin-token",
+            "PSP_WEBHOOK_SECRET": "a-custom-webhook-secret",
+        },
+    ],
+)
 def test_a_strong_secret_is_accepted_outside_development(environ):
     settings = load_settings({**environ, "TOKEN_SECRET": STRONG_SECRET})
 
@@ -148,7 +192,9 @@ def test_web_process_stops_at_start_with_one_line_when_admin_token_is_custom_and
     result = subprocess.run(
         [sys.executable, "-c", "import sys, gateway.main as m; sys.exit(m.main())"],
         env={"ADMIN_TOKEN": "a-custom-admin-token", "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
     assert result.returncode == 2

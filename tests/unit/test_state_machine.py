@@ -22,7 +22,9 @@ REASONS: list[Reason | None] = [None, *Reason]
 
 
 def make_order(status: OrderStatus, reason: Reason | None = None) -> Order:
-    order = Order(_status=status.value, reason=reason.value if reason else None, total_cents=0, currency="USD")
+    order = Order(
+        _status=status.value, reason=reason.value if reason else None, total_cents=0, currency="USD"
+    )
     order.history = []
     return order
 

@@ -48,8 +48,11 @@ def test_order_steps_keep_most_of_the_threads_while_follow_ups_wait():
 
 def test_each_class_runs_in_arrival_order_and_either_alone_has_every_thread():
     queue = SharedWorkQueue()
-    for name, priority, arrived in (("email-a", FOLLOW_UP_PRIORITY, 1), ("email-b", FOLLOW_UP_PRIORITY, 2),
-                                    ("email-c", FOLLOW_UP_PRIORITY, 3)):
+    for name, priority, arrived in (
+        ("email-a", FOLLOW_UP_PRIORITY, 1),
+        ("email-b", FOLLOW_UP_PRIORITY, 2),
+        ("email-c", FOLLOW_UP_PRIORITY, 3),
+    ):
         queue.put(item(name, priority, arrived))
     assert [queue.get_nowait().message for _ in range(3)] == ["email-a", "email-b", "email-c"]
     for name, arrived in (("a", 1), ("b", 2), ("c", 3)):

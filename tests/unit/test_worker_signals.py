@@ -18,6 +18,7 @@ def restore_sigterm():
 
 def dramatiq_like_handler(calls: list[int]):
     """A stand-in for the handler dramatiq's CLI installs in a worker process (named as it is)."""
+
     def termhandler(signum, frame):
         calls.append(signum)
 

@@ -32,7 +32,9 @@ T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
 #: dramatiq 2.1 renamed ConnectionError (kept as a deprecated alias) to BrokerConnectionError.
-BrokerConnectionError = getattr(dramatiq.errors, "BrokerConnectionError", None) or dramatiq.errors.ConnectionError
+BrokerConnectionError = (
+    getattr(dramatiq.errors, "BrokerConnectionError", None) or dramatiq.errors.ConnectionError
+)
 
 #: MySQL client errors meaning the server could not be reached at all.
 _UNREACHABLE = {2002, 2003, 2005, 2006, 2013}
@@ -64,113 +66,172 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command (exposed for tests and documentation)."""
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
-        prog=PROG, formatter_class=formatter,
-        description=_para("Operator tool of the order fleet: inspect orders, look at and replay dead-lettered "
-                    "messages, and run reconciliation, archiving and the stuck-order sweep by hand."),
+        prog=PROG,
+        formatter_class=formatter,
+        description=_para(
+            "Operator tool of the order fleet: inspect orders, look at and replay dead-lettered "
+            "messages, and run reconciliation, archiving and the stuck-order sweep by hand."
+        ),
         epilog=_epilog("""
             Settings come from the environment (DATABASE_URL, BROKER_URL, ARCHIVE_AFTER_SECONDS, LOG_LEVEL, ...);
             logs go to stderr, the command's output to stdout.
 
             exit codes: 0 done; 1 the operation failed or found problems (see each command);
                         2 usage or configuration error.
-        """))
+        """),
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     order = commands.add_parser(
-        "order", formatter_class=formatter, help="show one order with everything around it",
-        description=_para("Show one order (hot or archived): status and reason, totals, history, payments, "
-                    "stock holds, its outbox messages and customer notifications."),
+        "order",
+        formatter_class=formatter,
+        help="show one order with everything around it",
+        description=_para(
+            "Show one order (hot or archived): status and reason, totals, history, payments, "
+            "stock holds, its outbox messages and customer notifications."
+        ),
         epilog=_epilog("""
             exit codes: 0 shown; 1 no such order, or the database cannot be reached; 2 usage/config error.
-        """))
+        """),
+    )
     order.add_argument("order_id", metavar="ORDER_ID", help="the order's id (32 hex digits)")
     order.add_argument("--json", action="store_true", help="print one JSON document instead of the report")
     order.set_defaults(handler=cmd_order)
 
     dead = commands.add_parser(
-        "dead-letters", formatter_class=formatter, help="list or replay messages dramatiq gave up on",
-        description=_para("Messages whose retries ran out are in the <queue>.XQ queues (in the vhost of "
-                    "BROKER_URL), kept for 7 days. `list` peeks at them without taking them; `replay` "
-                    "sends them back to their queue with fresh retries."),
+        "dead-letters",
+        formatter_class=formatter,
+        help="list or replay messages dramatiq gave up on",
+        description=_para(
+            "Messages whose retries ran out are in the <queue>.XQ queues (in the vhost of "
+            "BROKER_URL), kept for 7 days. `list` peeks at them without taking them; `replay` "
+            "sends them back to their queue with fresh retries."
+        ),
         epilog=_epilog("""
             Without --queue every step queue of workers/queues.py is looked at.
             exit codes: 0 done; 1 RabbitMQ cannot be reached or something could not be replayed;
                         2 usage/config error.
-        """))
+        """),
+    )
     dead_commands = dead.add_subparsers(dest="dead_command", metavar="ACTION", required=True)
 
     listing = dead_commands.add_parser(
-        "list", formatter_class=formatter, help="show dead-lettered messages (they stay where they are)",
-        description=_para("Show the dead-lettered messages of each queue: message id, actor and arguments (the "
-                    "order_id), retries, when and why RabbitMQ dead-lettered it, and the last error "
-                    "dramatiq recorded. Messages are peeked (taken unacknowledged, then requeued in place)."),
+        "list",
+        formatter_class=formatter,
+        help="show dead-lettered messages (they stay where they are)",
+        description=_para(
+            "Show the dead-lettered messages of each queue: message id, actor and arguments (the "
+            "order_id), retries, when and why RabbitMQ dead-lettered it, and the last error "
+            "dramatiq recorded. Messages are peeked (taken unacknowledged, then requeued in place)."
+        ),
         epilog=_epilog("""
             exit codes: 0 listed (also when messages were found); 1 RabbitMQ cannot be reached or the named
                         queue has no dead-letter queue; 2 usage/config error.
-        """))
-    listing.add_argument("--queue", metavar="NAME", help="only this queue (e.g. reserve; reserve.XQ works too)")
-    listing.add_argument("--limit", type=_count(1), default=50, metavar="N",
-                         help="show at most N messages per queue (default: 50)")
+        """),
+    )
+    listing.add_argument(
+        "--queue", metavar="NAME", help="only this queue (e.g. reserve; reserve.XQ works too)"
+    )
+    listing.add_argument(
+        "--limit",
+        type=_count(1),
+        default=50,
+        metavar="N",
+        help="show at most N messages per queue (default: 50)",
+    )
     listing.add_argument("--traceback", action="store_true", help="print the full stored traceback of each")
     listing.add_argument("--json", action="store_true", help="print one JSON document instead")
     listing.set_defaults(handler=cmd_dead_letters_list)
 
     replay = dead_commands.add_parser(
-        "replay", formatter_class=formatter, help="send dead-lettered messages back to their queue",
-        description=_para("Publish the chosen messages again to their original queue (same message id and "
-                    "arguments, retry count cleared, persistent, confirmed by RabbitMQ), then remove "
-                    "them from the dead-letter queue. Steps are idempotent, so a replayed message whose "
-                    "work was done meanwhile changes nothing."),
+        "replay",
+        formatter_class=formatter,
+        help="send dead-lettered messages back to their queue",
+        description=_para(
+            "Publish the chosen messages again to their original queue (same message id and "
+            "arguments, retry count cleared, persistent, confirmed by RabbitMQ), then remove "
+            "them from the dead-letter queue. Steps are idempotent, so a replayed message whose "
+            "work was done meanwhile changes nothing."
+        ),
         epilog=_epilog("""
             exit codes: 0 replayed (or nothing there to replay with --all); 1 a --message-id was not found,
                         an undecodable message was left in place, or RabbitMQ failed;
                         2 nothing chosen (pass --message-id or --all) or usage/config error.
-        """))
+        """),
+    )
     replay.add_argument("--queue", metavar="NAME", help="only this queue (default: every step queue)")
     chosen = replay.add_mutually_exclusive_group()
-    chosen.add_argument("--message-id", action="append", metavar="ID", dest="message_ids",
-                        help="replay this message (repeatable); ids are shown by `dead-letters list`")
+    chosen.add_argument(
+        "--message-id",
+        action="append",
+        metavar="ID",
+        dest="message_ids",
+        help="replay this message (repeatable); ids are shown by `dead-letters list`",
+    )
     chosen.add_argument("--all", action="store_true", help="replay every dead-lettered message")
     replay.add_argument("--dry-run", action="store_true", help="only show what would be replayed")
     replay.set_defaults(handler=cmd_dead_letters_replay)
 
     reconcile = commands.add_parser(
-        "reconcile", formatter_class=formatter, help="check (and repair) the stock ledger of every SKU",
-        description=_para("Check received = available + held + committed for every SKU in one transaction and "
-                    "store a report. By default a dry run that changes nothing; --repair sets `available` "
-                    "to what the holds and receipts say."),
+        "reconcile",
+        formatter_class=formatter,
+        help="check (and repair) the stock ledger of every SKU",
+        description=_para(
+            "Check received = available + held + committed for every SKU in one transaction and "
+            "store a report. By default a dry run that changes nothing; --repair sets `available` "
+            "to what the holds and receipts say."
+        ),
         epilog=_epilog("""
             exit codes: 0 no drift, or every drift repaired; 1 drift found on a dry run, drift that could not
                         be repaired, or the database failed; 2 usage/config error.
-        """))
+        """),
+    )
     reconcile.add_argument("--repair", action="store_true", help="fix the drift found (default: dry run)")
     reconcile.set_defaults(handler=cmd_reconcile)
 
     archive = commands.add_parser(
-        "archive", formatter_class=formatter, help="move finished orders to the archive tables now",
-        description=_para("Move DELIVERED, CANCELLED and REJECTED orders last changed more than "
-                    "--older-than-seconds ago into the *_archive tables, one batch per transaction. "
-                    "Archived orders stay readable (GET /orders/{id}, `orders-admin order`)."),
+        "archive",
+        formatter_class=formatter,
+        help="move finished orders to the archive tables now",
+        description=_para(
+            "Move DELIVERED, CANCELLED and REJECTED orders last changed more than "
+            "--older-than-seconds ago into the *_archive tables, one batch per transaction. "
+            "Archived orders stay readable (GET /orders/{id}, `orders-admin order`)."
+        ),
         epilog=_epilog("""
             exit codes: 0 done (also when nothing was due); 1 the database failed; 2 usage/config error.
-        """))
-    archive.add_argument("--older-than-seconds", type=_count(0), metavar="S",
-                         help="age of the last change (default: ARCHIVE_AFTER_SECONDS)")
-    archive.add_argument("--batch-size", type=_count(1), default=200, metavar="N",
-                         help="orders per transaction (default: 200)")
-    archive.add_argument("--no-progress", action="store_true",
-                         help="no progress bar (it is drawn only when stderr is a terminal)")
+        """),
+    )
+    archive.add_argument(
+        "--older-than-seconds",
+        type=_count(0),
+        metavar="S",
+        help="age of the last change (default: ARCHIVE_AFTER_SECONDS)",
+    )
+    archive.add_argument(
+        "--batch-size", type=_count(1), default=200, metavar="N", help="orders per transaction (default: 200)"
+    )
+    archive.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (it is drawn only when stderr is a terminal)",
+    )
     archive.set_defaults(handler=cmd_archive)
 
     redrive = commands.add_parser(
-        "redrive", formatter_class=formatter, help="run the stuck-order sweep now",
-        description=_para("Run the scheduler's backstop sweep now: enqueue again `expire` for holds past their "
-                    "expiry, `reserve` for orders stuck in PENDING, `pay` for payments never requested and "
-                    "`refund` for refunds never requested. Every step is idempotent."),
+        "redrive",
+        formatter_class=formatter,
+        help="run the stuck-order sweep now",
+        description=_para(
+            "Run the scheduler's backstop sweep now: enqueue again `expire` for holds past their "
+            "expiry, `reserve` for orders stuck in PENDING, `pay` for payments never requested and "
+            "`refund` for refunds never requested. Every step is idempotent."
+        ),
         epilog=_epilog("""
             exit codes: 0 done (counts printed per case); 1 the database or RabbitMQ failed;
                         2 usage/config error.
-        """))
+        """),
+    )
     redrive.set_defaults(handler=cmd_redrive)
     return parser
 
@@ -218,19 +279,31 @@ def cmd_dead_letters_replay(settings: Settings, args: argparse.Namespace) -> int
     dead_letters = DeadLetters(settings.broker_url, dead_letter_ttl_seconds=settings.dead_letter_ttl_seconds)
     try:
         dead_letters.connect()
-        result = dead_letters.replay(args.queue, message_ids=args.message_ids, everything=args.all,
-                                     dry_run=args.dry_run, on_replay=report)
+        result = dead_letters.replay(
+            args.queue,
+            message_ids=args.message_ids,
+            everything=args.all,
+            dry_run=args.dry_run,
+            on_replay=report,
+        )
     finally:
         dead_letters.close()
     for letter in result.skipped:
         print(f"left in place: {letter.describe()} in {letter.dead_letter_queue} (cannot be replayed)")
     count = len(result.replayed)
-    print(f"dry run: {count} message(s) would be replayed; nothing moved" if args.dry_run
-          else f"{count} message(s) replayed" if count else "nothing to replay")
+    print(
+        f"dry run: {count} message(s) would be replayed; nothing moved"
+        if args.dry_run
+        else f"{count} message(s) replayed"
+        if count
+        else "nothing to replay"
+    )
     if result.missing:
         where = args.queue or "any step queue"
-        _error(f"no dead-lettered message {', '.join(result.missing)} in {where}"
-               f" (vhost {dead_letters.vhost!r}); see `{PROG} dead-letters list`")
+        _error(
+            f"no dead-lettered message {', '.join(result.missing)} in {where}"
+            f" (vhost {dead_letters.vhost!r}); see `{PROG} dead-letters list`"
+        )
         return 1
     return 1 if result.skipped else 0
 
@@ -251,7 +324,8 @@ def cmd_archive(settings: Settings, args: argparse.Namespace) -> int:
         older_than = settings.archive_after_seconds
     progress = not args.no_progress and sys.stderr.isatty()
     due, moved = _with_database(
-        settings, lambda sessionmaker: run_archive(sessionmaker, older_than, args.batch_size, progress))
+        settings, lambda sessionmaker: run_archive(sessionmaker, older_than, args.batch_size, progress)
+    )
     if not due:
         print(f"nothing to archive: no order finished more than {older_than} s ago")
     else:
@@ -262,8 +336,12 @@ def cmd_archive(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_redrive(settings: Settings, args: argparse.Namespace) -> int:
     from workers.ops.maintenance import render_redrive, run_redrive
 
-    report = _with_database(settings, lambda sessionmaker: run_redrive(
-        sessionmaker, settings.broker_url, dead_letter_ttl_seconds=settings.dead_letter_ttl_seconds))
+    report = _with_database(
+        settings,
+        lambda sessionmaker: run_redrive(
+            sessionmaker, settings.broker_url, dead_letter_ttl_seconds=settings.dead_letter_ttl_seconds
+        ),
+    )
     print(render_redrive(report))
     return 0
 
@@ -278,7 +356,9 @@ def _amqp_reason(error: BaseException) -> str:
     while current is not None:
         if isinstance(current, OSError) and current.strerror:
             return current.strerror
-        if isinstance(current, (pika.exceptions.ConnectionClosedByBroker, pika.exceptions.ChannelClosedByBroker)):
+        if isinstance(
+            current, (pika.exceptions.ConnectionClosedByBroker, pika.exceptions.ChannelClosedByBroker)
+        ):
             return f"{current.reply_text} ({current.reply_code})"
         # pika's connector errors keep the cause in ``.exception``, the others in ``args``.
         inner = getattr(current, "exception", None)
@@ -306,8 +386,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.handler is cmd_dead_letters_replay and not (args.message_ids or args.all):
-        _error(f"nothing chosen to replay: pass --message-id ID (repeatable) or --all;"
-               f" `{PROG} dead-letters list` shows the ids")
+        _error(
+            f"nothing chosen to replay: pass --message-id ID (repeatable) or --all;"
+            f" `{PROG} dead-letters list` shows the ids"
+        )
         return 2
     settings = settings_or_exit()
     configure_logging(settings, "admin")

@@ -54,8 +54,10 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], indent: str = "
     """Rows as left-aligned columns under ``headers``; ``None`` shows as ``-``."""
     cells = [[str(h) for h in headers]] + [["-" if v is None else str(v) for v in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    return [indent + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-            for row in cells]
+    return [
+        indent + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in cells
+    ]
 
 
 def dump_json(document: Any) -> str:

@@ -120,8 +120,10 @@ class DeadLetter:
 def _millis(value: Any) -> str | None:
     if not isinstance(value, (int, float)):
         return None
-    return datetime.fromtimestamp(value / 1000, UTC).replace(tzinfo=None).isoformat(
-        timespec="milliseconds") + "Z"
+    return (
+        datetime.fromtimestamp(value / 1000, UTC).replace(tzinfo=None).isoformat(timespec="milliseconds")
+        + "Z"
+    )
 
 
 def _text(value: Any) -> Any:
@@ -137,8 +139,12 @@ def _death(properties: pika.BasicProperties) -> dict[str, Any]:
     at = latest.get("time")
     if isinstance(at, datetime):
         at = at.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
-    return {"reason": _text(latest.get("reason")), "queue": _text(latest.get("queue")),
-            "at": at, "count": latest.get("count")}
+    return {
+        "reason": _text(latest.get("reason")),
+        "queue": _text(latest.get("queue")),
+        "at": at,
+        "count": latest.get("count"),
+    }
 
 
 def parse(dead_letter_queue: str, properties: pika.BasicProperties, body: bytes) -> DeadLetter:
@@ -166,8 +172,13 @@ class QueueListing:
         return xq_name(self.queue)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"queue": self.queue, "dead_letter_queue": self.dead_letter_queue, "declared": self.declared,
-                "messages": self.depth, "shown": [letter.as_dict() for letter in self.letters]}
+        return {
+            "queue": self.queue,
+            "dead_letter_queue": self.dead_letter_queue,
+            "declared": self.declared,
+            "messages": self.depth,
+            "shown": [letter.as_dict() for letter in self.letters],
+        }
 
 
 class DeadLetters:
@@ -175,8 +186,12 @@ class DeadLetters:
 
     def __init__(self, broker_url: str, *, dead_letter_ttl_seconds: int = Settings.dead_letter_ttl_seconds):
         # Replay may declare a queue: with the fleet's arguments, or RabbitMQ refuses it.
-        self.broker = FleetBroker(url=broker_url, confirm_delivery=True, middleware=[],
-                                  dead_letter_ttl_seconds=dead_letter_ttl_seconds)
+        self.broker = FleetBroker(
+            url=broker_url,
+            confirm_delivery=True,
+            middleware=[],
+            dead_letter_ttl_seconds=dead_letter_ttl_seconds,
+        )
         quiet_missing_queue_probes()
         self._targets: set[str] = set()  # queues known to exist (replay targets)
         parameters = self.broker.parameters
@@ -211,8 +226,10 @@ class DeadLetters:
             name = canonical(queue)
             depth = self.depth(xq_name(name))
             if depth is None:
-                raise OpsError(f"no dead-letter queue {xq_name(name)} in vhost {self.vhost!r}"
-                               f" (known step queues: {', '.join(step_queues())})")
+                raise OpsError(
+                    f"no dead-letter queue {xq_name(name)} in vhost {self.vhost!r}"
+                    f" (known step queues: {', '.join(step_queues())})"
+                )
             return [(name, depth)]
         return [(name, self.depth(xq_name(name))) for name in step_queues()]
 
@@ -239,8 +256,15 @@ class DeadLetters:
             _give_back(channel)
         return letters
 
-    def replay(self, queue: str | None, *, message_ids: Iterable[str] | None = None, everything: bool = False,
-               dry_run: bool = False, on_replay: Callable[[DeadLetter, str], None] | None = None) -> ReplayResult:
+    def replay(
+        self,
+        queue: str | None,
+        *,
+        message_ids: Iterable[str] | None = None,
+        everything: bool = False,
+        dry_run: bool = False,
+        on_replay: Callable[[DeadLetter, str], None] | None = None,
+    ) -> ReplayResult:
         """Move the chosen dead letters (``message_ids``, or ``everything``) back to their queues.
 
         Only the messages present when a queue is opened are considered, so messages dead-lettered
@@ -257,8 +281,15 @@ class DeadLetters:
         result.missing = sorted(wanted - result.found)
         return result
 
-    def _replay_queue(self, dead_letter_queue: str, depth: int, wanted: set[str], everything: bool,
-                      result: ReplayResult, on_replay: Callable[[DeadLetter, str], None] | None) -> None:
+    def _replay_queue(
+        self,
+        dead_letter_queue: str,
+        depth: int,
+        wanted: set[str],
+        everything: bool,
+        result: ReplayResult,
+        on_replay: Callable[[DeadLetter, str], None] | None,
+    ) -> None:
         channel = self.broker.connection.channel()
         try:
             for _ in range(depth):
@@ -294,9 +325,12 @@ class DeadLetters:
         fresh = dataclasses.replace(message, queue_name=target, options=options)
         # The broker's channel confirms: this returns once RabbitMQ has the message on disk.
         self.broker.channel.basic_publish(
-            exchange="", routing_key=target, body=fresh.encode(),
+            exchange="",
+            routing_key=target,
+            body=fresh.encode(),
             properties=pika.BasicProperties(delivery_mode=2, priority=options.get("broker_priority")),
-            mandatory=True)
+            mandatory=True,
+        )
 
 
 def _give_back(channel: Any) -> None:
@@ -363,8 +397,10 @@ def render_listing(listings: list[QueueListing], vhost: str, verbose: bool = Fal
                 lines.append("      " + ", ".join(info))
             if letter.death:
                 death = letter.death
-                lines.append(f"      dead-lettered: {death.get('reason')} from {death.get('queue')}"
-                             f" at {death.get('at')}" + (f" ({death['count']}x)" if death.get("count") else ""))
+                lines.append(
+                    f"      dead-lettered: {death.get('reason')} from {death.get('queue')}"
+                    f" at {death.get('at')}" + (f" ({death['count']}x)" if death.get("count") else "")
+                )
             if letter.error:
                 lines.append(f"      error: {letter.error}")
             if verbose and letter.traceback:

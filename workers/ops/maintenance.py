@@ -54,14 +54,17 @@ def render_reconcile(outcome: ReconcileOutcome) -> str:
         repaired = len(outcome.drifts) - len(outcome.remaining)
         lines.append(f"repaired {repaired} SKU(s)")
         if outcome.remaining:
-            lines.append(f"{len(outcome.remaining)} SKU(s) could not be repaired (available would go below"
-                         " zero): investigate the holds and receipts of those SKUs")
+            lines.append(
+                f"{len(outcome.remaining)} SKU(s) could not be repaired (available would go below"
+                " zero): investigate the holds and receipts of those SKUs"
+            )
     lines.append(f"report #{outcome.report_id} stored")
     return "\n".join(lines)
 
 
-async def run_archive(sessionmaker: async_sessionmaker[AsyncSession], older_than_seconds: int, batch_size: int,
-                      progress: bool) -> tuple[int, int]:
+async def run_archive(
+    sessionmaker: async_sessionmaker[AsyncSession], older_than_seconds: int, batch_size: int, progress: bool
+) -> tuple[int, int]:
     """Archive every order finished more than ``older_than_seconds`` ago; returns (due, moved).
 
     ``progress`` draws a bar on stderr over the count of due orders; log lines go through the
@@ -74,11 +77,13 @@ async def run_archive(sessionmaker: async_sessionmaker[AsyncSession], older_than
     with tqdm(total=due, unit="order", desc="archiving", file=sys.stderr, disable=not progress) as bar:
         if progress:
             with logging_redirect_tqdm():
-                moved = await archive_finished(sessionmaker, older_than_seconds, batch_size=batch_size,
-                                               progress=bar.update)
+                moved = await archive_finished(
+                    sessionmaker, older_than_seconds, batch_size=batch_size, progress=bar.update
+                )
         else:
-            moved = await archive_finished(sessionmaker, older_than_seconds, batch_size=batch_size,
-                                           progress=bar.update)
+            moved = await archive_finished(
+                sessionmaker, older_than_seconds, batch_size=batch_size, progress=bar.update
+            )
     return due, moved
 
 
@@ -91,11 +96,16 @@ SWEEP_CASES = {
 }
 
 
-async def run_redrive(sessionmaker: async_sessionmaker[AsyncSession], broker_url: str, *,
-                      dead_letter_ttl_seconds: int = Settings.dead_letter_ttl_seconds) -> SweepReport:
+async def run_redrive(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    broker_url: str,
+    *,
+    dead_letter_ttl_seconds: int = Settings.dead_letter_ttl_seconds,
+) -> SweepReport:
     """Run the backstop sweep now, publishing through a confirming broker on ``broker_url``."""
-    broker = FleetBroker(url=broker_url, confirm_delivery=True, middleware=[],
-                         dead_letter_ttl_seconds=dead_letter_ttl_seconds)
+    broker = FleetBroker(
+        url=broker_url, confirm_delivery=True, middleware=[], dead_letter_ttl_seconds=dead_letter_ttl_seconds
+    )
 
     def reachable() -> None:
         broker.connection  # noqa: B018 (connects, or raises when RabbitMQ cannot be reached)
@@ -116,7 +126,9 @@ async def run_redrive(sessionmaker: async_sessionmaker[AsyncSession], broker_url
 
 def render_redrive(report: SweepReport) -> str:
     width = max(len(case) for case in [*SWEEP_CASES, *report.counts])
-    lines = [f"  {case.ljust(width)}  {count:>5}  {SWEEP_CASES.get(case, '')}".rstrip()
-             for case, count in report.counts.items()]
+    lines = [
+        f"  {case.ljust(width)}  {count:>5}  {SWEEP_CASES.get(case, '')}".rstrip()
+        for case, count in report.counts.items()
+    ]
     lines.append(f"re-enqueued {report.total} step(s)" if report.total else "nothing to re-enqueue")
     return "\n".join(lines)

@@ -25,12 +25,20 @@ async def order_document(sessionmaker: async_sessionmaker[AsyncSession], order_i
             if order is None:
                 raise OpsError(f"no order {order_id}")
             archived_at = await session.scalar(
-                select(orders_archive.c.archived_at).where(orders_archive.c.id == order_id))
-        outbox = (await session.scalars(
-            select(OutboxMessage).where(OutboxMessage.order_id == order_id)
-            .order_by(OutboxMessage.created_at, OutboxMessage.id))).all()
-        notifications = (await session.scalars(
-            select(Notification).where(Notification.order_id == order_id).order_by(Notification.id))).all()
+                select(orders_archive.c.archived_at).where(orders_archive.c.id == order_id)
+            )
+        outbox = (
+            await session.scalars(
+                select(OutboxMessage)
+                .where(OutboxMessage.order_id == order_id)
+                .order_by(OutboxMessage.created_at, OutboxMessage.id)
+            )
+        ).all()
+        notifications = (
+            await session.scalars(
+                select(Notification).where(Notification.order_id == order_id).order_by(Notification.id)
+            )
+        ).all()
     return {
         "id": order.id,
         "archived": archived_at is not None,
@@ -43,30 +51,68 @@ async def order_document(sessionmaker: async_sessionmaker[AsyncSession], order_i
         "hold_expires_at": when(order.hold_expires_at),
         "created_at": when(order.created_at),
         "updated_at": when(order.updated_at),
-        "lines": [{"sku": line.sku, "quantity": line.quantity, "unit_price_cents": line.unit_price_cents}
-                  for line in order.lines],
-        "history": [{"status": entry.status, "reason": entry.reason, "note": entry.note, "at": when(entry.at)}
-                    for entry in order.history],
+        "lines": [
+            {"sku": line.sku, "quantity": line.quantity, "unit_price_cents": line.unit_price_cents}
+            for line in order.lines
+        ],
+        "history": [
+            {"status": entry.status, "reason": entry.reason, "note": entry.note, "at": when(entry.at)}
+            for entry in order.history
+        ],
         # The payment token is a secret of the customer's: never shown.
-        "payments": [{"id": payment.id, "attempt": payment.attempt, "method": payment.method,
-                      "status": payment.status, "amount_cents": payment.amount_cents,
-                      "currency": payment.currency, "provider_payment_id": payment.provider_payment_id,
-                      "provider_refund_id": payment.provider_refund_id, "checkout_url": payment.checkout_url,
-                      "created_at": when(payment.created_at), "updated_at": when(payment.updated_at)}
-                     for payment in order.payments],
-        "holds": [{"sku": hold.sku, "quantity": hold.quantity, "state": hold.state,
-                   "expires_at": when(hold.expires_at), "released_at": when(hold.released_at)}
-                  for hold in order.holds],
-        "outbox": [{"id": message.id, "actor": message.actor_name, "queue": message.queue_name,
-                    "exchange": message.exchange, "routing_key": message.routing_key,
-                    "kwargs": message.kwargs, "delay_ms": message.delay_ms,
-                    "created_at": when(message.created_at), "sent_at": when(message.sent_at),
-                    "attempts": message.attempts}
-                   for message in outbox],
-        "notifications": [{"event": note.event, "recipient": note.recipient, "status": note.status,
-                           "attempts": note.attempts, "last_error": note.last_error,
-                           "created_at": when(note.created_at), "sent_at": when(note.sent_at)}
-                          for note in notifications],
+        "payments": [
+            {
+                "id": payment.id,
+                "attempt": payment.attempt,
+                "method": payment.method,
+                "status": payment.status,
+                "amount_cents": payment.amount_cents,
+                "currency": payment.currency,
+                "provider_payment_id": payment.provider_payment_id,
+                "provider_refund_id": payment.provider_refund_id,
+                "checkout_url": payment.checkout_url,
+                "created_at": when(payment.created_at),
+                "updated_at": when(payment.updated_at),
+            }
+            for payment in order.payments
+        ],
+        "holds": [
+            {
+                "sku": hold.sku,
+                "quantity": hold.quantity,
+                "state": hold.state,
+                "expires_at": when(hold.expires_at),
+                "released_at": when(hold.released_at),
+            }
+            for hold in order.holds
+        ],
+        "outbox": [
+            {
+                "id": message.id,
+                "actor": message.actor_name,
+                "queue": message.queue_name,
+                "exchange": message.exchange,
+                "routing_key": message.routing_key,
+                "kwargs": message.kwargs,
+                "delay_ms": message.delay_ms,
+                "created_at": when(message.created_at),
+                "sent_at": when(message.sent_at),
+                "attempts": message.attempts,
+            }
+            for message in outbox
+        ],
+        "notifications": [
+            {
+                "event": note.event,
+                "recipient": note.recipient,
+                "status": note.status,
+                "attempts": note.attempts,
+                "last_error": note.last_error,
+                "created_at": when(note.created_at),
+                "sent_at": when(note.sent_at),
+            }
+            for note in notifications
+        ],
     }
 
 
@@ -99,20 +145,61 @@ def render_order(doc: dict[str, Any]) -> str:
         if rows:
             lines.extend(table(headers, rows))
 
-    section("lines", ["sku", "qty", "unit_price_cents"],
-            [[x["sku"], x["quantity"], x["unit_price_cents"]] for x in doc["lines"]])
-    section("history", ["at", "status", "reason", "note"],
-            [[x["at"], x["status"], x["reason"], x["note"]] for x in doc["history"]])
-    section("payments", ["id", "attempt", "method", "status", "amount", "provider_payment_id",
-                         "provider_refund_id", "checkout_url"],
-            [[x["id"], x["attempt"], x["method"], x["status"], x["amount_cents"], x["provider_payment_id"],
-              x["provider_refund_id"], x["checkout_url"]] for x in doc["payments"]])
-    section("holds", ["sku", "qty", "state", "expires_at", "released_at"],
-            [[x["sku"], x["quantity"], x["state"], x["expires_at"], x["released_at"]] for x in doc["holds"]])
-    section("outbox", ["id", "message", "created_at", "sent_at", "attempts"],
-            [[x["id"], _outbox_target(x), x["created_at"], x["sent_at"] or "UNSENT", x["attempts"]]
-             for x in doc["outbox"]])
-    section("notifications", ["event", "status", "attempts", "sent_at", "last_error"],
-            [[x["event"], x["status"], x["attempts"], x["sent_at"], x["last_error"]]
-             for x in doc["notifications"]])
+    section(
+        "lines",
+        ["sku", "qty", "unit_price_cents"],
+        [[x["sku"], x["quantity"], x["unit_price_cents"]] for x in doc["lines"]],
+    )
+    section(
+        "history",
+        ["at", "status", "reason", "note"],
+        [[x["at"], x["status"], x["reason"], x["note"]] for x in doc["history"]],
+    )
+    section(
+        "payments",
+        [
+            "id",
+            "attempt",
+            "method",
+            "status",
+            "amount",
+            "provider_payment_id",
+            "provider_refund_id",
+            "checkout_url",
+        ],
+        [
+            [
+                x["id"],
+                x["attempt"],
+                x["method"],
+                x["status"],
+                x["amount_cents"],
+                x["provider_payment_id"],
+                x["provider_refund_id"],
+                x["checkout_url"],
+            ]
+            for x in doc["payments"]
+        ],
+    )
+    section(
+        "holds",
+        ["sku", "qty", "state", "expires_at", "released_at"],
+        [[x["sku"], x["quantity"], x["state"], x["expires_at"], x["released_at"]] for x in doc["holds"]],
+    )
+    section(
+        "outbox",
+        ["id", "message", "created_at", "sent_at", "attempts"],
+        [
+            [x["id"], _outbox_target(x), x["created_at"], x["sent_at"] or "UNSENT", x["attempts"]]
+            for x in doc["outbox"]
+        ],
+    )
+    section(
+        "notifications",
+        ["event", "status", "attempts", "sent_at", "last_error"],
+        [
+            [x["event"], x["status"], x["attempts"], x["sent_at"], x["last_error"]]
+            for x in doc["notifications"]
+        ],
+    )
     return "\n".join(lines)
