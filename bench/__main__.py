@@ -4,11 +4,11 @@ print its table, write bench/results/latest.json.
 The fleet is the Procfile.dev processes, each started on its own (:mod:`bench.fleet`). The
 floor phase (:mod:`bench.floor`) first measures what a database round trip and a gateway request
 cost alone on this fleet; with the ceiling's cost of a message, they give the lower bound of CPU
-per placed order in this stack. The e2e phase reads CPU time per process and MariaDB's statement counters over its measured window, then
-runs the open loop at half the closed-loop rate. The expiry phase runs while an open loop at that
-same rate sends orders (customers of its own, SKUs apart from the holds'), from the holds'
-creation until the last one falls due; its POST and POST-to-PLACED latencies are reported beside
-the expiry figures. ``--baseline REV`` measures the e2e phase again on the fleet of commit REV
+per placed order in this stack. The e2e phase reads CPU time per process and MariaDB's statement
+counters over its measured window, then runs the open loop at half the closed-loop rate. The
+expiry phase runs while an open loop at that same rate sends orders (customers of its own, SKUs
+apart from the holds'), from the holds' creation until the last one falls due; its POST and
+POST-to-PLACED latencies are reported beside the expiry figures. ``--baseline REV`` measures the e2e phase again on the fleet of commit REV
 (:mod:`bench.baseline`) in the same run and prints both side by side.
 
 Exit status 0 when the run completed, whether or not every target was met (misses are in the
@@ -212,7 +212,8 @@ async def _load_tokens(engine, settings, rate: float, mode: Mode, log) -> list[s
     accounts = await create_accounts(engine, count)
     reuse_s = count / rate
     log(
-        f"expiry: {count:,} customers of their own for the open loop (no holds; each comes round at most every "
+        f"expiry: {count:,} customers of their own for the open loop "
+        "(no holds; each comes round at most every "
         f"{reuse_s:,.0f}s; limit {settings.max_unpaid_orders} unpaid orders per customer)"
     )
     return tokens_for(settings, accounts)
@@ -265,7 +266,8 @@ async def _scenarios(
         if "e2e" in scenarios:
             memory.phase = "e2e"
             log(
-                f"e2e: {mode.e2e_clients} clients, {mode.e2e_warmup_s:g}s warm-up + {mode.e2e_window_s:g}s window"
+                f"e2e: {mode.e2e_clients} clients, {mode.e2e_warmup_s:g}s warm-up + "
+                f"{mode.e2e_window_s:g}s window"
             )
             results["e2e"] = await _e2e(
                 fleet, engine, tally, mode, args, log, tokens, skus, profiler, open_rate
@@ -333,7 +335,8 @@ async def _scenarios(
                     # From now until the last hold falls due, orders arrive on the e2e open loop's schedule.
                     load_s = round(max((created["end"] - utcnow()).total_seconds(), 1.0), 1)
                     log(
-                        f"expiry: open loop at {load_rate:g} orders/s for {load_s:g}s, while the holds fall due"
+                        f"expiry: open loop at {load_rate:g} orders/s for {load_s:g}s, while the holds "
+                        "fall due"
                     )
                     measured, load = await asyncio.gather(
                         releases,

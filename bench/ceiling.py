@@ -94,7 +94,7 @@ def measure(
         "dramatiq_prom_db": str(workdir / "ceiling-prometheus"),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
-    log_file = open(workdir / "ceiling.log", "ab")
+    log_file = open(workdir / "ceiling.log", "ab")  # noqa: SIM115 (the worker writes to it until it stops)
     worker = subprocess.Popen(
         [
             sys.executable,
@@ -127,7 +127,8 @@ def measure(
                 t_last = now
                 cpu.stop()
                 log(
-                    f"ceiling: all done {t_last - started:.1f}s after the start (5% mark at {t_first - started:.1f}s)"
+                    f"ceiling: all done {t_last - started:.1f}s after the start "
+                    f"(5% mark at {t_first - started:.1f}s)"
                 )
                 break
             if worker.poll() is not None:

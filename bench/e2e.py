@@ -300,7 +300,8 @@ async def run(
             (
                 await connection.execute(
                     text(
-                        "SELECT order_id, MIN(at) FROM order_history WHERE status = 'PLACED' GROUP BY order_id"
+                        "SELECT order_id, MIN(at) FROM order_history WHERE status = 'PLACED' GROUP BY "
+                        "order_id"
                     )
                 )
             ).all()
@@ -367,7 +368,8 @@ async def confirmation_lateness(
     ]
     missing = sum(1 for value in lateness if value == math.inf)
     log(
-        f"e2e: {len(placed) - missing} of {len(placed)} confirmation emails, all in {waited:.1f}s after the drain"
+        f"e2e: {len(placed) - missing} of {len(placed)} confirmation emails, all in {waited:.1f}s after "
+        "the drain"
     )
 
     def seconds(value: float | None) -> float | None:
@@ -389,9 +391,7 @@ async def placed_times(engine: AsyncEngine, order_ids: list[str]) -> dict[str, f
     async with engine.connect() as connection:
         for start in range(0, len(order_ids), 5000):
             rows = await connection.execute(_PLACED_AT, {"ids": order_ids[start : start + 5000]})
-            found.update(
-                {order_id: at.replace(tzinfo=UTC).timestamp() for order_id, at in rows.all()}
-            )
+            found.update({order_id: at.replace(tzinfo=UTC).timestamp() for order_id, at in rows.all()})
     return found
 
 

@@ -54,7 +54,7 @@ def _chunk_rows(
         "holds": [],
         "outbox": [],
     }
-    for order_id, expires_at, sku in zip(order_ids, expiries, skus):
+    for order_id, expires_at, sku in zip(order_ids, expiries, skus, strict=True):
         account_id = random.choice(accounts)
         rows["orders"].append(
             {
@@ -299,7 +299,8 @@ async def measure(
     late_ms = [x * 1000 for x in lateness]
     early = sum(1 for x in late_ms if x < 0)
     log(
-        f"expiry: {released:,} of {holds:,} holds released; lateness p50 {rounded(percentile(late_ms, 0.5))} ms, "
+        f"expiry: {released:,} of {holds:,} holds released; "
+        f"lateness p50 {rounded(percentile(late_ms, 0.5))} ms, "
         f"p99 {rounded(percentile(late_ms, 0.99))} ms, max {rounded(max(late_ms)) if late_ms else None} ms"
     )
     return {

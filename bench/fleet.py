@@ -138,7 +138,7 @@ class DirectFleet(FleetUrls):
                 # The program only: dramatiq's main process passes the signal on to its workers.
                 process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
-        for name, process in self.processes.items():
+        for process in self.processes.values():
             try:
                 process.wait(timeout=max(deadline - time.monotonic(), 0.1))
             except subprocess.TimeoutExpired:

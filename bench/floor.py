@@ -13,9 +13,10 @@ requests. Each part is measured alone, in the same run and on the same machine a
 
 :func:`lower_bound` adds them up for an order's shape: the messages per order measured in the
 e2e phase, the domain events it publishes, a number of statements, one commit per step that
-writes, and the two requests that reach the gateway (``POST /orders`` and the provider's webhook). Nothing else an order needs is in
-it (validation, business rules, the provider call, the email, logs), so it is a lower bound: what
-a placed order cannot cost less than in this stack, whatever the code around the parts does.
+writes, and the two requests that reach the gateway (``POST /orders`` and the provider's webhook).
+Nothing else an order needs is in it (validation, business rules, the provider call, the email,
+logs), so it is a lower bound: what a placed order cannot cost less than in this stack, whatever
+the code around the parts does.
 """
 
 from __future__ import annotations

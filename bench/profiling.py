@@ -65,7 +65,7 @@ class Profiler:
                 continue
             prefix = "" if phase == "e2e" else f"{phase}-"
             path = self.folder / f"flame-{prefix}{role}{self.suffix}.svg"
-            log = open(path.with_suffix(".log"), "wb")
+            log = open(path.with_suffix(".log"), "wb")  # noqa: SIM115 (py-spy writes to it until stopped)
             self.running.append(
                 (
                     subprocess.Popen(

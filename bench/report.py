@@ -396,7 +396,10 @@ def _sql_text(sql: dict) -> str:
 def _sql_rows(document: dict, e2e: dict) -> list[tuple[str, str, str, str]]:
     sql = e2e.get("sql") or {}
     per_order = sql.get("per_order") or {}
-    label = "SQL statements per placed order (SELECT + DML, MariaDB counters over the window, the bench's own out)"
+    label = (
+        "SQL statements per placed order "
+        "(SELECT + DML, MariaDB counters over the window, the bench's own out)"
+    )
     target, met = f"<= {SQL_STATEMENTS_PER_ORDER}", _met(document, "sql_statements_per_order")
     if not per_order:
         return [(label, "- (no order placed in the window)", target, met)]
@@ -430,7 +433,10 @@ def _open_loop_rows(document: dict, e2e: dict) -> list[tuple[str, str, str, str]
             (f"{label}: POST /orders p50 / p99", "- (not run: no closed-loop rate)", post_target, post_met),
             (f"{label}: POST to PLACED p50 / p99", "-", placed_target, placed_met),
         ]
-    label = f"Open loop at {opened['rate_per_s']:.1f} orders/s, half the closed-loop rate ({opened['window_s']:g} s)"
+    label = (
+        f"Open loop at {opened['rate_per_s']:.1f} orders/s, "
+        f"half the closed-loop rate ({opened['window_s']:g} s)"
+    )
     return [
         (
             f"{label}: POST /orders p50 / p99",
@@ -534,7 +540,8 @@ def _email_lateness(document: dict, e2e: dict) -> str:
     def seconds(value: Any) -> str:
         return f"> {e2e.get('confirmation_email_wait_s')}" if value is None else f"{value:,.2f}"
 
-    text = f"{seconds(document.get('confirmation_email_p50_s'))} / {seconds(document.get('confirmation_email_p99_s'))}"
+    p50, p99 = document.get("confirmation_email_p50_s"), document.get("confirmation_email_p99_s")
+    text = f"{seconds(p50)} / {seconds(p99)}"
     missing = document.get("confirmation_emails_missing")
     return f"{text} ({missing} never came)" if missing else text
 
@@ -643,7 +650,8 @@ def render_table(document: dict) -> str:
             )
         rows += [
             (
-                f"Expiry: holds released ({ex['holds']:,} due over {ex['window_s']:g} s, {ex['rate_per_s']:,.0f}/s)",
+                f"Expiry: holds released ({ex['holds']:,} due over {ex['window_s']:g} s, "
+                f"{ex['rate_per_s']:,.0f}/s)",
                 _released(ex, s.get("hold_grace_s")),
                 "all",
                 "yes" if ex["delivered"] == ex["holds"] else "**no**",
@@ -816,7 +824,8 @@ def render_floor(document: dict) -> str:
             f"**{_floor_ms(at_target['total'])}**",
             f"{_n(floor['messages_per_order'], '', 2)} messages {at_target['messages']:.2f} + "
             f"{_n(floor.get('events_per_order', 0), '', 2)} events {at_target.get('events', 0):.2f} + "
-            f"{SQL_STATEMENTS_PER_ORDER} statements and {COMMITS_PER_ORDER} commits {at_target['round_trips']:.2f} + "
+            f"{SQL_STATEMENTS_PER_ORDER} statements and {COMMITS_PER_ORDER} commits "
+            f"{at_target['round_trips']:.2f} + "
             f"{REQUESTS_PER_ORDER} requests {at_target['requests']:.2f}; target {CPU_MS_PER_ORDER} ms",
         ),
     ]

@@ -17,7 +17,7 @@ from workers import worker_metrics
 SETTINGS = settings_or_exit()
 worker_metrics.prepare(SETTINGS)
 
-import asyncio  # noqa: E402  (after the environment above, on purpose)
+import asyncio  # after the environment above, on purpose
 
 import dramatiq
 import structlog

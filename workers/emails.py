@@ -88,7 +88,7 @@ def compose(
     listed = [f"- {quantity} x {sku}" for quantity, sku in lines]
 
     text = "\n".join([f"Hello {name},", "", body, "", f"Order {order_id}", *listed, f"Total: {total}", ""])
-    items = "".join(f"<li>{html.escape(line)}</li>" for line in (l[2:] for l in listed))
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in (entry[2:] for entry in listed))
     markup = (
         f"<p>Hello {html.escape(name)},</p><p>{html.escape(body)}</p>"
         f"<p>Order <strong>{html.escape(order_id)}</strong></p><ul>{items}</ul>"
@@ -122,7 +122,8 @@ def compose(
             f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n',
             "\r\n",
             f"--{boundary}\r\n",
-            f'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: {text_encoding}\r\n\r\n',
+            'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: '
+            f"{text_encoding}\r\n\r\n",
         ]
     )
     between = (

@@ -193,7 +193,8 @@ async def _transaction(client: aiosmtplib.SMTP, message: Email) -> None:
     if message.smtputf8:
         if not client.supports_extension("smtputf8"):
             raise aiosmtplib.SMTPNotSupported(
-                "An address containing non-ASCII characters was provided, but SMTPUTF8 is not supported by this server"
+                "An address containing non-ASCII characters was provided, but SMTPUTF8 is not "
+                "supported by this server"
             )
         options.append("SMTPUTF8")
         if client.supports_extension("8bitmime"):

@@ -70,9 +70,10 @@ def to_dramatiq(message: OutboxMessage) -> dramatiq.Message:
 class OutboxPublisher:
     """Sends outbox rows through a dramatiq broker configured with ``confirm_delivery=True``.
 
-    Rows are sent in the background after their commit, and confirmed rows are marked sent in batches: the ids confirmed within :data:`MARK_EVERY_SECONDS`
-    (by all the steps of the process) go together in one ``UPDATE``, so under load marking costs
-    a fraction of a statement per unit of work instead of one each, and no step waits for it.
+    Rows are sent in the background after their commit, and confirmed rows are marked sent in
+    batches: the ids confirmed within :data:`MARK_EVERY_SECONDS` (by all the steps of the process)
+    go together in one ``UPDATE``, so under load marking costs a fraction of a statement per unit of
+    work instead of one each, and no step waits for it.
     A row confirmed but not yet marked when the process dies is sent again by the relay
     (:data:`config.Settings.outbox_relay_after_seconds` later, far above the batching window):
     a duplicate message, never a lost one. :meth:`flush` (and :meth:`aclose`) mark what is left.

@@ -59,7 +59,7 @@ def prepare(settings: Settings) -> Path:
     """
     directory = metrics_dir(settings)
     directory.mkdir(parents=True, exist_ok=True)
-    os.environ["dramatiq_prom_db"] = str(directory)
+    os.environ["dramatiq_prom_db"] = str(directory)  # noqa: SIM112 (dramatiq reads it in lower case)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
     remove_dead_process_files(directory)
     return directory
@@ -115,7 +115,7 @@ def serve() -> int:
     directory = metrics_dir(settings)
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=str(directory))
-    host = os.environ.get("dramatiq_prom_host", "0.0.0.0")
+    host = os.environ.get("dramatiq_prom_host", "0.0.0.0")  # noqa: SIM112 (dramatiq's own name)
     try:
         _, thread = start_http_server(port, addr=host, registry=registry)
     except OSError as error:

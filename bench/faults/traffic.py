@@ -175,8 +175,7 @@ class Traffic:
                 order,
                 lambda s: (
                     s["payment"].get("checkout_url")
-                    or (s["status"] != "AWAITING_PAYMENT"
-                    and s["status"] != "PENDING")
+                    or (s["status"] != "AWAITING_PAYMENT" and s["status"] != "PENDING")
                 ),
                 deadline,
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from datetime import datetime
 
@@ -121,7 +122,7 @@ async def test_fulfilment_ships_and_delivers_and_then_refuses_cancel(api):
 
     shipped, order, _ = await api.call("POST", f"/orders/{body['id']}/ship", token=api.admin_token)
     assert shipped == 200 and order["status"] == "SHIPPED"
-    refused, problem, response = await api.call("POST", f"/orders/{body['id']}/cancel", token=token)
+    refused, _, response = await api.call("POST", f"/orders/{body['id']}/cancel", token=token)
     assert refused == 409 and response.content_type == "application/problem+json"
     delivered, order, _ = await api.call("POST", f"/orders/{body['id']}/deliver", token=api.admin_token)
     assert delivered == 200 and order["status"] == "DELIVERED"
@@ -144,7 +145,7 @@ async def test_flash_sale_sells_exactly_the_stock(api):
     finals = await asyncio.gather(
         *(
             api.order_when(token, body["id"], settled, timeout=60, what=f"order {body['id']} settled")
-            for token, (_, body, _) in zip(tokens, answers)
+            for token, (_, body, _) in zip(tokens, answers, strict=True)
         )
     )
     outcomes = [(order["status"], order["reason"]) for order in finals]
@@ -179,4 +180,4 @@ async def test_live_status_stream_ends_at_a_final_status(api):
 
     assert events[-1]["status"] == "CANCELLED" and events[-1]["reason"] == "payment_failed"
     statuses = [event["status"] for event in events]
-    assert all(a != b for a, b in zip(statuses, statuses[1:]))
+    assert all(a != b for a, b in itertools.pairwise(statuses))

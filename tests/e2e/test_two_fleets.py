@@ -95,7 +95,7 @@ def test_two_mail_sinks_on_their_own_smtp_ports_both_answer(tmp_path, vhost):
     with running("mail", envs[0], tmp_path / "a.log") as a, running("mail", envs[1], tmp_path / "b.log") as b:
         for port in (first, second):
             eventually_sync(
-                lambda: answers(f"http://127.0.0.1:{port + 1}/healthz"),
+                lambda port=port: answers(f"http://127.0.0.1:{port + 1}/healthz"),
                 timeout=20,
                 what=f"the mail sink of SMTP_PORT={port} on {port + 1}",
             )
@@ -106,7 +106,7 @@ def test_two_mail_sinks_on_their_own_smtp_ports_both_answer(tmp_path, vhost):
 
 def test_two_workers_on_their_own_ports_serve_their_own_metrics_without_dead_processes(tmp_path, vhost):
     ports = [port_with_free_neighbour(WORKER_METRICS_PORT_OFFSET) for _ in range(2)]
-    envs = [one_fleet(tmp_path / name, vhost, PORT=str(port)) for name, port in zip("ab", ports)]
+    envs = [one_fleet(tmp_path / name, vhost, PORT=str(port)) for name, port in zip("ab", ports, strict=True)]
     # A gauge left behind by a process that died, in the folder the first worker will count into.
     folder = Path(envs[0]["TMPDIR"]) / f"orders-worker-metrics-{ports[0] + WORKER_METRICS_PORT_OFFSET}"
     dead_pid = leave_a_gauge_behind(folder)
@@ -115,7 +115,7 @@ def test_two_workers_on_their_own_ports_serve_their_own_metrics_without_dead_pro
     with running("worker", envs[0], tmp_path / "a.log"), running("worker", envs[1], tmp_path / "b.log"):
         texts = [
             eventually_sync(
-                lambda: has_live_gauge(
+                lambda port=port: has_live_gauge(
                     answers(f"http://127.0.0.1:{port + WORKER_METRICS_PORT_OFFSET}/metrics")
                 ),
                 timeout=30,

@@ -1,4 +1,5 @@
-"""The worker process (the Procfile's command) declares its dead-letter queues with DEAD_LETTER_TTL_SECONDS."""
+"""The worker process (the Procfile's command) declares its dead-letter queues with
+DEAD_LETTER_TTL_SECONDS."""
 
 from __future__ import annotations
 

@@ -59,7 +59,7 @@ async def every_text_value(connection):
     for table, columns in (await text_columns(connection)).items():
         selected = ", ".join(f"`{column}`" for column in columns)
         for row in await connection.execute(text(f"SELECT {selected} FROM `{table}`")):
-            for column, value in zip(columns, row):
+            for column, value in zip(columns, row, strict=True):
                 if isinstance(value, str):
                     yield table, column, value
 

@@ -103,7 +103,7 @@ async def test_expiry_then_late_success_refunds_when_the_stock_is_gone(runtime, 
     order_id, sku = await awaiting_payment(runtime, sessionmaker, stock=2, quantity=2)
     await make_hold_due(sessionmaker, order_id)
     await expire_hold(runtime, order_id)
-    rival_id, _ = await _rival_takes(runtime, sessionmaker, sku, quantity=2)
+    await _rival_takes(runtime, sessionmaker, sku, quantity=2)
     await approve_at_provider(psp_url, sessionmaker, order_id)
 
     outcome = await settle_payment(

@@ -83,7 +83,7 @@ class Fleet(FleetUrls):
 
     def start(self, timeout: float = 60.0) -> None:
         """Start every Procfile.dev process and wait until the HTTP ones answer."""
-        self.log_file = open(self.log_path, "ab")
+        self.log_file = open(self.log_path, "ab")  # noqa: SIM115 (honcho writes to it until stopped)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "honcho", "-f", str(ROOT / "Procfile.dev"), "start", "--no-prefix"],
             cwd=ROOT,

@@ -24,7 +24,7 @@ def procfile_command(name: str, procfile: str = "Procfile.dev") -> str:
 
 def start(name: str, env: dict[str, str], log_path: Path) -> subprocess.Popen:
     """Run the Procfile's ``name`` command in a process group of its own, logging to ``log_path``."""
-    log = open(log_path, "ab")
+    log = open(log_path, "ab")  # noqa: SIM115 (the process writes to it for its whole life)
     return subprocess.Popen(
         ["/bin/sh", "-c", f"exec {procfile_command(name)}"],
         cwd=ROOT,

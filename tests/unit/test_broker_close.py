@@ -22,7 +22,7 @@ def test_close_closes_everything_while_another_thread_drops_its_connection():
     broker = FleetBroker(url="amqp://guest:guest@127.0.0.1:1/", dead_letter_ttl_seconds=60, middleware=[])
     channels = [Closable(broker, "channels") for _ in range(3)]
     connections = [Closable(broker, "connections") for _ in range(3)]
-    for channel, connection in zip(channels, connections):
+    for channel, connection in zip(channels, connections, strict=True):
         channel.drops = connection  # closing the channel drops a connection from the live set
     broker.channels.update(channels)
     broker.connections.update(connections)

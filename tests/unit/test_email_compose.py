@@ -314,7 +314,7 @@ def reference(*, order_id, reason, total_cents, currency, lines, email, name, ev
             ]
         )
     )
-    items = "".join(f"<li>{html.escape(line)}</li>" for line in (l[2:] for l in listed))
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in (entry[2:] for entry in listed))
     message.add_alternative(
         f"<p>Hello {html.escape(name)},</p><p>{html.escape(body)}</p>"
         f"<p>Order <strong>{html.escape(order_id)}</strong></p><ul>{items}</ul>"

@@ -146,7 +146,7 @@ def test_exceptions_come_as_text_from_either_kind_of_logger(stderr):
     log = structlog.get_logger("actors.pay")
 
     try:
-        1 / 0
+        raise ZeroDivisionError("division by zero")
     except ZeroDivisionError:
         log.exception("pay.failed", attempt=2)
         log.warning("pay.retrying", exc_info=True)

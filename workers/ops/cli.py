@@ -73,8 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
             "messages, and run reconciliation, archiving and the stuck-order sweep by hand."
         ),
         epilog=_epilog("""
-            Settings come from the environment (DATABASE_URL, BROKER_URL, ARCHIVE_AFTER_SECONDS, LOG_LEVEL, ...);
-            logs go to stderr, the command's output to stdout.
+            Settings come from the environment (DATABASE_URL, BROKER_URL, ARCHIVE_AFTER_SECONDS,
+            LOG_LEVEL, ...); logs go to stderr, the command's output to stdout.
 
             exit codes: 0 done; 1 the operation failed or found problems (see each command);
                         2 usage or configuration error.
