@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from structlog.testing import capture_logs
 
 from actors.cancel import cancel_order
 from actors.refund import refund_payment
 from actors.settle import settle_payment
-from models.tables import OutboxMessage
+from models.tables import ARCHIVED_CHILDREN, Order, OutboxMessage
 from tests.support.factories import (
     available,
     load_order,
@@ -134,3 +136,45 @@ async def test_shipped_order_is_not_cancelled(runtime, sessionmaker, psp_url):
     assert await cancel_order(runtime, order_id, "customer_cancelled") == "SHIPPED"
     assert await available(sessionmaker, sku) == 3
     assert await follow_ups(sessionmaker, order_id, "refund") == []
+
+
+async def test_refund_for_an_order_that_does_not_exist_does_nothing(runtime):
+    with capture_logs() as logs:
+        assert await refund_payment(runtime, order_id="no-such-order", payment_id="no-such-payment") is None
+    assert [entry["event"] for entry in logs if entry["event"].startswith("refund.")] == [
+        "refund.not_applicable"
+    ]
+
+
+class DeletesTheOrderWhileRefunding:
+    """The provider, with the order deleted while it is being asked for the refund."""
+
+    def __init__(self, psp, sessionmaker, order_id: str):
+        self._psp, self._sessionmaker, self._order_id = psp, sessionmaker, order_id
+
+    async def refund(self, **request):
+        refund = await self._psp.refund(**request)
+        async with self._sessionmaker() as session, session.begin():
+            for hot, _ in ARCHIVED_CHILDREN:
+                await session.execute(delete(hot).where(hot.c.order_id == self._order_id))
+            await session.execute(delete(Order).where(Order.id == self._order_id))
+        return refund
+
+
+async def test_refund_whose_order_disappears_meanwhile_returns_without_raising(
+    runtime, sessionmaker, psp_url
+):
+    order_id, _ = await placed_order(runtime, sessionmaker, psp_url)
+    await cancel_order(runtime, order_id, "customer_cancelled")
+    [refund] = await follow_ups(sessionmaker, order_id, "refund")
+    vanishing = dataclasses.replace(
+        runtime, psp=DeletesTheOrderWhileRefunding(runtime.psp, sessionmaker, order_id)
+    )
+
+    with capture_logs() as logs:
+        refund_id = await refund_payment(vanishing, **refund)
+
+    assert refund_id is not None
+    mine = [(entry["event"], entry["log_level"]) for entry in logs if entry["event"].startswith("refund.")]
+    assert mine == [("refund.payment_gone", "warning")]
+    assert (await load_order(sessionmaker, order_id)) is None
