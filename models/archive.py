@@ -1,7 +1,9 @@
 """Moving finished orders out of the hot tables into the ``*_archive`` tables, and reading them back.
 
 An order DELIVERED, CANCELLED or REJECTED for longer than ARCHIVE_AFTER_SECONDS moves with its
-lines, history, payments and holds, one batch per transaction. The units its COMMITTED holds
+lines, history, payments and holds, one batch per transaction, unless it still has money in
+flight (:func:`_money_in_flight`): its provider webhook must find the payment where `settle`
+looks for it, so such an order stays until the provider has settled it. The units its COMMITTED holds
 sold are added to ``stock.committed_archived`` in the same transaction, so the stock ledger
 still balances after the holds leave.
 """
@@ -11,11 +13,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, literal, select, update
+from sqlalchemy import and_, delete, exists, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.clock import utcnow
-from models.state import HoldState, OrderStatus
+from models.state import HoldState, OrderStatus, PaymentStatus
 from models.tables import (
     ARCHIVED_CHILDREN,
     Order,
@@ -34,9 +36,24 @@ from models.tables import (
 ARCHIVABLE = (OrderStatus.DELIVERED, OrderStatus.CANCELLED, OrderStatus.REJECTED)
 
 
+def _money_in_flight():
+    """The order has a payment on which the provider may still move money: a charge it knows of
+    and has not decided (PENDING with the provider's id), or a refund asked for and not yet
+    confirmed (REFUND_PENDING)."""
+    return exists().where(
+        Payment.order_id == Order.id,
+        or_(
+            Payment._status == PaymentStatus.REFUND_PENDING.value,
+            and_(Payment._status == PaymentStatus.PENDING.value, Payment.provider_payment_id.is_not(None)),
+        ),
+    )
+
+
 def _due(older_than: datetime):
     return select(Order.id).where(
-        Order._status.in_([s.value for s in ARCHIVABLE]), Order.updated_at < older_than
+        Order._status.in_([s.value for s in ARCHIVABLE]),
+        Order.updated_at < older_than,
+        ~_money_in_flight(),
     )
 
 

@@ -7,13 +7,15 @@ from sqlalchemy import func, select, update
 from actors.archive import archive_finished
 from actors.cancel import cancel_order
 from actors.reconcile import reconcile_stock
+from actors.refund import refund_payment
 from actors.settle import settle_payment
 from models.archive import load_archived_order
 from models.invariants import stock_ledgers
 from models.reconcile import reconcile
-from models.tables import Order, OrderLine, ReconciliationReport, ReservedStock, Stock
+from models.state import OrderStatus, PaymentStatus, Reason
+from models.tables import Order, OrderLine, Payment, ReconciliationReport, ReservedStock, Stock
 from schedules.election import elected, fleet_of, resign
-from tests.support.factories import available
+from tests.support.factories import available, load_order
 from tests.support.scenarios import assert_invariants, awaiting_payment, provider_event
 from workers.live_status import create_redis
 
@@ -62,8 +64,57 @@ async def test_finished_orders_move_to_the_archive_and_the_ledger_still_balances
     await assert_invariants(sessionmaker)
 
 
+async def archived(sessionmaker, order_id: str) -> bool:
+    """Archive everything due now; whether ``order_id`` has left the hot tables."""
+    await archive_finished(sessionmaker, older_than_seconds=0)
+    return await count(sessionmaker, Order, Order.id == order_id) == 0
+
+
+async def test_a_cancelled_order_is_archived_only_once_its_refund_has_settled(runtime, sessionmaker):
+    order_id, _ = await awaiting_payment(runtime, sessionmaker, token="pm_card_ok")
+    await settle_payment(runtime, await provider_event(sessionmaker, order_id, "payment.succeeded"), order_id)
+    await cancel_order(runtime, order_id, "customer_cancelled")
+    payment = (await load_order(sessionmaker, order_id)).payment
+    assert payment.status == PaymentStatus.REFUND_PENDING
+
+    assert not await archived(sessionmaker, order_id)  # the refund is not even asked for yet
+    refund_id = await refund_payment(runtime, order_id=order_id, payment_id=payment.id)
+    assert not await archived(sessionmaker, order_id)  # asked for, not confirmed
+
+    event = await provider_event(sessionmaker, order_id, "refund.succeeded", refund_id=refund_id)
+    assert await settle_payment(runtime, event, order_id) == "refunded"
+    assert await archived(sessionmaker, order_id)
+    async with sessionmaker() as session:
+        order = await load_archived_order(session, order_id)
+    assert (order.status, order.payment.status) == (OrderStatus.CANCELLED, PaymentStatus.REFUNDED)
+    await assert_invariants(sessionmaker)
+
+
+async def test_a_finished_order_whose_payment_the_provider_has_not_decided_is_not_archived(
+    runtime, sessionmaker
+):
+    order_id, _ = await awaiting_payment(runtime, sessionmaker)  # PENDING at the provider
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Order)
+            .where(Order.id == order_id)
+            .values(_status=OrderStatus.CANCELLED.value, reason=Reason.ADMIN_CANCELLED.value)
+        )
+    async with sessionmaker() as session:
+        payment = await session.scalar(select(Payment).where(Payment.order_id == order_id))
+    assert payment.status == PaymentStatus.PENDING and payment.provider_payment_id
+
+    assert not await archived(sessionmaker, order_id)
+
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Payment).where(Payment.id == payment.id).values(_status=PaymentStatus.CANCELLED.value)
+        )
+    assert await archived(sessionmaker, order_id)
+
+
 async def test_reconcile_finds_injected_drift_and_repair_fixes_only_that(runtime, sessionmaker):
-    order_id, sku = await awaiting_payment(runtime, sessionmaker)
+    _, sku = await awaiting_payment(runtime, sessionmaker)
     async with sessionmaker() as session, session.begin():
         await session.execute(update(Stock).where(Stock.sku == sku).values(available=Stock.available - 2))
 
