@@ -12,14 +12,17 @@ bound context and the call's own keys, and ``exception`` (the traceback) when th
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import sys
 import time
+from types import FrameType
 from typing import Any
 
 import orjson
 import structlog
+from structlog.typing import EventDict, Processor
 
 from config.settings import Settings
 
@@ -34,7 +37,9 @@ _handler: LineHandler | None = None
 def configure_logging(settings: Settings, process: str) -> None:
     """Route all logging to one handler on stderr, tagging every line with ``process``."""
     global _handler
-    shared = [merge_contextvars, LineFields(process)]
+    shared: list[Processor] = [merge_contextvars, LineFields(process)]
+    direct_renderer: Processor
+    foreign_renderer: Processor
     if settings.log_format == "json":
         direct_renderer, foreign_renderer = _render_json_bytes, _render_json_text
     else:
@@ -56,11 +61,13 @@ def configure_logging(settings: Settings, process: str) -> None:
     logging.getLogger("pika").setLevel(logging.WARNING)
 
 
-_STRUCTLOG_CONTEXT_VARS = getattr(structlog.contextvars, "_CONTEXT_VARS", None)
+_STRUCTLOG_CONTEXT_VARS: dict[str, contextvars.ContextVar[Any]] | None = getattr(
+    structlog.contextvars, "_CONTEXT_VARS", None
+)
 _STRUCTLOG_KEY_PREFIX_LEN = len(getattr(structlog.contextvars, "STRUCTLOG_KEY_PREFIX", "structlog_"))
 
 
-def merge_contextvars(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def merge_contextvars(logger: Any, method_name: str, event_dict: EventDict) -> EventDict:
     """``structlog.contextvars.merge_contextvars``, reading only the variables structlog made.
 
     structlog's own walks every variable of the context (asyncio's, aiohttp's, ...) on every line;
@@ -68,7 +75,7 @@ def merge_contextvars(logger: Any, method_name: str, event_dict: dict[str, Any])
     result is the same: bound values that are set, without overriding the call's own keys.
     """
     # A snapshot: another thread may bind a key never bound before while this one iterates.
-    for name, var in tuple(_STRUCTLOG_CONTEXT_VARS.items()):
+    for name, var in tuple(_STRUCTLOG_CONTEXT_VARS.items()):  # type: ignore[union-attr]  # not None here
         value = var.get(Ellipsis)
         if value is not Ellipsis:
             event_dict.setdefault(name[_STRUCTLOG_KEY_PREFIX_LEN:], value)
@@ -96,7 +103,7 @@ class LineFields:
         self.process = process
         self._second: tuple[int, str] = (-1, "")
 
-    def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    def __call__(self, logger: Any, method_name: str, event_dict: EventDict) -> EventDict:
         event_dict["level"] = _LEVEL_NAMES.get(method_name, method_name)
         record = event_dict.get("_record")
         event_dict["logger"] = logger.name if record is None else record.name
@@ -135,7 +142,7 @@ class LineHandler(logging.StreamHandler):
     def write_line(self, line: bytes | str, name: str, levelno: int) -> None:
         """Write a line that structlog rendered (``name`` and ``levelno`` only tell errors apart)."""
         try:
-            with self.lock:
+            with self.lock:  # type: ignore[union-attr]  # Handler.__init__ created it
                 self._write(line)
         except RecursionError:
             raise
@@ -249,7 +256,7 @@ def _line_logger(*args: Any) -> _LineLogger:
 def _calling_module() -> str:
     """The module of the first frame outside structlog and this module: the name structlog's
     ``stdlib.LoggerFactory`` gives a logger obtained without one."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         name = frame.f_globals.get("__name__") or "?"
         if not name.startswith(("structlog", __name__)):
@@ -278,4 +285,5 @@ _render_json_bytes = structlog.processors.JSONRenderer(serializer=_dumps)
 
 def _render_json_text(logger: Any, method_name: str, event_dict: Any) -> str:
     """The JSON line as text, which ``logging.Formatter`` needs."""
-    return _render_json_bytes(logger, method_name, event_dict).decode("utf-8")
+    line = _render_json_bytes(logger, method_name, event_dict)
+    return line.decode("utf-8") if isinstance(line, bytes) else line

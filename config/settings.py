@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
-from typing import NoReturn
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 
@@ -214,7 +214,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     first variable whose value is wrong.
     """
     environ = os.environ if environ is None else environ
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}
     for field in fields(Settings):
         name = field.name.upper()
         raw = environ.get(name, "")

@@ -129,7 +129,8 @@ def _text(message: EmailMessage) -> str:
     try:
         text = part.get_content()
     except (LookupError, ValueError):  # unknown charset or broken encoding: show what we can
-        text = (part.get_payload(decode=True) or b"").decode("utf-8", "replace")
+        raw = part.get_payload(decode=True)
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else ""
     # SMTP carries CRLF; readers of the JSON listing expect plain newlines.
     return text.replace("\r\n", "\n")
 
@@ -183,6 +184,7 @@ def main() -> None:
     """
     settings = _entry.start("mail")
     app = create_app(directory=settings.mail_dir, smtp_port=settings.smtp_port)
+    assert settings.mail_web_port is not None  # load_settings derives it from SMTP_PORT
     _entry.serve(app, settings.mail_web_port)
 
 

@@ -60,6 +60,6 @@ async def resign(client: redis.Redis | None, fleet: str, jobs: list[str]) -> Non
         return
     try:
         for job in jobs:
-            await client.eval(_RESIGN, 1, _key(fleet, job), _INSTANCE)
+            await client.eval(_RESIGN, 1, _key(fleet, job), _INSTANCE)  # type: ignore[misc]  # asyncio client
     except Exception as error:
         log.warning("scheduler.resign_failed", error=repr(error))

@@ -36,13 +36,14 @@ RELAY_INTERVAL_SECONDS = 2
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     """Schedule the jobs and run until ``stop`` is set."""
     engine = create_engine(settings.database_url, pool_size=2)
+    sessionmaker = create_sessionmaker(engine)
+    redis = create_redis(settings.redis_url)
     ctx = JobContext(
-        sessionmaker=create_sessionmaker(engine),
-        publisher=None,  # set below: it needs the sessionmaker
-        redis=create_redis(settings.redis_url),
+        sessionmaker=sessionmaker,
+        publisher=OutboxPublisher(fleet_broker(settings, middleware=[]), sessionmaker),
+        redis=redis,
         fleet=fleet_of(settings.database_url),
     )
-    ctx.publisher = OutboxPublisher(fleet_broker(settings, middleware=[]), ctx.sessionmaker)
     period = settings.reconcile_every_seconds
     now = datetime.now(UTC)
     scheduler = AsyncIOScheduler(timezone="UTC", job_defaults={"max_instances": 1, "coalesce": True})
@@ -70,7 +71,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         scheduler.shutdown(wait=False)
         await resign(ctx.redis, ctx.fleet, ELECTED_JOBS)
         await ctx.publisher.aclose()
-        await ctx.redis.aclose()
+        await redis.aclose()
         await engine.dispose()
         log.info("scheduler.stopped")
 

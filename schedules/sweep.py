@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import structlog
 from prometheus_client import Counter
@@ -131,7 +132,7 @@ async def sweep(sessionmaker: async_sessionmaker[AsyncSession], publisher: Publi
     now = utcnow()
     async with UnitOfWork(sessionmaker, publisher) as uow:
         session = uow.session
-        cases: list[tuple[str, Route, list[dict[str, str]]]] = [
+        cases: list[tuple[str, Route, list[dict[str, Any]]]] = [
             ("hold_overdue", EXPIRE, [{"order_id": o} for o in await _overdue_holds(session, now)]),
             ("pending_stuck", RESERVE, [{"order_id": o} for o in await _stuck_pending(session, now)]),
             (

@@ -60,7 +60,7 @@ class StepRuntime(Middleware):
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.broker: dramatiq.Broker | None = None
+        self.broker: FleetBroker | None = None
         self.runtime: Runtime | None = None
         self._lock: asyncio.Lock | None = None
 
@@ -71,6 +71,7 @@ class StepRuntime(Middleware):
                 self._lock = asyncio.Lock()
             async with self._lock:
                 if self.runtime is None:
+                    assert self.broker is not None, "the broker is set before any message arrives"
                     # dramatiq closes its broker itself, once its threads have stopped.
                     self.runtime = build_runtime(self.settings, self.broker, owns_broker=False)
         return self.runtime

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from email import policy
 from email.policy import EmailPolicy
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 _WHAT_HAPPENED = {
     "order.placed": ("is confirmed", "Your payment went through and your order is confirmed."),
@@ -181,7 +181,7 @@ def _header(name: str, value: str) -> str:
     return _fold(name, value)
 
 
-def _fold(name: str, value: str, header_policy: EmailPolicy = policy.SMTP) -> str:
+def _fold(name: str, value: str, header_policy: EmailPolicy[Any] = policy.SMTP) -> str:
     """The header as the email package writes it (RFC 2047 encoded words where not ASCII)."""
     return header_policy.header_factory(name, _checked(value)).fold(policy=header_policy)
 

@@ -16,6 +16,7 @@ stable Message-ID lets mail clients drop a duplicate). A failure is never report
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
@@ -69,7 +70,7 @@ class Mailer:
         max_idle_seconds: float = MAX_IDLE_SECONDS,
     ):
         parts = urlsplit(smtp_url)
-        self._options = {
+        self._options: dict[str, Any] = {
             "hostname": parts.hostname,
             "port": parts.port or (465 if parts.scheme == "smtps" else 25),
             "use_tls": parts.scheme == "smtps",

@@ -13,13 +13,13 @@ import json
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import dramatiq
 import pika
 import structlog
-from dramatiq.broker import Broker
-from sqlalchemy import bindparam, select, update
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models.clock import utcnow
@@ -30,7 +30,7 @@ log = structlog.get_logger(__name__)
 #: How long confirmed ids gather before one UPDATE marks them all sent.
 MARK_EVERY_SECONDS = 0.05
 
-_outbox = OutboxMessage.__table__
+_outbox = cast(Table, OutboxMessage.__table__)
 _MARK_SENT = (
     update(_outbox)
     .where(_outbox.c.id.in_(bindparam("ids", expanding=True)))
@@ -56,6 +56,7 @@ def _remaining_delay_ms(message: OutboxMessage) -> int | None:
 def to_dramatiq(message: OutboxMessage) -> dramatiq.Message:
     """The broker message for an outbox row; its id is the row's id, so logs join up."""
     created = message.created_at or utcnow()
+    assert message.queue_name is not None and message.actor_name is not None, "an event is no step message"
     return dramatiq.Message(
         queue_name=message.queue_name,
         actor_name=message.actor_name,
@@ -80,7 +81,11 @@ class OutboxPublisher:
     """
 
     def __init__(
-        self, broker: Broker, sessionmaker: async_sessionmaker[AsyncSession], *, owns_broker: bool = True
+        self,
+        broker: RabbitmqBroker,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        owns_broker: bool = True,
     ):
         """``owns_broker``: :meth:`close` closes the whole broker. A worker process's broker is
         dramatiq's, which closes it itself once its threads have stopped; there the publisher
@@ -97,6 +102,7 @@ class OutboxPublisher:
         self._marker: asyncio.Task | None = None
 
     def _publish_event(self, message: OutboxMessage) -> None:
+        assert message.exchange is not None and message.routing_key is not None, "a step message is no event"
         try:
             channel = self._broker.channel  # this thread's channel, with publisher confirms
             if message.exchange not in self._declared_exchanges:

@@ -88,8 +88,10 @@ class PaymentProvider:
         if status >= 500:
             raise ProviderError(f"{path}: provider answered {status}")
         if status >= 400:
-            error = (payload or {}).get("error", {}) if isinstance(payload, dict) else {}
-            raise ProviderRefused(status, str(error.get("code", "refused")), str(error.get("message", "")))
+            refusal = (payload or {}).get("error", {}) if isinstance(payload, dict) else {}
+            raise ProviderRefused(
+                status, str(refusal.get("code", "refused")), str(refusal.get("message", ""))
+            )
         return payload
 
     async def create_payment(
@@ -134,8 +136,10 @@ class PaymentProvider:
         if status >= 500:
             raise ProviderError(f"{url.path}: provider answered {status}")
         if status >= 400:
-            error = (payload or {}).get("error", {}) if isinstance(payload, dict) else {}
-            raise ProviderRefused(status, str(error.get("code", "refused")), str(error.get("message", "")))
+            refusal = (payload or {}).get("error", {}) if isinstance(payload, dict) else {}
+            raise ProviderRefused(
+                status, str(refusal.get("code", "refused")), str(refusal.get("message", ""))
+            )
         return payload
 
     async def get_payment(self, provider_payment_id: str) -> ProviderPaymentDetails | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dramatiq.broker import Broker
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from config import Settings
@@ -51,7 +51,7 @@ class Runtime:
 
 
 def build_runtime(
-    settings: Settings, broker: Broker, *, pool_size: int = 10, owns_broker: bool = True
+    settings: Settings, broker: RabbitmqBroker, *, pool_size: int = 10, owns_broker: bool = True
 ) -> Runtime:
     """Assemble a runtime publishing through ``broker`` (which must confirm deliveries);
     closing the runtime closes the broker too, unless ``owns_broker`` is false (a worker's)."""

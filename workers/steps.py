@@ -84,6 +84,7 @@ def step_actor(route: Route, step: Step, **options: Any) -> dramatiq.Actor:
 
     actor.__name__ = actor.__qualname__ = route.actor_name
     actor.__doc__ = step.__doc__
-    return dramatiq.actor(
-        actor, actor_name=route.actor_name, queue_name=route.queue_name, **{**STEP_OPTIONS, **options}
+    declare = dramatiq.actor(
+        actor_name=route.actor_name, queue_name=route.queue_name, **{**STEP_OPTIONS, **options}
     )
+    return declare(actor)

@@ -373,9 +373,11 @@ def _amqp_reason(error: BaseException) -> str:
 
 def _database_error(error: DBAPIError, url: str) -> str:
     orig = error.orig
-    args = getattr(orig, "args", ())
-    code = args[0] if args and isinstance(args[0], int) else None
+    args: tuple[Any, ...] = getattr(orig, "args", ())
+    code: int | None = args[0] if args and isinstance(args[0], int) else None
     text = str(args[1]) if code is not None and len(args) > 1 else str(orig or error).splitlines()[0]
+    if code is None:
+        return f"database error at {redact_url(url)}: {text}"
     if code in _UNREACHABLE:
         return f"cannot reach the database at {redact_url(url)}: {text}"
     return f"database error at {redact_url(url)}: {text}{_HINTS.get(code, '')}"
