@@ -1,8 +1,13 @@
 """The order and payment state machines: the only place that changes a status.
 
 Every transition is checked against the table of legal moves (DESIGN.md section 5) and appended
-to the order's history. An illegal move raises :class:`IllegalTransition`, a domain error the
-steps treat as "someone else already moved this order".
+to the order's history. An illegal move raises :class:`IllegalTransition`, a domain error.
+
+No step catches it. A step reads the order's status under the order's row lock before moving it
+and returns when another step (or an earlier delivery) already moved it, so it only asks for legal
+moves; an IllegalTransition out of a step is a bug: it propagates, the step's transaction rolls
+back, and dramatiq retries the message until it is dead-lettered. The gateway's ship and deliver
+endpoints catch it and answer 409.
 """
 
 from __future__ import annotations
