@@ -1,8 +1,11 @@
-"""Stock moves: holding, committing and releasing, always paired with a hold row.
+"""Stock moves: holding, committing and releasing, always paired with a hold row; receipts.
 
-``available`` only changes through conditional UPDATEs (here, and when stock is received), so
-it can never go below zero even when many orders race for the last unit; the CHECK constraint
-is the second line. Per SKU, ``received = available + held + committed`` holds after every move.
+``available`` changes only in this module. It goes down only through a conditional UPDATE
+(:func:`take_stock`), so it can never go below zero even when many orders race for the last
+unit; the CHECK constraint is the second line. It goes up by relative UPDATEs when holds are
+released and when stock is received (:func:`book_receipt`), and the reconciliation's repair sets
+it to what the ledger says (:func:`repair_available`). Per SKU, ``received = available + held +
+committed`` holds after every move.
 
 All lines of an order move in one statement: ``CASE sku WHEN ... THEN quantity`` gives each SKU
 its own quantity, and InnoDB locks the rows in primary-key order whatever the order of the
@@ -15,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, case, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -23,10 +26,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from models.clock import utcnow
 from models.order_record import HoldRecord, OrderRecord
 from models.state import HoldState, Reason
-from models.tables import ReservedStock, Stock
+from models.tables import ReservedStock, Stock, StockReceipt
 
 _stock = Stock.__table__
 _holds = ReservedStock.__table__
+_receipts = StockReceipt.__table__
 
 
 @dataclass(frozen=True)
@@ -154,3 +158,38 @@ async def release_holds(
     for hold in released:
         hold.state, hold.released_at = HoldState.RELEASED.value, now
     return sum(quantities.values())
+
+
+class StockLevel(NamedTuple):
+    """One SKU's counters after a receipt."""
+
+    available: int
+    received: int
+
+
+async def book_receipt(connection: AsyncConnection, sku: str, quantity: int) -> StockLevel:
+    """Book ``quantity`` received units of ``sku`` (an existing item) in the caller's transaction:
+    a receipt row, and ``available`` and ``received`` up by as much; returns the counters after.
+
+    A relative UPDATE in the database, so concurrent receipts and reservations never lose units.
+    An item without a stock row (e.g. created by a seed) gets one. A total past the column's range
+    raises the driver's out-of-range error.
+    """
+    await connection.execute(insert(_receipts).values(sku=sku, quantity=quantity, received_at=utcnow()))
+    result = await connection.execute(
+        update(_stock)
+        .where(_stock.c.sku == sku)
+        .values(available=_stock.c.available + quantity, received=_stock.c.received + quantity)
+    )
+    if result.rowcount == 0:
+        await connection.execute(insert(_stock).values(sku=sku, available=quantity, received=quantity))
+    row = (
+        await connection.execute(select(_stock.c.available, _stock.c.received).where(_stock.c.sku == sku))
+    ).one()
+    return StockLevel(row.available, row.received)
+
+
+async def repair_available(connection: AsyncConnection, sku: str, available: int) -> None:
+    """Set ``available`` of ``sku`` to what the stock ledger says it should be (reconciliation's
+    repair; the caller holds the stock row's lock and has checked the value is not negative)."""
+    await connection.execute(update(_stock).where(_stock.c.sku == sku).values(available=available))

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.invariants import StockLedger, stock_ledgers
+from models.inventory import repair_available
 from models.tables import ReconciliationReport, Stock
 
 
@@ -57,9 +58,7 @@ async def reconcile(session: AsyncSession, *, repair: bool = False) -> tuple[int
             if ledger.drift == 0:
                 continue
             if ledger.expected_available >= 0:
-                await session.execute(
-                    update(Stock).where(Stock.sku == ledger.sku).values(available=ledger.expected_available)
-                )
+                await repair_available(await session.connection(), ledger.sku, ledger.expected_available)
                 drifts.append(Drift(ledger, repaired=True))
                 continue
         drifts.append(Drift(ledger, repaired=False))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from aiohttp import web
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from gateway.auth import require_admin
@@ -15,7 +15,8 @@ from gateway.problems import ITEM_EXISTS, STOCK_LIMIT, Problem
 from gateway.responses import json_response
 from gateway.validation import array, http_url, integer, json_object, obj, read_json, string, validate
 from models.clock import utcnow
-from models.tables import Item, Stock, StockReceipt
+from models.inventory import book_receipt
+from models.tables import Item, Stock
 from models.views import item_json
 
 routes = web.RouteTableDef()
@@ -104,23 +105,11 @@ async def receive_stock(request: web.Request) -> web.Response:
             sku = await session.scalar(select(Item.sku).where(Item.sku == wanted))
             if sku is None:
                 raise Problem(404, f"no item with sku {wanted!r}")
-            session.add(StockReceipt(sku=sku, quantity=quantity, received_at=utcnow()))
-            # Relative update in the database: concurrent receipts and reservations never lose units.
-            result = await session.execute(
-                update(Stock)
-                .where(Stock.sku == sku)
-                .values(available=Stock.available + quantity, received=Stock.received + quantity)
-            )
-            if result.rowcount == 0:  # an item created without its stock row (e.g. by a seed)
-                session.add(Stock(sku=sku, available=quantity, received=quantity))
-                await session.flush()
-            row = (
-                await session.execute(select(Stock.available, Stock.received).where(Stock.sku == sku))
-            ).one()
+            level = await book_receipt(await session.connection(), sku, quantity)
     except DBAPIError as exc:
         if error_code(exc) == OUT_OF_RANGE:
             raise Problem(
                 STOCK_LIMIT, "this receipt would take the stock past the largest storable quantity"
             ) from None
         raise
-    return json_response({"sku": sku, "available": row.available, "received": row.received}, status=201)
+    return json_response({"sku": sku, "available": level.available, "received": level.received}, status=201)
