@@ -25,7 +25,6 @@ ORDER_EVENTS = {
     OrderStatus.DELIVERED: "order.delivered",
 }
 REFUNDED_EVENT = "order.refunded"
-EVENT_TYPES = (*ORDER_EVENTS.values(), REFUNDED_EVENT)
 
 
 def event_body(event_type: str, order: Order) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """The order and payment state machines: the only place that changes a status.
 
-Every transition is checked against the table of legal moves (DESIGN.md section 5) and appended
+Every transition is checked against the table of legal moves (docs/contract.md, "Statuses") and appended
 to the order's history. An illegal move raises :class:`IllegalTransition`, a domain error.
 
 No step catches it. A step reads the order's status under the order's row lock before moving it
@@ -57,8 +57,6 @@ class HoldState(StrEnum):
 
 #: Statuses no step moves an order out of (a late payment may reinstate payment_timeout only).
 FINAL_STATUSES = frozenset({OrderStatus.DELIVERED, OrderStatus.CANCELLED, OrderStatus.REJECTED})
-#: Statuses in which no step of the fleet is still due: the order waits only for people.
-SETTLED_STATUSES = FINAL_STATUSES | {OrderStatus.PLACED, OrderStatus.SHIPPED}
 
 _CANCELS = frozenset({Reason.CUSTOMER_CANCELLED, Reason.ADMIN_CANCELLED})
 
