@@ -18,6 +18,7 @@ from tests.support.factories import load_order
 from tests.support.scenarios import placed_order as placed
 from tests.support.scenarios import provider_event
 from workers import steps
+from workers.mailer import MailTemporaryError
 
 
 async def outbox_for(sessionmaker, order_id: str) -> list[OutboxMessage]:
@@ -73,7 +74,7 @@ async def test_mail_server_down_retries_then_gives_up_and_records_it(runtime, se
     )
     order_id = await placed(runtime, sessionmaker)
 
-    with pytest.raises(Exception):
+    with pytest.raises(MailTemporaryError):
         await send_notification(down, order_id, "order.placed")  # dramatiq retries with backoff
     async with sessionmaker() as session:
         entry = await session.scalar(select(Notification).where(Notification.order_id == order_id))

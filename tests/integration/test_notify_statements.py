@@ -20,6 +20,7 @@ from actors.notify import send_notification
 from models.db import create_engine
 from tests.support.report import report
 from tests.support.scenarios import placed_order as placed
+from workers.mailer import MailTemporaryError
 
 
 class DatabaseTraffic:
@@ -91,7 +92,7 @@ async def test_a_retry_after_a_temporary_failure_also_takes_at_most_three(
         runtime, settings=dataclasses.replace(runtime.settings, smtp_url="smtp://127.0.0.1:9")
     )
     order_id = await placed(runtime, sessionmaker)
-    with pytest.raises(Exception):
+    with pytest.raises(MailTemporaryError):
         await send_notification(down, order_id, "order.placed")
     step_runtime, seen = counted
 
