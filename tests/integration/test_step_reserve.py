@@ -7,7 +7,6 @@ import asyncio
 from sqlalchemy import func, select
 
 from actors.reserve import reserve_stock
-from models.invariants import invariant_violations
 from models.tables import OutboxMessage, ReservedStock
 from tests.support.factories import (
     available,
@@ -17,6 +16,7 @@ from tests.support.factories import (
     make_order,
     unique,
 )
+from tests.support.scenarios import assert_invariants
 
 
 async def outbox_rows(sessionmaker, order_id: str, actor: str) -> int:
@@ -114,4 +114,4 @@ async def test_many_orders_racing_for_few_units_never_oversell(runtime, sessionm
     async with sessionmaker() as session:
         held = await session.scalar(select(func.sum(ReservedStock.quantity)).where(ReservedStock.sku == sku))
         assert held == 5
-        assert await invariant_violations(session) == []
+    await assert_invariants(sessionmaker)
