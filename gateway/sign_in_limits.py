@@ -24,7 +24,7 @@ fixed window: the place that creates the key gives it the window as its expiry, 
 ``Retry-After`` is the remaining lifetime of the full counter. Each step is one Lua script, so
 check, increment and expiry happen together and a key never lacks its expiry.
 
-Redis holds only what may be lost (DESIGN.md section 4): when it is unreachable, sign-in goes on
+Redis holds only what may be lost (docs/architecture.md, "Redis"): when it is unreachable, sign-in goes on
 without limits and the outage is logged; it is never a reason to refuse or fail a request.
 """
 

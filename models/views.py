@@ -1,4 +1,4 @@
-"""The JSON shapes of orders, payments, accounts and items (DESIGN.md section 7), built from rows.
+"""The JSON shapes of orders, payments, accounts and items (docs/contract.md, "HTTP API"), built from rows.
 
 Kept apart from the handlers so that every producer of an order document (the API, live
 updates, domain events) shows the same thing. Secrets never appear here: no password hash, no

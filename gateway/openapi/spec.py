@@ -1,4 +1,4 @@
-"""The OpenAPI 3.0.3 document of the gateway (DESIGN.md section 7), as Python data.
+"""The OpenAPI 3.0.3 document of the gateway (docs/contract.md, "HTTP API"), as Python data.
 
 Written by hand next to the handlers rather than generated from them: the validators in
 :mod:`gateway.validation` are closures that cannot be introspected, so the limits they enforce
