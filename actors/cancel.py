@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import structlog
 
+from actors.preamble import NothingToDo, lock_order_to_move
 from models.order_flow import cancel_paid, cancel_unpaid
 from models.state import OrderStatus, Reason
 from workers.follow_up import enqueue_follow_up
@@ -19,6 +20,9 @@ from workers.steps import step_actor
 log = structlog.get_logger(__name__)
 
 CANCEL_REASONS = (Reason.CUSTOMER_CANCELLED, Reason.ADMIN_CANCELLED)
+#: Statuses an order can still be cancelled from (paid ones are refunded).
+UNPAID = (OrderStatus.PENDING, OrderStatus.AWAITING_PAYMENT)
+CANCELLABLE = (*UNPAID, OrderStatus.PLACED)
 
 
 async def cancel_order(runtime: Runtime, order_id: str, reason: str) -> str | None:
@@ -27,17 +31,21 @@ async def cancel_order(runtime: Runtime, order_id: str, reason: str) -> str | No
     if reason not in CANCEL_REASONS:
         raise ValueError(f"not a cancellation reason: {reason}")
     async with runtime.uow() as uow:
-        order = await uow.lock_order(order_id)
-        if order is None:
-            log.warning("cancel.unknown_order")
-            return None
-        if order.status in (OrderStatus.PENDING, OrderStatus.AWAITING_PAYMENT):
-            follow_up = await cancel_unpaid(uow, order, reason)
-        elif order.status == OrderStatus.PLACED:
-            follow_up = await cancel_paid(uow, order, reason)
-        else:
-            log.info("cancel.not_applicable", status=order.status, order_reason=order.reason)
+        order = await lock_order_to_move(
+            uow,
+            order_id,
+            log=log,
+            step="cancel",
+            movable_from=CANCELLABLE,
+            skipped="not_applicable",
+            log_reason=True,
+        )
+        if isinstance(order, NothingToDo):
             return order.status
+        if order.status in UNPAID:
+            follow_up = await cancel_unpaid(uow, order, reason)
+        else:
+            follow_up = await cancel_paid(uow, order, reason)
         enqueue_follow_up(uow, order, follow_up)
         await uow.commit()
     log.info("order.cancelled", reason=reason.value, follow_up=follow_up.value)

@@ -13,6 +13,7 @@ from datetime import datetime
 
 import structlog
 
+from actors.preamble import NothingToDo, lock_order_to_move
 from models.clock import utcnow
 from models.order_flow import cancel_unpaid
 from models.state import OrderStatus, Reason
@@ -37,12 +38,10 @@ def schedule_expiry(uow: UnitOfWork, order_id: str, expires_at: datetime) -> Non
 async def expire_hold(runtime: Runtime, order_id: str) -> str | None:
     """Cancel the order as payment_timeout if its hold is due; returns the status afterwards."""
     async with runtime.uow() as uow:
-        order = await uow.lock_order(order_id)
-        if order is None:
-            log.warning("expire.unknown_order")
-            return None
-        if order.status != OrderStatus.AWAITING_PAYMENT:
-            log.info("expire.already_done", status=order.status)
+        order = await lock_order_to_move(
+            uow, order_id, log=log, step="expire", movable_from=(OrderStatus.AWAITING_PAYMENT,)
+        )
+        if isinstance(order, NothingToDo):
             return order.status
         if order.hold_expires_at > utcnow():
             schedule_expiry(uow, order.id, order.hold_expires_at)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from actors.preamble import NothingToDo, order_to_move
 from models.order_flow import FollowUp, fail_payment
 from models.order_moves import set_payment_columns
 from models.order_record import read_order_record
@@ -43,12 +44,17 @@ def idempotency_key(payment_id: str) -> str:
 async def _pending_request(runtime: Runtime, order_id: str) -> _PaymentRequest | None:
     # A read, not a lock: whatever it sees is checked again under the lock once the provider answered.
     async with runtime.engine.connect() as connection:
-        order = await read_order_record(connection, order_id)
-        if order is None:
-            log.warning("pay.unknown_order")
+        order = order_to_move(
+            await read_order_record(connection, order_id),
+            log=log,
+            step="pay",
+            movable_from=(OrderStatus.AWAITING_PAYMENT,),
+            skipped="not_awaiting_payment",
+        )
+        if isinstance(order, NothingToDo):
             return None
         payment = order.payment
-        if order.status != OrderStatus.AWAITING_PAYMENT or payment is None:
+        if payment is None:
             log.info("pay.not_awaiting_payment", status=order.status)
             return None
         if payment.provider_payment_id or payment.status != PaymentStatus.PENDING:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import structlog
 
+from actors.preamble import lock_payment_to_act_on
 from models.order_moves import set_payment_columns
 from models.repository import find_payment
 from models.state import PaymentStatus
@@ -26,14 +27,16 @@ def idempotency_key(payment_id: str) -> str:
 async def refund_payment(runtime: Runtime, order_id: str, payment_id: str) -> str | None:
     """Request the refund and record the provider's refund id; returns it (None if nothing to do)."""
     async with runtime.uow() as uow:
-        order = await uow.lock_order(order_id)
-        payment = find_payment(order, payment_id=payment_id) if order else None
-        if payment is None or payment.status != PaymentStatus.REFUND_PENDING or payment.provider_refund_id:
-            log.info(
-                "refund.not_applicable",
-                payment_id=payment_id,
-                payment_status=payment.status if payment else None,
-            )
+        payment = await lock_payment_to_act_on(
+            uow,
+            order_id,
+            payment_id,
+            log=log,
+            step="refund",
+            status=PaymentStatus.REFUND_PENDING,
+            ready=lambda payment: not payment.provider_refund_id,  # not asked for yet
+        )
+        if payment is None:
             return None
         provider_payment_id = payment.provider_payment_id
     refund = await runtime.psp.refund(

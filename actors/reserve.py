@@ -17,6 +17,7 @@ from datetime import timedelta
 import structlog
 
 from actors.expire import schedule_expiry
+from actors.preamble import NothingToDo, lock_order_to_move
 from models.clock import utcnow
 from models.inventory import add_holds, line_quantities, shortage_of, take_stock
 from models.order_moves import move_order
@@ -31,12 +32,10 @@ log = structlog.get_logger(__name__)
 async def reserve_stock(runtime: Runtime, order_id: str) -> str | None:
     """Hold the order's stock; returns the order's status afterwards (None if no such order)."""
     async with runtime.uow() as uow:
-        order = await uow.lock_order(order_id)
-        if order is None:
-            log.warning("reserve.unknown_order")
-            return None
-        if order.status != OrderStatus.PENDING:
-            log.info("reserve.already_done", status=order.status)
+        order = await lock_order_to_move(
+            uow, order_id, log=log, step="reserve", movable_from=(OrderStatus.PENDING,)
+        )
+        if isinstance(order, NothingToDo):
             return order.status
         connection = await uow.connection()
         quantities = line_quantities(order)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import structlog
 
-from models.repository import find_payment
+from actors.preamble import lock_payment_to_act_on
 from models.state import PaymentStatus
 from workers.psp_client import ProviderRefused
 from workers.queues import VOID
@@ -21,14 +21,16 @@ log = structlog.get_logger(__name__)
 async def void_payment(runtime: Runtime, order_id: str, payment_id: str) -> str | None:
     """Cancel the provider payment of our cancelled ``payment_id``; returns the provider's answer."""
     async with runtime.uow() as uow:
-        order = await uow.lock_order(order_id)
-        payment = find_payment(order, payment_id=payment_id) if order else None
-        if payment is None or payment.status != PaymentStatus.CANCELLED or not payment.provider_payment_id:
-            log.info(
-                "void.not_applicable",
-                payment_id=payment_id,
-                payment_status=payment.status if payment else None,
-            )
+        payment = await lock_payment_to_act_on(
+            uow,
+            order_id,
+            payment_id,
+            log=log,
+            step="void",
+            status=PaymentStatus.CANCELLED,
+            ready=lambda payment: bool(payment.provider_payment_id),  # the provider has it
+        )
+        if payment is None:
             return None
         provider_payment_id = payment.provider_payment_id
     try:

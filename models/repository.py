@@ -10,7 +10,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.tables import Order, Payment
+from models.order_record import OrderRecord, PaymentRecord
+from models.tables import Order
 
 
 async def lock_order(session: AsyncSession, order_id: str) -> Order | None:
@@ -21,8 +22,8 @@ async def lock_order(session: AsyncSession, order_id: str) -> Order | None:
 
 
 def find_payment(
-    order: Order, *, payment_id: str | None = None, provider_payment_id: str | None = None
-) -> Payment | None:
+    order: OrderRecord, *, payment_id: str | None = None, provider_payment_id: str | None = None
+) -> PaymentRecord | None:
     """The order's payment with every id given: our id, the provider's id, or both.
 
     When both are given, a payment matching only one of them is no match: a provider id naming
