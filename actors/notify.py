@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models.clock import utcnow
 from models.db import is_duplicate_key
+from models.state import NotificationStatus
 from models.tables import Account, Notification, Order, OrderLine
 from workers.emails import compose
 from workers.mailer import MailPermanentError, MailTemporaryError
@@ -113,10 +114,10 @@ _CREATE = insert(_ledger).values(
 #: finds the first one's claim and changes nothing (rowcount 0).
 _FREE = and_(
     _ledger.c.id == bindparam("ledger_id"),
-    _ledger.c.status != "SENT",
-    _ledger.c.status != "FAILED",
+    _ledger.c.status != NotificationStatus.SENT.value,
+    _ledger.c.status != NotificationStatus.FAILED.value,
     or_(
-        _ledger.c.status != "SENDING",
+        _ledger.c.status != NotificationStatus.SENDING.value,
         _ledger.c.claimed_until.is_(None),
         _ledger.c.claimed_until <= bindparam("now"),
     ),
@@ -125,19 +126,26 @@ _TAKE = (
     update(_ledger)
     .where(_FREE)
     .values(
-        status="SENDING",
+        status=NotificationStatus.SENDING.value,
         claimed_until=bindparam("until"),
         attempts=_ledger.c.attempts + 1,
         recipient=bindparam("recipient"),
     )
 )
-_NOTHING_TO_SEND = update(_ledger).where(_FREE).values(status="FAILED", last_error=NOT_FOUND)
+_NOTHING_TO_SEND = (
+    update(_ledger).where(_FREE).values(status=NotificationStatus.FAILED.value, last_error=NOT_FOUND)
+)
 
 #: The outcome of a send, on the row this delivery claimed.
 _RECORD_SENT = (
     update(_ledger)
     .where(_ledger.c.id == bindparam("ledger_id"))
-    .values(status="SENT", claimed_until=null(), last_error=null(), sent_at=bindparam("sent_at"))
+    .values(
+        status=NotificationStatus.SENT.value,
+        claimed_until=null(),
+        last_error=null(),
+        sent_at=bindparam("sent_at"),
+    )
 )
 _RECORD = (
     update(_ledger)
@@ -183,10 +191,10 @@ async def _claim(runtime: Runtime, order_id: str, event_type: str) -> _Claim | N
             ledger = rows[0] if rows else (await conn.execute(_READ_LEDGER, key)).first()
             status, claimed_until = (ledger.status, ledger.claimed_until) if ledger else (None, None)
             now = utcnow()
-            if status in ("SENT", "FAILED"):
+            if status in (NotificationStatus.SENT, NotificationStatus.FAILED):
                 log.info("notify.already_done", event_type=event_type, ledger_status=status)
                 return None
-            if status == "SENDING" and claimed_until and claimed_until > now:
+            if status == NotificationStatus.SENDING and claimed_until and claimed_until > now:
                 log.info("notify.claimed_elsewhere", event_type=event_type, claimed_until=claimed_until)
                 raise ClaimedElsewhere(order_id, event_type, claimed_until, now)
             order = rows[0] if rows and rows[0].email is not None else None
@@ -222,9 +230,19 @@ async def _take(
     until = now + timedelta(seconds=CLAIM_SECONDS)
     if ledger_id is None:
         if recipient is None:
-            values = {"new_status": "FAILED", "until": None, "first_attempts": 0, "error": NOT_FOUND}
+            values = {
+                "new_status": NotificationStatus.FAILED.value,
+                "until": None,
+                "first_attempts": 0,
+                "error": NOT_FOUND,
+            }
         else:
-            values = {"new_status": "SENDING", "until": until, "first_attempts": 1, "error": None}
+            values = {
+                "new_status": NotificationStatus.SENDING.value,
+                "until": until,
+                "first_attempts": 1,
+                "error": None,
+            }
         try:
             result = await conn.execute(_CREATE, {**key, **values, "recipient": recipient, "now": now})
         except IntegrityError as error:
@@ -241,15 +259,17 @@ async def _take(
     return ledger_id if result.rowcount == 1 else None
 
 
-async def _record(runtime: Runtime, ledger_id: int, status: str, error: str | None = None) -> None:
+async def _record(
+    runtime: Runtime, ledger_id: int, status: NotificationStatus, error: str | None = None
+) -> None:
     async with runtime.engine.begin() as conn:
-        if status == "SENT":
+        if status is NotificationStatus.SENT:
             await conn.execute(_RECORD_SENT, {"ledger_id": ledger_id, "sent_at": utcnow()})
         else:
-            await conn.execute(_RECORD, {"ledger_id": ledger_id, "new_status": status, "error": error})
+            await conn.execute(_RECORD, {"ledger_id": ledger_id, "new_status": status.value, "error": error})
 
 
-async def send_notification(runtime: Runtime, order_id: str, event_type: str) -> str | None:
+async def send_notification(runtime: Runtime, order_id: str, event_type: str) -> NotificationStatus | None:
     """Send the email for ``event_type`` unless the ledger says it went out; returns the ledger status."""
     claim = await _claim(runtime, order_id, event_type)
     if claim is None:
@@ -273,20 +293,20 @@ async def send_notification(runtime: Runtime, order_id: str, event_type: str) ->
     except MailTemporaryError as error:
         if current_retries() >= MAX_RETRIES:
             return await _give_up(runtime, claim.ledger_id, event_type, str(error))
-        await _record(runtime, claim.ledger_id, "PENDING", str(error)[:500])
+        await _record(runtime, claim.ledger_id, NotificationStatus.PENDING, str(error)[:500])
         log.warning("notify.retrying", event_type=event_type, error=str(error), retries=current_retries())
         raise
-    await _record(runtime, claim.ledger_id, "SENT")
+    await _record(runtime, claim.ledger_id, NotificationStatus.SENT)
     SENT_TOTAL.labels(event_type).inc()
     log.info("notify.sent", event_type=event_type, recipient=claim.email)
-    return "SENT"
+    return NotificationStatus.SENT
 
 
-async def _give_up(runtime: Runtime, ledger_id: int, event_type: str, error: str) -> str:
-    await _record(runtime, ledger_id, "FAILED", error[:500])
+async def _give_up(runtime: Runtime, ledger_id: int, event_type: str, error: str) -> NotificationStatus:
+    await _record(runtime, ledger_id, NotificationStatus.FAILED, error[:500])
     FAILED_TOTAL.labels(event_type).inc()
     log.error("notify.failed", event_type=event_type, error=error)
-    return "FAILED"
+    return NotificationStatus.FAILED
 
 
 notify = step_actor(

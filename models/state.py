@@ -55,6 +55,15 @@ class HoldState(StrEnum):
     RELEASED = "RELEASED"
 
 
+class NotificationStatus(StrEnum):
+    """Where one customer email stands in its ledger row (``notifications.status``)."""
+
+    PENDING = "PENDING"  # not sent: the last attempt failed for now, a retry comes
+    SENDING = "SENDING"  # claimed by one delivery until ``claimed_until``
+    SENT = "SENT"
+    FAILED = "FAILED"  # given up: refused for good, out of retries, or no one to send it to
+
+
 #: Statuses no step moves an order out of (a late payment may reinstate payment_timeout only).
 FINAL_STATUSES = frozenset({OrderStatus.DELIVERED, OrderStatus.CANCELLED, OrderStatus.REJECTED})
 

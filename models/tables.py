@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -38,7 +38,11 @@ def new_id() -> str:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: Timestamp, dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: Timestamp,
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
 
 
 class Account(Base):
@@ -301,7 +305,7 @@ class Notification(Base):
     order_id: Mapped[str] = mapped_column(String(32))
     event: Mapped[str] = mapped_column(String(32))
     recipient: Mapped[str | None] = mapped_column(String(254))
-    status: Mapped[str] = mapped_column(String(16))  # PENDING, SENDING, SENT, FAILED
+    status: Mapped[str] = mapped_column(String(16))  # a models.state.NotificationStatus
     # While SENDING, other deliveries of the same message keep off until then (a crash frees it).
     claimed_until: Mapped[datetime | None] = mapped_column()
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from actors.cancel import cancel_order
 from actors.notify import ClaimedElsewhere, send_notification
 from actors.settle import settle_payment
+from models.state import NotificationStatus
 from models.tables import Notification, OutboxMessage
 from tests.support.factories import load_order
 from tests.support.scenarios import placed_order as placed
@@ -60,8 +61,10 @@ async def test_email_goes_out_once_even_when_delivered_twice_or_at_once(mailing,
     again = await send_notification(mailing, order_id, "order.placed")
 
     # One sends; one that finds it being sent comes back later (retried), one that finds it sent stops.
-    assert results.count("SENT") == 1 and again is None
-    assert all(r == "SENT" or r is None or isinstance(r, ClaimedElsewhere) for r in results), results
+    assert results.count(NotificationStatus.SENT) == 1 and again is None
+    assert all(
+        r == NotificationStatus.SENT or r is None or isinstance(r, ClaimedElsewhere) for r in results
+    ), results
     [message] = smtp.recorder.for_order(order_id)
     assert order_id in message["Subject"] and message["X-Order-Event"] == "order.placed"
     assert {part.get_content_type() for part in message.walk()} >= {"text/plain", "text/html"}
@@ -78,23 +81,23 @@ async def test_mail_server_down_retries_then_gives_up_and_records_it(runtime, se
         await send_notification(down, order_id, "order.placed")  # dramatiq retries with backoff
     async with sessionmaker() as session:
         entry = await session.scalar(select(Notification).where(Notification.order_id == order_id))
-        assert (entry.status, entry.attempts) == ("PENDING", 1) and entry.last_error
+        assert (entry.status, entry.attempts) == (NotificationStatus.PENDING, 1) and entry.last_error
 
     token = steps._retries.set(15)
     try:
-        assert await send_notification(down, order_id, "order.placed") == "FAILED"
+        assert await send_notification(down, order_id, "order.placed") == NotificationStatus.FAILED
     finally:
         steps._retries.reset(token)
     async with sessionmaker() as session:
         entry = await session.scalar(select(Notification).where(Notification.order_id == order_id))
-        assert entry.status == "FAILED" and entry.attempts == 2
+        assert entry.status == NotificationStatus.FAILED and entry.attempts == 2
 
 
 async def test_mail_refused_for_good_is_recorded_without_retrying(mailing, sessionmaker, smtp):
     order_id = await placed(mailing, sessionmaker)
     smtp.recorder.refuse = True
 
-    assert await send_notification(mailing, order_id, "order.placed") == "FAILED"
+    assert await send_notification(mailing, order_id, "order.placed") == NotificationStatus.FAILED
     assert await send_notification(mailing, order_id, "order.placed") is None
 
 

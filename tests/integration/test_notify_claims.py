@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 
 from actors.notify import ClaimedElsewhere, send_notification
 from models.clock import utcnow
+from models.state import NotificationStatus
 from models.tables import Notification, OutboxMessage
 from schedules.sweep import sweep
 from tests.support.scenarios import placed_order as placed
@@ -25,7 +26,11 @@ async def claimed_by_a_dead_delivery(sessionmaker, order_id: str, lapsed_seconds
     async with sessionmaker() as session, session.begin():
         session.add(
             Notification(
-                order_id=order_id, event="order.placed", status="SENDING", claimed_until=until, attempts=1
+                order_id=order_id,
+                event="order.placed",
+                status=NotificationStatus.SENDING,
+                claimed_until=until,
+                attempts=1,
             )
         )
 
@@ -54,10 +59,10 @@ async def test_a_redelivery_during_a_live_claim_retries_instead_of_dropping_the_
             .where(Notification.order_id == order_id)
             .values(claimed_until=utcnow() - timedelta(seconds=1))
         )
-    assert await send_notification(mailing, order_id, "order.placed") == "SENT"
+    assert await send_notification(mailing, order_id, "order.placed") == NotificationStatus.SENT
     assert await send_notification(mailing, order_id, "order.placed") is None
     assert len(smtp.recorder.for_order(order_id)) == 1
-    assert (await ledger(sessionmaker, order_id)).status == "SENT"
+    assert (await ledger(sessionmaker, order_id)).status == NotificationStatus.SENT
 
 
 async def test_the_sweep_re_drives_a_claim_that_lapsed_long_ago(runtime, sessionmaker):

@@ -11,6 +11,7 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from sqlalchemy import select
 
 from actors.notify import send_notification
+from models.state import NotificationStatus
 from models.tables import Notification
 from tests.integration.test_mailer_connection import CountingServer
 from tests.support.scenarios import placed_order as placed
@@ -48,8 +49,10 @@ async def statuses(sessionmaker, order_ids: list[str]) -> list[str]:
 async def test_successive_notifications_share_one_connection(mailing, sessionmaker, server):
     orders = [await placed(mailing, sessionmaker) for _ in range(3)]
 
-    assert [await send_notification(mailing, order_id, "order.placed") for order_id in orders] == ["SENT"] * 3
-    assert await statuses(sessionmaker, orders) == ["SENT"] * 3
+    assert [await send_notification(mailing, order_id, "order.placed") for order_id in orders] == [
+        NotificationStatus.SENT
+    ] * 3
+    assert await statuses(sessionmaker, orders) == [NotificationStatus.SENT] * 3
     assert [len(server.recorder.for_order(order_id)) for order_id in orders] == [1, 1, 1]
     assert len(server.recorder.connections) == 1
 
@@ -57,14 +60,14 @@ async def test_successive_notifications_share_one_connection(mailing, sessionmak
 async def test_a_connection_dropped_between_two_notifications_is_replaced(mailing, sessionmaker, server):
     first, second, third = [await placed(mailing, sessionmaker) for _ in range(3)]
 
-    assert await send_notification(mailing, first, "order.placed") == "SENT"
+    assert await send_notification(mailing, first, "order.placed") == NotificationStatus.SENT
     server.drop_connection()  # the server closed it while idle
     await asyncio.sleep(0.1)
-    assert await send_notification(mailing, second, "order.placed") == "SENT"
+    assert await send_notification(mailing, second, "order.placed") == NotificationStatus.SENT
     server.recorder.drop_at_mail = 1  # and again, this time as the next email starts
-    assert await send_notification(mailing, third, "order.placed") == "SENT"
+    assert await send_notification(mailing, third, "order.placed") == NotificationStatus.SENT
 
-    assert await statuses(sessionmaker, [first, second, third]) == ["SENT"] * 3
+    assert await statuses(sessionmaker, [first, second, third]) == [NotificationStatus.SENT] * 3
     assert [len(server.recorder.for_order(o)) for o in (first, second, third)] == [1, 1, 1]
     assert len(server.recorder.connections) == 3
 
@@ -75,11 +78,14 @@ async def test_a_refusal_is_recorded_failed_and_the_next_email_goes_out_on_the_s
     refused, accepted = [await placed(mailing, sessionmaker) for _ in range(2)]
 
     server.recorder.refuse_recipients = True
-    assert await send_notification(mailing, refused, "order.placed") == "FAILED"
+    assert await send_notification(mailing, refused, "order.placed") == NotificationStatus.FAILED
     server.recorder.refuse_recipients = False
-    assert await send_notification(mailing, accepted, "order.placed") == "SENT"
+    assert await send_notification(mailing, accepted, "order.placed") == NotificationStatus.SENT
 
-    assert await statuses(sessionmaker, [refused, accepted]) == ["FAILED", "SENT"]
+    assert await statuses(sessionmaker, [refused, accepted]) == [
+        NotificationStatus.FAILED,
+        NotificationStatus.SENT,
+    ]
     assert len(server.recorder.connections) == 1
 
 
@@ -91,7 +97,7 @@ async def test_a_delivery_whose_answer_was_lost_is_not_marked_sent(mailing, sess
         MailTemporaryError
     ):  # retried later by dramatiq: at least once, never recorded as sent
         await send_notification(mailing, order_id, "order.placed")
-    assert await statuses(sessionmaker, [order_id]) == ["PENDING"]
+    assert await statuses(sessionmaker, [order_id]) == [NotificationStatus.PENDING]
     assert len(server.recorder.for_order(order_id)) == 1
 
 
@@ -102,7 +108,7 @@ async def test_closing_the_runtime_closes_the_connection(settings, psp_url, sess
     )
     try:
         order_id = await placed(runtime, sessionmaker)
-        assert await send_notification(runtime, order_id, "order.placed") == "SENT"
+        assert await send_notification(runtime, order_id, "order.placed") == NotificationStatus.SENT
     finally:
         await runtime.close()
 

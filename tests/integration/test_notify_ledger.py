@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 
 from actors.notify import ClaimedElsewhere, send_notification
 from models.clock import utcnow
+from models.state import NotificationStatus
 from models.tables import Account, Notification, Order
 from tests.support.factories import make_account, make_order
 from tests.support.scenarios import placed_order as placed
@@ -45,7 +46,7 @@ async def test_an_order_that_is_gone_is_recorded_failed_and_nothing_is_sent(mail
     assert await send_notification(mailing, order_id, "order.placed") is None
     entry = await ledger(sessionmaker, order_id)
     assert (entry.status, entry.last_error, entry.attempts, entry.recipient) == (
-        "FAILED",
+        NotificationStatus.FAILED,
         "order or account not found",
         0,
         None,
@@ -57,18 +58,24 @@ async def test_an_order_that_is_gone_is_recorded_failed_and_nothing_is_sent(mail
 
 async def test_a_retry_for_an_order_gone_since_marks_its_row_failed(mailing, sessionmaker, smtp):
     order_id = uuid.uuid4().hex
-    await add_ledger_row(sessionmaker, order_id, status="PENDING", attempts=1, last_error="421 try later")
+    await add_ledger_row(
+        sessionmaker, order_id, status=NotificationStatus.PENDING, attempts=1, last_error="421 try later"
+    )
 
     assert await send_notification(mailing, order_id, "order.placed") is None
     entry = await ledger(sessionmaker, order_id)
-    assert (entry.status, entry.last_error, entry.attempts) == ("FAILED", "order or account not found", 1)
+    assert (entry.status, entry.last_error, entry.attempts) == (
+        NotificationStatus.FAILED,
+        "order or account not found",
+        1,
+    )
     assert smtp.recorder.for_order(order_id) == []
 
 
 async def test_an_order_without_lines_still_gets_its_email(mailing, sessionmaker, smtp):
     order_id = await make_order(sessionmaker, await make_account(sessionmaker), {})
 
-    assert await send_notification(mailing, order_id, "order.placed") == "SENT"
+    assert await send_notification(mailing, order_id, "order.placed") == NotificationStatus.SENT
     [message] = smtp.recorder.for_order(order_id)
     text = message.get_body(("plain",)).get_content().replace("\r\n", "\n")
     assert text.endswith(f"Order {order_id}\nTotal: 0.00 USD\n")
@@ -78,9 +85,14 @@ async def test_the_sent_row_names_the_recipient_and_the_time(mailing, sessionmak
     order_id = await placed(mailing, sessionmaker)
     before = utcnow()
 
-    assert await send_notification(mailing, order_id, "order.placed") == "SENT"
+    assert await send_notification(mailing, order_id, "order.placed") == NotificationStatus.SENT
     entry = await ledger(sessionmaker, order_id)
-    assert (entry.status, entry.attempts, entry.claimed_until, entry.last_error) == ("SENT", 1, None, None)
+    assert (entry.status, entry.attempts, entry.claimed_until, entry.last_error) == (
+        NotificationStatus.SENT,
+        1,
+        None,
+        None,
+    )
     assert entry.recipient == await recipient_of(sessionmaker, order_id)
     assert entry.sent_at >= before
     [message] = smtp.recorder.for_order(order_id)
@@ -92,18 +104,24 @@ async def test_deliveries_racing_for_a_lapsed_claim_send_once_and_count_one_atte
 ):
     order_id = await placed(mailing, sessionmaker)
     await add_ledger_row(
-        sessionmaker, order_id, status="SENDING", attempts=1, claimed_until=utcnow() - timedelta(seconds=1)
+        sessionmaker,
+        order_id,
+        status=NotificationStatus.SENDING,
+        attempts=1,
+        claimed_until=utcnow() - timedelta(seconds=1),
     )
 
     results = await asyncio.gather(
         *(send_notification(mailing, order_id, "order.placed") for _ in range(4)), return_exceptions=True
     )
 
-    assert results.count("SENT") == 1, results
-    assert all(r == "SENT" or r is None or isinstance(r, ClaimedElsewhere) for r in results), results
+    assert results.count(NotificationStatus.SENT) == 1, results
+    assert all(
+        r == NotificationStatus.SENT or r is None or isinstance(r, ClaimedElsewhere) for r in results
+    ), results
     assert len(smtp.recorder.for_order(order_id)) == 1
     entry = await ledger(sessionmaker, order_id)
-    assert (entry.status, entry.attempts) == ("SENT", 2)
+    assert (entry.status, entry.attempts) == (NotificationStatus.SENT, 2)
 
 
 def before_taking(monkeypatch, competitor):
@@ -128,7 +146,9 @@ async def test_a_delivery_losing_the_race_to_create_the_row_leaves_it_to_the_win
     until = utcnow() + timedelta(seconds=40)
     calls = before_taking(
         monkeypatch,
-        lambda: add_ledger_row(sessionmaker, order_id, status="SENDING", attempts=1, claimed_until=until),
+        lambda: add_ledger_row(
+            sessionmaker, order_id, status=NotificationStatus.SENDING, attempts=1, claimed_until=until
+        ),
     )
 
     # Its INSERT meets the winner's row (duplicate key): it reads it and comes back after the claim.
@@ -138,14 +158,16 @@ async def test_a_delivery_losing_the_race_to_create_the_row_leaves_it_to_the_win
     assert len(calls) == 1
     assert smtp.recorder.for_order(order_id) == []
     entry = await ledger(sessionmaker, order_id)
-    assert (entry.status, entry.attempts, entry.claimed_until) == ("SENDING", 1, until)
+    assert (entry.status, entry.attempts, entry.claimed_until) == (NotificationStatus.SENDING, 1, until)
 
 
 async def test_a_delivery_losing_the_race_to_take_a_free_row_leaves_it_to_the_winner(
     mailing, sessionmaker, smtp, monkeypatch
 ):
     order_id = await placed(mailing, sessionmaker)
-    await add_ledger_row(sessionmaker, order_id, status="PENDING", attempts=1, last_error="421 try later")
+    await add_ledger_row(
+        sessionmaker, order_id, status=NotificationStatus.PENDING, attempts=1, last_error="421 try later"
+    )
     until = utcnow() + timedelta(seconds=40)
 
     async def winner_takes_it():
@@ -153,7 +175,7 @@ async def test_a_delivery_losing_the_race_to_take_a_free_row_leaves_it_to_the_wi
             await session.execute(
                 update(Notification)
                 .where(Notification.order_id == order_id)
-                .values(status="SENDING", claimed_until=until, attempts=2)
+                .values(status=NotificationStatus.SENDING, claimed_until=until, attempts=2)
             )
 
     calls = before_taking(monkeypatch, winner_takes_it)
@@ -164,4 +186,4 @@ async def test_a_delivery_losing_the_race_to_take_a_free_row_leaves_it_to_the_wi
     assert len(calls) == 1
     assert smtp.recorder.for_order(order_id) == []
     entry = await ledger(sessionmaker, order_id)
-    assert (entry.status, entry.attempts, entry.claimed_until) == ("SENDING", 2, until)
+    assert (entry.status, entry.attempts, entry.claimed_until) == (NotificationStatus.SENDING, 2, until)

@@ -18,6 +18,7 @@ from sqlalchemy import event
 
 from actors.notify import send_notification
 from models.db import create_engine
+from models.state import NotificationStatus
 from tests.support.report import report
 from tests.support.scenarios import placed_order as placed
 from workers.mailer import MailTemporaryError
@@ -70,7 +71,7 @@ async def test_a_first_delivery_takes_at_most_three_statements_and_a_redelivery_
     step_runtime, seen = counted
 
     seen.reset()
-    assert await send_notification(step_runtime, order_id, "order.placed") == "SENT"
+    assert await send_notification(step_runtime, order_id, "order.placed") == NotificationStatus.SENT
     first, first_trips = list(seen.statements), seen.round_trips
     seen.reset()
     assert await send_notification(step_runtime, order_id, "order.placed") is None
@@ -97,7 +98,7 @@ async def test_a_retry_after_a_temporary_failure_also_takes_at_most_three(
     step_runtime, seen = counted
 
     seen.reset()
-    assert await send_notification(step_runtime, order_id, "order.placed") == "SENT"
+    assert await send_notification(step_runtime, order_id, "order.placed") == NotificationStatus.SENT
     report(
         f"notify, retry after a temporary failure: {len(seen.statements)} SQL statements, "
         f"{seen.round_trips} round trips"
