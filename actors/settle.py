@@ -17,6 +17,7 @@ has already moved on changes nothing and says so in the log.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum, StrEnum
 from typing import Any
 
 import structlog
@@ -48,7 +49,36 @@ from workers.steps import step_actor
 
 log = structlog.get_logger(__name__)
 
-MISMATCH = "mismatch"
+
+class SettleOutcome(StrEnum):
+    """What became of a webhook event, recorded in ``webhook_events.outcome`` and logged."""
+
+    # The event changed the order or its payment.
+    PLACED = "placed"
+    CANCELLED_PAYMENT_FAILED = "cancelled_payment_failed"
+    REFUNDED = "refunded"
+    LATE_PAYMENT_REINSTATED = "late_payment_reinstated"
+    LATE_PAYMENT_REFUNDING = "late_payment_refunding"
+    # It changed nothing: already applied, or the order had moved on (``ignored_in_<status>``).
+    ALREADY_PLACED = "already_placed"
+    ALREADY_REFUNDED = "already_refunded"
+    IGNORED_IN_PENDING = "ignored_in_pending"
+    IGNORED_IN_AWAITING_PAYMENT = "ignored_in_awaiting_payment"
+    IGNORED_IN_PLACED = "ignored_in_placed"
+    IGNORED_IN_SHIPPED = "ignored_in_shipped"
+    IGNORED_IN_DELIVERED = "ignored_in_delivered"
+    IGNORED_IN_REJECTED = "ignored_in_rejected"
+    IGNORED_IN_CANCELLED = "ignored_in_cancelled"
+    # It was refused or is not ours to act on.
+    MISMATCH = "mismatch"
+    UNKNOWN_PAYMENT = "unknown_payment"
+    UNHANDLED_TYPE = "unhandled_type"
+
+    @classmethod
+    def ignored_in(cls, status: str) -> SettleOutcome:
+        """The event came for an order in ``status``, where it changes nothing."""
+        return cls(f"ignored_in_{status.lower()}")
+
 
 MISMATCHES_TOTAL = Counter(
     "orders_webhook_mismatches_total",
@@ -56,12 +86,14 @@ MISMATCHES_TOTAL = Counter(
     ["event_type", "field"],
 )
 
-_PLACED = "placed"
-_FAILED = "cancelled_payment_failed"
-_REFUNDED = "refunded"
-_LATE_PAYMENT = "late_payment"
-#: Plans that change the order or its payment: only these need the provider's confirmation.
-_CHANGES = frozenset({_PLACED, _FAILED, _REFUNDED, _LATE_PAYMENT})
+
+class _Change(Enum):
+    """What an event would change: only these need the provider's confirmation first."""
+
+    PLACE = "place"
+    FAIL = "fail"
+    REFUND = "refund"
+    LATE_PAYMENT = "late_payment"
 
 
 @dataclass(frozen=True)
@@ -81,7 +113,7 @@ class _Asked:
 
 @dataclass(frozen=True)
 class _Verdict:
-    outcome: str
+    outcome: SettleOutcome
     disagreed: tuple[str, ...] = ()
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -140,54 +172,59 @@ async def _payment_named(uow: UnitOfWork, claims: Claims) -> tuple[OrderRecord |
     return order, payment
 
 
-def _plan_success(order: OrderRecord, payment: PaymentRecord) -> str:
+def _plan_success(order: OrderRecord, payment: PaymentRecord) -> _Change | SettleOutcome:
     if order.status == OrderStatus.AWAITING_PAYMENT:
-        return _PLACED
+        return _Change.PLACE
     if order.status in (OrderStatus.PLACED, OrderStatus.SHIPPED, OrderStatus.DELIVERED):
-        return "already_placed"
+        return SettleOutcome.ALREADY_PLACED
     if payment.status not in (PaymentStatus.PENDING, PaymentStatus.CANCELLED):
         # Already settled one way or another (failed, or a late payment already handled).
-        return f"ignored_in_{order.status.lower()}"
+        return SettleOutcome.ignored_in(order.status)
     if order.status == OrderStatus.PENDING:
         # Paid before its stock was even held: impossible through `pay`, so refuse to guess.
-        return "ignored_in_pending"
-    return _LATE_PAYMENT
+        return SettleOutcome.IGNORED_IN_PENDING
+    return _Change.LATE_PAYMENT
 
 
-def _plan(event_type: str, order: OrderRecord, payment: PaymentRecord) -> str:
-    """What the event would do to the order as it is now: a plan in ``_CHANGES``, or an outcome."""
+def _plan(event_type: str, order: OrderRecord, payment: PaymentRecord) -> _Change | SettleOutcome:
+    """What the event would do to the order as it is now: a change, or the outcome of changing nothing."""
     if event_type == PAYMENT_SUCCEEDED:
         return _plan_success(order, payment)
     if event_type == PAYMENT_FAILED:
         if order.status == OrderStatus.AWAITING_PAYMENT and payment.status == PaymentStatus.PENDING:
-            return _FAILED
-        return f"ignored_in_{order.status.lower()}"
-    return _REFUNDED if payment.status == PaymentStatus.REFUND_PENDING else "already_refunded"
+            return _Change.FAIL
+        return SettleOutcome.ignored_in(order.status)
+    return (
+        _Change.REFUND if payment.status == PaymentStatus.REFUND_PENDING else SettleOutcome.ALREADY_REFUNDED
+    )
 
 
 async def _carry_out(
     uow: UnitOfWork,
-    plan: str,
+    plan: _Change,
     order: OrderRecord,
     payment: PaymentRecord,
     policy: str,
     provider_payment_id: str | None,
-) -> str:
+) -> SettleOutcome:
     # The webhook overtook `pay` recording the id, and the provider has just confirmed that this
     # payment is the one it belongs to (the unique index keeps it on one payment): the id is
     # written with the payment's move.
     bind = {"provider_payment_id": provider_payment_id} if payment.provider_payment_id is None else {}
-    if plan == _PLACED:
+    if plan is _Change.PLACE:
         await place(uow, order, payment, **bind)
-    elif plan == _FAILED:
+        return SettleOutcome.PLACED
+    if plan is _Change.FAIL:
         await fail_payment(uow, order, payment, **bind)
-    elif plan == _REFUNDED:
+        return SettleOutcome.CANCELLED_PAYMENT_FAILED
+    if plan is _Change.REFUND:
         await refund_settled(uow, order, payment)
-    else:
-        follow_up = await late_payment(uow, order, payment, policy, **bind)
-        enqueue_follow_up(uow, order, follow_up)
-        return "late_payment_reinstated" if follow_up is FollowUp.NOTHING else "late_payment_refunding"
-    return plan
+        return SettleOutcome.REFUNDED
+    follow_up = await late_payment(uow, order, payment, policy, **bind)
+    enqueue_follow_up(uow, order, follow_up)
+    if follow_up is FollowUp.NOTHING:
+        return SettleOutcome.LATE_PAYMENT_REINSTATED
+    return SettleOutcome.LATE_PAYMENT_REFUNDING
 
 
 def _provider_view(record: ProviderRecord | None) -> dict[str, Any]:
@@ -206,7 +243,8 @@ def _provider_view(record: ProviderRecord | None) -> dict[str, Any]:
 def _mismatch(
     disagreed: list[str], claims: Claims, payment: PaymentRecord | None = None, asked: _Asked | None = None
 ) -> _Verdict:
-    """A mismatch verdict with, per disagreeing field, what the event claimed, we recorded and the provider said."""
+    """A mismatch verdict with, per disagreeing field, what the event claimed, we recorded and the
+    provider said."""
     keys = {name: "status" if name == "refund_not_requested" else name for name in disagreed}
     sources = {"claimed": claims.stated(), "ours": recorded(payment) if payment is not None else {}}
     if asked is not None:
@@ -215,7 +253,7 @@ def _mismatch(
         source: {name: values[key] for name, key in keys.items() if key in values}
         for source, values in sources.items()
     }
-    return _Verdict(MISMATCH, tuple(disagreed), details)
+    return _Verdict(SettleOutcome.MISMATCH, tuple(disagreed), details)
 
 
 async def _judge(
@@ -223,10 +261,10 @@ async def _judge(
 ) -> _Verdict | _ProviderNeeded:
     """Decide the event's outcome, applying it when it agrees; nothing is committed here."""
     if claims.event_type not in HANDLED_TYPES:
-        return _Verdict("unhandled_type")
+        return _Verdict(SettleOutcome.UNHANDLED_TYPE)
     order, payment = await _payment_named(uow, claims)
     if order is None:
-        return _Verdict("unknown_payment")
+        return _Verdict(SettleOutcome.UNKNOWN_PAYMENT)
     structlog.contextvars.bind_contextvars(order_id=order.id)
     if payment is None:
         return _mismatch(["payment_id"], claims)
@@ -234,7 +272,7 @@ async def _judge(
     if disagreed:
         return _mismatch(disagreed, claims, payment)
     plan = _plan(claims.event_type, order, payment)
-    if plan not in _CHANGES:
+    if isinstance(plan, SettleOutcome):
         return _Verdict(plan)
     if asked is None or asked.provider_payment_id != claims.provider_payment_id:
         return _ProviderNeeded(claims.provider_payment_id)
@@ -245,7 +283,7 @@ async def _judge(
 
 
 def _report(claims: Claims, verdict: _Verdict) -> None:
-    if verdict.outcome == MISMATCH:
+    if verdict.outcome is SettleOutcome.MISMATCH:
         MISMATCHES_TOTAL.labels(claims.event_type, verdict.disagreed[0]).inc()
         # Ids, amounts and statuses only: the payload is not logged whole and holds no secret.
         log.warning(

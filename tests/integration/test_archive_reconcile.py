@@ -8,7 +8,7 @@ from actors.archive import archive_finished
 from actors.cancel import cancel_order
 from actors.reconcile import reconcile_stock
 from actors.refund import refund_payment
-from actors.settle import settle_payment
+from actors.settle import SettleOutcome, settle_payment
 from models.archive import load_archived_order
 from models.invariants import stock_ledgers
 from models.reconcile import reconcile
@@ -82,7 +82,7 @@ async def test_a_cancelled_order_is_archived_only_once_its_refund_has_settled(ru
     assert not await archived(sessionmaker, order_id)  # asked for, not confirmed
 
     event = await provider_event(sessionmaker, order_id, "refund.succeeded", refund_id=refund_id)
-    assert await settle_payment(runtime, event, order_id) == "refunded"
+    assert await settle_payment(runtime, event, order_id) == SettleOutcome.REFUNDED
     assert await archived(sessionmaker, order_id)
     async with sessionmaker() as session:
         order = await load_archived_order(session, order_id)

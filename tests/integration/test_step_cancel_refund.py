@@ -10,7 +10,7 @@ from structlog.testing import capture_logs
 
 from actors.cancel import cancel_order
 from actors.refund import refund_payment
-from actors.settle import settle_payment
+from actors.settle import SettleOutcome, settle_payment
 from models.tables import ARCHIVED_CHILDREN, Order, OutboxMessage
 from tests.support.factories import (
     available,
@@ -97,12 +97,12 @@ async def test_cancel_after_payment_refunds_once_and_gives_stock_back(runtime, s
     event = await provider_event(
         sessionmaker, order_id, "refund.succeeded", refund_id=refunds["data"][0]["id"]
     )
-    assert await settle_payment(runtime, event, order_id) == "refunded"
+    assert await settle_payment(runtime, event, order_id) == SettleOutcome.REFUNDED
     assert (
         await settle_payment(
             runtime, await provider_event(sessionmaker, order_id, "refund.succeeded"), order_id
         )
-        == "already_refunded"
+        == SettleOutcome.ALREADY_REFUNDED
     )
     order = await load_order(sessionmaker, order_id)
     assert order.payment.status == "REFUNDED"

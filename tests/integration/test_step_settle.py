@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from actors.settle import settle_payment
+from actors.settle import SettleOutcome, settle_payment
 from models.tables import WebhookEvent
 from tests.support.factories import available, load_order
 from tests.support.scenarios import assert_invariants, awaiting_payment, provider_event
@@ -27,7 +27,7 @@ async def test_success_places_order_and_commits_holds(runtime, sessionmaker):
     order_id, sku = await paid_order(runtime, sessionmaker)
     event = await provider_event(sessionmaker, order_id, "payment.succeeded")
 
-    assert await settle_payment(runtime, event, order_id) == "placed"
+    assert await settle_payment(runtime, event, order_id) == SettleOutcome.PLACED
 
     order = await load_order(sessionmaker, order_id)
     assert order.status == "PLACED"
@@ -44,7 +44,7 @@ async def test_same_event_delivered_twice_or_at_once_applies_once(runtime, sessi
     outcomes = await asyncio.gather(*(settle_payment(runtime, event, order_id) for _ in range(3)))
     again = await settle_payment(runtime, event, order_id)
 
-    assert set(outcomes) == {"placed"} and again == "placed"
+    assert set(outcomes) == {SettleOutcome.PLACED} and again == SettleOutcome.PLACED
     order = await load_order(sessionmaker, order_id)
     assert [h.status for h in order.history].count("PLACED") == 1
 
@@ -55,7 +55,7 @@ async def test_two_success_events_racing_place_once(runtime, sessionmaker):
 
     outcomes = await asyncio.gather(*(settle_payment(runtime, e, order_id) for e in events))
 
-    assert sorted(outcomes) == ["already_placed", "placed"]
+    assert sorted(outcomes) == [SettleOutcome.ALREADY_PLACED, SettleOutcome.PLACED]
     order = await load_order(sessionmaker, order_id)
     assert order.status == "PLACED" and [h.status for h in order.history].count("PLACED") == 1
     assert await available(sessionmaker, sku) == 3
@@ -66,8 +66,8 @@ async def test_failure_cancels_and_gives_stock_back(runtime, sessionmaker):
     order_id, sku = await paid_order(runtime, sessionmaker, token="pm_card_declined")
     event = await provider_event(sessionmaker, order_id, "payment.failed")
 
-    assert await settle_payment(runtime, event, order_id) == "cancelled_payment_failed"
-    assert await settle_payment(runtime, event, order_id) == "cancelled_payment_failed"
+    assert await settle_payment(runtime, event, order_id) == SettleOutcome.CANCELLED_PAYMENT_FAILED
+    assert await settle_payment(runtime, event, order_id) == SettleOutcome.CANCELLED_PAYMENT_FAILED
 
     order = await load_order(sessionmaker, order_id)
     assert (order.status, order.reason) == ("CANCELLED", "payment_failed")
@@ -85,7 +85,7 @@ async def test_failure_after_success_changes_nothing(runtime, sessionmaker):
         runtime, await provider_event(sessionmaker, order_id, "payment.failed"), order_id
     )
 
-    assert outcome == "ignored_in_placed"
+    assert outcome == SettleOutcome.IGNORED_IN_PLACED
     order = await load_order(sessionmaker, order_id)
     assert order.status == "PLACED" and order.payment.status == "SUCCEEDED"
     assert await available(sessionmaker, sku) == 3
@@ -93,7 +93,10 @@ async def test_failure_after_success_changes_nothing(runtime, sessionmaker):
 
 @pytest.mark.parametrize(
     "token, outcome, stock_left",
-    [("pm_card_ok", "placed", 3), ("pm_card_declined", "cancelled_payment_failed", 5)],
+    [
+        ("pm_card_ok", SettleOutcome.PLACED, 3),
+        ("pm_card_declined", SettleOutcome.CANCELLED_PAYMENT_FAILED, 5),
+    ],
 )
 async def test_success_and_failure_racing_end_as_the_provider_decided(
     runtime, sessionmaker, token, outcome, stock_left
@@ -110,7 +113,7 @@ async def test_success_and_failure_racing_end_as_the_provider_decided(
         # The event the provider contradicts is a mismatch if it comes first, ignored if second.
         order = await load_order(sessionmaker, order_id)
         assert outcome in outcomes and outcomes.count(outcome) == 1
-        assert set(outcomes) - {outcome} <= {"mismatch", f"ignored_in_{order.status.lower()}"}
+        assert set(outcomes) - {outcome} <= {SettleOutcome.MISMATCH, SettleOutcome.ignored_in(order.status)}
         assert order.status == ("PLACED" if token == "pm_card_ok" else "CANCELLED")
         assert await available(sessionmaker, sku) == stock_left
         await assert_invariants(sessionmaker)
@@ -131,8 +134,8 @@ async def test_event_for_unknown_payment_is_recorded_and_ignored(runtime, sessio
             )
         )
 
-    assert await settle_payment(runtime, event_id) == "unknown_payment"
-    assert await settle_payment(runtime, event_id) == "unknown_payment"
+    assert await settle_payment(runtime, event_id) == SettleOutcome.UNKNOWN_PAYMENT
+    assert await settle_payment(runtime, event_id) == SettleOutcome.UNKNOWN_PAYMENT
 
 
 async def test_success_after_failure_changes_nothing(runtime, sessionmaker):
@@ -143,7 +146,7 @@ async def test_success_after_failure_changes_nothing(runtime, sessionmaker):
         runtime, await provider_event(sessionmaker, order_id, "payment.succeeded"), order_id
     )
 
-    assert outcome == "ignored_in_cancelled"
+    assert outcome == SettleOutcome.IGNORED_IN_CANCELLED
     order = await load_order(sessionmaker, order_id)
     assert (order.status, order.reason, order.payment.status) == ("CANCELLED", "payment_failed", "FAILED")
     assert await available(sessionmaker, sku) == 5
