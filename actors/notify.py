@@ -18,7 +18,7 @@ UPDATE that marks it SENT. A redelivery after that takes the read alone.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import structlog
 from dramatiq import Retry
@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from models.clock import utcnow
 from models.db import is_duplicate_key
 from models.state import NotificationStatus
-from models.tables import Account, Notification, Order, OrderLine
+from models.tables import Account, Notification, Order, OrderLine, table_of
 from workers.emails import compose
 from workers.mailer import MailPermanentError, MailTemporaryError
 from workers.queues import NOTIFY
@@ -55,10 +55,10 @@ NOT_FOUND = "order or account not found"
 
 # The statements, built once: SQLAlchemy Core on a plain connection (no ORM session, no identity
 # map, no flush), each compiled once per process and then taken from the engine's cache.
-_ledger = Notification.__table__
-_orders = Order.__table__
-_accounts = Account.__table__
-_lines = OrderLine.__table__
+_ledger = table_of(Notification)
+_orders = table_of(Order)
+_accounts = table_of(Account)
+_lines = table_of(OrderLine)
 
 #: Everything one delivery needs, in one statement: the order with its customer and lines, and
 #: the ledger row if there is one. One row per line, in SKU order (the email lists them so); an
@@ -229,6 +229,7 @@ async def _take(
     delivery created or took it first."""
     until = now + timedelta(seconds=CLAIM_SECONDS)
     if ledger_id is None:
+        values: dict[str, Any]
         if recipient is None:
             values = {
                 "new_status": NotificationStatus.FAILED.value,

@@ -94,7 +94,7 @@ async def _record_created(runtime: Runtime, order_id: str, payment_id: str, crea
     async with runtime.uow() as uow:
         order = await uow.lock_order(order_id)
         payment = find_payment(order, payment_id=payment_id) if order else None
-        if payment is None:
+        if order is None or payment is None:
             return
         if payment.provider_payment_id is None:
             await set_payment_columns(
@@ -116,7 +116,7 @@ async def _record_refusal(runtime: Runtime, order_id: str, payment_id: str, refu
     async with runtime.uow() as uow:
         order = await uow.lock_order(order_id)
         payment = find_payment(order, payment_id=payment_id) if order else None
-        if payment is None or order.status != OrderStatus.AWAITING_PAYMENT:
+        if order is None or payment is None or order.status != OrderStatus.AWAITING_PAYMENT:
             return
         await fail_payment(uow, order, payment)
         await uow.commit()

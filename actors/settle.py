@@ -29,7 +29,7 @@ from models.order_flow import FollowUp, fail_payment, late_payment, place, refun
 from models.order_record import OrderRecord, PaymentRecord
 from models.repository import find_payment
 from models.state import OrderStatus, PaymentStatus
-from models.tables import Payment, WebhookEvent
+from models.tables import Payment, WebhookEvent, table_of
 from models.unit_of_work import UnitOfWork
 from models.webhook_agreement import (
     HANDLED_TYPES,
@@ -118,8 +118,8 @@ class _Verdict:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-_events = WebhookEvent.__table__
-_payments = Payment.__table__
+_events = table_of(WebhookEvent)
+_payments = table_of(Payment)
 _LOCK_EVENT = (
     select(_events.c.type, _events.c.payload, _events.c.processed_at, _events.c.outcome)
     .where(_events.c.id == bindparam("event_id"))

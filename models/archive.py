@@ -31,6 +31,7 @@ from models.tables import (
     orders_archive,
     payments_archive,
     reserved_stock_archive,
+    table_of,
 )
 
 ARCHIVABLE = (OrderStatus.DELIVERED, OrderStatus.CANCELLED, OrderStatus.REJECTED)
@@ -59,7 +60,7 @@ def _due(older_than: datetime):
 
 async def count_due(session: AsyncSession, older_than: datetime) -> int:
     """How many orders are waiting to be archived."""
-    return await session.scalar(select(func.count()).select_from(_due(older_than).subquery()))
+    return await session.scalar(select(func.count()).select_from(_due(older_than).subquery())) or 0
 
 
 async def archive_batch(session: AsyncSession, older_than: datetime, batch_size: int = 200) -> list[str]:
@@ -94,16 +95,17 @@ async def archive_batch(session: AsyncSession, older_than: datetime, batch_size:
             archive.insert().from_select(columns, select(hot).where(hot.c.order_id.in_(ids)))
         )
         await session.execute(delete(hot).where(hot.c.order_id.in_(ids)))
-    order_columns = [column.name for column in Order.__table__.columns]
+    orders = table_of(Order)
+    order_columns = [column.name for column in orders.columns]
     await session.execute(
         orders_archive.insert().from_select(
             [*order_columns, "archived_at"],
-            select(*Order.__table__.columns, literal(utcnow(), orders_archive.c.archived_at.type)).where(
+            select(*orders.columns, literal(utcnow(), orders_archive.c.archived_at.type)).where(
                 Order.id.in_(ids)
             ),
         )
     )
-    await session.execute(delete(Order.__table__).where(Order.id.in_(ids)))
+    await session.execute(delete(orders).where(Order.id.in_(ids)))
     return ids
 
 

@@ -26,11 +26,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from models.clock import utcnow
 from models.order_record import HoldRecord, OrderRecord
 from models.state import HoldState, Reason
-from models.tables import ReservedStock, Stock, StockReceipt
+from models.tables import ReservedStock, Stock, StockReceipt, table_of
 
-_stock = Stock.__table__
-_holds = ReservedStock.__table__
-_receipts = StockReceipt.__table__
+_stock = table_of(Stock)
+_holds = table_of(ReservedStock)
+_receipts = table_of(StockReceipt)
 
 
 @dataclass(frozen=True)
@@ -138,8 +138,8 @@ async def release_holds(
     connection: AsyncConnection, order: OrderRecord, states: Iterable[HoldState] = (HoldState.HELD,)
 ) -> int:
     """Give the stock of the order's holds in ``states`` back to ``available``; returns units."""
-    states = {HoldState(state).value for state in states}
-    released = [hold for hold in order.holds if hold.state in states]
+    wanted = {HoldState(state).value for state in states}
+    released = [hold for hold in order.holds if hold.state in wanted]
     if not released:
         return 0
     quantities: dict[str, int] = defaultdict(int)
@@ -152,7 +152,7 @@ async def release_holds(
     now = utcnow()
     await connection.execute(
         update(_holds)
-        .where(_holds.c.order_id == order.id, _holds.c.state.in_(sorted(states)))
+        .where(_holds.c.order_id == order.id, _holds.c.state.in_(sorted(wanted)))
         .values(state=HoldState.RELEASED.value, released_at=now)
     )
     for hold in released:

@@ -18,12 +18,12 @@ from models.inventory import add_holds, commit_holds, line_quantities, release_h
 from models.order_moves import add_note, move_order, move_payment
 from models.order_record import OrderRecord, PaymentRecord
 from models.state import HoldState, OrderStatus, PaymentStatus, Reason
-from models.tables import CartItem
+from models.tables import CartItem, table_of
 
 if TYPE_CHECKING:
     from models.unit_of_work import UnitOfWork
 
-_cart = CartItem.__table__
+_cart = table_of(CartItem)
 
 
 class FollowUp(Enum):

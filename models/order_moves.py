@@ -15,14 +15,14 @@ from sqlalchemy import bindparam, insert, update
 from models.clock import utcnow
 from models.order_record import HistoryRecord, OrderRecord, PaymentRecord
 from models.state import OrderStatus, PaymentStatus, Reason, require_payment_move, require_transition
-from models.tables import Order, OrderHistory, Payment
+from models.tables import Order, OrderHistory, Payment, table_of
 
 if TYPE_CHECKING:
     from models.unit_of_work import UnitOfWork
 
-_orders = Order.__table__
-_history = OrderHistory.__table__
-_payments = Payment.__table__
+_orders = table_of(Order)
+_history = table_of(OrderHistory)
+_payments = table_of(Payment)
 
 _UPDATE_ORDER = (
     update(_orders)

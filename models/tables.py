@@ -37,6 +37,13 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+def table_of(model: type[Base]) -> Table:
+    """The table ``model`` is mapped to, typed as one (SQLAlchemy types ``__table__`` as any FROM)."""
+    table = model.__table__
+    assert isinstance(table, Table), f"{model.__name__} is not mapped to a single table"
+    return table
+
+
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {
         datetime: Timestamp,
@@ -340,25 +347,25 @@ def _archive_of(table: Table, *extra: Any) -> Table:
 
 # Finished orders move here after ARCHIVE_AFTER_SECONDS, children first, one batch per transaction.
 orders_archive = _archive_of(
-    Order.__table__,
+    table_of(Order),
     Column("archived_at", Timestamp, nullable=False),
     Index("ix_orders_archive_account_created", "account_id", "created_at"),
     Index("ix_orders_archive_created", "created_at"),
     Index("ix_orders_archive_status_created", "status", "created_at"),
 )
-order_lines_archive = _archive_of(OrderLine.__table__)
+order_lines_archive = _archive_of(table_of(OrderLine))
 order_history_archive = _archive_of(
-    OrderHistory.__table__, Index("ix_order_history_archive_order", "order_id")
+    table_of(OrderHistory), Index("ix_order_history_archive_order", "order_id")
 )
-payments_archive = _archive_of(Payment.__table__, Index("ix_payments_archive_order", "order_id"))
+payments_archive = _archive_of(table_of(Payment), Index("ix_payments_archive_order", "order_id"))
 reserved_stock_archive = _archive_of(
-    ReservedStock.__table__, Index("ix_reserved_stock_archive_order", "order_id")
+    table_of(ReservedStock), Index("ix_reserved_stock_archive_order", "order_id")
 )
 
 #: Hot table -> its archive, children before parents (the order rows move last).
 ARCHIVED_CHILDREN = [
-    (OrderLine.__table__, order_lines_archive),
-    (OrderHistory.__table__, order_history_archive),
-    (Payment.__table__, payments_archive),
-    (ReservedStock.__table__, reserved_stock_archive),
+    (table_of(OrderLine), order_lines_archive),
+    (table_of(OrderHistory), order_history_archive),
+    (table_of(Payment), payments_archive),
+    (table_of(ReservedStock), reserved_stock_archive),
 ]

@@ -23,11 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 
 from models.clock import utcnow
 from models.order_record import OrderRecord, lock_order_record
-from models.tables import Order, OutboxMessage, Payment, new_id
+from models.tables import Order, OutboxMessage, Payment, new_id, table_of
 
 log = structlog.get_logger(__name__)
 
-_OUTBOX = OutboxMessage.__table__
+_OUTBOX = table_of(OutboxMessage)
 _INSERT_OUTBOX = insert(_OUTBOX)
 
 
