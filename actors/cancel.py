@@ -10,10 +10,10 @@ from __future__ import annotations
 import structlog
 
 from actors.preamble import NothingToDo, lock_order_to_move
+from messaging.queues import CANCEL
 from models.order_flow import cancel_paid, cancel_unpaid
 from models.state import OrderStatus, Reason
 from workers.follow_up import enqueue_follow_up
-from workers.queues import CANCEL
 from workers.runtime import Runtime
 from workers.steps import step_actor
 

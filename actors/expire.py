@@ -14,12 +14,12 @@ from datetime import datetime
 import structlog
 
 from actors.preamble import NothingToDo, lock_order_to_move
+from messaging.queues import EXPIRE
 from models.clock import utcnow
 from models.order_flow import cancel_unpaid
 from models.state import OrderStatus, Reason
 from models.unit_of_work import UnitOfWork
 from workers.follow_up import enqueue_follow_up
-from workers.queues import EXPIRE
 from workers.runtime import Runtime
 from workers.steps import step_actor
 

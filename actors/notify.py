@@ -27,13 +27,13 @@ from sqlalchemy import and_, bindparam, insert, null, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from messaging.queues import NOTIFY
 from models.clock import utcnow
 from models.db import is_duplicate_key
 from models.state import NotificationStatus
 from models.tables import Account, Notification, Order, OrderLine, table_of
-from workers.emails import compose
-from workers.mailer import MailPermanentError, MailTemporaryError
-from workers.queues import NOTIFY
+from providers.emails import compose
+from providers.mailer import MailPermanentError, MailTemporaryError
 from workers.runtime import Runtime
 from workers.steps import FOLLOW_UP_PRIORITY, current_retries, step_actor
 

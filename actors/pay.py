@@ -13,14 +13,14 @@ from dataclasses import dataclass
 import structlog
 
 from actors.preamble import NothingToDo, order_to_move
+from messaging.queues import PAY
 from models.order_flow import FollowUp, fail_payment
 from models.order_moves import set_payment_columns
 from models.order_record import read_order_record
 from models.repository import find_payment
 from models.state import OrderStatus, PaymentStatus
+from providers.psp_client import ProviderPayment, ProviderRefused
 from workers.follow_up import enqueue_follow_up
-from workers.psp_client import ProviderPayment, ProviderRefused
-from workers.queues import PAY
 from workers.runtime import Runtime
 from workers.steps import step_actor
 

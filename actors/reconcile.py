@@ -5,8 +5,8 @@ from __future__ import annotations
 import structlog
 from prometheus_client import Counter, Gauge
 
+from messaging.queues import RECONCILE
 from models.reconcile import reconcile, report_row
-from workers.queues import RECONCILE
 from workers.runtime import Runtime
 from workers.steps import step_actor
 

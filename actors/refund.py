@@ -9,10 +9,10 @@ from __future__ import annotations
 import structlog
 
 from actors.preamble import lock_payment_to_act_on
+from messaging.queues import REFUND
 from models.order_moves import set_payment_columns
 from models.repository import find_payment
 from models.state import PaymentStatus
-from workers.queues import REFUND
 from workers.runtime import Runtime
 from workers.steps import step_actor
 

@@ -18,11 +18,11 @@ import structlog
 
 from actors.expire import schedule_expiry
 from actors.preamble import NothingToDo, lock_order_to_move
+from messaging.queues import PAY, RESERVE
 from models.clock import utcnow
 from models.inventory import add_holds, line_quantities, shortage_of, take_stock
 from models.order_moves import move_order
 from models.state import OrderStatus
-from workers.queues import PAY, RESERVE
 from workers.runtime import Runtime
 from workers.steps import step_actor
 

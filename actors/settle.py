@@ -24,6 +24,7 @@ import structlog
 from prometheus_client import Counter
 from sqlalchemy import bindparam, or_, select, update
 
+from messaging.queues import SETTLE
 from models.clock import utcnow
 from models.order_flow import FollowUp, fail_payment, late_payment, place, refund_settled
 from models.order_record import OrderRecord, PaymentRecord
@@ -41,9 +42,8 @@ from models.webhook_agreement import (
     disagreements_with_records,
     recorded,
 )
+from providers.psp_client import ProviderError, ProviderRefused
 from workers.follow_up import enqueue_follow_up
-from workers.psp_client import ProviderError, ProviderRefused
-from workers.queues import SETTLE
 from workers.runtime import Runtime
 from workers.steps import step_actor
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import structlog
 
 from actors.preamble import lock_payment_to_act_on
+from messaging.queues import VOID
 from models.state import PaymentStatus
-from workers.psp_client import ProviderRefused
-from workers.queues import VOID
+from providers.psp_client import ProviderRefused
 from workers.runtime import Runtime
 from workers.steps import FOLLOW_UP_PRIORITY, step_actor
 

@@ -199,7 +199,7 @@ class Completion:
 
     async def __aenter__(self) -> Completion:
         self.pubsub = self.redis.pubsub()
-        await self.pubsub.psubscribe("orders:*:status")  # workers.live_status.channel()
+        await self.pubsub.psubscribe("orders:*:status")  # messaging.live_status.channel()
         self.tasks = [asyncio.create_task(self._nudges(self.pubsub)), asyncio.create_task(self._recheck())]
         return self
 

@@ -5,7 +5,7 @@ them: orders AWAITING_PAYMENT with one HELD unit each (stock taken from ``availa
 and a redirect payment the provider knows by id (the customer got a checkout page and never
 paid). In the same transaction as each chunk of holds go its `expire` outbox rows, delayed until
 each hold's ``expires_at`` exactly as `reserve` schedules them; after the commit the real
-:class:`workers.outbox.OutboxPublisher` publishes them with publisher confirms and marks them
+:class:`messaging.outbox.OutboxPublisher` publishes them with publisher confirms and marks them
 sent. From there everything is the fleet's own: its workers keep the delayed messages until due,
 run `expire`, which cancels the order (payment_timeout), releases the stock and enqueues `void`
 (the provider call), `notify` (the email) and the domain event.
@@ -31,11 +31,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from actors.expire import HOP_MS
 from bench.population import create_items_sql
 from bench.stats import percentile, rounded
+from messaging.outbox import OutboxPublisher
+from messaging.queues import EXPIRE
 from models.clock import utcnow
 from models.db import create_sessionmaker
 from models.tables import Order, OrderHistory, OrderLine, OutboxMessage, Payment, ReservedStock
-from workers.outbox import OutboxPublisher
-from workers.queues import EXPIRE
 
 CHUNK = 250
 PUBLISHERS = 12

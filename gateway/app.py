@@ -33,13 +33,13 @@ from gateway.passwords import Passwords
 from gateway.problems import problem_middleware
 from gateway.request_log import request_log_middleware
 from gateway.routes import setup_routes
+from messaging.live_status import StatusNotifier, create_redis
+from messaging.outbox import OutboxPublisher
+from messaging.queues import NOTIFY
+from messaging.rabbitmq import fleet_broker
 from models.db import create_engine, create_sessionmaker
 from models.events import EventEmitter
 from models.unit_of_work import UnitOfWorkFactory
-from workers.live_status import StatusNotifier, create_redis
-from workers.outbox import OutboxPublisher
-from workers.queues import NOTIFY
-from workers.rabbitmq import fleet_broker
 
 
 def create_app(settings: Settings) -> web.Application:

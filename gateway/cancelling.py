@@ -16,9 +16,9 @@ import structlog
 from gateway.auth import Caller
 from gateway.order_access import FoundOrder, find_order
 from gateway.problems import NOT_CANCELLABLE, Problem
+from messaging.queues import CANCEL
 from models.state import OrderStatus, Reason
 from models.unit_of_work import UnitOfWorkFactory
-from workers.queues import CANCEL
 
 log = structlog.get_logger(__name__)
 

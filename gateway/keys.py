@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from config.settings import Settings
 from gateway.passwords import Passwords
+from messaging.live_status import StatusNotifier
+from messaging.outbox import OutboxPublisher
 from models.unit_of_work import UnitOfWorkFactory
-from workers.live_status import StatusNotifier
-from workers.outbox import OutboxPublisher
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)

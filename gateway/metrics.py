@@ -21,9 +21,10 @@ from dramatiq.common import xq_name
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from sqlalchemy import func, select
 
+from messaging.queues import step_queues
+from messaging.rabbitmq import quiet_missing_queue_probes
 from models.state import HoldState, OrderStatus
 from models.tables import Order, OutboxMessage, ReservedStock
-from workers.ops.dead_letters import quiet_missing_queue_probes, step_queues
 
 #: pika's timeout for reaching RabbitMQ when a scrape reads the dead-letter counts; the scrape
 #: waits at most three times this for all of them, then serves the last known counts.

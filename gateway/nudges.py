@@ -15,7 +15,7 @@ import redis.asyncio as redis
 import structlog
 from redis.exceptions import RedisError
 
-from workers.live_status import REDIS_TIMEOUT_SECONDS, channel
+from messaging.live_status import REDIS_TIMEOUT_SECONDS, channel
 
 log = structlog.get_logger(__name__)
 

@@ -30,13 +30,13 @@ from gateway.order_access import FoundOrder
 from gateway.payment_methods import payment_for
 from gateway.problems import CURRENCY_MISMATCH, IDEMPOTENCY_KEY_IN_USE, IDEMPOTENCY_KEY_REUSED, Problem
 from gateway.unpaid_limit import count_unpaid_orders, unknown_account
+from messaging.queues import RESERVE
 from models.archive import load_archived_order
 from models.clock import utcnow
 from models.order_record import HistoryRecord, LineRecord, OrderRecord, PaymentRecord
 from models.state import OrderStatus, PaymentStatus
 from models.tables import Account, IdempotencyKey, Item, Order, OrderHistory, OrderLine, Payment, new_id
 from models.unit_of_work import UnitOfWorkFactory
-from workers.queues import RESERVE
 
 log = structlog.get_logger(__name__)
 

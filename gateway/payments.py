@@ -40,11 +40,11 @@ from gateway.auth import Caller
 from gateway.db import is_duplicate_key
 from gateway.order_access import find_order
 from gateway.problems import IDEMPOTENCY_KEY_REUSED, NOT_REFUNDABLE, Problem
+from messaging.queues import REFUND
 from models.clock import isoformat, utcnow
 from models.state import PaymentStatus, move_payment, record_note
 from models.tables import IdempotencyKey, Order, Payment, orders_archive, payments_archive
 from models.unit_of_work import UnitOfWorkFactory
-from workers.queues import REFUND
 
 log = structlog.get_logger(__name__)
 

@@ -10,11 +10,13 @@ still balances after the holds leave.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
+import structlog
 from sqlalchemy import and_, delete, exists, func, literal, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models.clock import utcnow
 from models.state import HoldState, OrderStatus, PaymentStatus
@@ -33,6 +35,11 @@ from models.tables import (
     reserved_stock_archive,
     table_of,
 )
+
+log = structlog.get_logger(__name__)
+
+#: Orders archived per transaction.
+BATCH_SIZE = 200
 
 ARCHIVABLE = (OrderStatus.DELIVERED, OrderStatus.CANCELLED, OrderStatus.REJECTED)
 
@@ -151,3 +158,30 @@ async def rebuild_archived(session: AsyncSession, rows: list[dict[str, Any]]) ->
         order.holds = [ReservedStock(**child) for child in kids.get("holds", [])]
         orders.append(order)
     return orders
+
+
+async def archive_finished(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    older_than_seconds: int,
+    *,
+    batch_size: int = BATCH_SIZE,
+    max_batches: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Archive due orders batch by batch, one transaction each; returns how many moved.
+
+    ``progress`` is called with each batch's size (the command line draws a bar with it).
+    """
+    older_than = utcnow() - timedelta(seconds=older_than_seconds)
+    moved = batches = 0
+    while max_batches is None or batches < max_batches:
+        async with sessionmaker() as session, session.begin():
+            ids = await archive_batch(session, older_than, batch_size)
+        if not ids:
+            break
+        moved += len(ids)
+        batches += 1
+        log.info("archive.batch", orders=len(ids), first_order_id=ids[0])
+        if progress is not None:
+            progress(len(ids))
+    return moved

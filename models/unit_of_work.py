@@ -131,7 +131,7 @@ class UnitOfWork:
     def enqueue(
         self, route: Any, *, delay_ms: int | None = None, order_id: str | None = None, **kwargs: Any
     ) -> OutboxRow:
-        """Record a message for ``route`` (a :class:`workers.queues.Route`) in this transaction."""
+        """Record a message for ``route`` (a :class:`messaging.queues.Route`) in this transaction."""
         if order_id is not None:
             kwargs.setdefault("order_id", order_id)
         message = OutboxRow(

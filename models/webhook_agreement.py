@@ -38,7 +38,7 @@ _REFUND_ASKED = (PaymentStatus.REFUND_PENDING, PaymentStatus.REFUNDED)
 
 
 class ProviderRecord(Protocol):
-    """The provider's record of a payment (``workers.psp_client.ProviderPaymentDetails``)."""
+    """The provider's record of a payment (``providers.psp_client.ProviderPaymentDetails``)."""
 
     status: str
     amount_cents: int | None

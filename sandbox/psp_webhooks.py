@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import structlog
 
-from workers.webhook_signature import HEADER, sign
+from providers.webhook_signature import HEADER, sign
 
 log = structlog.get_logger()
 

@@ -8,11 +8,11 @@ import redis.asyncio as redis
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from messaging.outbox import OutboxPublisher, relay_unsent
+from messaging.queues import ARCHIVE, RECONCILE, Route
+from messaging.sweep import sweep
 from models.unit_of_work import UnitOfWork
 from schedules.election import elected
-from schedules.sweep import sweep
-from workers.outbox import OutboxPublisher, relay_unsent
-from workers.queues import ARCHIVE, RECONCILE, Route
 
 log = structlog.get_logger(__name__)
 

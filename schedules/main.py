@@ -13,6 +13,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from config import Settings, settings_or_exit
 from config.logging import configure_logging
+from messaging.live_status import create_redis
+from messaging.outbox import OutboxPublisher
+from messaging.rabbitmq import fleet_broker
 from models.db import create_engine, create_sessionmaker
 from schedules.election import fleet_of, resign
 from schedules.jobs import (
@@ -23,9 +26,6 @@ from schedules.jobs import (
     relay_outbox,
     sweep_stuck,
 )
-from workers.live_status import create_redis
-from workers.outbox import OutboxPublisher
-from workers.rabbitmq import fleet_broker
 
 log = structlog.get_logger(__name__)
 

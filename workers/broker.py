@@ -29,9 +29,9 @@ from dramatiq.middleware.prometheus import Prometheus
 
 from config import Settings
 from config.logging import configure_logging
-from workers.outbox import declare_events_exchange
-from workers.queues import EXPIRE
-from workers.rabbitmq import FleetBroker, fleet_broker
+from messaging.outbox import declare_events_exchange
+from messaging.queues import EXPIRE
+from messaging.rabbitmq import FleetBroker, fleet_broker
 from workers.runtime import Runtime, build_runtime
 from workers.shutdown import stop_once_on_sigterm
 from workers.steps import set_runtime_provider

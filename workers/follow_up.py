@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from messaging.queues import REFUND, VOID
 from models.order_flow import FollowUp
 from models.order_record import OrderRecord
 from models.unit_of_work import UnitOfWork
-from workers.queues import REFUND, VOID
 
 
 def enqueue_follow_up(uow: UnitOfWork, order: OrderRecord, follow_up: FollowUp) -> None:

@@ -12,14 +12,14 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from config import Settings
+from messaging.live_status import StatusNotifier, create_redis
+from messaging.outbox import OutboxPublisher
+from messaging.queues import NOTIFY
 from models.db import create_engine, create_sessionmaker
 from models.events import EventEmitter
 from models.unit_of_work import UnitOfWork
-from workers.live_status import StatusNotifier, create_redis
-from workers.mailer import Mailers
-from workers.outbox import OutboxPublisher
-from workers.psp_client import PaymentProvider
-from workers.queues import NOTIFY
+from providers.mailer import Mailers
+from providers.psp_client import PaymentProvider
 
 
 @dataclass

@@ -15,7 +15,7 @@ import structlog
 from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.middleware import CurrentMessage
 
-from workers.queues import Route
+from messaging.queues import Route
 from workers.runtime import Runtime
 
 Step = Callable[..., Awaitable[Any]]

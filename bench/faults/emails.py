@@ -25,10 +25,10 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from bench.stats import percentile
+from messaging.queues import NOTIFY
 from models.events import ORDER_EVENTS, REFUNDED_EVENT
 from models.state import OrderStatus, PaymentStatus
 from models.tables import Notification, Order, OutboxMessage, Payment
-from workers.queues import NOTIFY
 
 #: The history note ``models.order_flow.refund_settled`` writes when the refund is confirmed,
 #: the moment the refund email is announced.

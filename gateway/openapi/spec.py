@@ -52,7 +52,7 @@ from gateway.problems import (
 from gateway.routes.items import MAX_PRICE_CENTS, MIN_PRICE_CENTS, SKU_PATTERN
 from gateway.routes.orders import IDEMPOTENCY_HEADER, MAX_KEY_LENGTH
 from models.state import OrderStatus, PaymentStatus, Reason
-from workers.webhook_signature import HEADER as SIGNATURE_HEADER
+from providers.webhook_signature import HEADER as SIGNATURE_HEADER
 
 OPENAPI_VERSION = "3.0.3"
 JSON = "application/json"

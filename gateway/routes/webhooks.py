@@ -26,10 +26,10 @@ from gateway.validation import (
     string,
     validate,
 )
+from messaging.queues import SETTLE
 from models.clock import utcnow
 from models.tables import WebhookEvent
-from workers.queues import SETTLE
-from workers.webhook_signature import HEADER, SignatureError, verify
+from providers.webhook_signature import HEADER, SignatureError, verify
 
 log = structlog.get_logger(__name__)
 

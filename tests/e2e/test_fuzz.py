@@ -49,10 +49,10 @@ from schemathesis.checks import (
 from schemathesis.errors import FailureGroup
 
 from config import load_settings
+from providers.webhook_signature import HEADER as SIGNATURE_HEADER
+from providers.webhook_signature import sign
 from tests.support.polling import eventually_sync
 from tests.support.report import report
-from workers.webhook_signature import HEADER as SIGNATURE_HEADER
-from workers.webhook_signature import sign
 
 #: Examples per operation and pass: ~30 operations x 2 passes (+ ~15 with known ids) x this many.
 MAX_EXAMPLES = 15

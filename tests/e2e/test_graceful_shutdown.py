@@ -24,6 +24,7 @@ import redis
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from sqlalchemy import func, select
 
+from messaging.queues import EXPIRE
 from models.db import create_engine, create_sessionmaker
 from models.tables import Order, OutboxMessage
 from schedules.election import fleet_of
@@ -33,7 +34,6 @@ from tests.support.fleet import answers_ok, fleet_environment
 from tests.support.isolation import management, own_database, own_vhost
 from tests.support.polling import eventually, eventually_sync
 from tests.support.processes import signal_group, start
-from workers.queues import EXPIRE
 
 #: What a platform allows between SIGTERM and SIGKILL is about 30 s; the fleet promises 10.
 EXIT_DEADLINE_SECONDS = 10.0

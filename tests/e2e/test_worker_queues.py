@@ -6,12 +6,12 @@ from __future__ import annotations
 import urllib.parse
 import uuid
 
+from messaging.queues import step_queues
 from tests.support import isolation
 from tests.support.fleet import fleet_environment
 from tests.support.isolation import management, own_vhost
 from tests.support.polling import eventually_sync
 from tests.support.processes import running
-from workers.ops.dead_letters import step_queues
 
 
 def dead_letter_ttls(vhost: str) -> dict[str, object]:

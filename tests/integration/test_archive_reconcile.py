@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy import func, select, update
 
-from actors.archive import archive_finished
 from actors.cancel import cancel_order
 from actors.reconcile import reconcile_stock
 from actors.refund import refund_payment
 from actors.settle import SettleOutcome, settle_payment
-from models.archive import load_archived_order
+from messaging.live_status import create_redis
+from models.archive import archive_finished, load_archived_order
 from models.invariants import stock_ledgers
 from models.reconcile import reconcile
 from models.state import OrderStatus, PaymentStatus, Reason
@@ -17,7 +17,6 @@ from models.tables import Order, OrderLine, Payment, ReconciliationReport, Reser
 from schedules.election import elected, fleet_of, resign
 from tests.support.factories import available, load_order
 from tests.support.scenarios import assert_invariants, awaiting_payment, provider_event
-from workers.live_status import create_redis
 
 
 async def delivered(runtime, sessionmaker) -> tuple[str, str]:

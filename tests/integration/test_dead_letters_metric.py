@@ -19,10 +19,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from dramatiq import Message
 
 from gateway.app import create_app
+from messaging.rabbitmq import FleetBroker, fleet_broker
 from tests.support.gateway_calls import customer, place
 from tests.support.isolation import management, own_vhost
 from tests.support.polling import eventually, eventually_sync
-from workers.rabbitmq import FleetBroker, fleet_broker
 
 
 @pytest.fixture

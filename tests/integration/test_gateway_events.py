@@ -20,10 +20,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from gateway import status_stream
 from gateway.app import create_app
 from gateway.nudges import Nudges
+from messaging.live_status import StatusNotifier, channel, create_redis
 from models.state import OrderStatus, Reason
 from tests.support.gateway_calls import customer, move, place
 from tests.support.polling import eventually
-from workers.live_status import StatusNotifier, channel, create_redis
 
 # Nothing listens on port 1: connecting fails at once, as with Redis down.
 DEAD_REDIS = "redis://127.0.0.1:1/0"

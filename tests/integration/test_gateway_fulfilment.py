@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from messaging.live_status import channel, create_redis
 from models.state import OrderStatus
 from tests.support.gateway_calls import customer, move, place
-from workers.live_status import channel, create_redis
 
 PROBLEMS = "https://orders.example/problems/"
 

@@ -11,10 +11,10 @@ from sqlalchemy import func, select
 
 from actors.settle import settle_payment
 from models.tables import OutboxMessage, WebhookEvent
+from providers.webhook_signature import HEADER, sign
 from tests.support.factories import load_order
 from tests.support.polling import eventually
 from tests.support.scenarios import awaiting_payment
-from workers.webhook_signature import HEADER, sign
 
 
 def event(order_id: str, **changes) -> dict:

@@ -11,10 +11,10 @@ import uuid
 import pytest
 from aiosmtpd.controller import Controller
 
+from providers import mailer as mailer_module
+from providers.emails import compose
+from providers.mailer import MAX_CONNECTIONS, Mailer, MailPermanentError, MailTemporaryError
 from tests.support.smtp import Recorder, SmtpServer
-from workers import mailer as mailer_module
-from workers.emails import compose
-from workers.mailer import MAX_CONNECTIONS, Mailer, MailPermanentError, MailTemporaryError
 
 
 class Counting(Recorder):

@@ -15,11 +15,11 @@ from actors.notify import ClaimedElsewhere, send_notification
 from actors.settle import settle_payment
 from models.state import NotificationStatus
 from models.tables import Notification, OutboxMessage
+from providers.mailer import MailTemporaryError
 from tests.support.factories import load_order
 from tests.support.scenarios import placed_order as placed
 from tests.support.scenarios import provider_event
 from workers import steps
-from workers.mailer import MailTemporaryError
 
 
 async def outbox_for(sessionmaker, order_id: str) -> list[OutboxMessage]:

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import select, update
 
 from actors.notify import ClaimedElsewhere, send_notification
+from messaging.sweep import sweep
 from models.clock import utcnow
 from models.state import NotificationStatus
 from models.tables import Notification, OutboxMessage
-from schedules.sweep import sweep
 from tests.support.scenarios import placed_order as placed
 
 

@@ -19,9 +19,9 @@ from sqlalchemy import event
 from actors.notify import send_notification
 from models.db import create_engine
 from models.state import NotificationStatus
+from providers.mailer import MailTemporaryError
 from tests.support.report import report
 from tests.support.scenarios import placed_order as placed
-from workers.mailer import MailTemporaryError
 
 
 class DatabaseTraffic:

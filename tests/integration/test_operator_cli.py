@@ -18,10 +18,10 @@ from sqlalchemy import select, text
 
 from actors.cancel import cancel_order
 from models.tables import Order, OutboxMessage, ReconciliationReport, orders_archive
+from ops.cli import main
 from tests.support.factories import available
 from tests.support.polling import eventually_sync
 from tests.support.scenarios import awaiting_payment, make_hold_due
-from workers.ops.cli import main
 
 COMMANDS = [
     [],

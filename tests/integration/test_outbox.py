@@ -9,10 +9,10 @@ import pika
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from sqlalchemy import event, select
 
+from messaging.outbox import OutboxPublisher, relay_unsent
+from messaging.queues import Route
 from models.tables import OutboxMessage
 from models.unit_of_work import UnitOfWork
-from workers.outbox import OutboxPublisher, relay_unsent
-from workers.queues import Route
 
 
 class CrashBeforePublish:

@@ -23,9 +23,9 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
+from providers.webhook_signature import HEADER, SignatureError, verify
 from sandbox import mail, psp
 from tests.support.polling import eventually
-from workers.webhook_signature import HEADER, SignatureError, verify
 
 SECRET = "test-webhook-secret"
 DEADLINE_SECONDS = 5.0

@@ -19,9 +19,9 @@ from actors.pay import request_payment
 from actors.reserve import reserve_stock
 from actors.settle import settle_payment
 from gateway.keys import ENGINE, PUBLISHER
+from providers.webhook_signature import HEADER, sign
 from tests.support.factories import load_order, make_item
 from tests.support.gateway_calls import customer
-from workers.webhook_signature import HEADER, sign
 
 COUNTED = ("SELECT", "INSERT", "UPDATE", "DELETE")
 

@@ -8,10 +8,10 @@ from sqlalchemy import select, update
 
 from actors.expire import expire_hold
 from actors.reserve import reserve_stock
+from messaging.sweep import sweep
 from models.clock import utcnow
 from models.invariants import invariant_violations, overdue_orders
 from models.tables import Order, OutboxMessage
-from schedules.sweep import sweep
 from tests.support.factories import (
     available,
     load_order,

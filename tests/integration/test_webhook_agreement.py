@@ -25,9 +25,9 @@ from actors.refund import refund_payment
 from actors.reserve import reserve_stock
 from actors.settle import settle_payment
 from models.tables import OutboxMessage, WebhookEvent
+from providers.psp_client import PaymentProvider, ProviderError
 from tests.support.factories import available, load_order, make_account, make_item, make_order
 from tests.support.scenarios import assert_invariants, awaiting_payment, provider, provider_event
-from workers.psp_client import PaymentProvider, ProviderError
 
 SUCCEEDED, FAILED, REFUNDED = "payment.succeeded", "payment.failed", "refund.succeeded"
 

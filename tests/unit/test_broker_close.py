@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workers.rabbitmq import FleetBroker
+from messaging.rabbitmq import FleetBroker
 
 
 class Closable:

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workers import emails
-from workers.emails import compose
+from providers import emails
+from providers.emails import compose
 
 CASES = [
     (

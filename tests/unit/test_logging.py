@@ -212,7 +212,7 @@ def test_threads_never_tear_each_others_lines(restore_logging):
 def test_lines_go_through_tqdm_while_it_redirects_logging(stderr, monkeypatch):
     # `orders-admin archive` draws a progress bar on stderr; log lines must go through tqdm.
     stderr.configure("admin")
-    log = structlog.get_logger("workers.ops.maintenance")
+    log = structlog.get_logger("ops.maintenance")
     monkeypatch.setattr(sys, "stderr", stderr.stream)  # tqdm swaps the handlers writing to sys.stderr
 
     with logging_redirect_tqdm():

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import dramatiq
 import pytest
 
-import workers.rabbitmq  # noqa: F401  (installs the encoder, as in every process of the fleet)
-from workers.encoding import OrjsonEncoder
+import messaging.rabbitmq  # noqa: F401  (installs the encoder, as in every process of the fleet)
+from messaging.encoding import OrjsonEncoder
 
 
 def a_message(**kwargs) -> dramatiq.Message:

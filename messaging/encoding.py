@@ -2,7 +2,7 @@
 
 Messages stay plain UTF-8 JSON objects, so dramatiq's ``JSONEncoder``, RabbitMQ's management UI
 and ``orders-admin dead-letters`` read them as before; only the work of writing and reading them
-is cheaper. :mod:`workers.rabbitmq` installs the encoder, so every process that publishes or
+is cheaper. :mod:`messaging.rabbitmq` installs the encoder, so every process that publishes or
 consumes (gateway, scheduler, workers, ``orders-admin``) uses it.
 """
 

@@ -11,14 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from actors.archive import archive_finished
 from config import Settings
-from models.archive import count_due
+from messaging.outbox import OutboxPublisher
+from messaging.rabbitmq import FleetBroker
+from messaging.sweep import SweepReport, sweep
+from models.archive import archive_finished, count_due
 from models.clock import utcnow
 from models.reconcile import Drift, reconcile, report_row
-from schedules.sweep import SweepReport, sweep
-from workers.outbox import OutboxPublisher
-from workers.rabbitmq import FleetBroker
 
 
 @dataclass

@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 
-from workers.emails import Email
+from providers.emails import Email
 
 #: The most one send may take, all SMTP commands together (each also has its own timeout):
 #: the notify ledger's claim on a row must outlast it.

@@ -1,4 +1,4 @@
-"""``orders-admin``: the operator's command line (entry point ``workers.ops.cli:main``).
+"""``orders-admin``: the operator's command line (entry point ``ops.cli:main``).
 
 Settings come from the environment like every process of the fleet (``config.settings``); logs
 go to stderr as the other processes write them, while stdout carries only the command's own
@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from config import Settings, settings_or_exit
 from config.logging import configure_logging
-from workers.ops.common import OpsError, database, dump_json, redact_url
+from ops.common import OpsError, database, dump_json, redact_url
 
 PROG = "orders-admin"
 T = TypeVar("T")
@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
             "sends them back to their queue with fresh retries."
         ),
         epilog=_epilog("""
-            Without --queue every step queue of workers/queues.py is looked at.
+            Without --queue every step queue of messaging/queues.py is looked at.
             exit codes: 0 done; 1 RabbitMQ cannot be reached or something could not be replayed;
                         2 usage/config error.
         """),
@@ -245,7 +245,7 @@ def _with_database(settings: Settings, work: Callable[[async_sessionmaker[AsyncS
 
 
 def cmd_order(settings: Settings, args: argparse.Namespace) -> int:
-    from workers.ops.order_info import order_document, render_order
+    from ops.order_info import order_document, render_order
 
     document = _with_database(settings, lambda sessionmaker: order_document(sessionmaker, args.order_id))
     print(dump_json(document) if args.json else render_order(document))
@@ -253,7 +253,7 @@ def cmd_order(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_dead_letters_list(settings: Settings, args: argparse.Namespace) -> int:
-    from workers.ops.dead_letters import DeadLetters, render_listing
+    from ops.dead_letters import DeadLetters, render_listing
 
     dead_letters = DeadLetters(settings.broker_url, dead_letter_ttl_seconds=settings.dead_letter_ttl_seconds)
     try:
@@ -269,7 +269,7 @@ def cmd_dead_letters_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_dead_letters_replay(settings: Settings, args: argparse.Namespace) -> int:
-    from workers.ops.dead_letters import DeadLetters
+    from ops.dead_letters import DeadLetters
 
     verb = "would replay" if args.dry_run else "replayed"
 
@@ -309,7 +309,7 @@ def cmd_dead_letters_replay(settings: Settings, args: argparse.Namespace) -> int
 
 
 def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
-    from workers.ops.maintenance import render_reconcile, run_reconcile
+    from ops.maintenance import render_reconcile, run_reconcile
 
     outcome = _with_database(settings, lambda sessionmaker: run_reconcile(sessionmaker, args.repair))
     print(render_reconcile(outcome))
@@ -317,7 +317,7 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_archive(settings: Settings, args: argparse.Namespace) -> int:
-    from workers.ops.maintenance import run_archive
+    from ops.maintenance import run_archive
 
     older_than = args.older_than_seconds
     if older_than is None:
@@ -334,7 +334,7 @@ def cmd_archive(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_redrive(settings: Settings, args: argparse.Namespace) -> int:
-    from workers.ops.maintenance import render_redrive, run_redrive
+    from ops.maintenance import render_redrive, run_redrive
 
     report = _with_database(
         settings,

@@ -27,3 +27,16 @@ REFUND = Route("refund", "refund")
 NOTIFY = Route("notify", "notify")
 ARCHIVE = Route("archive", "archive")
 RECONCILE = Route("reconcile", "reconcile")
+
+
+def step_queues() -> list[str]:
+    """The canonical queue of every step route in this module, in declaration order."""
+    names: list[str] = []
+    for value in _ROUTES:
+        if isinstance(value, Route) and value.queue_name not in names:
+            names.append(value.queue_name)
+    return names
+
+
+#: Every route declared above, taken once the module is loaded.
+_ROUTES = [value for value in globals().values() if isinstance(value, Route)]

@@ -14,7 +14,6 @@ in between leaves a duplicate, never a loss (every step is idempotent).
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,24 +26,15 @@ from dramatiq.common import q_name, xq_name
 from dramatiq.errors import DecodeError
 
 from config import Settings
-from workers import queues as routes
-from workers.ops.common import OpsError, format_kwargs
-from workers.rabbitmq import FleetBroker
+from messaging.queues import step_queues
+from messaging.rabbitmq import FleetBroker, quiet_missing_queue_probes
+from ops.common import OpsError, format_kwargs
 
 DEFAULT_LIMIT = 50
 #: Options the Retries middleware and delayed delivery keep; a replayed message starts afresh.
 RETRY_OPTIONS = ("retries", "traceback", "requeue_timestamp", "eta")
 #: Option counting how often a message was replayed from its dead-letter queue.
 REPLAYS_OPTION = "dead_letter_replays"
-
-
-def step_queues() -> list[str]:
-    """The canonical queue of every step route in :mod:`workers.queues`, in declaration order."""
-    names: list[str] = []
-    for value in vars(routes).values():
-        if isinstance(value, routes.Route) and value.queue_name not in names:
-            names.append(value.queue_name)
-    return names
 
 
 def canonical(queue: str) -> str:
@@ -346,20 +336,6 @@ def _give_back(channel: Any) -> None:
         channel.close()
     except pika.exceptions.AMQPError:
         pass
-
-
-class _MissingQueueProbe(logging.Filter):
-    """Drops pika's warning about the 404 a passive declare of a not-yet-declared queue causes."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "Channel.Close (404)" not in record.getMessage()
-
-
-def quiet_missing_queue_probes() -> None:
-    """Keep pika from warning about each passive declare of a queue that does not exist yet."""
-    logger = logging.getLogger("pika.channel")
-    if not any(isinstance(f, _MissingQueueProbe) for f in logger.filters):
-        logger.addFilter(_MissingQueueProbe())
 
 
 @dataclass

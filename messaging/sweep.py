@@ -16,11 +16,11 @@ from prometheus_client import Counter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from messaging.queues import EXPIRE, NOTIFY, PAY, REFUND, RESERVE, Route
 from models.clock import utcnow
 from models.state import HoldState, OrderStatus, PaymentStatus
 from models.tables import Notification, Order, Payment, ReservedStock
 from models.unit_of_work import Publisher, UnitOfWork
-from workers.queues import EXPIRE, NOTIFY, PAY, REFUND, RESERVE, Route
 
 log = structlog.get_logger(__name__)
 

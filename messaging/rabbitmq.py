@@ -8,11 +8,12 @@ gateway, scheduler and operator tool must all declare them alike: the arguments 
 by :class:`FleetBroker`, and nowhere else.
 
 Importing this module also makes every dramatiq message of the process JSON written and read by
-orjson (:mod:`workers.encoding`): all processes that publish or consume import it.
+orjson (:mod:`messaging.encoding`): all processes that publish or consume import it.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pika.exceptions
@@ -21,7 +22,7 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.common import xq_name
 
 from config import Settings
-from workers import encoding
+from messaging import encoding
 
 log = structlog.get_logger(__name__)
 
@@ -97,3 +98,17 @@ def fleet_broker(settings: Settings, **options: Any) -> FleetBroker:
         dead_letter_ttl_seconds=settings.dead_letter_ttl_seconds,
         **options,
     )
+
+
+class _MissingQueueProbe(logging.Filter):
+    """Drops pika's warning about the 404 a passive declare of a not-yet-declared queue causes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Channel.Close (404)" not in record.getMessage()
+
+
+def quiet_missing_queue_probes() -> None:
+    """Keep pika from warning about each passive declare of a queue that does not exist yet."""
+    logger = logging.getLogger("pika.channel")
+    if not any(isinstance(f, _MissingQueueProbe) for f in logger.filters):
+        logger.addFilter(_MissingQueueProbe())

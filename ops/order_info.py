@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models.archive import load_archived_order
 from models.tables import Notification, Order, OutboxMessage, orders_archive
-from workers.ops.common import OpsError, format_kwargs, table, when
+from ops.common import OpsError, format_kwargs, table, when
 
 
 async def order_document(sessionmaker: async_sessionmaker[AsyncSession], order_id: str) -> dict[str, Any]:
