@@ -43,15 +43,18 @@ async def expire_hold(runtime: Runtime, order_id: str) -> str | None:
         )
         if isinstance(order, NothingToDo):
             return order.status
-        if order.hold_expires_at > utcnow():
-            schedule_expiry(uow, order.id, order.hold_expires_at)
+        expires_at = order.hold_expires_at
+        # `reserve` sets the hold's end in the same move that makes the order AWAITING_PAYMENT.
+        assert expires_at is not None, "an order awaiting payment has a hold"
+        if expires_at > utcnow():
+            schedule_expiry(uow, order.id, expires_at)
             await uow.commit()
-            log.info("expire.not_due_yet", hold_expires_at=order.hold_expires_at.isoformat())
+            log.info("expire.not_due_yet", hold_expires_at=expires_at.isoformat())
             return order.status
         follow_up = await cancel_unpaid(uow, order, Reason.PAYMENT_TIMEOUT)
         enqueue_follow_up(uow, order, follow_up)
         await uow.commit()
-    late_ms = (utcnow() - order.hold_expires_at).total_seconds() * 1000
+    late_ms = (utcnow() - expires_at).total_seconds() * 1000
     log.info("order.cancelled", reason="payment_timeout", release_late_ms=round(late_ms, 1))
     return order.status
 

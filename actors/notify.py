@@ -250,7 +250,9 @@ async def _take(
             if not is_duplicate_key(error):
                 raise
             return None
-        return result.inserted_primary_key[0]
+        primary_key = result.inserted_primary_key
+        assert primary_key is not None  # None only for an insert of no row: this one inserts one
+        return primary_key[0]
     if recipient is None:
         result = await conn.execute(_NOTHING_TO_SEND, {"ledger_id": ledger_id, "now": now})
     else:

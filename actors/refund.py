@@ -39,6 +39,9 @@ async def refund_payment(runtime: Runtime, order_id: str, payment_id: str) -> st
         if payment is None:
             return None
         provider_payment_id = payment.provider_payment_id
+        # A payment succeeds (and only a succeeded one is refunded) with the provider's id recorded:
+        # `settle` writes it with the move when the webhook overtook `pay`.
+        assert provider_payment_id is not None, "a payment to refund has the provider's id"
     refund = await runtime.psp.refund(
         idempotency_key=idempotency_key(payment_id), provider_payment_id=provider_payment_id
     )

@@ -108,7 +108,7 @@ class _Asked:
     """What the provider answered about one payment (``record`` None: it has no such payment)."""
 
     record: ProviderRecord | None
-    provider_payment_id: str | None
+    provider_payment_id: str
 
 
 @dataclass(frozen=True)
@@ -274,6 +274,8 @@ async def _judge(
     plan = _plan(claims.event_type, order, payment)
     if isinstance(plan, SettleOutcome):
         return _Verdict(plan)
+    # An event naming no provider payment disagrees with our records (checked above).
+    assert claims.provider_payment_id is not None
     if asked is None or asked.provider_payment_id != claims.provider_payment_id:
         return _ProviderNeeded(claims.provider_payment_id)
     disagreed = disagreements_with_provider(claims, payment, asked.record)
@@ -346,6 +348,8 @@ async def settle_payment(
             raise unreachable
         record = await runtime.psp.get_payment(outcome.provider_payment_id)
         outcome = await _settle_once(runtime, event_id, asked=_Asked(record, outcome.provider_payment_id))
+        # The provider was just asked about the payment the stored event names: nothing more is needed.
+        assert not isinstance(outcome, _ProviderNeeded)
     return outcome
 
 

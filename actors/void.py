@@ -33,6 +33,7 @@ async def void_payment(runtime: Runtime, order_id: str, payment_id: str) -> str 
         if payment is None:
             return None
         provider_payment_id = payment.provider_payment_id
+        assert provider_payment_id is not None  # `ready` above: the provider has it
     try:
         voided = await runtime.psp.cancel_payment(provider_payment_id)
     except ProviderRefused as refusal:

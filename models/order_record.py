@@ -14,6 +14,7 @@ the API document and domain events look the same whichever way an order was load
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,12 +23,17 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 
-def _time(value: str | datetime | None) -> datetime | None:
+def _datetime(value: str | datetime) -> datetime:
     """A DATETIME(6) value, as is or rendered as text (``YYYY-MM-DD HH:MM:SS.ffffff``) where the
     UNION's column mixes it with other types."""
-    if value is None or isinstance(value, datetime):
+    if isinstance(value, datetime):
         return value
     return datetime.fromisoformat(value)
+
+
+def _time(value: str | datetime | None) -> datetime | None:
+    """A nullable DATETIME(6) value (see :func:`_datetime`)."""
+    return None if value is None else _datetime(value)
 
 
 @dataclass(slots=True)
@@ -163,7 +169,7 @@ def _int(value: Any) -> int | None:
     return int(value) if value is not None else None
 
 
-def _record(rows: list[Any]) -> OrderRecord | None:
+def _record(rows: Iterable[Sequence[Any]]) -> OrderRecord | None:
     """The record of the UNION's rows (every value arrives as text: the parts' types differ)."""
     order: OrderRecord | None = None
     lines, payments, holds, history = [], [], [], []
@@ -180,8 +186,8 @@ def _record(rows: list[Any]) -> OrderRecord | None:
                 hold_expires_at=_time(c[6]),
                 shipping_address=json.loads(c[7]) if isinstance(c[7], (str, bytes)) else c[7],
                 source=c[8] or "api",
-                created_at=_time(c[9]),
-                updated_at=_time(c[10]),
+                created_at=_datetime(c[9]),  # NOT NULL columns
+                updated_at=_datetime(c[10]),
             )
         elif kind == "l":
             lines.append(LineRecord(sku=c[0], quantity=int(c[1]), unit_price_cents=_int(c[2])))

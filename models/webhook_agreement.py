@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from models.state import PaymentStatus
-from models.tables import Payment
 
 PAYMENT_SUCCEEDED = "payment.succeeded"
 PAYMENT_FAILED = "payment.failed"
@@ -37,14 +36,40 @@ _PROVIDER_STATUS = {PAYMENT_SUCCEEDED: "succeeded", PAYMENT_FAILED: "failed"}
 _REFUND_ASKED = (PaymentStatus.REFUND_PENDING, PaymentStatus.REFUNDED)
 
 
-class ProviderRecord(Protocol):
-    """The provider's record of a payment (``providers.psp_client.ProviderPaymentDetails``)."""
+class RecordedPayment(Protocol):
+    """Our record of a payment: the order record's (``models.order_record.PaymentRecord``), which
+    settle reads under the order's lock, or a ``models.tables.Payment`` row. Only read here."""
 
-    status: str
-    amount_cents: int | None
-    currency: str | None
-    metadata: dict[str, Any]
-    amount_refunded_cents: int | None
+    @property
+    def id(self) -> str: ...
+    @property
+    def order_id(self) -> str: ...
+    @property
+    def amount_cents(self) -> int: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def provider_payment_id(self) -> str | None: ...
+    @property
+    def provider_refund_id(self) -> str | None: ...
+
+
+class ProviderRecord(Protocol):
+    """The provider's record of a payment (``providers.psp_client.ProviderPaymentDetails``, a frozen
+    dataclass: its fields are read-only). Only read here."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def amount_cents(self) -> int | None: ...
+    @property
+    def currency(self) -> str | None: ...
+    @property
+    def metadata(self) -> dict[str, Any]: ...
+    @property
+    def amount_refunded_cents(self) -> int | None: ...
 
 
 def _text(value: Any) -> str | None:
@@ -66,8 +91,12 @@ class Claims:
     @classmethod
     def of(cls, event_type: str, payload: dict[str, Any]) -> Claims:
         """The claims of a stored event payload (as the gateway recorded it)."""
-        data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
-        metadata = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+        data = payload.get("data")
+        if not isinstance(data, dict):
+            data = {}
+        metadata = data.get("metadata")
+        if not isinstance(metadata, dict):
+            metadata = {}
         return cls(
             event_type=event_type,
             provider_payment_id=_text(data.get("payment_id")),
@@ -100,7 +129,7 @@ def _same_currency(claimed: Any, recorded: str) -> bool:
     return isinstance(claimed, str) and claimed.upper() == recorded.upper()
 
 
-def recorded(payment: Payment) -> dict[str, Any]:
+def recorded(payment: RecordedPayment) -> dict[str, Any]:
     """Our record of the payment, under the same names as :meth:`Claims.stated` (for the log)."""
     return {
         "provider_payment_id": payment.provider_payment_id,
@@ -113,7 +142,7 @@ def recorded(payment: Payment) -> dict[str, Any]:
     }
 
 
-def disagreements_with_records(claims: Claims, payment: Payment) -> list[str]:
+def disagreements_with_records(claims: Claims, payment: RecordedPayment) -> list[str]:
     """The fields in which the event contradicts what we recorded of ``payment``.
 
     A claim the event leaves out, or a value we have not recorded yet (the provider id before
@@ -148,9 +177,10 @@ def disagreements_with_records(claims: Claims, payment: Payment) -> list[str]:
 
 
 def disagreements_with_provider(
-    claims: Claims, payment: Payment, provider: ProviderRecord | None
+    claims: Claims, payment: RecordedPayment, provider: ProviderRecord | None
 ) -> list[str]:
-    """The fields in which the provider's record (None: it has no such payment) contradicts us or the event."""
+    """The fields in which the provider's record (None: it has no such payment) contradicts us or
+    the event."""
     if provider is None:
         return ["provider_payment_id"]
     fields = []

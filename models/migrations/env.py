@@ -21,7 +21,10 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_online() -> None:
-    engine = create_engine(config.get_main_option("sqlalchemy.url"), pool_size=1)
+    url = config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise RuntimeError("sqlalchemy.url is not set: run migrations through models.migrate")
+    engine = create_engine(url, pool_size=1)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)

@@ -7,8 +7,14 @@ from typing import Any
 
 import pytest
 
+from models.order_record import PaymentRecord
 from models.tables import Payment
-from models.webhook_agreement import Claims, disagreements_with_provider, disagreements_with_records
+from models.webhook_agreement import (
+    Claims,
+    disagreements_with_provider,
+    disagreements_with_records,
+    recorded,
+)
 
 
 def payment(
@@ -48,6 +54,30 @@ class Record:
 def test_an_event_that_agrees_disagrees_in_nothing():
     assert disagreements_with_records(claims(), payment()) == []
     assert disagreements_with_provider(claims(), payment(), Record()) == []
+
+
+def test_an_order_records_payment_is_judged_as_its_row():
+    """settle passes the payment of the order record it locked, not a Payment row."""
+    row = payment()
+    record = PaymentRecord(
+        id="p1",
+        order_id="o1",
+        attempt=1,
+        method="card",
+        token=None,
+        amount_cents=1999,
+        currency="USD",
+        status="PENDING",
+        provider_payment_id="pay_1",
+        checkout_url=None,
+        provider_refund_id=None,
+        created_at=None,
+        updated_at=None,
+    )
+    assert recorded(record) == recorded(row)
+    assert disagreements_with_records(claims(), record) == []
+    assert disagreements_with_records(claims(amount_cents=1), record) == ["amount"]
+    assert disagreements_with_provider(claims(), record, Record(currency="EUR")) == ["currency"]
 
 
 @pytest.mark.parametrize(
