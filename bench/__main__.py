@@ -9,8 +9,8 @@ counters over its measured window, then runs the open loop at half the closed-lo
 expiry phase runs while an open loop at that same rate sends orders (customers of its own, SKUs
 apart from the holds'), from the holds' creation until the last one falls due; its POST and
 POST-to-PLACED latencies are reported beside the expiry figures. ``--baseline REV`` measures the
-e2e phase again on the fleet of commit REV
-(:mod:`bench.baseline`) in the same run and prints both side by side.
+e2e phase again on the fleet of commit REV (:mod:`bench.baseline`) in the same run and prints
+both side by side.
 
 Exit status 0 when the run completed, whether or not every target was met (misses are in the
 table); 1 when the run itself is broken: the flash sale oversold or undersold, an accepted order

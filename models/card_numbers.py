@@ -96,7 +96,8 @@ async def text_columns(connection: AsyncConnection) -> dict[str, list[str]]:
     rows = await connection.execute(
         text(
             "SELECT c.table_name, c.column_name FROM information_schema.columns c "
-            "JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name "
+            "JOIN information_schema.tables t "
+            "ON t.table_schema = c.table_schema AND t.table_name = c.table_name "
             "WHERE c.table_schema = DATABASE() AND t.table_type = 'BASE TABLE' AND c.data_type IN :types "
             "ORDER BY c.table_name, c.ordinal_position"
         ).bindparams(bindparam("types", expanding=True)),
