@@ -23,17 +23,6 @@ from tests.support.factories import available
 from tests.support.polling import eventually_sync
 from tests.support.scenarios import awaiting_payment, make_hold_due
 
-COMMANDS = [
-    [],
-    ["order"],
-    ["dead-letters"],
-    ["dead-letters", "list"],
-    ["dead-letters", "replay"],
-    ["reconcile"],
-    ["archive"],
-    ["redrive"],
-]
-
 
 @pytest.fixture
 def admin_env(settings, monkeypatch):
@@ -126,35 +115,6 @@ def dead_letter_through_rabbitmq(broker: RabbitmqBroker, message: Message) -> No
     assert Message.decode(body).message_id == message.message_id
     broker.channel.basic_reject(method.delivery_tag, requeue=False)
     eventually_sync(lambda: depth(broker, f"{queue}.XQ") == 1, what="the message to be dead-lettered")
-
-
-@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "orders-admin")
-def test_every_command_has_help(command, capsys):
-    with pytest.raises(SystemExit) as exit_:
-        main([*command, "--help"])
-    assert exit_.value.code == 0
-    out = capsys.readouterr().out
-    assert out.startswith(f"usage: orders-admin {' '.join(command)}".rstrip())
-    assert "exit codes" in out
-
-
-def test_bad_setting_exits_2_with_one_line(monkeypatch, capsys):
-    monkeypatch.setenv("HOLD_SECONDS", "soon")
-    with pytest.raises(SystemExit) as exit_:
-        main(["reconcile"])
-    assert exit_.value.code == 2
-    assert capsys.readouterr().err == "error: HOLD_SECONDS: expected a whole number, got 'soon'\n"
-
-
-def test_usage_errors_exit_2(capsys):
-    with pytest.raises(SystemExit) as exit_:
-        main(["archive", "--batch-size", "0"])
-    assert exit_.value.code == 2
-    assert "--batch-size: must be at least 1" in capsys.readouterr().err
-    assert main(["dead-letters", "replay"]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: nothing chosen to replay: pass --message-id ID (repeatable) or --all")
-    assert err.count("\n") == 1
 
 
 async def test_order_shows_history_holds_payments_and_outbox(runtime, sessionmaker, admin_env, capsys):
