@@ -1,0 +1,15 @@
+"""``GET /admin/reconciliation`` answers 404 before the first report (the endpoint itself is tested
+in tests/integration/test_gateway_reconciliation.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.problems import Problem
+from gateway.reconciliation import report_json
+
+
+def test_no_report_is_not_found():
+    with pytest.raises(Problem) as raised:
+        report_json(None)
+    assert raised.value.status == 404
