@@ -9,7 +9,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from config.settings import Settings
-from gateway.passwords import Passwords
+from gateway.accounts.passwords import Passwords
 from models.unit_of_work import UnitOfWorkFactory
 from workers.live_status import StatusNotifier
 from workers.outbox import OutboxPublisher

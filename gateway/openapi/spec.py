@@ -1,7 +1,7 @@
 """The OpenAPI 3.0.3 document of the gateway (DESIGN.md section 7), as Python data.
 
 Written by hand next to the handlers rather than generated from them: the validators in
-:mod:`gateway.validation` are closures that cannot be introspected, so the limits they enforce
+:mod:`gateway.http.validation` are closures that cannot be introspected, so the limits they enforce
 are repeated here, taken from the handlers' own constants wherever those are shared.
 ``tests/integration/test_openapi.py`` checks that every route is described and that real answers
 fit; ``tests/e2e/test_fuzz.py`` (schemathesis) checks the rest against the running fleet.
@@ -23,10 +23,10 @@ from functools import lru_cache
 from importlib import metadata
 from typing import Any
 
-from gateway.cursors import MAX_CURSOR_LENGTH
-from gateway.order_access import MAX_ORDER_ID_LENGTH
-from gateway.order_listing import DEFAULT_LIMIT, MAX_LIMIT
-from gateway.problems import (
+from gateway.catalogue.item_routes import MAX_PRICE_CENTS, MIN_PRICE_CENTS
+from gateway.catalogue.skus import SKU_PATTERN
+from gateway.http.idempotency import IDEMPOTENCY_HEADER, MAX_KEY_LENGTH
+from gateway.http.problems import (
     ACCOUNT_EXISTS,
     CURRENCY_MISMATCH,
     IDEMPOTENCY_KEY_IN_USE,
@@ -49,8 +49,9 @@ from gateway.problems import (
     STOCK_LIMIT,
     ProblemType,
 )
-from gateway.routes.items import MAX_PRICE_CENTS, MIN_PRICE_CENTS, SKU_PATTERN
-from gateway.routes.orders import IDEMPOTENCY_HEADER, MAX_KEY_LENGTH
+from gateway.orders.access import MAX_ORDER_ID_LENGTH
+from gateway.orders.cursors import MAX_CURSOR_LENGTH
+from gateway.orders.listing import DEFAULT_LIMIT, MAX_LIMIT
 from models.state import OrderStatus, PaymentStatus, Reason
 from workers.webhook_signature import HEADER as SIGNATURE_HEADER
 
@@ -93,7 +94,7 @@ def _slug(slug: str) -> str:
 def problem(status: int, description: str, *types: ProblemType | str, headers: dict | None = None) -> dict:
     """A problem response: ``status`` in the body too, and ``type`` one of ``types``.
 
-    A ``types`` entry is a :class:`ProblemType` of :mod:`gateway.problems`, :data:`BLANK`, or the
+    A ``types`` entry is a :class:`ProblemType` of :mod:`gateway.http.problems`, :data:`BLANK`, or the
     slug of a problem type whose constant lives in a module this one does not import.
     """
     uris = []
@@ -291,7 +292,7 @@ def param(name: str) -> dict:
 #: Whitespace as Python's ``str.isspace`` (what the gateway's checks use) and ECMA's ``\s`` agree on it:
 #: ``\s`` alone differs between the two dialects (``\x1c``-``\x1f`` and ``\x85`` are Python's only).
 _SPACE = r"\s\x1c-\x1f\x85"
-#: An absolute http(s) URL naming a host, with no whitespace (as :func:`gateway.validation.http_url`).
+#: An absolute http(s) URL naming a host, with no whitespace (as :func:`gateway.http.validation.http_url`).
 #: (IPv6 literals, which the gateway takes too, are left out of the pattern: it would be a long one.)
 HTTP_URL_PATTERN = (
     f"^https?://([^{_SPACE}/?#@]*@)?[^{_SPACE}/?#@:\\[\\]]+(:[^{_SPACE}/?#]*)?([/?#][^{_SPACE}]*)?$"

@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from gateway.cursors import Cursor
-from gateway.problems import Problem
+from gateway.http.problems import Problem
+from gateway.orders.cursors import Cursor
 from models.archive import archive_batch
 from models.clock import utcnow
 from models.state import OrderStatus, Reason

@@ -23,9 +23,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
 from config import load_settings
+from gateway.accounts.sign_in_limits import address_key, email_key
 from gateway.app import create_app
-from gateway.auth import issue_token
-from gateway.sign_in_limits import address_key, email_key
+from gateway.http.auth import issue_token
 from models.state import OrderStatus
 from models.tables import Order
 from tests.support.gateway_calls import move
@@ -93,9 +93,12 @@ async def counters(redis_client):
 
 
 async def sign_up(server: TestServer, email: str) -> str:
-    async with aiohttp.ClientSession() as session, session.post(
-        server.make_url("/accounts"), json={"email": email, "name": "Limit", "password": PASSWORD}
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            server.make_url("/accounts"), json={"email": email, "name": "Limit", "password": PASSWORD}
+        ) as response,
+    ):
         assert response.status == 201, await response.text()
         return (await response.json())["id"]
 
@@ -119,7 +122,10 @@ async def sign_in(
 
 
 async def assert_locked(response: aiohttp.ClientResponse, what: str) -> int:
-    """Check a 429 sign-in answer naming ``what`` is locked ("account" or "address"); returns its Retry-After."""
+    """Check a 429 sign-in answer naming ``what`` is locked ("account" or "address").
+
+    Returns its Retry-After.
+    """
     assert response.status == 429, response.status
     assert response.content_type == "application/problem+json"
     problem = await response.json(content_type=None)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.problems import Problem
-from gateway.reconciliation import report_json
-from gateway.routes import admin as admin_routes
+from gateway.http.problems import Problem
+from gateway.operations import reconciliation_routes
+from gateway.operations.reconciliation import report_json
 from models.clock import utcnow
 from models.tables import ReconciliationReport
 from tests.support.gateway_calls import customer
@@ -91,7 +91,7 @@ async def test_before_the_first_run_the_answer_is_a_404_problem(client, admin, m
     async def no_report(session):
         return None
 
-    monkeypatch.setattr(admin_routes, "latest_report", no_report)
+    monkeypatch.setattr(reconciliation_routes, "latest_report", no_report)
 
     response = await client.get("/admin/reconciliation", headers=admin)
 

@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 
 from gateway.app import create_app
-from gateway.auth import issue_token
+from gateway.http.auth import issue_token
 from gateway.openapi.handlers import STATIC_PREFIX
 from gateway.openapi.spec import build_spec
 

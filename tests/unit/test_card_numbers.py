@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.payment_methods import ORDER_TOKEN, STORED_TOKEN
-from gateway.validation import ValidationError
+from gateway.http.validation import ValidationError
+from gateway.payments.methods import ORDER_TOKEN, STORED_TOKEN
 from models.card_numbers import could_be_card_number, luhn_valid, probably_holds_card_number
 from tests.support.card_numbers import CARD_NUMBERS, TOKENS
 

@@ -6,8 +6,8 @@ import unicodedata
 
 import pytest
 
-from gateway.sign_in_limits import email_key
-from gateway.validation import ValidationError, email
+from gateway.accounts.sign_in_limits import email_key
+from gateway.http.validation import ValidationError, email
 from models.identity import normalize_email
 
 ZOE = "zoe.x@example.com"

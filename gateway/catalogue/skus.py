@@ -1,0 +1,20 @@
+"""SKUs: the shape every item's SKU has, in bodies and in paths."""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from gateway.http.validation import string
+
+SKU_PATTERN = r"[A-Za-z0-9._-]{1,64}"
+SKU_SHAPE = re.compile(SKU_PATTERN)
+#: A SKU in a request body.
+SKU = string(max_length=64, pattern=SKU_PATTERN, what="letters, digits, '.', '_' or '-'")
+
+
+def path_sku(request: web.Request) -> str | None:
+    """The ``{sku}`` of the path, or None when it could never name an item."""
+    sku = request.match_info["sku"]
+    return sku if SKU_SHAPE.fullmatch(sku) else None
