@@ -2,47 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
+from msgspec import UNSET
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from gateway.accounts.schemas import AccountChanges, Credentials, NewAccount
 from gateway.accounts.sign_in_limits import begin_sign_in
 from gateway.http.auth import authenticated_account_id, issue_token
+from gateway.http.bodies import read_body
 from gateway.http.db_errors import is_duplicate_key
-from gateway.http.problems import ACCOUNT_EXISTS, INVALID_CREDENTIALS, INVALID_REQUEST, INVALID_TOKEN, Problem
+from gateway.http.problems import ACCOUNT_EXISTS, INVALID_CREDENTIALS, INVALID_TOKEN, Problem
 from gateway.http.responses import json_response
-from gateway.http.validation import email, json_object, obj, read_json, string, validate
 from gateway.keys import PASSWORDS, SESSIONMAKER, SETTINGS
-from gateway.payments.methods import DEFAULT_PAYMENT_METHOD, default_payment_method_json
+from gateway.payments.methods import default_payment_method_json
 from models.clock import utcnow
 from models.identity import normalize_email
 from models.tables import Account
 from models.views import account_json
 
 routes = web.RouteTableDef()
-
-_NAME = string(max_length=200, not_blank=True)
-_PASSWORD = string(min_length=8, max_length=128)
-_ADDRESS = json_object(max_bytes=2048, max_depth=3)
-
-NEW_ACCOUNT = obj(
-    required={"email": email(), "name": _NAME, "password": _PASSWORD},
-    optional={"shipping_address": _ADDRESS, "billing_address": _ADDRESS},
-)
-# The email is an account's identity: it cannot be changed here, so there is nothing to normalise.
-ACCOUNT_CHANGES = obj(
-    optional={
-        "name": _NAME,
-        "password": _PASSWORD,
-        "shipping_address": _ADDRESS,
-        "billing_address": _ADDRESS,
-        # Only ever a provider token: a card number, or a field for one, is refused (422).
-        "default_payment_method": DEFAULT_PAYMENT_METHOD,
-    },
-)
-CREDENTIALS = obj(
-    required={"email": string(max_length=254), "password": string(max_length=1024)},
-)
 
 
 @routes.post("/accounts")
@@ -52,15 +33,15 @@ async def create_account(request: web.Request) -> web.Response:
     Emails are compared exactly in their canonical form (:func:`models.identity.normalize_email`):
     ``Zoë@`` and ``zoë@`` are one account, ``zoe@`` and ``zoë@`` are two.
     """
-    fields = validate(NEW_ACCOUNT, await read_json(request))
-    password_hash = await request.app[PASSWORDS].hash(fields["password"])
+    new = await read_body(request, NewAccount)
+    password_hash = await request.app[PASSWORDS].hash(new.password)
     now = utcnow()
     account = Account(
-        email=fields["email"],
-        name=fields["name"],
+        email=new.email,
+        name=new.name,
         password_hash=password_hash,
-        shipping_address=fields.get("shipping_address"),
-        billing_address=fields.get("billing_address"),
+        shipping_address=None if new.shipping_address is UNSET else new.shipping_address,
+        billing_address=None if new.billing_address is UNSET else new.billing_address,
         created_at=now,
         updated_at=now,
     )
@@ -90,24 +71,24 @@ async def create_token(request: web.Request) -> web.Response:
     ``AUTH_FAILURE_WINDOW_SECONDS`` (gateway/accounts/sign_in_limits.py): even the right password is then
     refused, and before any hash is spent. Successes never count; one resets the email's count.
     """
-    fields = validate(CREDENTIALS, await read_json(request))
+    credentials = await read_body(request, Credentials)
     passwords = request.app[PASSWORDS]
     sessionmaker = request.app[SESSIONMAKER]
     async with sessionmaker() as session:
         account = await session.scalar(
-            select(Account).where(Account.email == normalize_email(fields["email"]))
+            select(Account).where(Account.email == normalize_email(credentials.email))
         )
     # Counted as a failure from here until it succeeds (a database outage before it counts nothing).
-    attempt = await begin_sign_in(request, fields["email"])
+    attempt = await begin_sign_in(request, credentials.email)
     # Hashing takes a while: it runs with no database connection held.
     if account is None:
-        await passwords.verify_nothing(fields["password"])
+        await passwords.verify_nothing(credentials.password)
         raise Problem(INVALID_CREDENTIALS, "email or password is wrong")
-    if not await passwords.verify(account.password_hash, fields["password"]):
+    if not await passwords.verify(account.password_hash, credentials.password):
         raise Problem(INVALID_CREDENTIALS, "email or password is wrong")
     await attempt.succeeded()
     if passwords.needs_rehash(account.password_hash):
-        new_hash = await passwords.hash(fields["password"])
+        new_hash = await passwords.hash(credentials.password)
         async with sessionmaker() as session, session.begin():
             await session.execute(
                 update(Account).where(Account.id == account.id).values(password_hash=new_hash)
@@ -135,19 +116,23 @@ async def get_me(request: web.Request) -> web.Response:
     return json_response(_account_json(account))
 
 
+def _changed_columns(changes: AccountChanges) -> dict[str, Any]:
+    """The fields the client sent, by name (``null`` kept as None: it clears the field)."""
+    return {
+        field: value for field in changes.__struct_fields__ if (value := getattr(changes, field)) is not UNSET
+    }
+
+
 @routes.patch("/accounts/me")
 async def update_me(request: web.Request) -> web.Response:
     """Change name, password, addresses or default payment method (``null`` clears all but the first two)."""
     authenticated_account_id(request)  # 401 before reading a body that may not be ours to read
-    changes = validate(ACCOUNT_CHANGES, await read_json(request))
-    for field in ("name", "password"):
-        if field in changes and changes[field] is None:
-            raise Problem(INVALID_REQUEST, f"{field}: cannot be null", field=field)
+    changes = _changed_columns(await read_body(request, AccountChanges))
     if "password" in changes:
         changes["password_hash"] = await request.app[PASSWORDS].hash(changes.pop("password"))
     if "default_payment_method" in changes:
         method = changes.pop("default_payment_method")
-        changes["default_payment_token"] = None if method is None else method["token"]
+        changes["default_payment_token"] = None if method is None else method.token
     async with request.app[SESSIONMAKER]() as session, session.begin():
         account = await _own_account(request, session)
         for field, value in changes.items():

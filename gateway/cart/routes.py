@@ -7,8 +7,8 @@ A checkout becomes an order exactly as ``POST /orders`` does, through
 :func:`gateway.orders.placing.place_order`, with two differences:
 
 - its lines are the cart's, read inside the order's transaction and priced from the catalogue
-  there; the client sends only ``payment`` and ``shipping_address``, checked by the very schema
-  of ``POST /orders`` (:data:`gateway.orders.routes.NEW_ORDER`), so the two cannot drift apart;
+  there; the client sends only ``payment`` and ``shipping_address``, declared with the very types
+  of ``POST /orders`` (:mod:`gateway.cart.schemas`), so the two cannot drift apart;
 - its Idempotency-Key lives in a scope of its own (:data:`CHECKOUT_SCOPE`): a key first used for
   ``POST /orders`` never answers a checkout with that other order, nor the other way round. The
   request hash covers the body plus the scope ``"cart"``. A replay (same key, same body) answers
@@ -24,27 +24,26 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+from msgspec import UNSET
 from sqlalchemy import delete
 
 from gateway.cart.contents import cart_json, catalogue_sku, customer_account_id, lock_account, set_cart_line
+from gateway.cart.schemas import CartQuantity, Checkout
 from gateway.catalogue.skus import path_sku
+from gateway.http.bodies import convert, read_body
 from gateway.http.idempotency import idempotency_key
+from gateway.http.json_documents import read_json
 from gateway.http.problems import INVALID_REQUEST, Problem
 from gateway.http.responses import json_response
-from gateway.http.validation import integer, obj, read_json, validate
 from gateway.keys import SESSIONMAKER, SETTINGS, UNITS_OF_WORK
 from gateway.orders.placing import OrderRequest, place_order
-from gateway.orders.routes import NEW_ORDER
+from gateway.payments.methods import payment_fields
 from models.tables import CartItem
 
 routes = web.RouteTableDef()
 
-CART_LINE = obj(required={"quantity": integer(minimum=1, maximum=1000)})
 CHECKOUT_SCOPE = "checkout"
 CART_SOURCE = "cart"
-# Stands in for the lines NEW_ORDER requires, so the rest of a checkout body meets the same checks
-# as a POST /orders body; it is dropped right after.
-_PLACEHOLDER_ITEMS = [{"sku": "cart", "quantity": 1}]
 
 
 @routes.get("/cart")
@@ -63,7 +62,7 @@ async def put_cart_line(request: web.Request) -> web.Response:
     """
     account_id = customer_account_id(request)
     wanted = path_sku(request)
-    quantity = validate(CART_LINE, await read_json(request))["quantity"]
+    quantity = (await read_body(request, CartQuantity)).quantity
     async with request.app[SESSIONMAKER]() as session, session.begin():
         sku = await catalogue_sku(session, wanted)
         await lock_account(session, account_id)
@@ -87,7 +86,7 @@ async def delete_cart_line(request: web.Request) -> web.Response:
     return json_response(cart)
 
 
-def checkout_fields(body: Any) -> dict[str, Any]:
+def checkout_fields(body: Any) -> Checkout:
     """The checked ``payment`` and ``shipping_address`` of a checkout body; 422 problems otherwise.
 
     ``items`` (and anything else unknown, such as a price) is refused: the cart says what is
@@ -99,9 +98,7 @@ def checkout_fields(body: Any) -> dict[str, Any]:
             "items: is not a known field; a checkout orders what the cart holds",
             field="items",
         )
-    fields = validate(NEW_ORDER, {**body, "items": _PLACEHOLDER_ITEMS} if isinstance(body, dict) else body)
-    del fields["items"]
-    return fields
+    return convert(body, Checkout)
 
 
 @routes.post("/cart/checkout")
@@ -123,9 +120,9 @@ async def checkout(request: web.Request) -> web.Response:
             key=key,
             body={"scope": CART_SOURCE, "body": body},
             lines=[],
-            payment=fields.get("payment"),
-            shipping_address=fields.get("shipping_address"),
-            has_shipping_address="shipping_address" in fields,
+            payment=payment_fields(fields.payment),
+            shipping_address=None if fields.shipping_address is UNSET else fields.shipping_address,
+            has_shipping_address=fields.shipping_address is not UNSET,
             source=CART_SOURCE,
             scope=CHECKOUT_SCOPE,
         ),

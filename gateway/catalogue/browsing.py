@@ -29,9 +29,6 @@ from models.clock import isoformat
 from models.tables import Item, StockReceipt
 from models.views import item_json
 
-DEFAULT_LIMIT = 20
-MAX_LIMIT = 100
-MAX_QUERY_LENGTH = 200
 # Far longer than any cursor we hand out; a longer one is refused before decoding.
 MAX_CURSOR_LENGTH = 200
 

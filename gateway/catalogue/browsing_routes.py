@@ -9,31 +9,17 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy import select
 
-from gateway.catalogue.browsing import (
-    DEFAULT_LIMIT,
-    MAX_LIMIT,
-    MAX_QUERY_LENGTH,
-    SkuCursor,
-    list_items,
-    stock_receipts,
-)
+from gateway.catalogue.browsing import SkuCursor, list_items, stock_receipts
+from gateway.catalogue.schemas import ItemListQuery
 from gateway.catalogue.skus import SKU_SHAPE
 from gateway.http.auth import require_admin
 from gateway.http.paging import page_query
 from gateway.http.problems import Problem
 from gateway.http.responses import json_response
-from gateway.http.validation import integer, obj, string
 from gateway.keys import SESSIONMAKER
 from models.tables import Item
 
 routes = web.RouteTableDef()
-
-LIST_QUERY = obj(
-    optional={
-        "q": string(max_length=MAX_QUERY_LENGTH),
-        "limit": integer(minimum=1, maximum=MAX_LIMIT),
-    }
-)
 
 
 def _list_query(request: web.Request) -> tuple[str | None, int, SkuCursor | None]:
@@ -41,9 +27,10 @@ def _list_query(request: web.Request) -> tuple[str | None, int, SkuCursor | None
 
     An empty parameter (``?q=``) counts as absent, as form-built URLs often send one.
     """
-    fields = page_query(request, LIST_QUERY, ("q",))
+    query = page_query(request, ItemListQuery, ("q",))
     cursor = request.query.get("cursor")
-    return fields.get("q"), fields.get("limit", DEFAULT_LIMIT), SkuCursor.decode(cursor) if cursor else None
+    search = query.q if isinstance(query.q, str) else None
+    return search, query.limit, SkuCursor.decode(cursor) if cursor else None
 
 
 @routes.get("/items")

@@ -6,12 +6,13 @@ from aiohttp import web
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from gateway.catalogue.skus import SKU, path_sku
+from gateway.catalogue import schemas
+from gateway.catalogue.skus import path_sku
 from gateway.http.auth import require_admin
+from gateway.http.bodies import read_body
 from gateway.http.db_errors import OUT_OF_RANGE, error_code, is_duplicate_key
 from gateway.http.problems import ITEM_EXISTS, STOCK_LIMIT, Problem
 from gateway.http.responses import json_response
-from gateway.http.validation import array, http_url, integer, json_object, obj, read_json, string, validate
 from gateway.keys import SESSIONMAKER
 from models.clock import utcnow
 from models.tables import Item, Stock, StockReceipt
@@ -19,41 +20,20 @@ from models.views import item_json
 
 routes = web.RouteTableDef()
 
-# Generous but finite: totals of 50 lines x 1000 units stay far inside a BIGINT.
-MAX_PRICE_CENTS = 10**12
-# Payment providers refuse amounts below one cent, so a free item could only ever be ordered
-# into CANCELLED payment_failed: it is refused when listed instead.
-MIN_PRICE_CENTS = 1
-
-NEW_ITEM = obj(
-    required={
-        "sku": SKU,
-        "name": string(max_length=200, not_blank=True),
-        "price_cents": integer(minimum=MIN_PRICE_CENTS, maximum=MAX_PRICE_CENTS),
-    },
-    optional={
-        "currency": string(min_length=3, max_length=3, pattern=r"[A-Z]{3}", what="an ISO 4217 code like USD"),
-        "upc": string(max_length=32, pattern=r"[0-9A-Za-z-]+", what="letters, digits or '-'"),
-        "picture_urls": array(http_url(), max_items=20),
-        "attributes": json_object(max_bytes=4096, max_depth=4),
-    },
-)
-STOCK_RECEIPT = obj(required={"quantity": integer(minimum=1, maximum=1_000_000)})
-
 
 @routes.post("/items")
 async def create_item(request: web.Request) -> web.Response:
     """Add an item to the catalogue with no stock yet; 409 when the SKU exists."""
     require_admin(request)
-    fields = validate(NEW_ITEM, await read_json(request))
+    new = await read_body(request, schemas.NewItem)
     item = Item(
-        sku=fields["sku"],
-        name=fields["name"],
-        price_cents=fields["price_cents"],
-        currency=fields.get("currency") or "USD",
-        upc=fields.get("upc"),
-        picture_urls=fields.get("picture_urls") or [],
-        attributes=fields.get("attributes") or {},
+        sku=new.sku,
+        name=new.name,
+        price_cents=new.price_cents,
+        currency=new.currency or "USD",
+        upc=new.upc or None,
+        picture_urls=new.picture_urls or [],
+        attributes=new.attributes or {},
         created_at=utcnow(),
     )
     try:
@@ -64,7 +44,7 @@ async def create_item(request: web.Request) -> web.Response:
             session.add(Stock(sku=item.sku, available=0, received=0))
     except IntegrityError as exc:
         if is_duplicate_key(exc):
-            raise Problem(ITEM_EXISTS, f"an item with sku {fields['sku']!r} already exists") from None
+            raise Problem(ITEM_EXISTS, f"an item with sku {new.sku!r} already exists") from None
         raise
     return json_response(item_json(item, available=0), status=201, headers={"Location": f"/items/{item.sku}"})
 
@@ -94,7 +74,7 @@ async def receive_stock(request: web.Request) -> web.Response:
     """Book received units into stock: a receipt row and the counters move in one transaction."""
     require_admin(request)
     wanted = _path_sku(request)
-    quantity = validate(STOCK_RECEIPT, await read_json(request))["quantity"]
+    quantity = (await read_body(request, schemas.StockReceipt)).quantity
     try:
         async with request.app[SESSIONMAKER]() as session, session.begin():
             sku = await session.scalar(select(Item.sku).where(Item.sku == wanted))

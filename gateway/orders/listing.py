@@ -25,9 +25,6 @@ from gateway.orders.cursors import Cursor
 from models.archive import rebuild_archived
 from models.tables import Order, orders_archive
 
-DEFAULT_LIMIT = 20
-MAX_LIMIT = 100
-
 
 @dataclass(frozen=True)
 class OrderPage:

@@ -9,45 +9,27 @@ from __future__ import annotations
 
 import structlog
 from aiohttp import web
+from msgspec import UNSET
 
-from gateway.catalogue.skus import SKU
 from gateway.http.auth import authenticated_account_id, customer_or_admin
+from gateway.http.bodies import convert
 from gateway.http.idempotency import idempotency_key
+from gateway.http.json_documents import read_json
 from gateway.http.paging import page_query
 from gateway.http.problems import INVALID_REQUEST, Problem
 from gateway.http.responses import json_response
-from gateway.http.validation import (
-    array,
-    integer,
-    json_object,
-    literal,
-    obj,
-    read_json,
-    validate,
-)
 from gateway.keys import SESSIONMAKER, SETTINGS, UNITS_OF_WORK
 from gateway.orders.access import FoundOrder, find_order, order_id_param
 from gateway.orders.cancelling import request_cancel
 from gateway.orders.cursors import Cursor
-from gateway.orders.listing import DEFAULT_LIMIT, MAX_LIMIT, list_orders
+from gateway.orders.listing import list_orders
 from gateway.orders.placing import OrderRequest, place_order
+from gateway.orders.schemas import NewOrder, OrderListQuery
 from gateway.orders.status_stream import stream_status
-from gateway.payments.methods import PAYMENT
+from gateway.payments.methods import payment_fields
 from models.state import OrderStatus
 
 routes = web.RouteTableDef()
-
-NEW_ORDER = obj(
-    required={
-        "items": array(
-            obj(required={"sku": SKU, "quantity": integer(minimum=1, maximum=1000)}),
-            min_items=1,
-            max_items=50,
-        ),
-    },
-    # Without a payment, the account's default payment token pays (422 when it has none).
-    optional={"payment": PAYMENT, "shipping_address": json_object(max_bytes=2048, max_depth=3)},
-)
 
 
 def _order_response(found: FoundOrder) -> web.Response:
@@ -59,16 +41,17 @@ async def create_order(request: web.Request) -> web.Response:
     """Accept an order for processing: 202 with the PENDING order, or the same order on a replay."""
     account_id = authenticated_account_id(request)
     key = idempotency_key(request, operation="POST /orders", per="order")
+    # Parsed first, then checked: the request's hash covers the body as sent.
     body = await read_json(request)
-    fields = validate(NEW_ORDER, body)
+    order = convert(body, NewOrder)
     seen: dict[str, int] = {}
-    for index, line in enumerate(fields["items"]):
+    for index, line in enumerate(order.items):
         # SKUs compare case-insensitively in the database, so "abc" and "ABC" are one line.
-        folded = line["sku"].lower()
+        folded = line.sku.lower()
         if folded in seen:
             raise Problem(
                 INVALID_REQUEST,
-                f"items[{index}].sku: {line['sku']!r} already appears in "
+                f"items[{index}].sku: {line.sku!r} already appears in "
                 f"items[{seen[folded]}]; put the whole quantity on one line",
                 field=f"items[{index}].sku",
             )
@@ -79,10 +62,10 @@ async def create_order(request: web.Request) -> web.Response:
             account_id=account_id,
             key=key,
             body=body,
-            lines=fields["items"],
-            payment=fields.get("payment"),
-            shipping_address=fields.get("shipping_address"),
-            has_shipping_address="shipping_address" in fields,
+            lines=[{"sku": line.sku, "quantity": line.quantity} for line in order.items],
+            payment=payment_fields(order.payment),
+            shipping_address=None if order.shipping_address is UNSET else order.shipping_address,
+            has_shipping_address=order.shipping_address is not UNSET,
         ),
         max_unpaid_orders=request.app[SETTINGS].max_unpaid_orders,
     )
@@ -90,22 +73,15 @@ async def create_order(request: web.Request) -> web.Response:
     return _order_response(placed.found)
 
 
-LIST_QUERY = obj(
-    optional={
-        "status": literal(*(status.value for status in OrderStatus)),
-        "limit": integer(minimum=1, maximum=MAX_LIMIT),
-    }
-)
-
-
 def _list_query(request: web.Request) -> tuple[str | None, int, Cursor | None]:
     """``status``, ``limit`` and the decoded ``cursor`` of ``GET /orders``; 422/400 problems when unusable.
 
     An empty parameter (``?status=``) counts as absent, as form-built URLs often send one.
     """
-    fields = page_query(request, LIST_QUERY, ("status",))
+    query = page_query(request, OrderListQuery, ("status",))
     cursor = request.query.get("cursor")
-    return fields.get("status"), fields.get("limit", DEFAULT_LIMIT), Cursor.decode(cursor) if cursor else None
+    status = query.status.value if isinstance(query.status, OrderStatus) else None
+    return status, query.limit, Cursor.decode(cursor) if cursor else None
 
 
 @routes.get("/orders")

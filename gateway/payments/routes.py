@@ -10,19 +10,17 @@ import structlog
 from aiohttp import web
 
 from gateway.http.auth import Caller, customer_or_admin, require_admin
+from gateway.http.bodies import decode
 from gateway.http.idempotency import idempotency_key
 from gateway.http.responses import json_response
-from gateway.http.validation import obj, parse_json, validate
 from gateway.keys import SESSIONMAKER, UNITS_OF_WORK
 from gateway.orders.access import order_id_param
 from gateway.orders.placing import request_hash
 from gateway.payments.lookup import find_payment, payment_document
 from gateway.payments.refunds import RefundRequest, request_refund
+from gateway.payments.schemas import RefundBody
 
 routes = web.RouteTableDef()
-
-# A refund is always of the whole payment: the body, if any, is an empty object.
-REFUND_BODY = obj()
 
 
 # GET only: POST /payments/webhook, a route of its own, is not shadowed by this pattern.
@@ -46,7 +44,10 @@ async def refund_order(request: web.Request) -> web.Response:
     key = idempotency_key(request, operation="POST /orders/{id}/refund", per="refund")
     raw = await request.read()
     # No body at all is the usual request, and means the same as an empty object.
-    body = validate(REFUND_BODY, parse_json(raw)) if raw.strip() else {}
+    if raw.strip():
+        decode(raw, RefundBody)
+    # Whether sent or not, the body is an empty object: that is what the key's hash covers.
+    body: dict[str, object] = {}
     document = await request_refund(
         request.app[UNITS_OF_WORK], RefundRequest(order_id=order_id, key=key, request_hash=request_hash(body))
     )

@@ -7,9 +7,9 @@ import math
 
 import pytest
 
+from gateway.http.json_documents import _parse_json_strictly, parse_json
 from gateway.http.problems import Problem, problem_response
 from gateway.http.responses import dumps, json_response
-from gateway.http.validation import _parse_json_strictly, parse_json
 
 DOCUMENTS = [
     b'{"items": [{"sku": "A-1", "quantity": 2}], "payment": {"method": "token", "token": "pm_card_ok"}}',
