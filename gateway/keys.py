@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from config.settings import Settings
 from gateway.accounts.passwords import Passwords
+from gateway.operations.metrics import GatewayMetrics
 from models.unit_of_work import UnitOfWorkFactory
 from workers.live_status import StatusNotifier
 from workers.outbox import OutboxPublisher
@@ -29,4 +30,4 @@ UNITS_OF_WORK = web.AppKey("units_of_work", UnitOfWorkFactory)
 STOPPING = web.AppKey("stopping", asyncio.Event)
 
 # Prometheus metrics of this app (its own registry).
-METRICS = web.AppKey("metrics", "GatewayMetrics")
+METRICS = web.AppKey("metrics", GatewayMetrics)

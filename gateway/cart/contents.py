@@ -76,8 +76,11 @@ async def set_cart_line(session: AsyncSession, account_id: str, sku: str, quanti
     if line is not None:
         line.quantity, line.updated_at = quantity, now
         return
-    lines = await session.scalar(
-        select(func.count()).select_from(CartItem).where(CartItem.account_id == account_id)
+    lines = (
+        await session.scalar(
+            select(func.count()).select_from(CartItem).where(CartItem.account_id == account_id)
+        )
+        or 0
     )
     if lines >= MAX_CART_LINES:
         raise Problem(CART_FULL, f"a cart holds at most {MAX_CART_LINES} different items; remove one first")

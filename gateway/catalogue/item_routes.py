@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from aiohttp import web
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from gateway.catalogue import schemas
@@ -87,7 +89,8 @@ async def receive_stock(request: web.Request) -> web.Response:
                 .where(Stock.sku == sku)
                 .values(available=Stock.available + quantity, received=Stock.received + quantity)
             )
-            if result.rowcount == 0:  # an item created without its stock row (e.g. by a seed)
+            # No row changed: an item created without its stock row (e.g. by a seed).
+            if cast(CursorResult[Any], result).rowcount == 0:
                 session.add(Stock(sku=sku, available=quantity, received=quantity))
                 await session.flush()
             row = (

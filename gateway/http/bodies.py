@@ -12,7 +12,6 @@ Every refusal is a problem naming the field, worded as the field's constraints r
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any, TypeVar
 
 import msgspec
@@ -30,9 +29,15 @@ T = TypeVar("T")
 _MANY_BRACKETS = 500
 
 
-@cache
-def _decoder(body_type: type[T]) -> msgspec.json.Decoder[T]:
-    return msgspec.json.Decoder(body_type)
+_DECODERS: dict[Any, msgspec.json.Decoder[Any]] = {}
+
+
+def _decoder(body_type: Any) -> msgspec.json.Decoder[Any]:
+    """One decoder per body type: building it is the costly part."""
+    decoder = _DECODERS.get(body_type)
+    if decoder is None:
+        decoder = _DECODERS[body_type] = msgspec.json.Decoder(body_type)
+    return decoder
 
 
 async def read_body(request: web.Request, body_type: type[T], *, kind: ProblemType = INVALID_REQUEST) -> T:
@@ -49,7 +54,7 @@ def decode(raw: bytes, body_type: type[T], *, kind: ProblemType = INVALID_REQUES
     if raw.count(b"[") + raw.count(b"{") >= _MANY_BRACKETS:
         return convert(parse_json(raw), body_type, kind=kind)
     try:
-        body = _decoder(body_type).decode(raw)
+        body: T = _decoder(body_type).decode(raw)
     except msgspec.DecodeError:
         # Not JSON to msgspec: the standard library's reading gives the answer (and its message).
         return convert(parse_json(raw), body_type, kind=kind)

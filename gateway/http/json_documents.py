@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -107,6 +108,7 @@ def _deeper_than(value: Any, limit: int) -> bool:
 
 def _nests_beyond(value: Any, limit: int) -> bool:
     """:func:`_deeper_than` by recursion: a container with ``limit`` levels left is one too many."""
+    children: Iterable[Any]
     if isinstance(value, dict):
         children = value.values()
     elif isinstance(value, list):

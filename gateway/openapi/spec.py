@@ -173,9 +173,10 @@ def _responses(*pairs: tuple[int, dict]) -> dict[str, dict]:
     return {str(status): response for status, response in pairs}
 
 
-CUSTOMER = [{"customerToken": []}]
-ADMIN = [{"adminToken": []}]
-CUSTOMER_OR_ADMIN = [{"customerToken": []}, {"adminToken": []}]
+Security = list[dict[str, list[str]]]
+CUSTOMER: Security = [{"customerToken": []}]
+ADMIN: Security = [{"adminToken": []}]
+CUSTOMER_OR_ADMIN: Security = [{"customerToken": []}, {"adminToken": []}]
 PUBLIC: list = []
 
 

@@ -17,7 +17,7 @@ import heapq
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, or_, select, true
+from sqlalchemy import ColumnElement, and_, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.orders.access import FoundOrder
@@ -52,7 +52,7 @@ def _keys_query(
     limit: int,
 ):
     """The (created_at, id) of the next ``limit`` orders of one table, newest first."""
-    conditions = [true()]
+    conditions: list[ColumnElement[bool]] = [true()]
     if account_id is not None:
         conditions.append(account_id_column == account_id)
     if status is not None:
@@ -74,7 +74,7 @@ async def list_orders(
     session: AsyncSession, *, account_id: str | None, status: str | None, limit: int, after: Cursor | None
 ) -> OrderPage:
     """One page of orders (of ``account_id``, or of everyone when None), newest first."""
-    filters = {"account_id": account_id, "status": status, "after": after, "limit": limit + 1}
+    filters: dict[str, Any] = {"account_id": account_id, "status": status, "after": after, "limit": limit + 1}
     hot = (
         await session.execute(
             _keys_query(Order.created_at, Order.id, Order.account_id, Order._status, **filters)

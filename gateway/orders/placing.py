@@ -17,10 +17,10 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import structlog
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -105,18 +105,20 @@ async def place_order(
                 continue
             raise
         if order is not None:
-            return Placed(FoundOrder(order), replayed=False)
+            # The record built here reads like the mapped row it was written as.
+            return Placed(FoundOrder(cast(Order, order)), replayed=False)
         return Placed(await _replay(units_of_work, request, fingerprint), replayed=True)
     raise AssertionError("unreachable")
 
 
-_accounts = Account.__table__
-_keys = IdempotencyKey.__table__
-_items = Item.__table__
-_orders = Order.__table__
-_lines = OrderLine.__table__
-_history = OrderHistory.__table__
-_payments = Payment.__table__
+# Declarative classes type __table__ as a FromClause; these are plain tables.
+_accounts = cast(Table, Account.__table__)
+_keys = cast(Table, IdempotencyKey.__table__)
+_items = cast(Table, Item.__table__)
+_orders = cast(Table, Order.__table__)
+_lines = cast(Table, OrderLine.__table__)
+_history = cast(Table, OrderHistory.__table__)
+_payments = cast(Table, Payment.__table__)
 _LOCK_CUSTOMER = (
     select(_accounts.c.id, _accounts.c.default_payment_token, _accounts.c.shipping_address)
     .where(_accounts.c.id == bindparam("account_id"))

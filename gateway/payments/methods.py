@@ -14,14 +14,20 @@ refused (422), since the gateway has no other way to ask for the money.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from msgspec import UnsetType
 
 from gateway.http.problems import INVALID_REQUEST, Problem
 from gateway.payments.schemas import PaymentRequest
-from models.tables import Account
+
+
+class HoldsDefaultToken(Protocol):
+    """An account, or the row of one locked for a new order."""
+
+    @property
+    def default_payment_token(self) -> str | None: ...
 
 
 def payment_fields(payment: PaymentRequest | UnsetType | None) -> dict[str, Any] | None:
@@ -31,13 +37,13 @@ def payment_fields(payment: PaymentRequest | UnsetType | None) -> dict[str, Any]
     return msgspec.to_builtins(payment)
 
 
-def default_payment_method_json(account: Account) -> dict[str, str] | None:
+def default_payment_method_json(account: HoldsDefaultToken) -> dict[str, str] | None:
     """The account's default payment method as its owner sees it, or None."""
     token = account.default_payment_token
     return {"method": "token", "token": token} if token else None
 
 
-def payment_for(requested: dict[str, Any] | None, account: Account) -> dict[str, Any]:
+def payment_for(requested: dict[str, Any] | None, account: HoldsDefaultToken) -> dict[str, Any]:
     """The payment of a new order: as requested, else the account's default token; 422 when neither."""
     if requested is not None:
         return requested

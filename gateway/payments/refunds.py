@@ -73,6 +73,8 @@ async def request_refund(units_of_work: UnitOfWorkFactory, request: RefundReques
         if earlier is not None:
             _check_same_request(earlier, request)
             payment = order.payment
+            # A key is stored only with an accepted refund, which needs a payment.
+            assert payment is not None
             document = payment_document(payment)
             await uow.commit()  # nothing changed; ends the transaction and releases the lock
             log.info(
@@ -95,6 +97,7 @@ async def request_refund(units_of_work: UnitOfWorkFactory, request: RefundReques
                 "succeeded can be refunded",
                 payment_status=status.value if status else None,
             )
+        assert payment is not None  # refused just above when missing
         queued = status == PaymentStatus.SUCCEEDED
         if queued:
             move_payment(payment, PaymentStatus.REFUND_PENDING)

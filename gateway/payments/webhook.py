@@ -8,9 +8,11 @@ provider stops retrying it.
 
 from __future__ import annotations
 
+from typing import cast
+
 import structlog
 from aiohttp import web
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 from sqlalchemy.exc import IntegrityError
 
 from gateway.http.bodies import convert
@@ -31,7 +33,8 @@ routes = web.RouteTableDef()
 
 # The payload is stored as a JSON column, whose nesting the database bounds as well.
 MAX_EVENT_DEPTH = 16
-_INSERT_EVENT = insert(WebhookEvent.__table__)
+# Declarative classes type __table__ as a FromClause; this is a plain table.
+_INSERT_EVENT = insert(cast(Table, WebhookEvent.__table__))
 
 
 def _event_shape(raw: bytes) -> tuple[dict, schemas.WebhookEvent]:
