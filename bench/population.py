@@ -15,7 +15,7 @@ import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from config import Settings
-from gateway.auth import issue_token
+from gateway.http.auth import issue_token
 from models.clock import utcnow
 from models.tables import Account, Item, Stock, StockReceipt
 

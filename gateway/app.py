@@ -16,6 +16,9 @@ import structlog
 from aiohttp import web
 
 from config.settings import Settings, uses_dev_token_secret
+from gateway.accounts.passwords import Passwords
+from gateway.http.problems import problem_middleware
+from gateway.http.request_log import request_log_middleware
 from gateway.keys import (
     ENGINE,
     METRICS,
@@ -28,10 +31,7 @@ from gateway.keys import (
     STOPPING,
     UNITS_OF_WORK,
 )
-from gateway.metrics import GatewayMetrics
-from gateway.passwords import Passwords
-from gateway.problems import problem_middleware
-from gateway.request_log import request_log_middleware
+from gateway.operations.metrics import GatewayMetrics
 from gateway.routes import setup_routes
 from messaging.live_status import StatusNotifier, create_redis
 from messaging.outbox import OutboxPublisher

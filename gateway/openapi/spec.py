@@ -1,8 +1,8 @@
 """The OpenAPI 3.0.3 document of the gateway (docs/contract.md, "HTTP API"), as Python data.
 
-Written by hand next to the handlers rather than generated from them: the validators in
-:mod:`gateway.validation` are closures that cannot be introspected, so the limits they enforce
-are repeated here, taken from the handlers' own constants wherever those are shared.
+Request body schemas are generated from the msgspec types that read those bodies
+(:mod:`gateway.openapi.components`), so a limit is declared once, where it is enforced. What is
+written here is the rest: paths, operations, parameters, responses, security and descriptions.
 ``tests/integration/test_openapi.py`` checks that every route is described and that real answers
 fit; ``tests/e2e/test_fuzz.py`` (schemathesis) checks the rest against the running fleet.
 
@@ -23,10 +23,11 @@ from functools import lru_cache
 from importlib import metadata
 from typing import Any
 
-from gateway.cursors import MAX_CURSOR_LENGTH
-from gateway.order_access import MAX_ORDER_ID_LENGTH
-from gateway.order_listing import DEFAULT_LIMIT, MAX_LIMIT
-from gateway.problems import (
+from gateway.catalogue.skus import SKU_PATTERN
+from gateway.http.idempotency import IDEMPOTENCY_HEADER, MAX_KEY_LENGTH
+from gateway.http.order_access import MAX_ORDER_ID_LENGTH
+from gateway.http.paging import DEFAULT_LIMIT, MAX_LIMIT
+from gateway.http.problems import (
     ACCOUNT_EXISTS,
     CURRENCY_MISMATCH,
     IDEMPOTENCY_KEY_IN_USE,
@@ -49,8 +50,9 @@ from gateway.problems import (
     STOCK_LIMIT,
     ProblemType,
 )
-from gateway.routes.items import MAX_PRICE_CENTS, MIN_PRICE_CENTS, SKU_PATTERN
-from gateway.routes.orders import IDEMPOTENCY_HEADER, MAX_KEY_LENGTH
+from gateway.openapi.components import body_schemas
+from gateway.openapi.dialect import NULL
+from gateway.orders.cursors import MAX_CURSOR_LENGTH
 from models.state import OrderStatus, PaymentStatus, Reason
 from providers.webhook_signature import HEADER as SIGNATURE_HEADER
 
@@ -74,11 +76,6 @@ def _anchored(pattern: str) -> str:
     return f"^(?:{pattern})$"
 
 
-#: Matches null only. OpenAPI 3.0.3's ``nullable`` acts only beside a ``type``, so a ``$ref`` (or a
-#: ``oneOf``) that may be null is spelled ``anyOf: [<schema>, NULL]``, which strict validators honour.
-NULL: Schema = {"type": "object", "nullable": True, "enum": [None]}
-
-
 def _nullable(schema: Schema) -> Schema:
     """``schema`` or null."""
     if "type" not in schema:
@@ -93,7 +90,7 @@ def _slug(slug: str) -> str:
 def problem(status: int, description: str, *types: ProblemType | str, headers: dict | None = None) -> dict:
     """A problem response: ``status`` in the body too, and ``type`` one of ``types``.
 
-    A ``types`` entry is a :class:`ProblemType` of :mod:`gateway.problems`, :data:`BLANK`, or the
+    A ``types`` entry is a :class:`ProblemType` of :mod:`gateway.http.problems`, :data:`BLANK`, or the
     slug of a problem type whose constant lives in a module this one does not import.
     """
     uris = []
@@ -176,9 +173,10 @@ def _responses(*pairs: tuple[int, dict]) -> dict[str, dict]:
     return {str(status): response for status, response in pairs}
 
 
-CUSTOMER = [{"customerToken": []}]
-ADMIN = [{"adminToken": []}]
-CUSTOMER_OR_ADMIN = [{"customerToken": []}, {"adminToken": []}]
+Security = list[dict[str, list[str]]]
+CUSTOMER: Security = [{"customerToken": []}]
+ADMIN: Security = [{"adminToken": []}]
+CUSTOMER_OR_ADMIN: Security = [{"customerToken": []}, {"adminToken": []}]
 PUBLIC: list = []
 
 
@@ -288,14 +286,6 @@ def param(name: str) -> dict:
 
 # -- schemas ----------------------------------------------------------------------------------
 
-#: Whitespace as Python's ``str.isspace`` (what the gateway's checks use) and ECMA's ``\s`` agree on it:
-#: ``\s`` alone differs between the two dialects (``\x1c``-``\x1f`` and ``\x85`` are Python's only).
-_SPACE = r"\s\x1c-\x1f\x85"
-#: An absolute http(s) URL naming a host, with no whitespace (as :func:`gateway.validation.http_url`).
-#: (IPv6 literals, which the gateway takes too, are left out of the pattern: it would be a long one.)
-HTTP_URL_PATTERN = (
-    f"^https?://([^{_SPACE}/?#@]*@)?[^{_SPACE}/?#@:\\[\\]]+(:[^{_SPACE}/?#]*)?([/?#][^{_SPACE}]*)?$"
-)
 TIME: Schema = {"type": "string", "format": "date-time", "description": "ISO 8601, UTC, ending in `Z`"}
 NULLABLE_TIME: Schema = {**TIME, "nullable": True}
 CURRENCY: Schema = {
@@ -305,30 +295,6 @@ CURRENCY: Schema = {
     "maxLength": 3,
     "description": "ISO 4217 code",
     "example": "USD",
-}
-ADDRESS: Schema = {
-    "type": "object",
-    "additionalProperties": True,
-    "description": "Free-form JSON object (street, city, ...): at most 2048 bytes as JSON, nested at most "
-    "3 levels",
-    "example": {"line1": "1 Main St", "city": "Springfield", "postcode": "12345", "country": "US"},
-}
-NAME: Schema = {
-    "type": "string",
-    "minLength": 1,
-    "maxLength": 200,
-    "pattern": f"[^{_SPACE}]",
-    "description": "Not blank",
-}
-PASSWORD: Schema = {"type": "string", "minLength": 8, "maxLength": 128, "format": "password"}
-EMAIL: Schema = {
-    "type": "string",
-    "minLength": 1,
-    "maxLength": 254,
-    "pattern": f"^[{_SPACE}]*[^@{_SPACE}]+@[^@{_SPACE}.]+(\\.[^@{_SPACE}.]+)+[{_SPACE}]*$",
-    "description": "Trimmed, lower-cased and put in Unicode NFC, then stored and compared exactly: "
-    "`Zoë@` and `zoë@` are one account, `zoe@` and `zoë@` two",
-    "example": "ada@example.com",
 }
 
 _ORDER_STATUSES = [status.value for status in OrderStatus]
@@ -366,56 +332,6 @@ SCHEMAS: dict[str, Schema] = {
         "additionalProperties": True,
     },
     # accounts
-    "NewAccount": {
-        "type": "object",
-        "additionalProperties": False,
-        "example": {
-            "email": "ada@example.com",
-            "name": "Ada Lovelace",
-            "password": "correct horse battery",
-            "shipping_address": {"line1": "1 Main St", "city": "Springfield", "country": "US"},
-        },
-        "required": ["email", "name", "password"],
-        "properties": {
-            "email": EMAIL,
-            "name": NAME,
-            "password": PASSWORD,
-            "shipping_address": _nullable(ADDRESS),
-            "billing_address": _nullable(ADDRESS),
-        },
-    },
-    "AccountChanges": {
-        "type": "object",
-        "additionalProperties": False,
-        "description": "Only the fields sent change; `null` clears an address or the default payment method "
-        "(name and password cannot be null)",
-        "example": {"name": "Ada King", "default_payment_method": {"method": "token", "token": "pm_card_ok"}},
-        "properties": {
-            "name": NAME,
-            "password": PASSWORD,
-            "shipping_address": _nullable(ADDRESS),
-            "billing_address": _nullable(ADDRESS),
-            "default_payment_method": _nullable(ref("DefaultPaymentMethod")),
-        },
-    },
-    "DefaultPaymentMethod": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["method", "token"],
-        "description": "A payment-provider token kept on the account; orders that name no `payment` are paid "
-        "with it. Never card data: 12 or more digits in one run, whatever separates them "
-        "(spaces of any kind, dashes, dots), are refused (422).",
-        "properties": {
-            "method": {"type": "string", "enum": ["token"]},
-            "token": {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": 128,
-                "pattern": "^[A-Za-z0-9_]+$",
-                "example": "pm_card_ok",
-            },
-        },
-    },
     "Account": {
         "type": "object",
         "required": [
@@ -439,16 +355,6 @@ SCHEMAS: dict[str, Schema] = {
             "updated_at": TIME,
         },
     },
-    "Credentials": {
-        "type": "object",
-        "additionalProperties": False,
-        "example": {"email": "ada@example.com", "password": "correct horse battery"},
-        "required": ["email", "password"],
-        "properties": {
-            "email": {"type": "string", "minLength": 1, "maxLength": 254},
-            "password": {"type": "string", "minLength": 1, "maxLength": 1024, "format": "password"},
-        },
-    },
     "Token": {
         "type": "object",
         "required": ["access_token", "token_type", "expires_in"],
@@ -462,48 +368,6 @@ SCHEMAS: dict[str, Schema] = {
         },
     },
     # catalogue
-    "NewItem": {
-        "type": "object",
-        "additionalProperties": False,
-        "example": {
-            "sku": "MUG-BLUE",
-            "name": "Blue mug",
-            "price_cents": 1250,
-            "currency": "USD",
-            "picture_urls": ["https://img.example/mug.png"],
-            "attributes": {"colour": "blue"},
-        },
-        "required": ["sku", "name", "price_cents"],
-        "properties": {
-            "sku": SKU_SCHEMA,
-            "name": NAME,
-            "price_cents": {"type": "integer", "minimum": MIN_PRICE_CENTS, "maximum": MAX_PRICE_CENTS},
-            "currency": _nullable({**CURRENCY, "description": "ISO 4217 code; USD when absent"}),
-            "upc": _nullable(
-                {"type": "string", "minLength": 1, "maxLength": 32, "pattern": "^[0-9A-Za-z-]+$"}
-            ),
-            "picture_urls": _nullable(
-                {
-                    "type": "array",
-                    "maxItems": 20,
-                    "items": {
-                        "type": "string",
-                        "minLength": 1,
-                        "maxLength": 2048,
-                        "pattern": HTTP_URL_PATTERN,
-                        "description": "An absolute http or https URL naming a host",
-                    },
-                }
-            ),
-            "attributes": _nullable(
-                {
-                    "type": "object",
-                    "additionalProperties": True,
-                    "description": "Free-form: at most 4096 bytes as JSON, nested at most 4 levels",
-                }
-            ),
-        },
-    },
     "Item": {
         "type": "object",
         "required": [
@@ -535,12 +399,6 @@ SCHEMAS: dict[str, Schema] = {
             "next_cursor": {"type": "string", "nullable": True, "description": "null on the last page"},
         },
     },
-    "StockReceipt": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["quantity"],
-        "properties": {"quantity": {"type": "integer", "minimum": 1, "maximum": 1_000_000}},
-    },
     "StockLevel": {
         "type": "object",
         "required": ["sku", "available", "received"],
@@ -561,70 +419,6 @@ SCHEMAS: dict[str, Schema] = {
         "properties": {"receipts": {"type": "array", "items": ref("Receipt"), "description": "Newest first"}},
     },
     # orders
-    "OrderLineRequest": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["sku", "quantity"],
-        "properties": {"sku": SKU_SCHEMA, "quantity": {"type": "integer", "minimum": 1, "maximum": 1000}},
-    },
-    "TokenPayment": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["method", "token"],
-        "description": "Pay with a payment-provider token (sandbox: `pm_card_ok`, `pm_card_declined`, "
-        "`pm_card_no_response`)",
-        "properties": {
-            "method": {"type": "string", "enum": ["token"]},
-            "token": {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": 128,
-                "example": "pm_card_ok",
-                "description": "Never a card number: 12 or more digits in one run, whatever "
-                "separates them (spaces of any kind, dashes, dots), are refused "
-                "(422)",
-            },
-        },
-    },
-    "RedirectPayment": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["method"],
-        "description": "Pay on the provider's page: the order's `payment.checkout_url`",
-        "properties": {"method": {"type": "string", "enum": ["redirect"]}},
-    },
-    "PaymentRequest": {
-        "oneOf": [ref("TokenPayment"), ref("RedirectPayment")],
-        "discriminator": {
-            "propertyName": "method",
-            "mapping": {
-                "token": "#/components/schemas/TokenPayment",
-                "redirect": "#/components/schemas/RedirectPayment",
-            },
-        },
-    },
-    "NewOrder": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["items"],
-        "example": {
-            "items": [{"sku": "MUG-BLUE", "quantity": 2}],
-            "payment": {"method": "token", "token": "pm_card_ok"},
-        },
-        "properties": {
-            "items": {
-                "type": "array",
-                "minItems": 1,
-                "maxItems": 50,
-                "items": ref("OrderLineRequest"),
-                "description": "One line per SKU (SKUs compare case-insensitively)",
-            },
-            "payment": _nullable(ref("PaymentRequest")),
-            "shipping_address": _nullable(
-                {**ADDRESS, "description": "The account's shipping address when absent; null for none"}
-            ),
-        },
-    },
     "OrderLine": {
         "type": "object",
         "required": ["sku", "quantity", "unit_price_cents"],
@@ -716,12 +510,6 @@ SCHEMAS: dict[str, Schema] = {
         },
     },
     # cart and wishlist
-    "CartQuantity": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["quantity"],
-        "properties": {"quantity": {"type": "integer", "minimum": 1, "maximum": 1000}},
-    },
     "CartLine": {
         "type": "object",
         "required": [
@@ -759,18 +547,6 @@ SCHEMAS: dict[str, Schema] = {
                 "description": "Of the known items; null when they are in different currencies",
             },
             "currency": _nullable({**CURRENCY, "description": "null for an empty cart or mixed currencies"}),
-        },
-    },
-    "Checkout": {
-        "type": "object",
-        "additionalProperties": False,
-        "description": "What `POST /orders` takes, less `items`: the cart says what is ordered",
-        "example": {"payment": {"method": "redirect"}},
-        "properties": {
-            "payment": _nullable(ref("PaymentRequest")),
-            "shipping_address": _nullable(
-                {**ADDRESS, "description": "The account's shipping address when absent; null for none"}
-            ),
         },
     },
     "WishlistEntry": {
@@ -825,42 +601,6 @@ SCHEMAS: dict[str, Schema] = {
             "refunded": {"type": "boolean", "description": "The provider confirmed the refund (REFUNDED)"},
             "created_at": TIME,
             "updated_at": TIME,
-        },
-    },
-    "WebhookEvent": {
-        "type": "object",
-        "additionalProperties": True,
-        "required": ["id", "type", "created", "data"],
-        "description": "Signed by the provider (header `PSP-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "
-        '"{t}.{raw body}">`); unknown members are kept',
-        "properties": {
-            "id": {"type": "string", "minLength": 1, "maxLength": 128, "example": "evt_123"},
-            "type": {"type": "string", "minLength": 1, "maxLength": 64, "example": "payment.succeeded"},
-            "created": {"type": "integer", "minimum": 0},
-            "data": {
-                "type": "object",
-                "additionalProperties": True,
-                "required": ["payment_id"],
-                "properties": {
-                    "payment_id": {"type": "string", "minLength": 1, "maxLength": 64},
-                    "amount_cents": {"type": "integer", "minimum": 0, "nullable": True},
-                    "currency": {"type": "string", "minLength": 1, "maxLength": 16, "nullable": True},
-                    "metadata": {
-                        "type": "object",
-                        "additionalProperties": True,
-                        "nullable": True,
-                        "properties": {
-                            "order_id": {"type": "string", "minLength": 1, "maxLength": 32, "nullable": True},
-                            "payment_id": {
-                                "type": "string",
-                                "minLength": 1,
-                                "maxLength": 32,
-                                "nullable": True,
-                            },
-                        },
-                    },
-                },
-            },
         },
     },
     "WebhookAck": {
@@ -1245,8 +985,8 @@ def _paths() -> dict[str, dict]:
                 "Ask for an order to be cancelled",
                 "orders",
                 security=CUSTOMER_OR_ADMIN,
-                description="The `cancel` step changes the status later (releasing stock, refunding a payment). "
-                "An order already cancelled or rejected answers 202 as it is.",
+                description="The `cancel` step changes the status later (releasing stock, refunding a "
+                "payment). An order already cancelled or rejected answers 202 as it is.",
                 parameters=[order_id],
                 responses=_responses(
                     (202, _order_created("The order as it is now; cancellation queued")),
@@ -1270,15 +1010,16 @@ def _paths() -> dict[str, dict]:
                 "Live status changes (server-sent events)",
                 "orders",
                 security=CUSTOMER_OR_ADMIN,
-                description="`event: status` with `data: {id, status, reason, at}`: the current status first, then "
-                "each change, until a final status (the stream then ends). Comment lines keep the "
-                "connection alive; a stream also ends after 10 minutes (reconnect).",
+                description="`event: status` with `data: {id, status, reason, at}`: the current status "
+                "first, then each change, until a final status (the stream then ends). Comment lines keep "
+                "the connection alive; a stream also ends after 10 minutes (reconnect).",
                 parameters=[order_id],
                 responses=_responses(
                     (
                         200,
                         {
-                            "description": "The event stream: each event is `status`, its data a `StatusEvent` as JSON",
+                            "description": "The event stream: each event is `status`, its data a "
+                            "`StatusEvent` as JSON",
                             "content": {"text/event-stream": {"schema": ref("ServerSentEvent")}},
                         },
                     ),
@@ -1342,13 +1083,11 @@ def _paths() -> dict[str, dict]:
                 "Refund an order's payment in full",
                 "payments",
                 security=ADMIN,
-                description="A SUCCEEDED payment becomes REFUND_PENDING and the `refund` step asks the provider; "
-                "its webhook makes it REFUNDED. The order's status stays as it is. A payment refunding "
-                "or refunded already answers as it is. No body, or an empty object.",
+                description="A SUCCEEDED payment becomes REFUND_PENDING and the `refund` step asks the "
+                "provider; its webhook makes it REFUNDED. The order's status stays as it is. A payment "
+                "refunding or refunded already answers as it is. No body, or an empty object.",
                 parameters=[order_id, param("IdempotencyKey")],
-                body=json_body(
-                    {"type": "object", "additionalProperties": False, "maxProperties": 0}, required=False
-                ),
+                body=json_body(ref("RefundBody"), required=False),
                 responses=_responses(
                     (
                         202,
@@ -1447,8 +1186,8 @@ def _paths() -> dict[str, dict]:
                 "Order what is in the cart",
                 "cart",
                 security=CUSTOMER,
-                description="Like `POST /orders` with the cart's lines, priced when the order is made; the lines "
-                "leave the cart once the order is placed (a failed payment leaves the cart as it "
+                description="Like `POST /orders` with the cart's lines, priced when the order is made; the "
+                "lines leave the cart once the order is placed (a failed payment leaves the cart as it "
                 "was). Keys are separate from those of `POST /orders`.",
                 parameters=[param("IdempotencyKey")],
                 body=json_body(ref("Checkout")),
@@ -1534,8 +1273,8 @@ def _paths() -> dict[str, dict]:
                 "The payment provider's signed events",
                 "payments",
                 security=PUBLIC,
-                description='Verified (HMAC-SHA256 over `"{t}.{raw body}"`, 300 s tolerance), recorded once per '
-                "event id and handed to the `settle` step. Any verified event is answered 200.",
+                description='Verified (HMAC-SHA256 over `"{t}.{raw body}"`, 300 s tolerance), recorded once '
+                "per event id and handed to the `settle` step. Any verified event is answered 200.",
                 parameters=[
                     {
                         "name": SIGNATURE_HEADER,
@@ -1686,7 +1425,7 @@ def _spec() -> dict[str, Any]:
         "tags": TAGS,
         "paths": _paths(),
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **body_schemas()},
             "parameters": PARAMETERS,
             "securitySchemes": {
                 "customerToken": {

@@ -171,7 +171,7 @@ def sign_in_budget_restored(fleet):
     yield
     import redis
 
-    from gateway.sign_in_limits import address_key
+    from gateway.accounts.sign_in_limits import address_key
 
     client = redis.Redis.from_url(fleet.env["REDIS_URL"])
     try:

@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 
 from config.settings import DEV_TOKEN_SECRET
 from gateway.app import create_app
-from gateway.auth import issue_token
+from gateway.http.auth import issue_token
 from models.tables import Account, IdempotencyKey, Order, Payment
 
 

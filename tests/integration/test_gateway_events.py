@@ -17,9 +17,9 @@ import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway import status_stream
 from gateway.app import create_app
-from gateway.nudges import Nudges
+from gateway.orders import status_stream
+from gateway.orders.nudges import Nudges
 from messaging.live_status import StatusNotifier, channel, create_redis
 from models.state import OrderStatus, Reason
 from tests.support.gateway_calls import customer, move, place

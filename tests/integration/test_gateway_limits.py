@@ -23,9 +23,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
 from config import load_settings
+from gateway.accounts.sign_in_limits import address_key, email_key
 from gateway.app import create_app
-from gateway.auth import issue_token
-from gateway.sign_in_limits import address_key, email_key
+from gateway.http.auth import issue_token
 from models.state import OrderStatus
 from models.tables import Order
 from tests.support.gateway_calls import move

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from actors.refund import refund_payment
 from actors.settle import settle_payment
-from gateway.auth import issue_token
+from gateway.http.auth import issue_token
 from models.archive import archive_batch
 from models.clock import utcnow
 from models.repository import lock_order

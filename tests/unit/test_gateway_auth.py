@@ -12,10 +12,10 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from config.settings import Settings
-from gateway import auth
-from gateway.auth import authenticated_account_id, issue_token
+from gateway.http import auth
+from gateway.http.auth import authenticated_account_id, issue_token
+from gateway.http.problems import Problem
 from gateway.keys import SETTINGS
-from gateway.problems import Problem
 
 SETTINGS_ = Settings(token_secret="a-test-token-secret-of-at-least-32-chars")
 

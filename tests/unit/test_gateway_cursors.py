@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gateway.cursors import Cursor
-from gateway.problems import Problem
+from gateway.http.problems import Problem
+from gateway.orders.cursors import Cursor
 
 
 def test_cursor_round_trips_and_keeps_microseconds():

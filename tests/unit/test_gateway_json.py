@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-from gateway.problems import Problem, problem_response
-from gateway.responses import dumps, json_response
-from gateway.validation import _parse_json_strictly, parse_json
+from gateway.http.json_documents import _parse_json_strictly, parse_json
+from gateway.http.problems import Problem, problem_response
+from gateway.http.responses import dumps, json_response
 
 DOCUMENTS = [
     b'{"items": [{"sku": "A-1", "quantity": 2}], "payment": {"method": "token", "token": "pm_card_ok"}}',
@@ -57,7 +57,7 @@ def same(a, b) -> bool:
     if isinstance(a, dict):
         return list(a) == list(b) and all(same(a[key], b[key]) for key in a)
     if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, float):
         return a == b and math.copysign(1, a) == math.copysign(1, b)
     return a == b

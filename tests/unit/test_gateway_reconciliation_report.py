@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.problems import Problem
-from gateway.reconciliation import report_json
+from gateway.http.problems import Problem
+from gateway.operations.reconciliation import report_json
 
 
 def test_no_report_is_not_found():

@@ -9,11 +9,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import generate_latest
 
-from gateway import request_log
+from gateway.http import request_log
+from gateway.http.problems import Problem, problem_middleware
+from gateway.http.request_log import request_log_middleware
 from gateway.keys import METRICS
-from gateway.metrics import GatewayMetrics
-from gateway.problems import Problem, problem_middleware
-from gateway.request_log import request_log_middleware
+from gateway.operations.metrics import GatewayMetrics
 
 
 class Lines:

@@ -1,0 +1,1 @@
+"""Customer accounts: signing up, signing in (with its limits) and the account's own settings."""

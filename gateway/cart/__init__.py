@@ -1,0 +1,1 @@
+"""What a customer keeps before ordering: the cart (and its checkout) and the wishlist."""

@@ -1,0 +1,1 @@
+"""The catalogue: items, their stock and browsing them."""

@@ -1,0 +1,1 @@
+"""The operator's side of an order: shipping and delivering it."""

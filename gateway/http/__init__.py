@@ -1,0 +1,1 @@
+"""What every feature shares over HTTP: problems, JSON bodies, auth, idempotency keys and paging."""

@@ -1,0 +1,1 @@
+"""Running the gateway: liveness, readiness, metrics and the reconciliation report."""

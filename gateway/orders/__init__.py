@@ -1,0 +1,1 @@
+"""Orders: placing, listing, reading, cancelling and following them live."""

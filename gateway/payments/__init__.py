@@ -1,0 +1,1 @@
+"""Payments: how orders are paid, reading a payment, refunds and the provider's webhook."""

@@ -1,0 +1,116 @@
+"""The bodies of payments: how an order is paid, an account's default token, a refund request and
+the provider's webhook event."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from msgspec import Meta, Struct
+
+from gateway.http.fields import anchored
+from models.card_numbers import could_be_card_number
+
+MAX_TOKEN_LENGTH = 128
+_CARD_NUMBER_REFUSED = (
+    "Never a card number: 12 or more digits in one run, whatever separates them (spaces of any kind, "
+    "dashes, dots), are refused (422)"
+)
+
+
+def _no_card_number(token: str) -> str:
+    if could_be_card_number(token):
+        raise ValueError(
+            "looks like a card number; send the payment provider's token for the card instead, "
+            "never the card number"
+        )
+    return token
+
+
+#: A token an order may be paid with (any printable form a provider may use, but no card number).
+OrderToken = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=MAX_TOKEN_LENGTH,
+        description=_CARD_NUMBER_REFUSED,
+        examples=["pm_card_ok"],
+        extra={"check": _no_card_number},
+    ),
+]
+#: A token an account keeps as its default: the provider's id for a saved card, e.g. ``pm_card_ok``.
+#: Its shape is checked after the card-number check, so a card number is told why it was refused.
+_STORED_TOKEN_SHAPE = "[A-Za-z0-9_]+"
+_STORED_TOKEN = re.compile(_STORED_TOKEN_SHAPE)
+
+
+def _stored_token(token: str) -> str:
+    _no_card_number(token)
+    if not _STORED_TOKEN.fullmatch(token):
+        raise ValueError("must be a payment provider token (letters, digits and '_')")
+    return token
+
+
+StoredToken = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=MAX_TOKEN_LENGTH,
+        examples=["pm_card_ok"],
+        extra_json_schema={"pattern": anchored(_STORED_TOKEN_SHAPE)},
+        extra={"check": _stored_token},
+    ),
+]
+
+
+class TokenPayment(Struct, tag_field="method", tag="token", forbid_unknown_fields=True):
+    """Pay with a payment-provider token (sandbox: `pm_card_ok`, `pm_card_declined`,
+    `pm_card_no_response`)"""
+
+    token: OrderToken
+
+
+class RedirectPayment(Struct, tag_field="method", tag="redirect", forbid_unknown_fields=True):
+    """Pay on the provider's page: the order's `payment.checkout_url`"""
+
+
+#: ``payment`` of ``POST /orders`` and of a checkout.
+PaymentRequest = TokenPayment | RedirectPayment
+
+
+class DefaultPaymentMethod(Struct, tag_field="method", tag="token", forbid_unknown_fields=True):
+    """A payment-provider token kept on the account; orders that name no `payment` are paid with it.
+    Never card data: 12 or more digits in one run, whatever separates them (spaces of any kind,
+    dashes, dots), are refused (422)."""
+
+    token: StoredToken
+
+
+class RefundBody(Struct, forbid_unknown_fields=True):
+    """A refund is always of the whole payment: no body, or an empty object."""
+
+
+class EventMetadata(Struct):
+    """What we attached to the provider's payment; our ids are 32 hex digits, so longer is not ours."""
+
+    order_id: Annotated[str, Meta(min_length=1, max_length=32)] | None = None
+    payment_id: Annotated[str, Meta(min_length=1, max_length=32)] | None = None
+
+
+class EventData(Struct):
+    """The payment an event is about."""
+
+    payment_id: Annotated[str, Meta(min_length=1, max_length=64)]
+    amount_cents: Annotated[int, Meta(ge=0)] | None = None
+    currency: Annotated[str, Meta(min_length=1, max_length=16)] | None = None
+    metadata: EventMetadata | None = None
+
+
+class WebhookEvent(Struct):
+    """Signed by the provider (header `PSP-Signature: t=<unix>,v1=<hex HMAC-SHA256 of
+    "{t}.{raw body}">`); unknown members are kept"""
+
+    id: Annotated[str, Meta(min_length=1, max_length=128, examples=["evt_123"])]
+    type: Annotated[str, Meta(min_length=1, max_length=64, examples=["payment.succeeded"])]
+    created: Annotated[int, Meta(ge=0)]
+    data: EventData
