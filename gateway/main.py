@@ -32,7 +32,13 @@ async def serve(settings: Settings, stop: asyncio.Event, host: str = "0.0.0.0") 
     """Serve the gateway for ``settings`` until ``stop`` is set, then shut down gracefully."""
     # request_log_middleware writes one structured line per request instead of the access log.
     runner = web.AppRunner(
-        create_app(settings), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS
+        create_app(settings),
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS,
+        # A request line past aiohttp's 8 KiB default would be refused in plain text before any
+        # middleware; up to 64 KiB it reaches the app and gets a problem document.
+        max_line_size=65536,
     )
     await runner.setup()
     try:
