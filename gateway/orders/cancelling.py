@@ -2,8 +2,8 @@
 ``cancel`` step does it.
 
 Deciding under the order row's lock means a ``ship`` racing the request is seen either before
-(409) or after (the step finds SHIPPED and does nothing, DESIGN.md section 6). The status
-itself changes later, in the worker, which also releases stock and refunds.
+(409) or after (the step finds SHIPPED and does nothing: docs/architecture.md, "The workers").
+The status itself changes later, in the worker, which also releases stock and refunds.
 
 An archived order is final: it answers as its status does (DELIVERED 409, CANCELLED or
 REJECTED 202 with nothing queued).

@@ -7,11 +7,7 @@ is checked through HTTP with the report query replaced, since the table may not 
 
 from __future__ import annotations
 
-import pytest
-
-from gateway.http.problems import Problem
 from gateway.operations import reconciliation_routes
-from gateway.operations.reconciliation import report_json
 from models.clock import utcnow
 from models.tables import ReconciliationReport
 from tests.support.gateway_calls import customer
@@ -98,9 +94,3 @@ async def test_before_the_first_run_the_answer_is_a_404_problem(client, admin, m
     assert response.status == 404 and response.content_type == "application/problem+json"
     problem = await response.json()
     assert problem["status"] == 404 and "no reconciliation" in problem["detail"]
-
-
-def test_no_report_is_not_found():
-    with pytest.raises(Problem) as raised:
-        report_json(None)
-    assert raised.value.status == 404
