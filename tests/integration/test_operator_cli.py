@@ -293,6 +293,7 @@ async def test_archive_moves_a_cancelled_order_which_stays_inspectable(
 ):
     order_id, _ = await awaiting_payment(runtime, sessionmaker)
     assert await cancel_order(runtime, order_id, "customer_cancelled") == "CANCELLED"
+    await runtime.publisher.flush()  # its messages' logs must not land in the command's output
     capsys.readouterr()
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # as on a terminal: draw the bar
 

@@ -25,12 +25,17 @@ async def awaiting_payment(
     token: str = "pm_card_no_response",
     method: str = "token",
 ):
-    """An order holding ``quantity`` of a new SKU, its payment created (pending) at the provider."""
+    """An order holding ``quantity`` of a new SKU, its payment created (pending) at the provider.
+
+    Returns once the steps' messages are out: the publisher sends (and logs) in the background,
+    which would otherwise interleave with what the test does next.
+    """
     account = await make_account(sessionmaker)
     sku = await make_item(sessionmaker, stock=stock)
     order_id = await make_order(sessionmaker, account, {sku: quantity}, token=token, method=method)
     await reserve_stock(runtime, order_id)
     await request_payment(runtime, order_id)
+    await runtime.publisher.flush()
     return order_id, sku
 
 
@@ -38,6 +43,7 @@ async def placed_order(runtime, sessionmaker) -> str:
     """An order PLACED by the provider's success webhook, settled by the real step."""
     order_id, _ = await awaiting_payment(runtime, sessionmaker, token="pm_card_ok")
     await settle_payment(runtime, await provider_event(sessionmaker, order_id, "payment.succeeded"), order_id)
+    await runtime.publisher.flush()
     return order_id
 
 
