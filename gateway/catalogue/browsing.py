@@ -14,9 +14,6 @@ items, a job for a full-text index beyond that.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,13 +21,10 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.catalogue.skus import SKU_SHAPE
-from gateway.http.problems import INVALID_CURSOR, Problem
+from gateway.http.paging import decode_cursor, encode_cursor
 from models.clock import isoformat
 from models.tables import Item, StockReceipt
 from models.views import item_json
-
-# Far longer than any cursor we hand out; a longer one is refused before decoding.
-MAX_CURSOR_LENGTH = 200
 
 
 @dataclass(frozen=True)
@@ -40,26 +34,19 @@ class SkuCursor:
     sku: str
 
     def encode(self) -> str:
-        """The cursor as clients see it (opaque: URL-safe base64 of a small JSON array)."""
-        raw = json.dumps(["sku", self.sku], separators=(",", ":"))
-        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+        """The cursor as clients see it."""
+        return encode_cursor(["sku", self.sku])
 
     @classmethod
     def decode(cls, text: str) -> SkuCursor:
         """The cursor ``text`` encodes; a 400 problem when it is not one this API handed out."""
-        try:
-            if len(text) > MAX_CURSOR_LENGTH:
-                raise ValueError("too long")
-            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-            kind, sku = json.loads(raw.decode("utf-8"))
-            if kind != "sku" or not isinstance(sku, str) or not SKU_SHAPE.fullmatch(sku):
-                raise ValueError("unexpected shape")
-        except (ValueError, TypeError, binascii.Error, UnicodeError) as exc:
-            raise Problem(
-                INVALID_CURSOR,
-                "cursor: not a cursor this API handed out; start again without one",
-                field="cursor",
-            ) from exc
+        return decode_cursor(text, cls._read)
+
+    @classmethod
+    def _read(cls, values: Any) -> SkuCursor:
+        kind, sku = values
+        if kind != "sku" or not isinstance(sku, str) or not SKU_SHAPE.fullmatch(sku):
+            raise ValueError("unexpected shape")
         return cls(sku)
 
 

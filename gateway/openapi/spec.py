@@ -26,7 +26,7 @@ from typing import Any
 from gateway.catalogue.skus import SKU_PATTERN
 from gateway.http.idempotency import IDEMPOTENCY_HEADER, MAX_KEY_LENGTH
 from gateway.http.order_access import MAX_ORDER_ID_LENGTH
-from gateway.http.paging import DEFAULT_LIMIT, MAX_LIMIT
+from gateway.http.paging import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT
 from gateway.http.problems import (
     ACCOUNT_EXISTS,
     CURRENCY_MISMATCH,
@@ -52,7 +52,6 @@ from gateway.http.problems import (
 )
 from gateway.openapi.components import body_schemas
 from gateway.openapi.dialect import NULL
-from gateway.orders.cursors import MAX_CURSOR_LENGTH
 from models.state import OrderStatus, PaymentStatus, Reason
 from providers.webhook_signature import HEADER as SIGNATURE_HEADER
 
