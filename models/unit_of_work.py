@@ -207,13 +207,6 @@ class UnitOfWork:
                     exc_info=True,
                 )
 
-    async def rollback(self) -> None:
-        """Discard everything done in this transaction."""
-        self._pending = []
-        self._announced = []
-        self._moved = {}
-        await self.session.rollback()
-
 
 class UnitOfWorkFactory:
     """Makes units of work that share one process's database, publisher, notifier and emitter."""
