@@ -29,14 +29,12 @@ ARCHIVE = Route("archive", "archive")
 RECONCILE = Route("reconcile", "reconcile")
 
 
+#: The queue of every step route above, in declaration order (routes may share a queue).
+_STEP_QUEUES = list(
+    dict.fromkeys(value.queue_name for value in dict(globals()).values() if isinstance(value, Route))
+)
+
+
 def step_queues() -> list[str]:
-    """The canonical queue of every step route in this module, in declaration order."""
-    names: list[str] = []
-    for value in _ROUTES:
-        if isinstance(value, Route) and value.queue_name not in names:
-            names.append(value.queue_name)
-    return names
-
-
-#: Every route declared above, taken once the module is loaded.
-_ROUTES = [value for value in globals().values() if isinstance(value, Route)]
+    """The queue of every step route, in declaration order."""
+    return list(_STEP_QUEUES)

@@ -14,8 +14,8 @@ from actors.notify import send_notification
 from models.state import NotificationStatus
 from models.tables import Notification
 from providers.mailer import MailTemporaryError
-from tests.integration.test_mailer_connection import CountingServer
 from tests.support.scenarios import placed_order as placed
+from tests.support.smtp import CountingServer
 from workers.runtime import build_runtime
 
 
