@@ -1,8 +1,9 @@
 """Which committed changes other parties hear about: customer emails and domain events.
 
-The unit of work calls :meth:`EventEmitter.emit` just before committing: every order that moved
-into a status listed here (or whose payment was refunded) gets, in the same transaction, a
-`notify` message and a domain event in the outbox. No step can forget to announce a transition.
+Every move of an order announces itself to its unit of work (:meth:`UnitOfWork.announce`), which
+calls :meth:`EventEmitter.emit` just before committing: every order that moved into a status
+listed here (or whose payment was refunded) gets, in the same transaction, a `notify` message
+and a domain event in the outbox.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from models.clock import isoformat, utcnow
-from models.state import OrderStatus, PaymentStatus
-from models.tables import Order, Payment, new_id
+from models.state import OrderStatus
+from models.tables import Order, new_id
 from models.views import order_json
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ class EventEmitter:
         """The event a move into ``status`` (or a confirmed refund) announces, if any."""
         return REFUNDED_EVENT if refunded else ORDER_EVENTS.get(status)  # type: ignore[call-overload]
 
-    def emit_explicit(self, uow: UnitOfWork, announced: list[tuple[Any, str]]) -> None:
+    def emit(self, uow: UnitOfWork, announced: list[tuple[Any, str]]) -> None:
         """Enqueue, in ``uow``, the email and domain event of each ``(order, event type)``.
 
         The order documents are built now, at commit, so they show the order as it is committed.
@@ -56,16 +57,3 @@ class EventEmitter:
         for order, event_type in announced:
             uow.enqueue(self.notify_route, order_id=order.id, event_type=event_type)
             uow.publish_event(self.exchange, event_type, event_body(event_type, order), order_id=order.id)
-
-    def emit(self, uow: UnitOfWork, orders: list[Order], refunded: list[Payment]) -> None:
-        """Enqueue, in ``uow``, what the changed ``orders`` and ``refunded`` payments announce."""
-        announced = [
-            (order, ORDER_EVENTS[OrderStatus(order.status)])
-            for order in orders
-            if order.status in ORDER_EVENTS
-        ]
-        loaded = {o.id: o for o in uow.session.identity_map.values() if isinstance(o, Order)}
-        for payment in refunded:
-            if payment.status == PaymentStatus.REFUNDED and payment.order_id in loaded:
-                announced.append((loaded[payment.order_id], REFUNDED_EVENT))
-        self.emit_explicit(uow, announced)

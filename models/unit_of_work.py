@@ -5,9 +5,10 @@ it) and handed to a publisher only once the commit succeeded: a crash between th
 unsent row for the relay, never a lost or premature message.
 
 What a transaction announces (the customer's email, the domain event, the live-status nudge)
-is said explicitly: a transition made with SQL statements (:mod:`models.order_moves`) calls
-:meth:`UnitOfWork.announce`. Steps that still change ORM objects are announced from the
-session's changed statuses just before commit, as before.
+is said explicitly, by the move itself: a transition made with SQL statements
+(:mod:`models.order_moves`) calls :meth:`UnitOfWork.announce`, and one made on an ORM order
+goes through :meth:`UnitOfWork.move`, which does the same. Nothing is inferred from what the
+session happens to hold.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import insert, inspect
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from models.clock import utcnow
 from models.order_record import OrderRecord, lock_order_record
-from models.tables import Order, OutboxMessage, Payment, new_id, table_of
+from models.state import OrderStatus, Reason, transition
+from models.tables import Order, OutboxMessage, new_id, table_of
 
 log = structlog.get_logger(__name__)
 
@@ -75,9 +77,7 @@ class Notifier(Protocol):
 
 
 class Emitter(Protocol):
-    def emit(self, uow: UnitOfWork, orders: list[Any], refunded: list[Payment]) -> None: ...
-
-    def emit_explicit(self, uow: UnitOfWork, announced: list[tuple[Any, str]]) -> None: ...
+    def emit(self, uow: UnitOfWork, announced: list[tuple[Any, str]]) -> None: ...
 
     def event_for(self, status: str, *, refunded: bool = False) -> str | None: ...
 
@@ -153,7 +153,8 @@ class UnitOfWork:
         return message
 
     def announce(self, order: Any, status: str, *, refunded: bool = False) -> None:
-        """Record that ``order`` (an :class:`models.order_record.OrderRecord`) moved to ``status``.
+        """Record that ``order`` (an :class:`models.order_record.OrderRecord`, or an ORM order moved by
+        :meth:`move`) moved to ``status``.
 
         At commit its subscribers hear of it: the email and domain event of the status (or of
         the refund), and after commit the live-status nudge.
@@ -165,30 +166,25 @@ class UnitOfWork:
         if event_type is not None:
             self._announced.append((order, event_type))
 
-    def _changed(self, kind: type) -> list[Any]:
-        """ORM instances of ``kind`` whose status this transaction changed (before commit clears that)."""
-        instances = {id(i): i for i in [*self.session.new, *self.session.identity_map.values()]}
-        return [
-            instance
-            for instance in instances.values()
-            if isinstance(instance, kind) and inspect(instance).attrs._status.history.has_changes()
-        ]
+    def move(
+        self, order: Order, target: OrderStatus, reason: Reason | None = None, note: str | None = None
+    ) -> None:
+        """Move ``order``, an ORM order loaded (and locked) in this session, to ``target`` and
+        announce it as :meth:`announce` does.
+
+        Raises :class:`models.state.IllegalTransition` when the move is not in the table.
+        """
+        transition(order, target, reason, note)
+        self.announce(order, order.status)
 
     async def commit(self) -> None:
         """Announce status changes, write the outbox, commit, then publish what was enqueued.
 
         Publishing failures are left to the relay; the commit is what counts.
         """
-        # Only ORM code leaves objects in the session; statement-level moves announce themselves.
-        tracked = bool(self.session.identity_map) or bool(self.session.new)
-        orders = self._changed(Order) if tracked else []
-        if self._emitter is not None:
-            payments = self._changed(Payment) if tracked else []
-            if orders or payments:
-                self._emitter.emit(self, orders, payments)
-            if self._announced:
-                self._emitter.emit_explicit(self, self._announced)
-        changes = {**self._moved, **{order.id: order.status for order in orders}}
+        if self._emitter is not None and self._announced:
+            self._emitter.emit(self, self._announced)
+        changes = self._moved
         if self._pending:
             connection = await self.connection()
             await connection.execute(_INSERT_OUTBOX, [message.values() for message in self._pending])

@@ -1,8 +1,8 @@
 """The fulfilment side of an order, done by the operator: shipping and delivering.
 
 Both are plain state-machine moves made by the gateway itself, under the order row's lock so a
-cancel step racing a ship sees one outcome or the other, never both. The unit of work announces
-the move like any worker step: the customer's email and the ``order.shipped`` /
+cancel step racing a ship sees one outcome or the other, never both. The move announces itself
+to the unit of work like any worker step's: the customer's email and the ``order.shipped`` /
 ``order.delivered`` domain event go to the outbox in the same transaction.
 """
 
@@ -13,7 +13,7 @@ import structlog
 from gateway.http.auth import Caller
 from gateway.http.order_access import FoundOrder, find_order
 from gateway.http.problems import ILLEGAL_TRANSITION, Problem
-from models.state import ORDER_TRANSITIONS, IllegalTransition, OrderStatus, transition
+from models.state import ORDER_TRANSITIONS, IllegalTransition, OrderStatus
 from models.unit_of_work import UnitOfWorkFactory
 
 log = structlog.get_logger(__name__)
@@ -49,7 +49,7 @@ async def advance(units_of_work: UnitOfWorkFactory, order_id: str, target: Order
         if found.archived:
             raise _refusal(found, target)
         try:
-            transition(found.order, target)
+            uow.move(found.order, target)
         except IllegalTransition:
             raise _refusal(found, target) from None
         await uow.commit()

@@ -21,14 +21,14 @@ from tests.support.scenarios import assert_invariants, awaiting_payment, provide
 
 async def delivered(runtime, sessionmaker) -> tuple[str, str]:
     from models.repository import lock_order
-    from models.state import OrderStatus, transition
+    from models.state import OrderStatus
 
     order_id, sku = await awaiting_payment(runtime, sessionmaker, token="pm_card_ok")
     await settle_payment(runtime, await provider_event(sessionmaker, order_id, "payment.succeeded"), order_id)
     async with runtime.uow() as uow:
         order = await lock_order(uow.session, order_id)
-        transition(order, OrderStatus.SHIPPED)
-        transition(order, OrderStatus.DELIVERED)
+        uow.move(order, OrderStatus.SHIPPED)
+        uow.move(order, OrderStatus.DELIVERED)
         await uow.commit()
     return order_id, sku
 

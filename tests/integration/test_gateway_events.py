@@ -1,8 +1,8 @@
 """``GET /orders/{id}/events``: the current status, each change, and the end after a final status.
 
-Changes are made the way workers make them: ``transition()`` in a unit of work of the test's own
-that announces them through a :class:`StatusNotifier` on the real Redis. Every read of the
-stream has a deadline; nothing waits a fixed time.
+Changes are made the way the gateway and workers make them: ``uow.move()`` in a unit of work of
+the test's own that announces them through a :class:`StatusNotifier` on the real Redis. Every
+read of the stream has a deadline; nothing waits a fixed time.
 """
 
 from __future__ import annotations

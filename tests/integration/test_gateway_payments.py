@@ -19,7 +19,7 @@ from gateway.http.auth import issue_token
 from models.archive import archive_batch
 from models.clock import utcnow
 from models.repository import lock_order
-from models.state import OrderStatus, PaymentStatus, Reason, move_payment, transition
+from models.state import OrderStatus, PaymentStatus, Reason, move_payment
 from models.tables import IdempotencyKey, OutboxMessage
 from models.unit_of_work import UnitOfWork
 from tests.support.factories import load_order
@@ -69,7 +69,7 @@ async def settle_as_worker(
             payment.provider_payment_id = f"pay_{uuid.uuid4().hex}"
         move_payment(payment, payment_status)
         for status, reason in order_moves:
-            transition(order, status, reason)
+            uow.move(order, status, reason)
         await uow.commit()
 
 

@@ -52,6 +52,25 @@ async def test_a_transition_enqueues_its_email_and_its_domain_event_in_the_same_
     assert all(r.sent_at is not None for r in rows)  # published after commit
 
 
+async def test_a_move_announces_itself_and_nothing_is_inferred_from_the_session(runtime, sessionmaker):
+    from models.repository import lock_order
+    from models.state import OrderStatus
+
+    order_id = await placed(runtime, sessionmaker)
+    before = len(await outbox_for(sessionmaker, order_id))
+    async with runtime.uow() as uow:
+        order = await lock_order(uow.session, order_id)
+        order._status = OrderStatus.SHIPPED.value  # a change no move made: not announced
+        await uow.commit()
+    assert len(await outbox_for(sessionmaker, order_id)) == before
+
+    async with runtime.uow() as uow:
+        uow.move(await lock_order(uow.session, order_id), OrderStatus.DELIVERED)
+        await uow.commit()
+    added = (await outbox_for(sessionmaker, order_id))[before:]
+    assert sorted((r.actor_name or r.routing_key) for r in added) == ["notify", "order.delivered"]
+
+
 async def test_email_goes_out_once_even_when_delivered_twice_or_at_once(mailing, sessionmaker, smtp):
     order_id = await placed(mailing, sessionmaker)
 

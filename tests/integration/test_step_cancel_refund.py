@@ -126,11 +126,11 @@ async def test_cancelling_twice_or_at_once_changes_nothing_more(runtime, session
 
 async def test_shipped_order_is_not_cancelled(runtime, sessionmaker, psp_url):
     from models.repository import lock_order
-    from models.state import OrderStatus, transition
+    from models.state import OrderStatus
 
     order_id, sku = await placed_order(runtime, sessionmaker, psp_url)
     async with runtime.uow() as uow:
-        transition(await lock_order(uow.session, order_id), OrderStatus.SHIPPED)
+        uow.move(await lock_order(uow.session, order_id), OrderStatus.SHIPPED)
         await uow.commit()
 
     assert await cancel_order(runtime, order_id, "customer_cancelled") == "SHIPPED"

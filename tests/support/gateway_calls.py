@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from models.repository import lock_order
-from models.state import OrderStatus, Reason, transition
+from models.state import OrderStatus, Reason
 from models.unit_of_work import Notifier, UnitOfWork
 
 
@@ -56,5 +56,5 @@ async def move(
     async with UnitOfWork(sessionmaker, NoMessages(), notifier) as uow:
         order = await lock_order(uow.session, order_id)
         for status, reason in steps:
-            transition(order, status, reason)
+            uow.move(order, status, reason)
         await uow.commit()
