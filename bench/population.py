@@ -44,7 +44,7 @@ async def create_accounts(engine: AsyncEngine, count: int) -> list[str]:
 
 
 def tokens_for(settings: Settings, account_ids: list[str]) -> list[str]:
-    return [str(issue_token(settings, account_id)["access_token"]) for account_id in account_ids]
+    return [issue_token(settings, account_id).access_token for account_id in account_ids]
 
 
 async def create_items(

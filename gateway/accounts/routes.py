@@ -9,6 +9,7 @@ from msgspec import UNSET
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from gateway.accounts import schemas
 from gateway.accounts.schemas import AccountChanges, Credentials, NewAccount
 from gateway.accounts.sign_in_limits import begin_sign_in
 from gateway.http.auth import authenticated_account_id, issue_token
@@ -17,11 +18,10 @@ from gateway.http.db_errors import is_duplicate_key
 from gateway.http.problems import ACCOUNT_EXISTS, INVALID_CREDENTIALS, INVALID_TOKEN, Problem
 from gateway.http.responses import json_response
 from gateway.keys import PASSWORDS, SESSIONMAKER, SETTINGS
-from gateway.payments.methods import default_payment_method_json
-from models.clock import utcnow
+from gateway.payments.methods import default_payment_method
+from models.clock import isoformat, utcnow
 from models.identity import normalize_email
 from models.tables import Account
-from models.views import account_json
 
 routes = web.RouteTableDef()
 
@@ -52,12 +52,21 @@ async def create_account(request: web.Request) -> web.Response:
         if is_duplicate_key(exc):
             raise Problem(ACCOUNT_EXISTS, "an account with this email already exists") from None
         raise
-    return json_response(_account_json(account), status=201, headers={"Location": "/accounts/me"})
+    return json_response(_account_document(account), status=201, headers={"Location": "/accounts/me"})
 
 
-def _account_json(account: Account) -> dict:
+def _account_document(account: Account) -> schemas.Account:
     """The account as its owner sees it, with its default payment method (the token, no card data)."""
-    return {**account_json(account), "default_payment_method": default_payment_method_json(account)}
+    return schemas.Account(
+        id=account.id,
+        email=account.email,
+        name=account.name,
+        shipping_address=account.shipping_address,
+        billing_address=account.billing_address,
+        default_payment_method=default_payment_method(account),
+        created_at=isoformat(account.created_at),
+        updated_at=isoformat(account.updated_at),
+    )
 
 
 @routes.post("/auth/token")
@@ -113,7 +122,7 @@ async def get_me(request: web.Request) -> web.Response:
     """The caller's own account."""
     async with request.app[SESSIONMAKER]() as session:
         account = await _own_account(request, session)
-    return json_response(_account_json(account))
+    return json_response(_account_document(account))
 
 
 def _changed_columns(changes: AccountChanges) -> dict[str, Any]:
@@ -139,4 +148,4 @@ async def update_me(request: web.Request) -> web.Response:
             setattr(account, field, value)
         if changes:
             account.updated_at = utcnow()
-    return json_response(_account_json(account))
+    return json_response(_account_document(account))

@@ -1,13 +1,14 @@
-"""The bodies of accounts and sign-in."""
+"""The bodies of accounts and sign-in, and the account as its owner sees it."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from gateway.http.fields import Address, Email, Name
 from gateway.payments.schemas import DefaultPaymentMethod
+from models.documents import Id, Time
 
 Password = Annotated[str, Meta(min_length=8, max_length=128, extra_json_schema={"format": "password"})]
 
@@ -40,3 +41,16 @@ class Credentials(Struct, forbid_unknown_fields=True):
     # As typed: looked up in its canonical form, but never refused for its shape.
     email: Annotated[str, Meta(min_length=1, max_length=254)]
     password: Annotated[str, Meta(min_length=1, max_length=1024, extra_json_schema={"format": "password"})]
+
+
+class Account(Struct):
+    """An account as its owner sees it: never the password, and only the token of a payment method"""
+
+    id: Id
+    email: str
+    name: str
+    shipping_address: dict[str, Any] | None
+    billing_address: dict[str, Any] | None
+    default_payment_method: DefaultPaymentMethod | None
+    created_at: Time
+    updated_at: Time

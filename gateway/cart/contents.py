@@ -11,19 +11,15 @@ out of the cart (:mod:`models.order_flow`), so a failed payment leaves the cart 
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.cart.schemas import MAX_CART_LINES, Cart, CartLine, Wishlist, WishlistEntry
 from gateway.http.auth import customer_or_admin
 from gateway.http.problems import CART_FULL, INVALID_TOKEN, Problem
 from models.clock import isoformat, utcnow
 from models.tables import Account, CartItem, Item, WishlistItem
-
-# As many lines as one POST /orders may carry, so every cart can be checked out.
-MAX_CART_LINES = 50
 
 
 def customer_account_id(request: web.Request) -> str:
@@ -87,7 +83,7 @@ async def set_cart_line(session: AsyncSession, account_id: str, sku: str, quanti
     session.add(CartItem(account_id=account_id, sku=sku, quantity=quantity, added_at=now, updated_at=now))
 
 
-async def cart_json(session: AsyncSession, account_id: str) -> dict[str, Any]:
+async def cart_document(session: AsyncSession, account_id: str) -> Cart:
     """The cart as ``GET /cart`` shows it, priced from the catalogue as it is now.
 
     ``total_cents`` adds the lines whose item is known; ``currency`` is theirs, null for an empty
@@ -102,48 +98,37 @@ async def cart_json(session: AsyncSession, account_id: str) -> dict[str, Any]:
             .order_by(CartItem.added_at, CartItem.sku)
         )
     ).all()
-    items: list[dict[str, Any]] = []
+    items: list[CartLine] = []
     currencies: set[str] = set()
     total = 0
     for line, item in rows:
         if item is None:
-            items.append(
-                {
-                    "sku": line.sku,
-                    "quantity": line.quantity,
-                    "name": None,
-                    "unit_price_cents": None,
-                    "currency": None,
-                    "available": None,
-                    "line_total_cents": None,
-                    "unknown": True,
-                }
-            )
+            items.append(CartLine(line.sku, line.quantity, None, None, None, None, None, unknown=True))
             continue
         line_total = item.price_cents * line.quantity
         currencies.add(item.currency)
         total += line_total
         items.append(
-            {
-                "sku": item.sku,
-                "quantity": line.quantity,
-                "name": item.name,
-                "unit_price_cents": item.price_cents,
-                "currency": item.currency,
-                "available": _available(item),
-                "line_total_cents": line_total,
-                "unknown": False,
-            }
+            CartLine(
+                item.sku,
+                line.quantity,
+                item.name,
+                item.price_cents,
+                item.currency,
+                _available(item),
+                line_total,
+                unknown=False,
+            )
         )
     if len(currencies) > 1:
-        return {"items": items, "total_cents": None, "currency": None}
-    return {"items": items, "total_cents": total, "currency": currencies.pop() if currencies else None}
+        return Cart(items, total_cents=None, currency=None)
+    return Cart(items, total_cents=total, currency=currencies.pop() if currencies else None)
 
 
 # -- wishlist --------------------------------------------------------------------------------
 
 
-async def wishlist_json(session: AsyncSession, account_id: str) -> dict[str, Any]:
+async def wishlist_document(session: AsyncSession, account_id: str) -> Wishlist:
     """The wishlist as ``GET /wishlist`` shows it, oldest entry first, with current catalogue data."""
     rows = (
         await session.execute(
@@ -153,30 +138,22 @@ async def wishlist_json(session: AsyncSession, account_id: str) -> dict[str, Any
             .order_by(WishlistItem.added_at, WishlistItem.sku)
         )
     ).all()
-    items: list[dict[str, Any]] = []
+    items: list[WishlistEntry] = []
     for entry, item in rows:
         if item is None:
             items.append(
-                {
-                    "sku": entry.sku,
-                    "name": None,
-                    "price_cents": None,
-                    "currency": None,
-                    "available": None,
-                    "added_at": isoformat(entry.added_at),
-                    "unknown": True,
-                }
+                WishlistEntry(entry.sku, None, None, None, None, isoformat(entry.added_at), unknown=True)
             )
             continue
         items.append(
-            {
-                "sku": item.sku,
-                "name": item.name,
-                "price_cents": item.price_cents,
-                "currency": item.currency,
-                "available": _available(item),
-                "added_at": isoformat(entry.added_at),
-                "unknown": False,
-            }
+            WishlistEntry(
+                item.sku,
+                item.name,
+                item.price_cents,
+                item.currency,
+                _available(item),
+                isoformat(entry.added_at),
+                unknown=False,
+            )
         )
-    return {"items": items}
+    return Wishlist(items)

@@ -1,7 +1,7 @@
 """The customer's cart: ``GET /cart``, ``PUT``/``DELETE /cart/items/{sku}`` and ``POST /cart/checkout``.
 
 Every answer but the checkout's is the whole cart, priced from the catalogue as it is now
-(:func:`gateway.cart.contents.cart_json`). Customer tokens only: the admin token answers 403.
+(:func:`gateway.cart.contents.cart_document`). Customer tokens only: the admin token answers 403.
 
 A checkout becomes an order exactly as ``POST /orders`` does, through
 :func:`gateway.orders.placing.place_order`, with two differences:
@@ -27,7 +27,13 @@ from aiohttp import web
 from msgspec import UNSET
 from sqlalchemy import delete
 
-from gateway.cart.contents import cart_json, catalogue_sku, customer_account_id, lock_account, set_cart_line
+from gateway.cart.contents import (
+    cart_document,
+    catalogue_sku,
+    customer_account_id,
+    lock_account,
+    set_cart_line,
+)
 from gateway.cart.schemas import CartQuantity, Checkout
 from gateway.catalogue.skus import path_sku
 from gateway.http.bodies import convert, read_body
@@ -51,7 +57,7 @@ async def get_cart(request: web.Request) -> web.Response:
     """The caller's cart with current names, prices and availability."""
     account_id = customer_account_id(request)
     async with request.app[SESSIONMAKER]() as session:
-        return json_response(await cart_json(session, account_id))
+        return json_response(await cart_document(session, account_id))
 
 
 @routes.put("/cart/items/{sku}")
@@ -68,7 +74,7 @@ async def put_cart_line(request: web.Request) -> web.Response:
         await lock_account(session, account_id)
         await set_cart_line(session, account_id, sku, quantity)
         await session.flush()
-        cart = await cart_json(session, account_id)
+        cart = await cart_document(session, account_id)
     return json_response(cart)
 
 
@@ -82,7 +88,7 @@ async def delete_cart_line(request: web.Request) -> web.Response:
             await session.execute(
                 delete(CartItem).where(CartItem.account_id == account_id, CartItem.sku == sku)
             )
-        cart = await cart_json(session, account_id)
+        cart = await cart_document(session, account_id)
     return json_response(cart)
 
 
@@ -129,4 +135,6 @@ async def checkout(request: web.Request) -> web.Response:
         max_unpaid_orders=request.app[SETTINGS].max_unpaid_orders,
     )
     structlog.contextvars.bind_contextvars(order_id=placed.order.id)
-    return json_response(placed.found.json(), status=202, headers={"Location": f"/orders/{placed.order.id}"})
+    return json_response(
+        placed.found.document(), status=202, headers={"Location": f"/orders/{placed.order.id}"}
+    )

@@ -1,7 +1,7 @@
 """The customer's wishlist: ``GET /wishlist``, ``PUT /wishlist/{sku}``, ``DELETE /wishlist/{sku}``.
 
 Every answer is the whole wishlist with current catalogue names and prices
-(:func:`gateway.cart.contents.wishlist_json`). Customer tokens only: the admin token answers 403.
+(:func:`gateway.cart.contents.wishlist_document`). Customer tokens only: the admin token answers 403.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy import delete
 
-from gateway.cart.contents import catalogue_sku, customer_account_id, lock_account, wishlist_json
+from gateway.cart.contents import catalogue_sku, customer_account_id, lock_account, wishlist_document
 from gateway.catalogue.skus import path_sku
 from gateway.http.responses import json_response
 from gateway.keys import SESSIONMAKER
@@ -24,7 +24,7 @@ async def get_wishlist(request: web.Request) -> web.Response:
     """The caller's wishlist, oldest entry first."""
     account_id = customer_account_id(request)
     async with request.app[SESSIONMAKER]() as session:
-        return json_response(await wishlist_json(session, account_id))
+        return json_response(await wishlist_document(session, account_id))
 
 
 @routes.put("/wishlist/{sku}")
@@ -39,7 +39,7 @@ async def put_wishlist_item(request: web.Request) -> web.Response:
         if await session.get(WishlistItem, (account_id, sku)) is None:
             session.add(WishlistItem(account_id=account_id, sku=sku, added_at=utcnow()))
             await session.flush()
-        wishlist = await wishlist_json(session, account_id)
+        wishlist = await wishlist_document(session, account_id)
     return json_response(wishlist)
 
 
@@ -53,5 +53,5 @@ async def delete_wishlist_item(request: web.Request) -> web.Response:
             await session.execute(
                 delete(WishlistItem).where(WishlistItem.account_id == account_id, WishlistItem.sku == sku)
             )
-        wishlist = await wishlist_json(session, account_id)
+        wishlist = await wishlist_document(session, account_id)
     return json_response(wishlist)

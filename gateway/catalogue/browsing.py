@@ -20,11 +20,12 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.catalogue.items import item_document
+from gateway.catalogue.schemas import ItemPage, Receipt, Receipts
 from gateway.catalogue.skus import SKU_SHAPE
 from gateway.http.paging import decode_cursor, encode_cursor
 from models.clock import isoformat
 from models.tables import Item, StockReceipt
-from models.views import item_json
 
 
 @dataclass(frozen=True)
@@ -50,20 +51,6 @@ class SkuCursor:
         return cls(sku)
 
 
-@dataclass(frozen=True)
-class ItemPage:
-    """The items of one page and the cursor of the next one (None on the last page)."""
-
-    items: list[dict[str, Any]]
-    next_cursor: SkuCursor | None
-
-    def json(self) -> dict[str, Any]:
-        return {
-            "items": self.items,
-            "next_cursor": self.next_cursor.encode() if self.next_cursor is not None else None,
-        }
-
-
 async def list_items(
     session: AsyncSession, *, search: str | None, limit: int, after: SkuCursor | None
 ) -> ItemPage:
@@ -80,12 +67,12 @@ async def list_items(
     more = len(items) > limit
     items = items[:limit]
     return ItemPage(
-        items=[item_json(item, item.stock.available if item.stock is not None else 0) for item in items],
-        next_cursor=SkuCursor(items[-1].sku) if more else None,
+        items=[item_document(item, item.stock.available if item.stock is not None else 0) for item in items],
+        next_cursor=SkuCursor(items[-1].sku).encode() if more else None,
     )
 
 
-async def stock_receipts(session: AsyncSession, sku: str) -> list[dict[str, Any]]:
+async def stock_receipts(session: AsyncSession, sku: str) -> Receipts:
     """Every stock receipt of ``sku``, newest first."""
     rows = (
         await session.execute(
@@ -94,4 +81,4 @@ async def stock_receipts(session: AsyncSession, sku: str) -> list[dict[str, Any]
             .order_by(StockReceipt.received_at.desc(), StockReceipt.id.desc())
         )
     ).all()
-    return [{"quantity": row.quantity, "received_at": isoformat(row.received_at)} for row in rows]
+    return Receipts([Receipt(row.quantity, isoformat(row.received_at)) for row in rows])

@@ -43,7 +43,7 @@ async def get_items(request: web.Request) -> web.Response:
     search, limit, after = _list_query(request)
     async with request.app[SESSIONMAKER]() as session:
         page = await list_items(session, search=search, limit=limit, after=after)
-    return json_response(page.json())
+    return json_response(page)
 
 
 @routes.get("/items/{sku}/receipts")
@@ -61,4 +61,4 @@ async def get_receipts(request: web.Request) -> web.Response:
         if sku is None:
             raise Problem(404, f"no item with sku {wanted!r}")
         receipts = await stock_receipts(session, sku)
-    return json_response({"receipts": receipts})
+    return json_response(receipts)

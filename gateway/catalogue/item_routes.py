@@ -7,6 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from gateway.catalogue import schemas
+from gateway.catalogue.items import item_document
 from gateway.catalogue.skus import path_sku
 from gateway.http.auth import require_admin
 from gateway.http.bodies import read_body
@@ -17,7 +18,6 @@ from gateway.keys import SESSIONMAKER
 from models.clock import utcnow
 from models.inventory import book_receipt
 from models.tables import Item, Stock
-from models.views import item_json
 
 routes = web.RouteTableDef()
 
@@ -47,7 +47,9 @@ async def create_item(request: web.Request) -> web.Response:
         if is_duplicate_key(exc):
             raise Problem(ITEM_EXISTS, f"an item with sku {new.sku!r} already exists") from None
         raise
-    return json_response(item_json(item, available=0), status=201, headers={"Location": f"/items/{item.sku}"})
+    return json_response(
+        item_document(item, available=0), status=201, headers={"Location": f"/items/{item.sku}"}
+    )
 
 
 def _path_sku(request: web.Request) -> str:
@@ -67,7 +69,7 @@ async def get_item(request: web.Request) -> web.Response:
         if item is None:
             raise Problem(404, f"no item with sku {sku!r}")
         available = item.stock.available if item.stock is not None else 0
-    return json_response(item_json(item, available))
+    return json_response(item_document(item, available))
 
 
 @routes.post("/items/{sku}/stock")
@@ -88,4 +90,4 @@ async def receive_stock(request: web.Request) -> web.Response:
                 STOCK_LIMIT, "this receipt would take the stock past the largest storable quantity"
             ) from None
         raise
-    return json_response({"sku": sku, "available": level.available, "received": level.received}, status=201)
+    return json_response(schemas.StockLevel(sku, level.available, level.received), status=201)

@@ -1,4 +1,5 @@
-"""The bodies of the catalogue: a new item and a stock receipt."""
+"""The bodies of the catalogue (a new item, a stock receipt, the search of the item list) and its
+answers: items, a page of them, a stock level and the receipts."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 from gateway.catalogue.skus import Sku
 from gateway.http.fields import Currency, HttpUrl, Name, anchored, free_form
 from gateway.http.paging import DEFAULT_LIMIT, PageLimit
+from models.documents import Cents, CurrencyCode, Time
 
 # Generous but finite: totals of 50 lines x 1000 units stay far inside a BIGINT.
 MAX_PRICE_CENTS = 10**12
@@ -65,3 +67,44 @@ class ItemListQuery(Struct, forbid_unknown_fields=True):
 
     q: Annotated[str, Meta(min_length=1, max_length=MAX_QUERY_LENGTH)] | UnsetType = UNSET
     limit: PageLimit = DEFAULT_LIMIT
+
+
+class Item(Struct):
+    """A catalogue item with the quantity that can be ordered now"""
+
+    sku: str
+    name: str
+    price_cents: Cents
+    currency: CurrencyCode
+    upc: str | None
+    picture_urls: list[str]
+    attributes: dict[str, Any]
+    available: Annotated[int, Meta(ge=0, description="Units that can be ordered now")]
+
+
+class ItemPage(Struct):
+    """One page of the catalogue, in SKU order"""
+
+    items: list[Item]
+    next_cursor: Annotated[str, Meta(description="null on the last page")] | None
+
+
+class StockLevel(Struct):
+    """An item's stock after a receipt"""
+
+    sku: str
+    available: Annotated[int, Meta(ge=0)]
+    received: Annotated[int, Meta(ge=0)]
+
+
+class Receipt(Struct):
+    """Units booked into stock at one time"""
+
+    quantity: Annotated[int, Meta(ge=1)]
+    received_at: Time
+
+
+class Receipts(Struct):
+    """Every stock receipt of an item"""
+
+    receipts: Annotated[list[Receipt], Meta(description="Newest first")]

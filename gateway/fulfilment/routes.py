@@ -18,7 +18,7 @@ async def _advance(request: web.Request, target: OrderStatus) -> web.Response:
     require_admin(request)
     order_id = order_id_param(request, OPERATOR)
     found = await advance(request.app[UNITS_OF_WORK], order_id, target)
-    return json_response(found.json())
+    return json_response(found.document())
 
 
 @routes.post("/orders/{order_id}/ship")

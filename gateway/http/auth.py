@@ -12,10 +12,12 @@ import hmac
 import time
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Annotated, Literal
 
 import jwt
 import structlog
 from aiohttp import hdrs, web
+from msgspec import Meta, Struct
 
 from config.settings import Settings
 from gateway.http.problems import INVALID_TOKEN, Problem
@@ -24,12 +26,20 @@ from gateway.keys import SETTINGS
 ALGORITHM = "HS256"
 
 
-def issue_token(settings: Settings, account_id: str) -> dict[str, object]:
+class Token(Struct):
+    """A bearer token for the customer endpoints, and how long it lasts"""
+
+    access_token: Annotated[str, Meta(description="Send as `Authorization: Bearer <access_token>`")]
+    token_type: Literal["bearer"]
+    expires_in: Annotated[int, Meta(ge=1, description="Seconds")]
+
+
+def issue_token(settings: Settings, account_id: str) -> Token:
     """The ``POST /auth/token`` answer for ``account_id``: a signed bearer token and its lifetime."""
     now = int(time.time())
     claims = {"sub": account_id, "iat": now, "exp": now + settings.token_ttl_seconds}
     token = jwt.encode(claims, settings.token_secret, algorithm=ALGORITHM)
-    return {"access_token": token, "token_type": "bearer", "expires_in": settings.token_ttl_seconds}
+    return Token(access_token=token, token_type="bearer", expires_in=settings.token_ttl_seconds)
 
 
 def _challenge(error: str | None = None) -> dict[str, str]:

@@ -12,7 +12,6 @@ by a read of the archive cannot miss an order being moved between the two reads.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 from aiohttp import web
@@ -22,9 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.http.auth import Caller
 from gateway.http.problems import Problem
 from models.archive import load_archived_order
+from models.documents import Order as OrderDocument
 from models.repository import lock_order
 from models.tables import Order
-from models.views import order_json
+from models.views import order_document
 
 # Order ids are 32 hex characters; anything longer cannot be one and never reaches the database.
 MAX_ORDER_ID_LENGTH = 32
@@ -52,9 +52,9 @@ class FoundOrder:
     order: Order
     archived: bool = False
 
-    def json(self) -> dict[str, Any]:
+    def document(self) -> OrderDocument:
         """The order document, with its ``archived`` flag."""
-        return order_json(self.order, archived=self.archived)
+        return order_document(self.order, archived=self.archived)
 
 
 async def find_order(

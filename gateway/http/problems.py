@@ -20,13 +20,14 @@ from aiohttp import hdrs, web
 from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from gateway.http import problem_body
 from gateway.http.db_errors import is_transient
+from gateway.http.problem_body import PROBLEM_BASE
 from gateway.http.responses import json_response
 
 log = structlog.get_logger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
-PROBLEM_BASE = "https://orders.example/problems/"
 
 
 @dataclass(frozen=True)
@@ -120,13 +121,9 @@ def problem_response(
     **extensions: Any,
 ) -> web.Response:
     """Render one problem document."""
-    body = {
-        "type": type_,
-        "title": title or _phrase(status),
-        "status": status,
-        "detail": detail,
-        **extensions,
-    }
+    body = problem_body.Problem(
+        type=type_, title=title or _phrase(status), status=status, detail=detail, **extensions
+    )
     return json_response(body, status=status, headers=headers, content_type=PROBLEM_CONTENT_TYPE)
 
 

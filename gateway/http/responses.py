@@ -1,6 +1,8 @@
-"""JSON answers: every document the gateway sends (answers and problems) is encoded here, by orjson.
+"""JSON answers: every document the gateway sends (answers and problems) is encoded here.
 
-orjson writes the same JSON as the standard library for everything the gateway sends (compact,
+Answers are declared as :class:`msgspec.Struct` types (which the API description's schemas are
+generated from) and written by msgspec, straight from the Struct. Other values are written by
+orjson, which writes the same JSON as the standard library for everything the gateway sends (compact,
 and UTF-8 instead of ``\\u`` escapes, which parse to the same values), several times faster. The
 few values orjson refuses (integers past 64 bits, which a free-form shipping address may hold,
 keys that are not strings) are written by the standard library instead.
@@ -12,14 +14,19 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
 import orjson
 from aiohttp import web
 
 JSON_CONTENT_TYPE = "application/json"
 
+_encode_struct = msgspec.json.Encoder().encode
+
 
 def dumps(data: Any) -> bytes:
-    """``data`` as a JSON document in UTF-8."""
+    """``data`` (a declared document, or plain JSON values) as a JSON document in UTF-8."""
+    if isinstance(data, msgspec.Struct):
+        return _encode_struct(data)
     try:
         return orjson.dumps(data)
     except TypeError:  # orjson.JSONEncodeError: what only the standard library writes (or nobody does)

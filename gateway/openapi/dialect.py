@@ -41,6 +41,10 @@ def _nullable(schema: Schema) -> Schema:
         return schema
     rest = {key: value for key, value in schema.items() if key != "anyOf"}
     if len(others) == 1 and "type" in others[0] and "$ref" not in others[0]:
-        return {**others[0], **rest, "nullable": True}
+        merged = {**others[0], **rest, "nullable": True}
+        # ``nullable`` does not widen an ``enum``: null must be one of its values to be allowed.
+        if "enum" in merged and None not in merged["enum"]:
+            merged["enum"] = [*merged["enum"], None]
+        return merged
     inner = others[0] if len(others) == 1 else {"anyOf": others}
     return {**rest, "anyOf": [inner, NULL]}

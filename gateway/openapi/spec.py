@@ -1,8 +1,10 @@
 """The OpenAPI 3.0.3 document of the gateway (docs/contract.md, "HTTP API"), as Python data.
 
-Request body schemas are generated from the msgspec types that read those bodies
-(:mod:`gateway.openapi.components`), so a limit is declared once, where it is enforced. What is
-written here is the rest: paths, operations, parameters, responses, security and descriptions.
+Every body schema, of requests and of answers, is generated from the msgspec type that reads or
+writes that body, and the parameters' schemas from the types that check them
+(:mod:`gateway.openapi.components`), so a field or a limit is declared once, where it is enforced.
+What is written here is the rest: paths, operations, parameters, response codes, security and
+descriptions.
 ``tests/integration/test_openapi.py`` checks that every route is described and that real answers
 fit; ``tests/e2e/test_fuzz.py`` (schemathesis) checks the rest against the running fleet.
 
@@ -23,10 +25,23 @@ from functools import lru_cache
 from importlib import metadata
 from typing import Any
 
-from gateway.catalogue.skus import SKU_PATTERN
+from gateway.accounts.schemas import Account, AccountChanges, Credentials, NewAccount
+from gateway.cart.schemas import Cart, CartQuantity, Checkout, Wishlist
+from gateway.catalogue.schemas import (
+    Item,
+    ItemListQuery,
+    ItemPage,
+    NewItem,
+    Receipts,
+    StockLevel,
+    StockReceipt,
+)
+from gateway.catalogue.skus import Sku
+from gateway.http.auth import Token
 from gateway.http.idempotency import IDEMPOTENCY_HEADER, MAX_KEY_LENGTH
 from gateway.http.order_access import MAX_ORDER_ID_LENGTH
-from gateway.http.paging import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT
+from gateway.http.paging import DEFAULT_LIMIT, MAX_CURSOR_LENGTH
+from gateway.http.problem_body import Problem
 from gateway.http.problems import (
     ACCOUNT_EXISTS,
     CURRENCY_MISMATCH,
@@ -50,9 +65,11 @@ from gateway.http.problems import (
     STOCK_LIMIT,
     ProblemType,
 )
-from gateway.openapi.components import body_schemas
-from gateway.openapi.dialect import NULL
-from models.state import OrderStatus, PaymentStatus, Reason
+from gateway.openapi.components import body_schemas, query_schema, ref, value_schema
+from gateway.operations.schemas import Health, Readiness, ReconciliationReport
+from gateway.orders.schemas import NewOrder, OrderListQuery, OrderPage, ServerSentEvent
+from gateway.payments.schemas import PaymentDetail, RefundBody, WebhookAck, WebhookEvent
+from models.documents import Id, Order
 from providers.webhook_signature import HEADER as SIGNATURE_HEADER
 
 OPENAPI_VERSION = "3.0.3"
@@ -64,22 +81,6 @@ Schema = dict[str, Any]
 
 
 # -- small builders ---------------------------------------------------------------------------
-
-
-def ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _anchored(pattern: str) -> str:
-    """A Python ``fullmatch`` pattern as an (unanchored by default) ECMA/JSON-Schema pattern."""
-    return f"^(?:{pattern})$"
-
-
-def _nullable(schema: Schema) -> Schema:
-    """``schema`` or null."""
-    if "type" not in schema:
-        return {"anyOf": [schema, NULL]}
-    return {**schema, "nullable": True}
 
 
 def _slug(slug: str) -> str:
@@ -101,7 +102,7 @@ def problem(status: int, description: str, *types: ProblemType | str, headers: d
             uris.append(kind if kind == BLANK else _slug(kind))
     schema = {
         "allOf": [
-            ref("Problem"),
+            ref(Problem),
             {
                 "type": "object",
                 "properties": {
@@ -204,27 +205,14 @@ def operation(
 
 # -- parameters -------------------------------------------------------------------------------
 
-SKU_SCHEMA: Schema = {
-    "type": "string",
-    "minLength": 1,
-    "maxLength": 64,
-    "pattern": _anchored(SKU_PATTERN),
-    "description": "Letters, digits, `.`, `_` or `-`; compared case-insensitively",
-}
-ORDER_ID_SCHEMA: Schema = {
-    "type": "string",
-    "pattern": "^[0-9a-f]{32}$",
-    "maxLength": MAX_ORDER_ID_LENGTH,
-    "description": "32 lower-case hex digits",
-}
-ID_SCHEMA: Schema = {"type": "string", "pattern": "^[0-9a-f]{32}$", "description": "32 lower-case hex digits"}
+ID_SCHEMA = value_schema(Id)
 
 PARAMETERS: dict[str, dict] = {
     "Sku": {
         "name": "sku",
         "in": "path",
         "required": True,
-        "schema": SKU_SCHEMA,
+        "schema": value_schema(Sku),
         "description": "The item's SKU; one that could never exist answers 404",
     },
     "AnySku": {
@@ -238,7 +226,7 @@ PARAMETERS: dict[str, dict] = {
         "name": "order_id",
         "in": "path",
         "required": True,
-        "schema": ORDER_ID_SCHEMA,
+        "schema": {**ID_SCHEMA, "maxLength": MAX_ORDER_ID_LENGTH},
         "description": "The order's id; another customer's order answers 404 like a missing one",
     },
     "PaymentId": {
@@ -267,7 +255,8 @@ PARAMETERS: dict[str, dict] = {
         "in": "query",
         "required": False,
         "description": f"Page size, {DEFAULT_LIMIT} when absent or empty",
-        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+        # One page size for every list: both queries declare it as PageLimit.
+        "schema": query_schema(OrderListQuery, "limit"),
     },
     "Cursor": {
         "name": "cursor",
@@ -283,421 +272,11 @@ def param(name: str) -> dict:
     return {"$ref": f"#/components/parameters/{name}"}
 
 
-# -- schemas ----------------------------------------------------------------------------------
-
-TIME: Schema = {"type": "string", "format": "date-time", "description": "ISO 8601, UTC, ending in `Z`"}
-NULLABLE_TIME: Schema = {**TIME, "nullable": True}
-CURRENCY: Schema = {
-    "type": "string",
-    "pattern": "^[A-Z]{3}$",
-    "minLength": 3,
-    "maxLength": 3,
-    "description": "ISO 4217 code",
-    "example": "USD",
-}
-
-_ORDER_STATUSES = [status.value for status in OrderStatus]
-_REASONS = [reason.value for reason in Reason]
-
-SCHEMAS: dict[str, Schema] = {
-    "Problem": {
-        "type": "object",
-        "description": "RFC 9457 problem details",
-        "required": ["type", "title", "status", "detail"],
-        "properties": {
-            "type": {"type": "string", "description": f"`about:blank` or a URI under `{PROBLEM_BASE}`"},
-            "title": {"type": "string"},
-            "status": {"type": "integer", "minimum": 400, "maximum": 599},
-            "detail": {"type": "string"},
-            "field": {"type": "string", "description": "The offending field, e.g. `items[2].quantity`"},
-            "order_status": {
-                "type": "string",
-                "enum": _ORDER_STATUSES,
-                "description": "The order's status, when that is why the request was refused",
-            },
-            "payment_status": {
-                "type": "string",
-                "nullable": True,
-                "enum": [*(status.value for status in PaymentStatus), None],
-                "description": "The payment's status, when that is why a refund was refused",
-            },
-            "limit": {"type": "integer", "description": "The limit that was reached"},
-            "checks": {
-                "type": "object",
-                "additionalProperties": {"type": "string"},
-                "description": "Readiness: each dependency's state",
-            },
-        },
-        "additionalProperties": True,
-    },
-    # accounts
-    "Account": {
-        "type": "object",
-        "required": [
-            "id",
-            "email",
-            "name",
-            "shipping_address",
-            "billing_address",
-            "default_payment_method",
-            "created_at",
-            "updated_at",
-        ],
-        "properties": {
-            "id": ID_SCHEMA,
-            "email": {"type": "string"},
-            "name": {"type": "string"},
-            "shipping_address": _nullable({"type": "object"}),
-            "billing_address": _nullable({"type": "object"}),
-            "default_payment_method": _nullable(ref("DefaultPaymentMethod")),
-            "created_at": TIME,
-            "updated_at": TIME,
-        },
-    },
-    "Token": {
-        "type": "object",
-        "required": ["access_token", "token_type", "expires_in"],
-        "properties": {
-            "access_token": {
-                "type": "string",
-                "description": "Send as `Authorization: Bearer <access_token>`",
-            },
-            "token_type": {"type": "string", "enum": ["bearer"]},
-            "expires_in": {"type": "integer", "minimum": 1, "description": "Seconds"},
-        },
-    },
-    # catalogue
-    "Item": {
-        "type": "object",
-        "required": [
-            "sku",
-            "name",
-            "price_cents",
-            "currency",
-            "upc",
-            "picture_urls",
-            "attributes",
-            "available",
-        ],
-        "properties": {
-            "sku": {"type": "string"},
-            "name": {"type": "string"},
-            "price_cents": {"type": "integer", "minimum": 0},
-            "currency": CURRENCY,
-            "upc": {"type": "string", "nullable": True},
-            "picture_urls": {"type": "array", "items": {"type": "string"}},
-            "attributes": {"type": "object"},
-            "available": {"type": "integer", "minimum": 0, "description": "Units that can be ordered now"},
-        },
-    },
-    "ItemPage": {
-        "type": "object",
-        "required": ["items", "next_cursor"],
-        "properties": {
-            "items": {"type": "array", "items": ref("Item")},
-            "next_cursor": {"type": "string", "nullable": True, "description": "null on the last page"},
-        },
-    },
-    "StockLevel": {
-        "type": "object",
-        "required": ["sku", "available", "received"],
-        "properties": {
-            "sku": {"type": "string"},
-            "available": {"type": "integer", "minimum": 0},
-            "received": {"type": "integer", "minimum": 0},
-        },
-    },
-    "Receipt": {
-        "type": "object",
-        "required": ["quantity", "received_at"],
-        "properties": {"quantity": {"type": "integer", "minimum": 1}, "received_at": TIME},
-    },
-    "Receipts": {
-        "type": "object",
-        "required": ["receipts"],
-        "properties": {"receipts": {"type": "array", "items": ref("Receipt"), "description": "Newest first"}},
-    },
-    # orders
-    "OrderLine": {
-        "type": "object",
-        "required": ["sku", "quantity", "unit_price_cents"],
-        "properties": {
-            "sku": {"type": "string"},
-            "quantity": {"type": "integer", "minimum": 1},
-            "unit_price_cents": {
-                "type": "integer",
-                "minimum": 0,
-                "nullable": True,
-                "description": "The catalogue's price when the order was taken; "
-                "null for a SKU not in the catalogue (the order is "
-                "then rejected as `unknown_item`)",
-            },
-        },
-    },
-    "Payment": {
-        "type": "object",
-        "required": ["id", "status", "method", "checkout_url"],
-        "properties": {
-            "id": ID_SCHEMA,
-            "status": {"type": "string", "enum": [status.value for status in PaymentStatus]},
-            "method": {"type": "string", "enum": ["token", "redirect"]},
-            "checkout_url": {
-                "type": "string",
-                "nullable": True,
-                "description": "Where the customer pays (method `redirect`)",
-            },
-        },
-    },
-    "HistoryEntry": {
-        "type": "object",
-        "required": ["status", "reason", "note", "at"],
-        "properties": {
-            "status": {"type": "string", "enum": _ORDER_STATUSES},
-            "reason": {"type": "string", "enum": [*_REASONS, None], "nullable": True},
-            "note": {"type": "string", "nullable": True},
-            "at": TIME,
-        },
-    },
-    "Order": {
-        "type": "object",
-        "required": [
-            "id",
-            "archived",
-            "source",
-            "status",
-            "reason",
-            "items",
-            "total_cents",
-            "currency",
-            "hold_expires_at",
-            "payment",
-            "history",
-            "created_at",
-            "updated_at",
-        ],
-        "properties": {
-            "id": ID_SCHEMA,
-            "archived": {"type": "boolean", "description": "Moved to history (still found everywhere)"},
-            "source": {
-                "type": "string",
-                "enum": ["api", "cart"],
-                "description": "`cart` for an order made by `POST /cart/checkout`",
-            },
-            "status": {"type": "string", "enum": _ORDER_STATUSES},
-            "reason": {
-                "type": "string",
-                "enum": [*_REASONS, None],
-                "nullable": True,
-                "description": "Why the order was rejected or cancelled",
-            },
-            "items": {"type": "array", "items": ref("OrderLine")},
-            "total_cents": {"type": "integer", "minimum": 0},
-            "currency": CURRENCY,
-            "hold_expires_at": NULLABLE_TIME,
-            "payment": _nullable(ref("Payment")),
-            "history": {"type": "array", "items": ref("HistoryEntry")},
-            "created_at": TIME,
-            "updated_at": TIME,
-        },
-    },
-    "OrderPage": {
-        "type": "object",
-        "required": ["orders", "next_cursor"],
-        "properties": {
-            "orders": {"type": "array", "items": ref("Order")},
-            "next_cursor": {"type": "string", "nullable": True, "description": "null on the last page"},
-        },
-    },
-    # cart and wishlist
-    "CartLine": {
-        "type": "object",
-        "required": [
-            "sku",
-            "quantity",
-            "name",
-            "unit_price_cents",
-            "currency",
-            "available",
-            "line_total_cents",
-            "unknown",
-        ],
-        "description": "Priced from the catalogue as it is now; an item gone from the catalogue is kept, "
-        "`unknown`, with nulls",
-        "properties": {
-            "sku": {"type": "string"},
-            "quantity": {"type": "integer", "minimum": 1},
-            "name": {"type": "string", "nullable": True},
-            "unit_price_cents": {"type": "integer", "minimum": 0, "nullable": True},
-            "currency": _nullable(CURRENCY),
-            "available": {"type": "integer", "minimum": 0, "nullable": True},
-            "line_total_cents": {"type": "integer", "minimum": 0, "nullable": True},
-            "unknown": {"type": "boolean"},
-        },
-    },
-    "Cart": {
-        "type": "object",
-        "required": ["items", "total_cents", "currency"],
-        "properties": {
-            "items": {"type": "array", "maxItems": 50, "items": ref("CartLine")},
-            "total_cents": {
-                "type": "integer",
-                "minimum": 0,
-                "nullable": True,
-                "description": "Of the known items; null when they are in different currencies",
-            },
-            "currency": _nullable({**CURRENCY, "description": "null for an empty cart or mixed currencies"}),
-        },
-    },
-    "WishlistEntry": {
-        "type": "object",
-        "required": ["sku", "name", "price_cents", "currency", "available", "added_at", "unknown"],
-        "properties": {
-            "sku": {"type": "string"},
-            "name": {"type": "string", "nullable": True},
-            "price_cents": {"type": "integer", "minimum": 0, "nullable": True},
-            "currency": _nullable(CURRENCY),
-            "available": {"type": "integer", "minimum": 0, "nullable": True},
-            "added_at": TIME,
-            "unknown": {"type": "boolean", "description": "The item has left the catalogue"},
-        },
-    },
-    "Wishlist": {
-        "type": "object",
-        "required": ["items"],
-        "properties": {
-            "items": {"type": "array", "items": ref("WishlistEntry"), "description": "Oldest entry first"}
-        },
-    },
-    # payments
-    "PaymentDetail": {
-        "type": "object",
-        "required": [
-            "id",
-            "order_id",
-            "status",
-            "method",
-            "amount_cents",
-            "currency",
-            "checkout_url",
-            "provider_payment_id",
-            "refunded",
-            "created_at",
-            "updated_at",
-        ],
-        "properties": {
-            "id": ID_SCHEMA,
-            "order_id": ID_SCHEMA,
-            "status": {"type": "string", "enum": [status.value for status in PaymentStatus]},
-            "method": {"type": "string", "enum": ["token", "redirect"]},
-            "amount_cents": {"type": "integer", "minimum": 0},
-            "currency": CURRENCY,
-            "checkout_url": {"type": "string", "nullable": True},
-            "provider_payment_id": {
-                "type": "string",
-                "nullable": True,
-                "description": "The payment provider's id, once it has answered",
-            },
-            "refunded": {"type": "boolean", "description": "The provider confirmed the refund (REFUNDED)"},
-            "created_at": TIME,
-            "updated_at": TIME,
-        },
-    },
-    "WebhookAck": {
-        "type": "object",
-        "required": ["received", "duplicate"],
-        "properties": {
-            "received": {"type": "boolean", "enum": [True]},
-            "duplicate": {"type": "boolean", "description": "This event id was recorded before"},
-        },
-    },
-    "ServerSentEvent": {
-        "type": "object",
-        "required": ["event", "data"],
-        "description": "One event of `GET /orders/{order_id}/events` (the schema of a text/event-stream "
-        "describes each event): `event: status`, `data:` a `StatusEvent` as JSON",
-        "properties": {
-            "event": {"type": "string", "enum": ["status"]},
-            "data": {
-                "type": "string",
-                "minLength": 2,
-                "example": '{"id": "9f1c...", "status": "PLACED", "reason": null, '
-                '"at": "2026-01-01T00:00:00.000Z"}',
-            },
-        },
-    },
-    "StatusEvent": {
-        "type": "object",
-        "required": ["id", "status", "reason", "at"],
-        "description": "The `data` of a `status` event: the order's status and when it was entered",
-        "properties": {
-            "id": ID_SCHEMA,
-            "status": {"type": "string", "enum": _ORDER_STATUSES},
-            "reason": {"type": "string", "enum": [*_REASONS, None], "nullable": True},
-            "at": NULLABLE_TIME,
-        },
-    },
-    # operations
-    "Health": {
-        "type": "object",
-        "required": ["status"],
-        "properties": {"status": {"type": "string", "enum": ["ok"]}},
-    },
-    "Readiness": {
-        "type": "object",
-        "required": ["status", "checks"],
-        "properties": {
-            "status": {"type": "string", "enum": ["ready"]},
-            "checks": {
-                "type": "object",
-                "additionalProperties": {"type": "string"},
-                "description": "`ok` or `down: <error>` per dependency (database, broker, redis)",
-            },
-        },
-    },
-    "Drift": {
-        "type": "object",
-        "required": [
-            "sku",
-            "received",
-            "available",
-            "held",
-            "committed",
-            "drift",
-            "available_should_be",
-            "repaired",
-        ],
-        "properties": {
-            "sku": {"type": "string"},
-            "received": {"type": "integer"},
-            "available": {"type": "integer"},
-            "held": {"type": "integer"},
-            "committed": {"type": "integer"},
-            "committed_archived": {"type": "integer"},
-            "drift": {"type": "integer", "description": "received - (available + held + committed)"},
-            "available_should_be": {"type": "integer"},
-            "repaired": {"type": "boolean"},
-        },
-    },
-    "ReconciliationReport": {
-        "type": "object",
-        "required": ["id", "created_at", "skus_checked", "drift_count", "repaired", "drift"],
-        "properties": {
-            "id": {"type": "integer"},
-            "created_at": TIME,
-            "skus_checked": {"type": "integer", "minimum": 0},
-            "drift_count": {"type": "integer", "minimum": 0},
-            "repaired": {"type": "boolean"},
-            "drift": {"type": "array", "items": ref("Drift")},
-        },
-    },
-}
-
-
 # -- paths ------------------------------------------------------------------------------------
 
 
 def _order_created(description: str) -> dict:
-    return ok(description, ref("Order"), headers={"Location": _header("`/orders/{id}`")})
+    return ok(description, ref(Order), headers={"Location": _header("`/orders/{id}`")})
 
 
 _ORDER_PLACING_ERRORS = (
@@ -740,9 +319,9 @@ def _paths() -> dict[str, dict]:
                 "Open a customer account",
                 "accounts",
                 security=PUBLIC,
-                body=json_body(ref("NewAccount")),
+                body=json_body(ref(NewAccount)),
                 responses=_responses(
-                    (201, ok("The new account (never the password)", ref("Account"), headers=_LOCATION)),
+                    (201, ok("The new account (never the password)", ref(Account), headers=_LOCATION)),
                     (400, MALFORMED),
                     (409, problem(409, "An account with this email exists", ACCOUNT_EXISTS)),
                     (413, TOO_LARGE),
@@ -757,9 +336,9 @@ def _paths() -> dict[str, dict]:
                 "Exchange email and password for a bearer token",
                 "accounts",
                 security=PUBLIC,
-                body=json_body(ref("Credentials")),
+                body=json_body(ref(Credentials)),
                 responses=_responses(
-                    (200, ok("A bearer token for the customer endpoints", ref("Token"))),
+                    (200, ok("A bearer token for the customer endpoints", ref(Token))),
                     (400, MALFORMED),
                     (401, problem(401, "Email or password is wrong", INVALID_CREDENTIALS)),
                     (413, TOO_LARGE),
@@ -787,7 +366,7 @@ def _paths() -> dict[str, dict]:
                 "accounts",
                 security=CUSTOMER,
                 responses=_responses(
-                    (200, ok("The account", ref("Account"))), (401, NEEDS_TOKEN), (503, UNAVAILABLE)
+                    (200, ok("The account", ref(Account))), (401, NEEDS_TOKEN), (503, UNAVAILABLE)
                 ),
             ),
             "patch": operation(
@@ -795,9 +374,9 @@ def _paths() -> dict[str, dict]:
                 "Change name, password, addresses or the default payment method",
                 "accounts",
                 security=CUSTOMER,
-                body=json_body(ref("AccountChanges")),
+                body=json_body(ref(AccountChanges)),
                 responses=_responses(
-                    (200, ok("The account as changed", ref("Account"))),
+                    (200, ok("The account as changed", ref(Account))),
                     (400, MALFORMED),
                     (401, NEEDS_TOKEN),
                     (413, TOO_LARGE),
@@ -821,13 +400,13 @@ def _paths() -> dict[str, dict]:
                         "in": "query",
                         "required": False,
                         "description": "Text to look for",
-                        "schema": {"type": "string", "maxLength": 200},
+                        "schema": query_schema(ItemListQuery, "q"),
                     },
                     param("Limit"),
                     param("Cursor"),
                 ],
                 responses=_responses(
-                    (200, ok("One page of items", ref("ItemPage"))),
+                    (200, ok("One page of items", ref(ItemPage))),
                     (400, problem(400, "The cursor is not one this API handed out", INVALID_CURSOR)),
                     (422, invalid("A query parameter is out of range; `field` names it")),
                     (503, UNAVAILABLE),
@@ -838,9 +417,9 @@ def _paths() -> dict[str, dict]:
                 "Add an item to the catalogue (no stock yet)",
                 "catalogue",
                 security=ADMIN,
-                body=json_body(ref("NewItem")),
+                body=json_body(ref(NewItem)),
                 responses=_responses(
-                    (201, ok("The new item", ref("Item"), headers=_LOCATION)),
+                    (201, ok("The new item", ref(Item), headers=_LOCATION)),
                     (400, MALFORMED),
                     (401, NEEDS_ADMIN),
                     (403, NOT_ADMIN),
@@ -864,7 +443,7 @@ def _paths() -> dict[str, dict]:
                 security=PUBLIC,
                 parameters=[sku],
                 responses=_responses(
-                    (200, ok("The item", ref("Item"))),
+                    (200, ok("The item", ref(Item))),
                     (404, problem(404, "No such item")),
                     (503, UNAVAILABLE),
                 ),
@@ -877,9 +456,9 @@ def _paths() -> dict[str, dict]:
                 "catalogue",
                 security=ADMIN,
                 parameters=[sku],
-                body=json_body(ref("StockReceipt")),
+                body=json_body(ref(StockReceipt)),
                 responses=_responses(
-                    (201, ok("The item's stock after the receipt", ref("StockLevel"))),
+                    (201, ok("The item's stock after the receipt", ref(StockLevel))),
                     (400, MALFORMED),
                     (401, NEEDS_ADMIN),
                     (403, NOT_ADMIN),
@@ -902,7 +481,7 @@ def _paths() -> dict[str, dict]:
                 security=ADMIN,
                 parameters=[sku],
                 responses=_responses(
-                    (200, ok("The receipts", ref("Receipts"))),
+                    (200, ok("The receipts", ref(Receipts))),
                     (401, NEEDS_ADMIN),
                     (403, NOT_ADMIN),
                     (404, problem(404, "No such item")),
@@ -922,7 +501,7 @@ def _paths() -> dict[str, dict]:
                 "`GET /orders/{id}/events`. Without `payment`, the account's default payment "
                 "method pays (422 when it has none).",
                 parameters=[param("IdempotencyKey")],
-                body=json_body(ref("NewOrder")),
+                body=json_body(ref(NewOrder)),
                 responses=_responses(
                     (202, _order_created("The order (PENDING), or the one this key made before")),
                     *_ORDER_PLACING_ERRORS,
@@ -949,13 +528,13 @@ def _paths() -> dict[str, dict]:
                         "in": "query",
                         "required": False,
                         "description": "Only orders in this status (empty: all)",
-                        "schema": {"type": "string", "enum": _ORDER_STATUSES},
+                        "schema": query_schema(OrderListQuery, "status"),
                     },
                     param("Limit"),
                     param("Cursor"),
                 ],
                 responses=_responses(
-                    (200, ok("One page of orders, archived ones included", ref("OrderPage"))),
+                    (200, ok("One page of orders, archived ones included", ref(OrderPage))),
                     (400, problem(400, "The cursor is not one this API handed out", INVALID_CURSOR)),
                     (401, NEEDS_TOKEN),
                     (422, invalid("`status` or `limit` is not allowed; `field` names it")),
@@ -971,7 +550,7 @@ def _paths() -> dict[str, dict]:
                 security=CUSTOMER_OR_ADMIN,
                 parameters=[order_id],
                 responses=_responses(
-                    (200, ok("The order, archived or not", ref("Order"))),
+                    (200, ok("The order, archived or not", ref(Order))),
                     (401, NEEDS_TOKEN),
                     (404, problem(404, "No such order among the caller's")),
                     (503, UNAVAILABLE),
@@ -1019,7 +598,7 @@ def _paths() -> dict[str, dict]:
                         {
                             "description": "The event stream: each event is `status`, its data a "
                             "`StatusEvent` as JSON",
-                            "content": {"text/event-stream": {"schema": ref("ServerSentEvent")}},
+                            "content": {"text/event-stream": {"schema": ref(ServerSentEvent)}},
                         },
                     ),
                     (401, NEEDS_TOKEN),
@@ -1036,7 +615,7 @@ def _paths() -> dict[str, dict]:
                 security=ADMIN,
                 parameters=[order_id],
                 responses=_responses(
-                    (200, ok("The order, SHIPPED", ref("Order"))),
+                    (200, ok("The order, SHIPPED", ref(Order))),
                     (401, NEEDS_ADMIN),
                     (403, NOT_ADMIN),
                     (404, problem(404, "No such order")),
@@ -1060,7 +639,7 @@ def _paths() -> dict[str, dict]:
                 security=ADMIN,
                 parameters=[order_id],
                 responses=_responses(
-                    (200, ok("The order, DELIVERED", ref("Order"))),
+                    (200, ok("The order, DELIVERED", ref(Order))),
                     (401, NEEDS_ADMIN),
                     (403, NOT_ADMIN),
                     (404, problem(404, "No such order")),
@@ -1086,13 +665,13 @@ def _paths() -> dict[str, dict]:
                 "provider; its webhook makes it REFUNDED. The order's status stays as it is. A payment "
                 "refunding or refunded already answers as it is. No body, or an empty object.",
                 parameters=[order_id, param("IdempotencyKey")],
-                body=json_body(ref("RefundBody"), required=False),
+                body=json_body(ref(RefundBody), required=False),
                 responses=_responses(
                     (
                         202,
                         ok(
                             "The payment, REFUND_PENDING (or as it was, when already refunding)",
-                            ref("PaymentDetail"),
+                            ref(PaymentDetail),
                             headers={"Location": _header("`/payments/{id}`")},
                         ),
                     ),
@@ -1139,7 +718,7 @@ def _paths() -> dict[str, dict]:
                 "cart",
                 security=CUSTOMER,
                 responses=_responses(
-                    (200, ok("The cart", ref("Cart"))), (401, NEEDS_TOKEN), (403, NO_CART), (503, UNAVAILABLE)
+                    (200, ok("The cart", ref(Cart))), (401, NEEDS_TOKEN), (403, NO_CART), (503, UNAVAILABLE)
                 ),
             )
         },
@@ -1150,9 +729,9 @@ def _paths() -> dict[str, dict]:
                 "cart",
                 security=CUSTOMER,
                 parameters=[sku],
-                body=json_body(ref("CartQuantity")),
+                body=json_body(ref(CartQuantity)),
                 responses=_responses(
-                    (200, ok("The cart", ref("Cart"))),
+                    (200, ok("The cart", ref(Cart))),
                     (400, MALFORMED),
                     (401, NEEDS_TOKEN),
                     (403, NO_CART),
@@ -1175,7 +754,7 @@ def _paths() -> dict[str, dict]:
                 security=CUSTOMER,
                 parameters=[param("AnySku")],
                 responses=_responses(
-                    (200, ok("The cart", ref("Cart"))), (401, NEEDS_TOKEN), (403, NO_CART), (503, UNAVAILABLE)
+                    (200, ok("The cart", ref(Cart))), (401, NEEDS_TOKEN), (403, NO_CART), (503, UNAVAILABLE)
                 ),
             ),
         },
@@ -1189,7 +768,7 @@ def _paths() -> dict[str, dict]:
                 "lines leave the cart once the order is placed (a failed payment leaves the cart as it "
                 "was). Keys are separate from those of `POST /orders`.",
                 parameters=[param("IdempotencyKey")],
-                body=json_body(ref("Checkout")),
+                body=json_body(ref(Checkout)),
                 responses=_responses(
                     (202, _order_created("The order (PENDING), or the one this key made before")),
                     *_ORDER_PLACING_ERRORS,
@@ -1214,7 +793,7 @@ def _paths() -> dict[str, dict]:
                 "wishlist",
                 security=CUSTOMER,
                 responses=_responses(
-                    (200, ok("The wishlist", ref("Wishlist"))),
+                    (200, ok("The wishlist", ref(Wishlist))),
                     (401, NEEDS_TOKEN),
                     (403, NO_CART),
                     (503, UNAVAILABLE),
@@ -1229,7 +808,7 @@ def _paths() -> dict[str, dict]:
                 security=CUSTOMER,
                 parameters=[sku],
                 responses=_responses(
-                    (200, ok("The wishlist", ref("Wishlist"))),
+                    (200, ok("The wishlist", ref(Wishlist))),
                     (401, NEEDS_TOKEN),
                     (403, NO_CART),
                     (404, problem(404, "No such item")),
@@ -1243,7 +822,7 @@ def _paths() -> dict[str, dict]:
                 security=CUSTOMER,
                 parameters=[param("AnySku")],
                 responses=_responses(
-                    (200, ok("The wishlist", ref("Wishlist"))),
+                    (200, ok("The wishlist", ref(Wishlist))),
                     (401, NEEDS_TOKEN),
                     (403, NO_CART),
                     (503, UNAVAILABLE),
@@ -1259,7 +838,7 @@ def _paths() -> dict[str, dict]:
                 security=CUSTOMER_OR_ADMIN,
                 parameters=[param("PaymentId")],
                 responses=_responses(
-                    (200, ok("The payment", ref("PaymentDetail"))),
+                    (200, ok("The payment", ref(PaymentDetail))),
                     (401, NEEDS_TOKEN),
                     (404, problem(404, "No such payment among the caller's")),
                     (503, UNAVAILABLE),
@@ -1283,9 +862,9 @@ def _paths() -> dict[str, dict]:
                         "schema": {"type": "string", "example": "t=1700000000,v1=5257a869e7..."},
                     }
                 ],
-                body=json_body(ref("WebhookEvent")),
+                body=json_body(ref(WebhookEvent)),
                 responses=_responses(
-                    (200, ok("Recorded (or seen before)", ref("WebhookAck"))),
+                    (200, ok("Recorded (or seen before)", ref(WebhookAck))),
                     (
                         400,
                         problem(
@@ -1308,7 +887,7 @@ def _paths() -> dict[str, dict]:
                 "operations",
                 security=ADMIN,
                 responses=_responses(
-                    (200, ok("The report with the drift it found", ref("ReconciliationReport"))),
+                    (200, ok("The report with the drift it found", ref(ReconciliationReport))),
                     (401, NEEDS_ADMIN),
                     (403, NOT_ADMIN),
                     (404, problem(404, "No reconciliation has run yet")),
@@ -1322,7 +901,7 @@ def _paths() -> dict[str, dict]:
                 "Liveness: the process answers (checks no dependency)",
                 "operations",
                 security=PUBLIC,
-                responses=_responses((200, ok("Alive", ref("Health")))),
+                responses=_responses((200, ok("Alive", ref(Health)))),
             )
         },
         "/readyz": {
@@ -1333,7 +912,7 @@ def _paths() -> dict[str, dict]:
                 security=PUBLIC,
                 description="Ready needs the database and the broker; Redis is reported but optional.",
                 responses=_responses(
-                    (200, ok("Ready", ref("Readiness"))),
+                    (200, ok("Ready", ref(Readiness))),
                     (503, problem(503, "Not ready: `checks` says what is down", NOT_READY)),
                 ),
             )
@@ -1424,7 +1003,7 @@ def _spec() -> dict[str, Any]:
         "tags": TAGS,
         "paths": _paths(),
         "components": {
-            "schemas": {**SCHEMAS, **body_schemas()},
+            "schemas": body_schemas(),
             "parameters": PARAMETERS,
             "securitySchemes": {
                 "customerToken": {

@@ -11,14 +11,17 @@ from gateway.http.problems import NOT_READY, Problem
 from gateway.http.responses import json_response
 from gateway.keys import METRICS, SESSIONMAKER, SETTINGS
 from gateway.operations.readiness import REQUIRED, check_dependencies
+from gateway.operations.schemas import Health, Readiness
 
 routes = web.RouteTableDef()
+
+_ALIVE = Health(status="ok")
 
 
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
     """Always ``{"status": "ok"}`` while the event loop answers (it checks no dependency, by design)."""
-    return json_response({"status": "ok"})
+    return json_response(_ALIVE)
 
 
 @routes.get("/readyz")
@@ -28,7 +31,7 @@ async def readyz(request: web.Request) -> web.Response:
     down = [name for name in REQUIRED if checks[name] != "ok"]
     if down:
         raise Problem(NOT_READY, f"not ready: {', '.join(down)} unavailable", checks=checks)
-    return json_response({"status": "ready", "checks": checks})
+    return json_response(Readiness(status="ready", checks=checks))
 
 
 @routes.get("/metrics")

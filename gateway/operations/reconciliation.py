@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.http.problems import Problem
+from gateway.operations.schemas import Drift
+from gateway.operations.schemas import ReconciliationReport as ReportDocument
 from models.clock import isoformat
 from models.tables import ReconciliationReport
 
@@ -20,17 +21,18 @@ async def latest_report(session: AsyncSession) -> ReconciliationReport | None:
     )
 
 
-def report_json(report: ReconciliationReport | None) -> dict[str, Any]:
+def report_document(report: ReconciliationReport | None) -> ReportDocument:
     """The ``GET /admin/reconciliation`` document; a 404 problem when there is no report yet."""
     if report is None:
         raise Problem(
             404, "no reconciliation has run yet; the scheduler starts one every RECONCILE_EVERY_SECONDS"
         )
-    return {
-        "id": report.id,
-        "created_at": isoformat(report.created_at),
-        "skus_checked": report.skus_checked,
-        "drift_count": report.drift_count,
-        "repaired": report.repaired,
-        "drift": report.details,
-    }
+    return ReportDocument(
+        id=report.id,
+        created_at=isoformat(report.created_at),
+        skus_checked=report.skus_checked,
+        drift_count=report.drift_count,
+        repaired=report.repaired,
+        # Written by models.reconcile.Drift.as_dict, so every entry has a Drift's fields.
+        drift=msgspec.convert(report.details, list[Drift]),
+    )

@@ -7,7 +7,7 @@ from aiohttp import web
 from gateway.http.auth import require_admin
 from gateway.http.responses import json_response
 from gateway.keys import SESSIONMAKER
-from gateway.operations.reconciliation import latest_report, report_json
+from gateway.operations.reconciliation import latest_report, report_document
 
 routes = web.RouteTableDef()
 
@@ -18,4 +18,4 @@ async def reconciliation(request: web.Request) -> web.Response:
     require_admin(request)
     async with request.app[SESSIONMAKER]() as session:
         report = await latest_report(session)
-    return json_response(report_json(report))
+    return json_response(report_document(report))

@@ -14,7 +14,6 @@ is loaded from the archive instead.
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, or_, select, true
@@ -22,22 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.http.order_access import FoundOrder
 from gateway.orders.cursors import Cursor
+from gateway.orders.schemas import OrderPage
 from models.archive import rebuild_archived
 from models.tables import Order, orders_archive
-
-
-@dataclass(frozen=True)
-class OrderPage:
-    """The orders of one page and the cursor of the next one (None on the last page)."""
-
-    orders: list[FoundOrder]
-    next_cursor: Cursor | None
-
-    def json(self) -> dict[str, Any]:
-        return {
-            "orders": [found.json() for found in self.orders],
-            "next_cursor": self.next_cursor.encode() if self.next_cursor is not None else None,
-        }
 
 
 def _keys_query(
@@ -100,7 +86,8 @@ async def list_orders(
     )
     # An order that vanished altogether (nothing deletes archived orders today) is simply left out.
     return OrderPage(
-        orders=[found[key.id] for key in page if key.id in found], next_cursor=page[-1] if more else None
+        orders=[found[key.id].document() for key in page if key.id in found],
+        next_cursor=page[-1].encode() if more else None,
     )
 
 

@@ -33,7 +33,7 @@ routes = web.RouteTableDef()
 
 
 def _order_response(found: FoundOrder) -> web.Response:
-    return json_response(found.json(), status=202, headers={"Location": f"/orders/{found.order.id}"})
+    return json_response(found.document(), status=202, headers={"Location": f"/orders/{found.order.id}"})
 
 
 @routes.post("/orders")
@@ -97,7 +97,7 @@ async def get_orders(request: web.Request) -> web.Response:
         page = await list_orders(
             session, account_id=caller.account_id, status=status, limit=limit, after=after
         )
-    return json_response(page.json())
+    return json_response(page)
 
 
 @routes.get("/orders/{order_id}")
@@ -107,7 +107,7 @@ async def get_order(request: web.Request) -> web.Response:
     order_id = order_id_param(request, caller)
     async with request.app[SESSIONMAKER]() as session:
         found = await find_order(session, order_id, caller)
-    return json_response(found.json())
+    return json_response(found.document())
 
 
 @routes.post("/orders/{order_id}/cancel")

@@ -1,8 +1,9 @@
-"""The bodies and query of orders: a new order and the filters of the order list."""
+"""The bodies and query of orders: a new order, the filters of the order list, a page of orders and
+the events of an order's live updates."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
@@ -10,6 +11,7 @@ from gateway.catalogue.skus import Sku
 from gateway.http.fields import Address
 from gateway.http.paging import DEFAULT_LIMIT, PageLimit
 from gateway.payments.schemas import PaymentRequest
+from models.documents import Order
 from models.state import OrderStatus
 
 MAX_LINES = 50
@@ -51,3 +53,30 @@ class OrderListQuery(Struct, forbid_unknown_fields=True):
 
     status: OrderStatus | UnsetType = UNSET
     limit: PageLimit = DEFAULT_LIMIT
+
+
+class OrderPage(Struct):
+    """One page of orders, newest first"""
+
+    orders: list[Order]
+    next_cursor: Annotated[str, Meta(description="null on the last page")] | None
+
+
+class ServerSentEvent(Struct):
+    """One event of `GET /orders/{order_id}/events` (the schema of a text/event-stream describes each
+    event): `event: status`, `data:` a `StatusEvent` as JSON"""
+
+    event: Literal["status"]
+    data: Annotated[
+        str,
+        Meta(
+            min_length=2,
+            examples=[
+                '{"id": "9f1c...", "status": "PLACED", "reason": null, "at": "2026-01-01T00:00:00.000Z"}'
+            ],
+        ),
+    ]
+
+    def frame(self) -> bytes:
+        """The event as the stream sends it."""
+        return f"event: {self.event}\ndata: {self.data}\n\n".encode()

@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
+import msgspec
 import structlog
 from aiohttp import hdrs, web
 from sqlalchemy import select
@@ -26,9 +27,10 @@ from gateway.http.auth import Caller
 from gateway.http.order_access import not_found
 from gateway.keys import REDIS, SESSIONMAKER, STOPPING
 from gateway.orders.nudges import Nudges
+from gateway.orders.schemas import ServerSentEvent
 from models.state import FINAL_STATUSES
 from models.tables import Order, OrderHistory, order_history_archive, orders_archive
-from models.views import status_json
+from models.views import status_event
 
 log = structlog.get_logger(__name__)
 
@@ -60,8 +62,9 @@ class StatusSnapshot:
 
     def event(self) -> bytes:
         """This status as one ``status`` event of the stream."""
-        data = json.dumps(status_json(self.order_id, self.status, self.reason, self.at))
-        return f"event: status\ndata: {data}\n\n".encode()
+        # The standard library's spacing, as the stream has always written its data lines.
+        data = json.dumps(msgspec.to_builtins(status_event(self.order_id, self.status, self.reason, self.at)))
+        return ServerSentEvent(event="status", data=data).frame()
 
 
 def _status_query(order_id: str):

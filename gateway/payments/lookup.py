@@ -8,13 +8,12 @@ reads (an order moves hot -> archive, with its payments, in one transaction).
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.http.auth import Caller
 from gateway.http.problems import Problem
+from gateway.payments.schemas import PaymentDetail
 from models.clock import isoformat
 from models.state import PaymentStatus
 from models.tables import Order, Payment, orders_archive, payments_archive
@@ -23,24 +22,24 @@ from models.tables import Order, Payment, orders_archive, payments_archive
 MAX_PAYMENT_ID_LENGTH = 32
 
 
-def payment_document(payment: Payment) -> dict[str, Any]:
+def payment_detail(payment: Payment) -> PaymentDetail:
     """A payment as ``GET /payments/{id}`` shows it: no token and no provider secret.
 
     ``refunded`` is true once the provider confirmed the refund (status REFUNDED).
     """
-    return {
-        "id": payment.id,
-        "order_id": payment.order_id,
-        "status": payment.status,
-        "method": payment.method,
-        "amount_cents": payment.amount_cents,
-        "currency": payment.currency,
-        "checkout_url": payment.checkout_url,
-        "provider_payment_id": payment.provider_payment_id,
-        "refunded": payment.status == PaymentStatus.REFUNDED,
-        "created_at": isoformat(payment.created_at),
-        "updated_at": isoformat(payment.updated_at),
-    }
+    return PaymentDetail(
+        id=payment.id,
+        order_id=payment.order_id,
+        status=payment.status,
+        method=payment.method,
+        amount_cents=payment.amount_cents,
+        currency=payment.currency,
+        checkout_url=payment.checkout_url,
+        provider_payment_id=payment.provider_payment_id,
+        refunded=payment.status == PaymentStatus.REFUNDED,
+        created_at=isoformat(payment.created_at),
+        updated_at=isoformat(payment.updated_at),
+    )
 
 
 def payment_not_found(payment_id: str, caller: Caller) -> Problem:

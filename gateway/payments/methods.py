@@ -20,7 +20,7 @@ import msgspec
 from msgspec import UnsetType
 
 from gateway.http.problems import INVALID_REQUEST, Problem
-from gateway.payments.schemas import PaymentRequest
+from gateway.payments.schemas import DefaultPaymentMethod, PaymentRequest
 
 
 class HoldsDefaultToken(Protocol):
@@ -37,17 +37,17 @@ def payment_fields(payment: PaymentRequest | UnsetType | None) -> dict[str, Any]
     return msgspec.to_builtins(payment)
 
 
-def default_payment_method_json(account: HoldsDefaultToken) -> dict[str, str] | None:
+def default_payment_method(account: HoldsDefaultToken) -> DefaultPaymentMethod | None:
     """The account's default payment method as its owner sees it, or None."""
     token = account.default_payment_token
-    return {"method": "token", "token": token} if token else None
+    return DefaultPaymentMethod(token=token) if token else None
 
 
 def payment_for(requested: dict[str, Any] | None, account: HoldsDefaultToken) -> dict[str, Any]:
     """The payment of a new order: as requested, else the account's default token; 422 when neither."""
     if requested is not None:
         return requested
-    default = default_payment_method_json(account)
+    default = default_payment_method(account)
     if default is None:
         raise Problem(
             INVALID_REQUEST,
@@ -55,4 +55,5 @@ def payment_for(requested: dict[str, Any] | None, account: HoldsDefaultToken) ->
             "(set one with PATCH /accounts/me)",
             field="payment",
         )
-    return default
+    stored: dict[str, Any] = msgspec.to_builtins(default)
+    return stored

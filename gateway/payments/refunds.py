@@ -23,7 +23,6 @@ payment has succeeded.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 from sqlalchemy import select
@@ -34,7 +33,8 @@ from gateway.http.auth import Caller
 from gateway.http.db_errors import is_duplicate_key
 from gateway.http.order_access import find_order
 from gateway.http.problems import IDEMPOTENCY_KEY_REUSED, NOT_REFUNDABLE, Problem
-from gateway.payments.lookup import payment_document
+from gateway.payments.lookup import payment_detail
+from gateway.payments.schemas import PaymentDetail
 from messaging.queues import REFUND
 from models.clock import utcnow
 from models.state import PaymentStatus, move_payment, record_note
@@ -57,7 +57,7 @@ class RefundRequest:
     request_hash: str
 
 
-async def request_refund(units_of_work: UnitOfWorkFactory, request: RefundRequest) -> dict[str, Any]:
+async def request_refund(units_of_work: UnitOfWorkFactory, request: RefundRequest) -> PaymentDetail:
     """Refund the order's payment in full (or find it refunding already); returns the payment document.
 
     Raises a 404 :class:`Problem` for an unknown order, 409 for a payment that was never paid or
@@ -75,7 +75,7 @@ async def request_refund(units_of_work: UnitOfWorkFactory, request: RefundReques
             payment = order.payment
             # A key is stored only with an accepted refund, which needs a payment.
             assert payment is not None
-            document = payment_document(payment)
+            document = payment_detail(payment)
             await uow.commit()  # nothing changed; ends the transaction and releases the lock
             log.info(
                 "refund.replayed", order_id=order.id, payment_id=payment.id, payment_status=payment.status
@@ -120,7 +120,7 @@ async def request_refund(units_of_work: UnitOfWorkFactory, request: RefundReques
             if is_duplicate_key(exc):
                 raise _reused(request) from None
             raise
-        document = payment_document(payment)
+        document = payment_detail(payment)
         await uow.commit()
     log.info(
         "refund.requested" if queued else "refund.already_requested",

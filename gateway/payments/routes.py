@@ -15,7 +15,7 @@ from gateway.http.idempotency import idempotency_key, request_hash
 from gateway.http.order_access import order_id_param
 from gateway.http.responses import json_response
 from gateway.keys import SESSIONMAKER, UNITS_OF_WORK
-from gateway.payments.lookup import find_payment, payment_document
+from gateway.payments.lookup import find_payment, payment_detail
 from gateway.payments.refunds import RefundRequest, request_refund
 from gateway.payments.schemas import RefundBody
 
@@ -31,7 +31,7 @@ async def get_payment(request: web.Request) -> web.Response:
     structlog.contextvars.bind_contextvars(payment_id=payment_id)
     async with request.app[SESSIONMAKER]() as session:
         payment = await find_payment(session, payment_id, caller)
-    return json_response(payment_document(payment))
+    return json_response(payment_detail(payment))
 
 
 @routes.post("/orders/{order_id}/refund")
@@ -50,4 +50,4 @@ async def refund_order(request: web.Request) -> web.Response:
     document = await request_refund(
         request.app[UNITS_OF_WORK], RefundRequest(order_id=order_id, key=key, request_hash=request_hash(body))
     )
-    return json_response(document, status=202, headers={"Location": f"/payments/{document['id']}"})
+    return json_response(document, status=202, headers={"Location": f"/payments/{document.id}"})

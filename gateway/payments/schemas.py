@@ -1,5 +1,5 @@
-"""The bodies of payments: how an order is paid, an account's default token, a refund request and
-the provider's webhook event."""
+"""The bodies of payments: how an order is paid, an account's default token, a refund request, the
+provider's webhook event; and the answers: a payment and the webhook's acknowledgement."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from msgspec import Meta, Struct
 
 from gateway.http.fields import anchored
 from models.card_numbers import could_be_card_number
+from models.documents import PAYMENT_METHODS, Cents, CurrencyCode, Id, PaymentStatusName, Time
 
 MAX_TOKEN_LENGTH = 128
 _CARD_NUMBER_REFUSED = (
@@ -114,3 +115,28 @@ class WebhookEvent(Struct):
     type: Annotated[str, Meta(min_length=1, max_length=64, examples=["payment.succeeded"])]
     created: Annotated[int, Meta(ge=0)]
     data: EventData
+
+
+class PaymentDetail(Struct):
+    """A payment as `GET /payments/{id}` shows it: no token and no provider secret"""
+
+    id: Id
+    order_id: Id
+    status: PaymentStatusName
+    method: Annotated[str, Meta(extra_json_schema={"enum": list(PAYMENT_METHODS)})]
+    amount_cents: Cents
+    currency: CurrencyCode
+    checkout_url: str | None
+    provider_payment_id: (
+        Annotated[str, Meta(description="The payment provider's id, once it has answered")] | None
+    )
+    refunded: Annotated[bool, Meta(description="The provider confirmed the refund (REFUNDED)")]
+    created_at: Time
+    updated_at: Time
+
+
+class WebhookAck(Struct):
+    """The answer to a verified provider event."""
+
+    received: Annotated[bool, Meta(extra_json_schema={"enum": [True]})]
+    duplicate: Annotated[bool, Meta(description="This event id was recorded before")]

@@ -95,4 +95,4 @@ async def receive_event(request: web.Request) -> web.Response:
             await uow.commit()
             duplicate = False
     log.info("webhook.received", event_type=fields.type, payment_id=payment_id, duplicate=duplicate)
-    return json_response({"received": True, "duplicate": duplicate})
+    return json_response(schemas.WebhookAck(received=True, duplicate=duplicate))

@@ -272,7 +272,7 @@ async def signed_in(client, settings) -> tuple[dict, dict[str, str]]:
     not about (tests/integration/test_gateway_limits.py is).
     """
     account = await sign_up(client, new_email())
-    token = issue_token(settings, account["id"])["access_token"]
+    token = issue_token(settings, account["id"]).access_token
     return account, {"Authorization": f"Bearer {token}"}
 
 

@@ -380,7 +380,7 @@ async def customer(client: TestClient, settings) -> tuple[str, dict[str, str]]:
     )
     assert created.status == 201, await created.text()
     account_id = (await created.json())["id"]
-    return account_id, {"Authorization": f"Bearer {issue_token(settings, account_id)['access_token']}"}
+    return account_id, {"Authorization": f"Bearer {issue_token(settings, account_id).access_token}"}
 
 
 async def new_item(client: TestClient, admin) -> str:

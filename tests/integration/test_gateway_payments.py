@@ -52,7 +52,7 @@ async def customer(client, settings) -> dict[str, str]:
 
 
 def bearer(settings, account_id: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {issue_token(settings, account_id)['access_token']}"}
+    return {"Authorization": f"Bearer {issue_token(settings, account_id).access_token}"}
 
 
 async def settle_as_worker(

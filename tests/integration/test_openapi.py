@@ -180,7 +180,7 @@ async def test_answers_fit_the_document(client, settings, spec, admin):
     await conforms(
         spec, await client.post("/auth/token", json={"email": email, "password": "wrong password"})
     )
-    token = issue_token(settings, account["id"])["access_token"]
+    token = issue_token(settings, account["id"]).access_token
     customer = {"Authorization": f"Bearer {token}"}
     await conforms(spec, await client.get("/accounts/me", headers=customer))
     await conforms(spec, await client.get("/accounts/me"))

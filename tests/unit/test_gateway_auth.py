@@ -38,7 +38,7 @@ def refused(token: str, settings: Settings = SETTINGS_) -> str:
 
 def test_a_valid_token_names_its_account_every_time():
     account_id = uuid.uuid4().hex
-    token = issue_token(SETTINGS_, account_id)["access_token"]
+    token = issue_token(SETTINGS_, account_id).access_token
     assert [authenticated_account_id(request_with(token)) for _ in range(3)] == [account_id] * 3
 
 
@@ -55,7 +55,7 @@ def test_a_remembered_token_still_expires(monkeypatch):
 
 
 def test_a_token_is_only_valid_under_the_secret_that_signed_it():
-    token = issue_token(SETTINGS_, "account-1")["access_token"]
+    token = issue_token(SETTINGS_, "account-1").access_token
     assert authenticated_account_id(request_with(token)) == "account-1"
     other = dataclasses.replace(SETTINGS_, token_secret="another-test-token-secret-of-32-chars!")
     assert refused(token, other) == "the access token is not valid"
@@ -64,7 +64,7 @@ def test_a_token_is_only_valid_under_the_secret_that_signed_it():
 def test_invalid_tokens_are_refused_every_time_and_never_remembered():
     now = int(time.time())
     secret = SETTINGS_.token_secret
-    forged = issue_token(dataclasses.replace(SETTINGS_, token_secret="x" * 40), "account-1")["access_token"]
+    forged = issue_token(dataclasses.replace(SETTINGS_, token_secret="x" * 40), "account-1").access_token
     expired = jwt.encode(
         {"sub": "account-1", "iat": now - 7200, "exp": now - 3600}, secret, algorithm="HS256"
     )

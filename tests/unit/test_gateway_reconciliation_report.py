@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from gateway.http.problems import Problem
-from gateway.operations.reconciliation import report_json
+from gateway.operations.reconciliation import report_document
 
 
 def test_no_report_is_not_found():
     with pytest.raises(Problem) as raised:
-        report_json(None)
+        report_document(None)
     assert raised.value.status == 404
