@@ -178,10 +178,16 @@ class _Claim(NamedTuple):
     name: str
 
 
+def ledger_event(event_type: str, occurrence: str | None = None) -> str:
+    """The ledger's name of one email: the event type, and which occurrence of a repeatable one."""
+    return f"{event_type}:{occurrence}" if occurrence else event_type
+
+
 async def _claim(runtime: Runtime, order_id: str, event_type: str) -> _Claim | None:
     """Take the ledger row for sending; returns what the email needs, or None when there is nothing to do.
 
-    A first delivery reads (one statement), inserts the row claimed (one more) and commits.
+    ``event_type`` is the ledger's name of the email (:func:`ledger_event`). A first delivery
+    reads (one statement), inserts the row claimed (one more) and commits.
     """
     key = {"order_id": order_id, "event": event_type}
     async with runtime.engine.connect() as conn:
@@ -272,9 +278,14 @@ async def _record(
             await conn.execute(_RECORD, {"ledger_id": ledger_id, "new_status": status.value, "error": error})
 
 
-async def send_notification(runtime: Runtime, order_id: str, event_type: str) -> NotificationStatus | None:
-    """Send the email for ``event_type`` unless the ledger says it went out; returns the ledger status."""
-    claim = await _claim(runtime, order_id, event_type)
+async def send_notification(
+    runtime: Runtime, order_id: str, event_type: str, occurrence: str | None = None
+) -> NotificationStatus | None:
+    """Send the email for ``event_type`` unless the ledger says it went out; returns the ledger status.
+
+    ``occurrence`` names one of several events of a type an order may have (a refund's id).
+    """
+    claim = await _claim(runtime, order_id, ledger_event(event_type, occurrence))
     if claim is None:
         return None
     message = compose(

@@ -101,8 +101,8 @@ async def _record_created(runtime: Runtime, order_id: str, payment_id: str, crea
                 uow, payment, provider_payment_id=created.id, checkout_url=created.checkout_url
             )
             if payment.status == PaymentStatus.CANCELLED:
-                # The order was cancelled while the provider was being called.
-                enqueue_follow_up(uow, order, FollowUp.VOID)
+                # The order was cancelled, or this attempt replaced, while the provider was called.
+                enqueue_follow_up(uow, order, FollowUp.VOID, payment)
         await uow.commit()
     log.info(
         "payment.requested",

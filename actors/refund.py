@@ -1,62 +1,97 @@
-"""refund: ask the provider to refund a payment marked REFUND_PENDING.
+"""refund: ask the provider for one PENDING refund of a payment.
 
-The idempotency key is derived from our payment id, so however often this step runs the
-provider makes at most one refund; the `refund.succeeded` webhook then marks it REFUNDED.
+Each refund is its own provider call, its idempotency key derived from our refund's id: however
+often this step runs for one refund, the provider makes it at most once. The provider's
+`refund.succeeded` webhook then confirms it through `settle`. A refusal (the provider will not
+refund that much, say, because money was given back outside the fleet) marks the refund FAILED:
+it moved no money, and the payment goes back to where its other refunds leave it.
+
+Messages from before partial refunds name only the payment: their refund is the payment's whole
+refund, filed under the payment's own id, as the order flow files its refunds today.
 """
 
 from __future__ import annotations
 
 import structlog
 
-from actors.preamble import lock_payment_to_act_on
 from messaging.queues import REFUND
-from models.order_moves import set_payment_columns
+from models.refunds import find_refund, record_provider_refund, refund_refused
 from models.repository import find_payment
-from models.state import PaymentStatus
+from models.state import RefundStatus
+from providers.psp_client import ProviderRefused
 from workers.runtime import Runtime
 from workers.steps import step_actor
 
 log = structlog.get_logger(__name__)
 
 
-def idempotency_key(payment_id: str) -> str:
-    """The provider idempotency key of the (single, full) refund of one payment."""
-    return f"refund-{payment_id}"
+def idempotency_key(refund_id: str) -> str:
+    """The provider idempotency key of one refund (the order flow's refund of a payment has the
+    payment's id, so its key is the one whole refunds always had)."""
+    return f"refund-{refund_id}"
 
 
-async def refund_payment(runtime: Runtime, order_id: str, payment_id: str) -> str | None:
-    """Request the refund and record the provider's refund id; returns it (None if nothing to do)."""
-    async with runtime.uow() as uow:
-        payment = await lock_payment_to_act_on(
-            uow,
-            order_id,
-            payment_id,
-            log=log,
-            step="refund",
-            status=PaymentStatus.REFUND_PENDING,
-            ready=lambda payment: not payment.provider_refund_id,  # not asked for yet
-        )
-        if payment is None:
-            return None
-        provider_payment_id = payment.provider_payment_id
-        # A payment succeeds (and only a succeeded one is refunded) with the provider's id recorded:
-        # `settle` writes it with the move when the webhook overtook `pay`.
-        assert provider_payment_id is not None, "a payment to refund has the provider's id"
-    refund = await runtime.psp.refund(
-        idempotency_key=idempotency_key(payment_id), provider_payment_id=provider_payment_id
-    )
+async def refund_payment(
+    runtime: Runtime, order_id: str, payment_id: str, refund_id: str | None = None
+) -> str | None:
+    """Request refund ``refund_id`` of the payment and record the provider's refund id; returns it
+    (None when there is nothing to do)."""
+    refund_id = refund_id or payment_id
     async with runtime.uow() as uow:
         order = await uow.lock_order(order_id)
         payment = find_payment(order, payment_id=payment_id) if order else None
-        if payment is None:
-            # Archived in between (only a refunded payment may be): nothing is left to record.
-            log.warning("refund.payment_gone", payment_id=payment_id, provider_refund_id=refund.id)
-            return refund.id
-        if payment.provider_refund_id is None:
-            await set_payment_columns(uow, payment, provider_refund_id=refund.id)
+        refund = await find_refund(await uow.connection(), refund_id=refund_id)
+        if payment is None or refund is None or refund.payment_id != payment_id:
+            log.info("refund.not_applicable", payment_id=payment_id, refund_id=refund_id)
+            return None
+        if refund.status != RefundStatus.PENDING or refund.provider_refund_id is not None:
+            log.info(
+                "refund.already_done",
+                refund_id=refund_id,
+                refund_status=refund.status,
+                provider_refund_id=refund.provider_refund_id,
+            )
+            return refund.provider_refund_id
+        provider_payment_id = payment.provider_payment_id
+        # Only a captured payment is refunded, and it was captured with the provider's id recorded
+        # (`settle` writes it with the move when the webhook overtook `pay`).
+        assert provider_payment_id is not None, "a payment to refund has the provider's id"
+    metadata = {"order_id": order_id, "payment_id": payment_id, "refund_id": refund_id}
+    try:
+        answer = await runtime.psp.refund(
+            idempotency_key=idempotency_key(refund_id),
+            provider_payment_id=provider_payment_id,
+            amount_cents=refund.amount_cents,
+            metadata=metadata,
+        )
+    except ProviderRefused as refusal:
+        await _record_refusal(runtime, order_id, payment_id, refund_id, refusal)
+        return None
+    async with runtime.uow() as uow:
+        await record_provider_refund(await uow.connection(), refund_id, answer.id)
         await uow.commit()
-    log.info("refund.requested", payment_id=payment_id, provider_refund_id=refund.id)
-    return refund.id
+    log.info(
+        "refund.requested",
+        payment_id=payment_id,
+        refund_id=refund_id,
+        amount_cents=refund.amount_cents,
+        provider_refund_id=answer.id,
+    )
+    return answer.id
+
+
+async def _record_refusal(
+    runtime: Runtime, order_id: str, payment_id: str, refund_id: str, refusal: ProviderRefused
+) -> None:
+    async with runtime.uow() as uow:
+        order = await uow.lock_order(order_id)
+        payment = find_payment(order, payment_id=payment_id) if order else None
+        refund = await find_refund(await uow.connection(), refund_id=refund_id)
+        if order is None or payment is None or refund is None:
+            return
+        await refund_refused(uow, order, payment, refund, refusal.code)
+        await uow.commit()
+    log.warning("refund.refused", payment_id=payment_id, refund_id=refund_id, code=refusal.code)
 
 
 refund = step_actor(REFUND, refund_payment)

@@ -2,8 +2,11 @@
 
 payment.succeeded on an order awaiting payment -> PLACED with its holds COMMITTED; on an order
 already cancelled -> the late-payment policy (reinstate if it timed out and stock can be held
-again, else refund); payment.failed -> CANCELLED payment_failed with its holds RELEASED and the
-stock back; refund.succeeded -> payment REFUNDED.
+again, else refund); payment.succeeded for an attempt the customer replaced with another -> that
+attempt refunded, the order kept on its current attempt (one charge kept in the end);
+payment.failed -> CANCELLED payment_failed with its holds RELEASED and the stock back;
+refund.succeeded -> that refund SUCCEEDED, counted in the payment's ``refunded_cents`` (the
+payment PARTIALLY_REFUNDED or REFUNDED), and a return it pays back REFUNDED.
 
 A signature proves less than it seems (a faulty provider, a replayed test event and a leaked
 secret all sign correctly), so an event is applied only when it agrees with the payment it is
@@ -26,20 +29,23 @@ from sqlalchemy import bindparam, or_, select, update
 
 from messaging.queues import SETTLE
 from models.clock import utcnow
-from models.order_flow import FollowUp, fail_payment, late_payment, place, refund_settled
+from models.order_flow import FollowUp, fail_payment, late_payment, place, replaced_payment_succeeded
 from models.order_record import OrderRecord, PaymentRecord
+from models.refunds import find_refund, record_provider_refund, refund_confirmed
 from models.repository import find_payment
-from models.state import OrderStatus, PaymentStatus
+from models.state import OrderStatus, PaymentStatus, RefundStatus
 from models.tables import Payment, WebhookEvent, table_of
 from models.unit_of_work import UnitOfWork
 from models.webhook_agreement import (
     HANDLED_TYPES,
     PAYMENT_FAILED,
     PAYMENT_SUCCEEDED,
+    REFUND_SUCCEEDED,
     Claims,
-    ProviderRecord,
     disagreements_with_provider,
+    disagreements_with_provider_refund,
     disagreements_with_records,
+    disagreements_with_refund,
     recorded,
 )
 from providers.psp_client import ProviderError, ProviderRefused
@@ -59,6 +65,7 @@ class SettleOutcome(StrEnum):
     REFUNDED = "refunded"
     LATE_PAYMENT_REINSTATED = "late_payment_reinstated"
     LATE_PAYMENT_REFUNDING = "late_payment_refunding"
+    REPLACED_PAYMENT_REFUNDING = "replaced_payment_refunding"
     # It changed nothing: already applied, or the order had moved on (``ignored_in_<status>``).
     ALREADY_PLACED = "already_placed"
     ALREADY_REFUNDED = "already_refunded"
@@ -92,23 +99,36 @@ class _Change(Enum):
 
     PLACE = "place"
     FAIL = "fail"
-    REFUND = "refund"
     LATE_PAYMENT = "late_payment"
+    REPLACED_PAYMENT = "replaced_payment"
+
+
+class _Kind(Enum):
+    """What the provider is asked about: a payment or a refund."""
+
+    PAYMENT = "payment"
+    REFUND = "refund"
 
 
 @dataclass(frozen=True)
 class _ProviderNeeded:
-    """The event would change something: the provider's record of this payment must be read first."""
+    """The event would change something: the provider's record of this object must be read first."""
 
-    provider_payment_id: str
+    kind: _Kind
+    provider_id: str
 
 
 @dataclass(frozen=True)
 class _Asked:
-    """What the provider answered about one payment (``record`` None: it has no such payment)."""
+    """What the provider answered about one payment or refund (``record`` None: it has no such one)."""
 
-    record: ProviderRecord | None
-    provider_payment_id: str
+    record: Any
+    kind: _Kind
+    provider_id: str
+
+    def about(self, kind: _Kind, provider_id: str | None) -> bool:
+        """Whether this answer is about that object."""
+        return self.kind is kind and self.provider_id == provider_id
 
 
 @dataclass(frozen=True)
@@ -173,6 +193,13 @@ async def _payment_named(uow: UnitOfWork, claims: Claims) -> tuple[OrderRecord |
 
 
 def _plan_success(order: OrderRecord, payment: PaymentRecord) -> _Change | SettleOutcome:
+    current = order.payment
+    if current is not None and current.id != payment.id:
+        # The customer replaced this attempt: the order follows its current attempt only, and a
+        # success of the old one is given back whatever the order's status.
+        if payment.status in (PaymentStatus.PENDING, PaymentStatus.CANCELLED):
+            return _Change.REPLACED_PAYMENT
+        return SettleOutcome.ignored_in(order.status)
     if order.status == OrderStatus.AWAITING_PAYMENT:
         return _Change.PLACE
     if order.status in (OrderStatus.PLACED, OrderStatus.SHIPPED, OrderStatus.DELIVERED):
@@ -190,13 +217,10 @@ def _plan(event_type: str, order: OrderRecord, payment: PaymentRecord) -> _Chang
     """What the event would do to the order as it is now: a change, or the outcome of changing nothing."""
     if event_type == PAYMENT_SUCCEEDED:
         return _plan_success(order, payment)
-    if event_type == PAYMENT_FAILED:
-        if order.status == OrderStatus.AWAITING_PAYMENT and payment.status == PaymentStatus.PENDING:
-            return _Change.FAIL
-        return SettleOutcome.ignored_in(order.status)
-    return (
-        _Change.REFUND if payment.status == PaymentStatus.REFUND_PENDING else SettleOutcome.ALREADY_REFUNDED
-    )
+    assert event_type == PAYMENT_FAILED  # refunds are judged by _judge_refund
+    if order.status == OrderStatus.AWAITING_PAYMENT and payment.status == PaymentStatus.PENDING:
+        return _Change.FAIL
+    return SettleOutcome.ignored_in(order.status)
 
 
 async def _carry_out(
@@ -217,9 +241,10 @@ async def _carry_out(
     if plan is _Change.FAIL:
         await fail_payment(uow, order, payment, **bind)
         return SettleOutcome.CANCELLED_PAYMENT_FAILED
-    if plan is _Change.REFUND:
-        await refund_settled(uow, order, payment)
-        return SettleOutcome.REFUNDED
+    if plan is _Change.REPLACED_PAYMENT:
+        follow_up = await replaced_payment_succeeded(uow, order, payment, **bind)
+        enqueue_follow_up(uow, order, follow_up, payment)
+        return SettleOutcome.REPLACED_PAYMENT_REFUNDING
     follow_up = await late_payment(uow, order, payment, policy, **bind)
     enqueue_follow_up(uow, order, follow_up)
     if follow_up is FollowUp.NOTHING:
@@ -227,9 +252,18 @@ async def _carry_out(
     return SettleOutcome.LATE_PAYMENT_REFUNDING
 
 
-def _provider_view(record: ProviderRecord | None) -> dict[str, Any]:
+def _provider_view(asked: _Asked) -> dict[str, Any]:
+    record = asked.record
     if record is None:
-        return {"provider_payment_id": None}
+        return {f"provider_{asked.kind.value}_id": None}
+    if asked.kind is _Kind.REFUND:
+        return {
+            "provider_payment_id": record.payment_id,
+            "refund_id": record.metadata.get("refund_id"),
+            "amount": record.amount_cents,
+            "currency": record.currency,
+            "status": record.status,
+        }
     return {
         "order_id": record.metadata.get("order_id"),
         "payment_id": record.metadata.get("payment_id"),
@@ -248,7 +282,7 @@ def _mismatch(
     keys = {name: "status" if name == "refund_not_requested" else name for name in disagreed}
     sources = {"claimed": claims.stated(), "ours": recorded(payment) if payment is not None else {}}
     if asked is not None:
-        sources["provider"] = _provider_view(asked.record)
+        sources["provider"] = _provider_view(asked)
     details = {
         source: {name: values[key] for name, key in keys.items() if key in values}
         for source, values in sources.items()
@@ -271,17 +305,52 @@ async def _judge(
     disagreed = disagreements_with_records(claims, payment)
     if disagreed:
         return _mismatch(disagreed, claims, payment)
+    if claims.event_type == REFUND_SUCCEEDED:
+        return await _judge_refund(uow, claims, order, payment, asked)
     plan = _plan(claims.event_type, order, payment)
     if isinstance(plan, SettleOutcome):
         return _Verdict(plan)
     # An event naming no provider payment disagrees with our records (checked above).
     assert claims.provider_payment_id is not None
-    if asked is None or asked.provider_payment_id != claims.provider_payment_id:
-        return _ProviderNeeded(claims.provider_payment_id)
+    if asked is None or not asked.about(_Kind.PAYMENT, claims.provider_payment_id):
+        return _ProviderNeeded(_Kind.PAYMENT, claims.provider_payment_id)
     disagreed = disagreements_with_provider(claims, payment, asked.record)
     if disagreed:
         return _mismatch(disagreed, claims, payment, asked)
     return _Verdict(await _carry_out(uow, plan, order, payment, policy, claims.provider_payment_id))
+
+
+async def _judge_refund(
+    uow: UnitOfWork, claims: Claims, order: OrderRecord, payment: PaymentRecord, asked: _Asked | None
+) -> _Verdict | _ProviderNeeded:
+    """Judge a refund event about ``payment``: confirm the refund it names once the provider agrees."""
+    connection = await uow.connection()
+    refund = None
+    if isinstance(claims.refund_id, str):
+        refund = await find_refund(connection, provider_refund_id=claims.refund_id)
+    if refund is None and claims.our_refund_id:
+        # The webhook overtook `refund` recording the provider's id: our id in its metadata names it.
+        refund = await find_refund(connection, refund_id=claims.our_refund_id)
+    if refund is not None and refund.payment_id != payment.id:
+        refund = None
+    disagreed = disagreements_with_refund(claims, refund)
+    if disagreed:
+        return _mismatch(disagreed, claims, payment)
+    assert refund is not None and isinstance(claims.refund_id, str)  # checked just above
+    if refund.status == RefundStatus.SUCCEEDED:
+        return _Verdict(SettleOutcome.ALREADY_REFUNDED)
+    if refund.status != RefundStatus.PENDING:
+        # We recorded the provider's refusal of this refund; now it reports it made.
+        return _mismatch(["refund_status"], claims, payment)
+    if asked is None or not asked.about(_Kind.REFUND, claims.refund_id):
+        return _ProviderNeeded(_Kind.REFUND, claims.refund_id)
+    disagreed = disagreements_with_provider_refund(claims, refund, asked.record)
+    if disagreed:
+        return _mismatch(disagreed, claims, payment, asked)
+    if refund.provider_refund_id is None:
+        await record_provider_refund(connection, refund.id, claims.refund_id)
+    await refund_confirmed(uow, order, payment, refund)
+    return _Verdict(SettleOutcome.REFUNDED)
 
 
 def _report(claims: Claims, verdict: _Verdict) -> None:
@@ -339,16 +408,26 @@ async def settle_payment(
     asked = unreachable = None
     if provider_payment_id:
         try:
-            asked = _Asked(await runtime.psp.get_payment(provider_payment_id), provider_payment_id)
+            record = await runtime.psp.get_payment(provider_payment_id)
+            asked = _Asked(record, _Kind.PAYMENT, provider_payment_id)
         except (ProviderError, ProviderRefused) as error:
             unreachable = error
     outcome = await _settle_once(runtime, event_id, asked=asked)
     if isinstance(outcome, _ProviderNeeded):
-        if unreachable is not None and outcome.provider_payment_id == provider_payment_id:
+        needed = outcome
+        if (
+            unreachable is not None
+            and needed.kind is _Kind.PAYMENT
+            and needed.provider_id == provider_payment_id
+        ):
             raise unreachable
-        record = await runtime.psp.get_payment(outcome.provider_payment_id)
-        outcome = await _settle_once(runtime, event_id, asked=_Asked(record, outcome.provider_payment_id))
-        # The provider was just asked about the payment the stored event names: nothing more is needed.
+        answer: Any
+        if needed.kind is _Kind.REFUND:
+            answer = await runtime.psp.get_refund(needed.provider_id)
+        else:
+            answer = await runtime.psp.get_payment(needed.provider_id)
+        outcome = await _settle_once(runtime, event_id, asked=_Asked(answer, needed.kind, needed.provider_id))
+        # The provider was just asked about what the stored event names: nothing more is needed.
         assert not isinstance(outcome, _ProviderNeeded)
     return outcome
 

@@ -8,11 +8,11 @@ schema's ``enum``: no conversion is spent on the hot read path.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from msgspec import Meta, Struct
 
-from models.state import OrderStatus, PaymentStatus, Reason
+from models.state import OrderStatus, PaymentStatus, Reason, RefundStatus, ReturnStatus
 
 #: Ids of orders, payments and accounts (:func:`models.tables.new_id`).
 Id = Annotated[str, Meta(pattern="^[0-9a-f]{32}$", description="32 lower-case hex digits")]
@@ -32,6 +32,12 @@ PaymentStatusName = Annotated[
     str, Meta(extra_json_schema={"enum": [status.value for status in PaymentStatus]})
 ]
 ReasonName = Annotated[str, Meta(extra_json_schema={"enum": [reason.value for reason in Reason]})]
+RefundStatusName = Annotated[str, Meta(extra_json_schema={"enum": [status.value for status in RefundStatus]})]
+ReturnStatusName = Annotated[str, Meta(extra_json_schema={"enum": [status.value for status in ReturnStatus]})]
+#: A postal address as the client sent it (an object of strings, kept as given).
+Address = Annotated[
+    dict[str, str], Meta(description="A postal address, e.g. {line1, city, postal_code, country}")
+]
 
 #: How an order came to be: ``POST /orders``, or a checkout of the cart.
 ORDER_SOURCES = ("api", "cart")
@@ -61,9 +67,50 @@ class Payment(Struct):
     """The customer-visible part of a payment attempt."""
 
     id: Id
+    attempt: Annotated[int, Meta(ge=1, description="1 for the first attempt; a changed method adds one")]
     status: PaymentStatusName
     method: Annotated[str, Meta(extra_json_schema={"enum": list(PAYMENT_METHODS)})]
+    amount_cents: Cents
+    refunded_cents: Annotated[int, Meta(ge=0, description="What the provider confirmed it gave back")]
+    currency: CurrencyCode
+    provider_payment_id: (
+        Annotated[str, Meta(description="The payment provider's id, once it has answered")] | None
+    )
     checkout_url: Annotated[str, Meta(description="Where the customer pays (method `redirect`)")] | None
+
+
+class Refund(Struct):
+    """One refund of (part of) a payment."""
+
+    id: Id
+    amount_cents: Annotated[int, Meta(ge=1)]
+    status: RefundStatusName
+    reason: str | None
+    return_id: Annotated[Id, Meta(description="The return this refund pays back")] | None
+    created_at: Time
+
+
+class ReturnLine(Struct):
+    """What a return sends back of one order line, at the price paid."""
+
+    sku: str
+    quantity: Annotated[int, Meta(ge=1)]
+    unit_price_cents: Cents
+
+
+class Return(Struct):
+    """A return of delivered items."""
+
+    id: Id
+    order_id: Id
+    status: ReturnStatusName
+    items: list[ReturnLine]
+    reason: str | None
+    rejection_reason: str | None
+    restocked: Annotated[bool, Meta(description="Whether the received units went back on sale")] | None
+    refund_id: Annotated[Id, Meta(description="The refund paying back the received lines")] | None
+    created_at: Time
+    updated_at: Time
 
 
 class HistoryEntry(Struct):
@@ -93,7 +140,11 @@ class Order(Struct):
     total_cents: Cents
     currency: CurrencyCode
     hold_expires_at: Time | None
-    payment: Payment | None
+    shipping_address: Address | None
+    payment: Annotated[Payment, Meta(description="The current payment attempt")] | None
+    payments: Annotated[list[Payment], Meta(description="Every payment attempt, oldest first")]
+    refunded_cents: Annotated[int, Meta(ge=0, description="What the provider confirmed it refunded")]
+    returns: list[Return]
     history: list[HistoryEntry]
     created_at: Time
     updated_at: Time

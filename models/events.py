@@ -16,7 +16,7 @@ from models.tables import Order, new_id
 from models.views import order_json
 
 if TYPE_CHECKING:
-    from models.unit_of_work import UnitOfWork
+    from models.unit_of_work import Announcement, UnitOfWork
 
 ORDER_EVENTS = {
     OrderStatus.PLACED: "order.placed",
@@ -26,6 +26,9 @@ ORDER_EVENTS = {
     OrderStatus.DELIVERED: "order.delivered",
 }
 REFUNDED_EVENT = "order.refunded"
+UPDATED_EVENT = "order.updated"
+RETURN_REQUESTED_EVENT = "order.return_requested"
+RETURN_RECEIVED_EVENT = "order.return_received"
 
 
 def event_body(event_type: str, order: Order) -> dict[str, Any]:
@@ -45,15 +48,21 @@ class EventEmitter:
         self.exchange = exchange
         self.notify_route = notify_route
 
-    def event_for(self, status: str, *, refunded: bool = False) -> str | None:
-        """The event a move into ``status`` (or a confirmed refund) announces, if any."""
-        return REFUNDED_EVENT if refunded else ORDER_EVENTS.get(status)  # type: ignore[call-overload]
+    def event_for(self, status: str) -> str | None:
+        """The event a move into ``status`` announces, if any."""
+        return ORDER_EVENTS.get(status)  # type: ignore[call-overload]
 
-    def emit(self, uow: UnitOfWork, announced: list[tuple[Any, str]]) -> None:
-        """Enqueue, in ``uow``, the email and domain event of each ``(order, event type)``.
+    def emit(self, uow: UnitOfWork, announced: list[Announcement]) -> None:
+        """Enqueue, in ``uow``, the email and domain event of each announcement.
 
         The order documents are built now, at commit, so they show the order as it is committed.
         """
-        for order, event_type in announced:
-            uow.enqueue(self.notify_route, order_id=order.id, event_type=event_type)
+        for event in announced:
+            order, event_type = event.order, event.event_type
+            if event.occurrence is None:
+                uow.enqueue(self.notify_route, order_id=order.id, event_type=event_type)
+            else:
+                uow.enqueue(
+                    self.notify_route, order_id=order.id, event_type=event_type, occurrence=event.occurrence
+                )
             uow.publish_event(self.exchange, event_type, event_body(event_type, order), order_id=order.id)

@@ -17,7 +17,8 @@ from models.clock import utcnow
 from models.inventory import add_holds, commit_holds, line_quantities, release_holds, shortage_of, take_stock
 from models.order_moves import add_note, move_order, move_payment
 from models.order_record import OrderRecord, PaymentRecord
-from models.state import HoldState, OrderStatus, PaymentStatus, Reason
+from models.refunds import refundable_cents, start_refund
+from models.state import CAPTURED, HoldState, OrderStatus, PaymentStatus, Reason
 from models.tables import CartItem, table_of
 
 if TYPE_CHECKING:
@@ -31,7 +32,16 @@ class FollowUp(Enum):
 
     NOTHING = "nothing"
     VOID = "void"  # give up a payment that may still be pending at the provider
-    REFUND = "refund"  # give money back
+    REFUND = "refund"  # give money back: the refund filed under the payment's own id
+
+
+async def refund_whole(uow: UnitOfWork, order: OrderRecord, payment: PaymentRecord, reason: str) -> FollowUp:
+    """Refund what is left of ``payment`` as the order flow's own refund of it (its id is the
+    payment's, so it exists once); FollowUp.NOTHING when nothing is left to refund."""
+    if payment.status not in CAPTURED or not await refundable_cents(await uow.connection(), payment):
+        return FollowUp.NOTHING
+    await start_refund(uow, order, payment, reason=reason, refund_id=payment.id)
+    return FollowUp.REFUND
 
 
 async def _empty_cart(uow: UnitOfWork, order: OrderRecord) -> None:
@@ -84,10 +94,9 @@ async def cancel_paid(uow: UnitOfWork, order: OrderRecord, reason: Reason) -> Fo
     await release_holds(await uow.connection(), order, states=(HoldState.HELD, HoldState.COMMITTED))
     await move_order(uow, order, OrderStatus.CANCELLED, reason)
     payment = order.payment
-    if payment is not None and payment.status == PaymentStatus.SUCCEEDED:
-        await move_payment(uow, payment, PaymentStatus.REFUND_PENDING)
-        return FollowUp.REFUND
-    return FollowUp.NOTHING
+    if payment is None:
+        return FollowUp.NOTHING
+    return await refund_whole(uow, order, payment, reason.value)
 
 
 async def late_payment(
@@ -115,16 +124,15 @@ async def late_payment(
         note = f"late payment: refunded ({shortage.reason.value}: {shortage.sku})"
     else:
         note = f"late payment: refunded (policy {policy}, order {order.reason or order.status})"
-    await move_payment(uow, payment, PaymentStatus.REFUND_PENDING)
     await add_note(uow, order, note)
-    return FollowUp.REFUND
+    return await refund_whole(uow, order, payment, "late payment")
 
 
-async def refund_settled(uow: UnitOfWork, order: OrderRecord, payment: PaymentRecord) -> bool:
-    """The provider confirmed the refund; False when it was already recorded."""
-    if payment.status != PaymentStatus.REFUND_PENDING:
-        return False
-    await move_payment(uow, payment, PaymentStatus.REFUNDED)
-    await add_note(uow, order, "payment refunded")
-    uow.announce(order, order.status, refunded=True)
-    return True
+async def replaced_payment_succeeded(
+    uow: UnitOfWork, order: OrderRecord, payment: PaymentRecord, **payment_columns: Any
+) -> FollowUp:
+    """An attempt the customer replaced with another succeeded anyway: the order stays on its
+    current attempt and this one is refunded in full, so the order keeps exactly one charge."""
+    await move_payment(uow, payment, PaymentStatus.SUCCEEDED, **payment_columns)
+    await add_note(uow, order, f"replaced payment attempt {payment.attempt} succeeded: refunded")
+    return await refund_whole(uow, order, payment, "replaced payment attempt")

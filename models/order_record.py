@@ -56,6 +56,7 @@ class PaymentRecord:
     provider_payment_id: str | None
     checkout_url: str | None
     provider_refund_id: str | None
+    refunded_cents: int
     created_at: datetime | None
     updated_at: datetime | None
 
@@ -97,6 +98,9 @@ class OrderRecord:
     payments: list[PaymentRecord] = field(default_factory=list)
     holds: list[HoldRecord] = field(default_factory=list)
     history: list[HistoryRecord] = field(default_factory=list)
+    #: Documents of the order's returns, when read (:func:`models.returns.load_returns`): only a
+    #: delivered order has any, so the steps' hot read leaves them out.
+    returns: list[Any] = field(default_factory=list)
 
     @property
     def payment(self) -> PaymentRecord | None:
@@ -105,7 +109,7 @@ class OrderRecord:
 
 
 def _branch(kind: str, table: str, alias: str, columns: list[str], key: str, lock: bool) -> str:
-    """One part of the UNION: the rows of ``table`` for the order, as ``kind`` and columns c1..c12."""
+    """One part of the UNION: the rows of ``table`` for the order, as ``kind`` and columns c1..c13."""
     values = [f"{alias}.{column}" for column in columns] + ["NULL"] * (_WIDTH - len(columns))
     selected = ", ".join(f"{value} AS c{n}" for n, value in enumerate(values, start=1))
     return (
@@ -114,7 +118,7 @@ def _branch(kind: str, table: str, alias: str, columns: list[str], key: str, loc
     )
 
 
-_WIDTH = 12
+_WIDTH = 13
 _ORDER = [
     "id",
     "account_id",
@@ -140,6 +144,7 @@ _PAYMENT = [
     "provider_payment_id",
     "checkout_url",
     "provider_refund_id",
+    "refunded_cents",
     "created_at",
     "updated_at",
 ]
@@ -205,8 +210,9 @@ def _record(rows: Iterable[Sequence[Any]]) -> OrderRecord | None:
                     provider_payment_id=c[7],
                     checkout_url=c[8],
                     provider_refund_id=c[9],
-                    created_at=_time(c[10]),
-                    updated_at=_time(c[11]),
+                    refunded_cents=int(c[10]),
+                    created_at=_time(c[11]),
+                    updated_at=_time(c[12]),
                 )
             )
         elif kind == "r":

@@ -46,7 +46,25 @@ class PaymentStatus(StrEnum):
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
     REFUND_PENDING = "REFUND_PENDING"
+    PARTIALLY_REFUNDED = "PARTIALLY_REFUNDED"
     REFUNDED = "REFUNDED"
+
+
+class RefundStatus(StrEnum):
+    """One refund of a payment: asked for, then confirmed or refused by the provider."""
+
+    PENDING = "PENDING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+
+class ReturnStatus(StrEnum):
+    """A return of delivered items: REQUESTED -> RECEIVED -> REFUNDED, or REQUESTED -> REJECTED."""
+
+    REQUESTED = "REQUESTED"
+    RECEIVED = "RECEIVED"
+    REFUNDED = "REFUNDED"
+    REJECTED = "REJECTED"
 
 
 class HoldState(StrEnum):
@@ -92,10 +110,42 @@ PAYMENT_TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
     # A provider may report success for a payment we asked it to cancel (the customer paid first).
     PaymentStatus.CANCELLED: frozenset({PaymentStatus.SUCCEEDED}),
     PaymentStatus.SUCCEEDED: frozenset({PaymentStatus.REFUND_PENDING}),
-    PaymentStatus.REFUND_PENDING: frozenset({PaymentStatus.REFUNDED}),
+    # Where a refund leaves the payment: see :func:`payment_status_after_refunds` (a refused one
+    # leaves it as it was before).
+    PaymentStatus.REFUND_PENDING: frozenset(
+        {PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED, PaymentStatus.SUCCEEDED}
+    ),
+    PaymentStatus.PARTIALLY_REFUNDED: frozenset({PaymentStatus.REFUND_PENDING}),
     PaymentStatus.FAILED: frozenset(),
     PaymentStatus.REFUNDED: frozenset(),
 }
+
+#: Payment statuses in which money was captured (and so can be refunded, in whole or in part).
+CAPTURED = frozenset(
+    {
+        PaymentStatus.SUCCEEDED,
+        PaymentStatus.REFUND_PENDING,
+        PaymentStatus.PARTIALLY_REFUNDED,
+        PaymentStatus.REFUNDED,
+    }
+)
+
+RETURN_TRANSITIONS: dict[ReturnStatus, frozenset[ReturnStatus]] = {
+    ReturnStatus.REQUESTED: frozenset({ReturnStatus.RECEIVED, ReturnStatus.REJECTED}),
+    ReturnStatus.RECEIVED: frozenset({ReturnStatus.REFUNDED}),
+    ReturnStatus.REFUNDED: frozenset(),
+    ReturnStatus.REJECTED: frozenset(),
+}
+
+
+def payment_status_after_refunds(captured_cents: int, confirmed_cents: int, in_flight: int) -> PaymentStatus:
+    """Where a captured payment stands given its refunds: REFUND_PENDING while any is in flight,
+    REFUNDED once the confirmed ones add up to what was captured, PARTIALLY_REFUNDED before."""
+    if in_flight:
+        return PaymentStatus.REFUND_PENDING
+    if confirmed_cents >= captured_cents:
+        return PaymentStatus.REFUNDED
+    return PaymentStatus.PARTIALLY_REFUNDED if confirmed_cents else PaymentStatus.SUCCEEDED
 
 
 class DomainError(Exception):
@@ -133,6 +183,12 @@ def require_payment_move(current: str, target: PaymentStatus) -> None:
     """Raise :class:`IllegalTransition` unless a payment in ``current`` may move to ``target``."""
     if target not in PAYMENT_TRANSITIONS[PaymentStatus(current)]:
         raise IllegalTransition("payment", current, target)
+
+
+def require_return_move(current: str, target: ReturnStatus) -> None:
+    """Raise :class:`IllegalTransition` unless a return in ``current`` may move to ``target``."""
+    if target not in RETURN_TRANSITIONS[ReturnStatus(current)]:
+        raise IllegalTransition("return", current, target)
 
 
 def transition(

@@ -238,15 +238,89 @@ class Payment(Base):
     _status: Mapped[str] = mapped_column("status", String(16))
     provider_payment_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     checkout_url: Mapped[str | None] = mapped_column(String(512))
+    # The provider's id of this payment's latest refund (kept for the operator's view).
     provider_refund_id: Mapped[str | None] = mapped_column(String(64))
+    # What the provider confirmed it gave back: the sum of this payment's SUCCEEDED refunds, kept
+    # here so that reading an order needs no refund rows.
+    refunded_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    __table_args__ = (UniqueConstraint("order_id", "attempt", name="uq_payments_order_attempt"),)
+    __table_args__ = (
+        UniqueConstraint("order_id", "attempt", name="uq_payments_order_attempt"),
+        CheckConstraint("refunded_cents <= amount_cents", name="ck_payments_refund_within_capture"),
+    )
 
     @hybrid_property
     def status(self) -> str:
         return self._status
+
+
+class Refund(Base):
+    """One refund of (part of) a captured payment: its own provider call with its own key.
+
+    PENDING from the request until the provider confirms (SUCCEEDED) or refuses (FAILED). The
+    refund the order flow itself starts for a payment (a paid order cancelled, a late or replaced
+    payment) has the payment's own id, so it exists once whatever redelivers the message.
+    """
+
+    __tablename__ = "refunds"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"))
+    payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id"))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16))  # a models.state.RefundStatus
+    reason: Mapped[str | None] = mapped_column(String(255))
+    # Set when the refund pays back a received return.
+    return_id: Mapped[str | None] = mapped_column(String(32))
+    provider_refund_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index("ix_refunds_order", "order_id"),
+        Index("ix_refunds_payment_status", "payment_id", "status"),
+        CheckConstraint("amount_cents > 0", name="ck_refunds_amount_positive"),
+    )
+
+
+class Return(Base):
+    """A customer's request to send delivered items back: REQUESTED -> RECEIVED -> REFUNDED, or REJECTED."""
+
+    __tablename__ = "returns"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"))
+    status: Mapped[str] = mapped_column(String(16))  # a models.state.ReturnStatus
+    reason: Mapped[str | None] = mapped_column(String(500))
+    rejection_reason: Mapped[str | None] = mapped_column(String(500))
+    # Whether the received units went back on sale (None until received).
+    restocked: Mapped[bool | None] = mapped_column()
+    refund_id: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_returns_order", "order_id"),)
+
+
+class ReturnLine(Base):
+    """What one return sends back of one order line, at the unit price the customer paid."""
+
+    __tablename__ = "return_lines"
+
+    return_id: Mapped[str] = mapped_column(ForeignKey("returns.id"), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The order too, so that lines move to the archive with their order like every other child.
+    order_id: Mapped[str] = mapped_column(String(32))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price_cents: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        Index("ix_return_lines_order", "order_id"),
+        CheckConstraint("quantity > 0", name="ck_return_lines_quantity_positive"),
+    )
 
 
 class IdempotencyKey(Base):
@@ -260,6 +334,8 @@ class IdempotencyKey(Base):
     scope: Mapped[str] = mapped_column(String(32), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
     order_id: Mapped[str | None] = mapped_column(String(32))
+    # What the first request made besides the order, when it made something (a return, a refund).
+    result_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     # Admin refund keys are looked up without an account.
@@ -310,7 +386,9 @@ class Notification(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     order_id: Mapped[str] = mapped_column(String(32))
-    event: Mapped[str] = mapped_column(String(32))
+    # The event type, and for an event an order can have several times (a refund, a return, an
+    # address change) which occurrence: ``order.refunded:<refund id>``.
+    event: Mapped[str] = mapped_column(String(96))
     recipient: Mapped[str | None] = mapped_column(String(254))
     status: Mapped[str] = mapped_column(String(16))  # a models.state.NotificationStatus
     # While SENDING, other deliveries of the same message keep off until then (a crash frees it).
@@ -361,11 +439,17 @@ payments_archive = _archive_of(table_of(Payment), Index("ix_payments_archive_ord
 reserved_stock_archive = _archive_of(
     table_of(ReservedStock), Index("ix_reserved_stock_archive_order", "order_id")
 )
+refunds_archive = _archive_of(table_of(Refund), Index("ix_refunds_archive_order", "order_id"))
+returns_archive = _archive_of(table_of(Return), Index("ix_returns_archive_order", "order_id"))
+return_lines_archive = _archive_of(table_of(ReturnLine), Index("ix_return_lines_archive_order", "order_id"))
 
 #: Hot table -> its archive, children before parents (the order rows move last).
 ARCHIVED_CHILDREN = [
     (table_of(OrderLine), order_lines_archive),
     (table_of(OrderHistory), order_history_archive),
+    (table_of(ReturnLine), return_lines_archive),
+    (table_of(Return), returns_archive),
+    (table_of(Refund), refunds_archive),
     (table_of(Payment), payments_archive),
     (table_of(ReservedStock), reserved_stock_archive),
 ]

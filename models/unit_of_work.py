@@ -77,9 +77,18 @@ class Notifier(Protocol):
 
 
 class Emitter(Protocol):
-    def emit(self, uow: UnitOfWork, announced: list[tuple[Any, str]]) -> None: ...
+    def emit(self, uow: UnitOfWork, announced: list[Announcement]) -> None: ...
 
-    def event_for(self, status: str, *, refunded: bool = False) -> str | None: ...
+    def event_for(self, status: str) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """One event of an order for the emitter: its type and, for a repeatable one, which occurrence."""
+
+    order: Any
+    event_type: str
+    occurrence: str | None = None
 
 
 class UnitOfWork:
@@ -101,7 +110,7 @@ class UnitOfWork:
         self._emitter = emitter
         self._pending: list[OutboxRow] = []
         # Explicit announcements: (order, event type) for the emitter, (order id, status) for the nudge.
-        self._announced: list[tuple[Any, str]] = []
+        self._announced: list[Announcement] = []
         self._moved: dict[str, str] = {}
         self.session: AsyncSession
 
@@ -152,19 +161,29 @@ class UnitOfWork:
         self._pending.append(message)
         return message
 
-    def announce(self, order: Any, status: str, *, refunded: bool = False) -> None:
+    def announce(self, order: Any, status: str) -> None:
         """Record that ``order`` (an :class:`models.order_record.OrderRecord`, or an ORM order moved by
         :meth:`move`) moved to ``status``.
 
-        At commit its subscribers hear of it: the email and domain event of the status (or of
-        the refund), and after commit the live-status nudge.
+        At commit its subscribers hear of it: the email and domain event of the status, and after
+        commit the live-status nudge.
         """
         self._moved[order.id] = status
         if self._emitter is None:
             return
-        event_type = self._emitter.event_for(status, refunded=refunded)
+        event_type = self._emitter.event_for(status)
         if event_type is not None:
-            self._announced.append((order, event_type))
+            self._announced.append(Announcement(order, event_type))
+
+    def announce_event(self, order: Any, event_type: str, occurrence: str) -> None:
+        """Record an event of ``order`` that is not a status move (``order.refunded``,
+        ``order.updated``, a return's events); at commit it gets its email and domain event.
+
+        An order may have such an event several times: ``occurrence`` (the refund's id, say) tells
+        them apart, so each gets its own email, and a redelivered one no second.
+        """
+        if self._emitter is not None:
+            self._announced.append(Announcement(order, event_type, occurrence))
 
     def move(
         self, order: Order, target: OrderStatus, reason: Reason | None = None, note: str | None = None

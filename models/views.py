@@ -16,12 +16,17 @@ from models.clock import isoformat
 from models.tables import Order, Payment
 
 
-def order_document(order: Order, *, archived: bool = False) -> documents.Order:
+def order_document(order: Order, *, archived: bool = False, returns: Any = None) -> documents.Order:
     """An order as ``GET /orders/{id}`` shows it; ``archived`` when it was moved to history.
 
     ``order`` must have its lines, payments and history loaded (the mapping loads them eagerly).
+    Returns exist only for delivered orders and are read apart (:mod:`models.returns`): they are
+    ``returns`` (documents) or, when not given, the ``returns`` the order record carries.
     """
     payment = order.payment
+    payments = [payment_document(attempt) for attempt in order.payments]
+    if returns is None:
+        returns = getattr(order, "returns", ())
     return documents.Order(
         id=order.id,
         archived=archived,
@@ -32,7 +37,11 @@ def order_document(order: Order, *, archived: bool = False) -> documents.Order:
         total_cents=order.total_cents,
         currency=order.currency,
         hold_expires_at=isoformat(order.hold_expires_at),
-        payment=payment_document(payment) if payment is not None else None,
+        shipping_address=order.shipping_address,
+        payment=payments[-1] if payment is not None else None,
+        payments=payments,
+        refunded_cents=sum(attempt.refunded_cents for attempt in payments),
+        returns=list(returns),
         history=[
             documents.HistoryEntry(entry.status, entry.reason, entry.note, isoformat(entry.at))
             for entry in order.history
@@ -57,4 +66,14 @@ def status_event(
 
 def payment_document(payment: Payment) -> documents.Payment:
     """The customer-visible part of a payment attempt."""
-    return documents.Payment(payment.id, payment.status, payment.method, payment.checkout_url)
+    return documents.Payment(
+        id=payment.id,
+        attempt=payment.attempt,
+        status=payment.status,
+        method=payment.method,
+        amount_cents=payment.amount_cents,
+        refunded_cents=payment.refunded_cents or 0,
+        currency=payment.currency,
+        provider_payment_id=payment.provider_payment_id,
+        checkout_url=payment.checkout_url,
+    )

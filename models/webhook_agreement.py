@@ -5,12 +5,14 @@ provider, a replayed test event or a leaked secret all sign correctly. So ``sett
 event only when it agrees, field by field, with the payment it is about:
 
 - with our records: every claim the event makes (provider payment id, our payment id, order,
-  amount, currency, and for a refund the refund id) equals what we recorded, wherever we
-  recorded it; a refund must also be one we asked for;
+  amount, currency, and for a refund the refund ids) equals what we recorded, wherever we
+  recorded it; a refund must also be one we asked for, and its amount that refund's;
 - with the provider: before an event changes anything, the provider's own record of the payment
   (fetched by its id) must name the same order and payment, the same amount and currency, and be
-  in the state the event reports. This also covers what our records cannot vouch for yet, such
-  as a provider id that `pay` has not recorded when the success webhook overtakes it.
+  in the state the event reports; for a refund, the provider's record of the refund must be of
+  that payment, for that amount, succeeded, and name our refund. This also covers what our
+  records cannot vouch for yet, such as a provider id that `pay` (or `refund`) has not recorded
+  when the webhook overtakes it.
 
 Each check returns the names of the fields that disagree, in a fixed order (the first is the
 one counted in the mismatch metric); an empty list means agreement.
@@ -33,7 +35,7 @@ HANDLED_TYPES = frozenset({PAYMENT_SUCCEEDED, PAYMENT_FAILED, REFUND_SUCCEEDED})
 _PROVIDER_STATUS = {PAYMENT_SUCCEEDED: "succeeded", PAYMENT_FAILED: "failed"}
 
 #: Our payment statuses in which a refund was asked of the provider.
-_REFUND_ASKED = (PaymentStatus.REFUND_PENDING, PaymentStatus.REFUNDED)
+_REFUND_ASKED = (PaymentStatus.REFUND_PENDING, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED)
 
 
 class RecordedPayment(Protocol):
@@ -54,6 +56,36 @@ class RecordedPayment(Protocol):
     def provider_payment_id(self) -> str | None: ...
     @property
     def provider_refund_id(self) -> str | None: ...
+
+
+class RecordedRefund(Protocol):
+    """Our record of one refund (``models.refunds.RefundRecord``). Only read here."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def payment_id(self) -> str: ...
+    @property
+    def amount_cents(self) -> int: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def provider_refund_id(self) -> str | None: ...
+
+
+class ProviderRefundRecord(Protocol):
+    """The provider's record of a refund (``providers.psp_client.ProviderRefundDetails``)."""
+
+    @property
+    def payment_id(self) -> str | None: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def amount_cents(self) -> int | None: ...
+    @property
+    def currency(self) -> str | None: ...
+    @property
+    def metadata(self) -> dict[str, Any]: ...
 
 
 class ProviderRecord(Protocol):
@@ -87,6 +119,8 @@ class Claims:
     amount_cents: Any
     currency: Any
     refund_id: Any
+    #: Our id of the refund, from the refund's metadata (a refund event only).
+    our_refund_id: str | None = None
 
     @classmethod
     def of(cls, event_type: str, payload: dict[str, Any]) -> Claims:
@@ -105,6 +139,7 @@ class Claims:
             amount_cents=data.get("amount_cents"),
             currency=data.get("currency"),
             refund_id=data.get("refund_id"),
+            our_refund_id=_text(metadata.get("refund_id")),
         )
 
     def stated(self) -> dict[str, Any]:
@@ -159,20 +194,57 @@ def disagreements_with_records(claims: Claims, payment: RecordedPayment) -> list
         fields.append("order_id")
     if claims.payment_id is not None and claims.payment_id != payment.id:
         fields.append("payment_id")
-    if claims.amount_cents is not None and not _same_amount(claims.amount_cents, payment.amount_cents):
-        # A refund we ask for is always the whole payment.
+    if (
+        claims.event_type != REFUND_SUCCEEDED
+        and claims.amount_cents is not None
+        and not _same_amount(claims.amount_cents, payment.amount_cents)
+    ):
+        # A refund's amount is that refund's: see disagreements_with_refund.
         fields.append("amount")
     if claims.currency is not None and not _same_currency(claims.currency, payment.currency):
         fields.append("currency")
-    if claims.event_type == REFUND_SUCCEEDED:
-        if (
-            claims.refund_id is not None
-            and payment.provider_refund_id is not None
-            and claims.refund_id != payment.provider_refund_id
-        ):
-            fields.append("refund_id")
-        if payment.status not in _REFUND_ASKED:
-            fields.append("refund_not_requested")
+    if claims.event_type == REFUND_SUCCEEDED and payment.status not in _REFUND_ASKED:
+        fields.append("refund_not_requested")
+    return fields
+
+
+def disagreements_with_refund(claims: Claims, refund: RecordedRefund | None) -> list[str]:
+    """The fields in which a refund event contradicts our record of the refund it is about (None:
+    we asked for no such refund of this payment)."""
+    if refund is None:
+        return ["refund_not_requested"]
+    fields = []
+    if (
+        not isinstance(claims.refund_id, str)
+        or (refund.provider_refund_id is not None and claims.refund_id != refund.provider_refund_id)
+        or (claims.our_refund_id is not None and claims.our_refund_id != refund.id)
+    ):
+        fields.append("refund_id")
+    if not _same_amount(claims.amount_cents, refund.amount_cents):
+        fields.append("amount")
+    return fields
+
+
+def disagreements_with_provider_refund(
+    claims: Claims, refund: RecordedRefund, provider: ProviderRefundRecord | None
+) -> list[str]:
+    """The fields in which the provider's record of the refund (None: it has none) contradicts
+    the event or our refund."""
+    if provider is None:
+        return ["refund_id"]
+    fields = []
+    if provider.payment_id != claims.provider_payment_id:
+        fields.append("provider_payment_id")
+    # Refunds asked for before refunds carried our ids name none; any that is named must be ours.
+    named = provider.metadata.get("refund_id")
+    if named is not None and named != refund.id:
+        fields.append("refund_id")
+    if not _same_amount(provider.amount_cents, refund.amount_cents):
+        fields.append("amount")
+    if provider.currency is not None and not _same_currency(provider.currency, refund.currency):
+        fields.append("currency")
+    if provider.status != "succeeded":
+        fields.append("status")
     return fields
 
 
@@ -192,11 +264,6 @@ def disagreements_with_provider(
         fields.append("amount")
     if not _same_currency(provider.currency, payment.currency):
         fields.append("currency")
-    if claims.event_type == REFUND_SUCCEEDED:
-        # We only ever ask for one full refund: it happened once the whole amount is refunded.
-        in_that_state = _same_amount(provider.amount_refunded_cents, payment.amount_cents)
-    else:
-        in_that_state = provider.status == _PROVIDER_STATUS[claims.event_type]
-    if not in_that_state:
+    if provider.status != _PROVIDER_STATUS[claims.event_type]:
         fields.append("status")
     return fields

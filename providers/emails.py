@@ -26,7 +26,16 @@ _WHAT_HAPPENED = {
     "order.placed": ("is confirmed", "Your payment went through and your order is confirmed."),
     "order.cancelled": ("was cancelled", "Your order was cancelled{reason}. Any held items were released."),
     "order.rejected": ("could not be accepted", "We could not accept your order{reason}."),
-    "order.refunded": ("was refunded", "Your payment for this order has been refunded."),
+    "order.refunded": ("was refunded", "We have refunded money for this order to your payment method."),
+    "order.updated": (
+        "was updated",
+        "Your order was updated: its shipping address or its payment method changed.",
+    ),
+    "order.return_requested": (
+        "has a return on its way",
+        "We have your return request. Please send the items back; we refund them once they arrive.",
+    ),
+    "order.return_received": ("is back with us", "Your returned items arrived; their refund is on its way."),
     "order.shipped": ("has shipped", "Your order is on its way."),
     "order.delivered": ("was delivered", "Your order was delivered. Enjoy!"),
 }

@@ -1,8 +1,8 @@
 """Client of the payment provider (PSP); the worker reaches the provider only through it.
 
 A real provider adapter can replace it as long as it offers the same calls: three writes, each
-carrying an idempotency key chosen by the caller so a retried step never pays twice, and one
-read (``get_payment``) that settle uses to confirm what a webhook claims.
+carrying an idempotency key chosen by the caller so a retried step never pays twice, and two
+reads (``get_payment``, ``get_refund``) that settle uses to confirm what a webhook claims.
 """
 
 from __future__ import annotations
@@ -38,6 +38,18 @@ class ProviderPayment:
 class ProviderRefund:
     id: str
     status: str
+
+
+@dataclass(frozen=True)
+class ProviderRefundDetails:
+    """A refund as the provider itself records it."""
+
+    id: str
+    payment_id: str | None
+    status: str
+    amount_cents: int | None
+    currency: str | None
+    metadata: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -121,9 +133,18 @@ class PaymentProvider:
         data = await self._post(f"/v1/payments/{provider_payment_id}/cancel", {})
         return ProviderPayment(id=data["id"], status=data["status"], checkout_url=data.get("checkout_url"))
 
-    async def refund(self, *, idempotency_key: str, provider_payment_id: str) -> ProviderRefund:
-        """Refund a succeeded payment in full (the same key never refunds twice)."""
-        data = await self._post("/v1/refunds", {"payment_id": provider_payment_id}, idempotency_key)
+    async def refund(
+        self,
+        *,
+        idempotency_key: str,
+        provider_payment_id: str,
+        amount_cents: int,
+        metadata: dict[str, str],
+    ) -> ProviderRefund:
+        """Refund ``amount_cents`` of a succeeded payment (the same key never refunds twice);
+        ``ProviderRefused`` when the provider will not (e.g. more than is left)."""
+        body = {"payment_id": provider_payment_id, "amount_cents": amount_cents, "metadata": metadata}
+        data = await self._post("/v1/refunds", body, idempotency_key)
         return ProviderRefund(id=data["id"], status=data["status"])
 
     async def _get(self, url: URL) -> Any:
@@ -141,6 +162,27 @@ class PaymentProvider:
                 status, str(refusal.get("code", "refused")), str(refusal.get("message", ""))
             )
         return payload
+
+    async def get_refund(self, provider_refund_id: str) -> ProviderRefundDetails | None:
+        """The provider's own record of a refund; None when it has no such refund (404)."""
+        url = URL(f"{self._base_url}/v1/refunds/{quote(provider_refund_id, safe='')}", encoded=True)
+        try:
+            data = await self._get(url)
+        except ProviderRefused as refusal:
+            if refusal.status == 404:
+                return None
+            raise
+        if not isinstance(data, dict) or data.get("id") != provider_refund_id:
+            raise ProviderError(f"{url.path}: the answer is not about the refund asked for")
+        metadata, currency, payment_id = data.get("metadata"), data.get("currency"), data.get("payment_id")
+        return ProviderRefundDetails(
+            id=provider_refund_id,
+            payment_id=payment_id if isinstance(payment_id, str) else None,
+            status=str(data.get("status", "")),
+            amount_cents=_integer(data.get("amount_cents")),
+            currency=currency if isinstance(currency, str) else None,
+            metadata=metadata if isinstance(metadata, dict) else {},
+        )
 
     async def get_payment(self, provider_payment_id: str) -> ProviderPaymentDetails | None:
         """The provider's own record of a payment; None when it has no such payment (404)."""

@@ -149,6 +149,7 @@ def _refund_request(body: dict[str, Any]) -> dict[str, Any]:
     return {
         "payment_id": _text(body, "payment_id"),
         "amount_cents": None if amount is None else _amount(amount),
+        "metadata": _metadata(body.get("metadata")) if body.get("metadata") is not None else {},
     }
 
 

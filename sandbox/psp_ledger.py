@@ -78,7 +78,9 @@ class Refund:
     payment_id: str
     amount_cents: int
     created: int
+    currency: str = "USD"
     status: str = SUCCEEDED
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The refund as the API shows it."""
@@ -86,8 +88,10 @@ class Refund:
             "id": self.id,
             "payment_id": self.payment_id,
             "amount_cents": self.amount_cents,
+            "currency": self.currency,
             "status": self.status,
             "created": self.created,
+            "metadata": dict(self.metadata),
         }
 
 
@@ -218,9 +222,16 @@ class Ledger:
         return found
 
     def create_refund(
-        self, *, key: str, fingerprint: str, payment_id: str, amount_cents: int | None
+        self,
+        *,
+        key: str,
+        fingerprint: str,
+        payment_id: str,
+        amount_cents: int | None,
+        metadata: dict[str, Any] | None = None,
     ) -> tuple[Refund, list[dict[str, Any]]]:
-        """Refund ``amount_cents`` (default: all that is left) of a succeeded payment."""
+        """Refund ``amount_cents`` (default: all that is left) of a succeeded payment; over-refunds
+        are refused (400 ``amount_too_large``), as a real provider does."""
         payment = self.payment(payment_id)
         if payment.status != SUCCEEDED:
             raise ProviderError(
@@ -237,7 +248,12 @@ class Ledger:
                 400, "amount_too_large", f"at most {left} cents of this payment can still be refunded"
             )
         refund = Refund(
-            id=_new_id("re"), payment_id=payment.id, amount_cents=amount, created=int(time.time())
+            id=_new_id("re"),
+            payment_id=payment.id,
+            amount_cents=amount,
+            created=int(time.time()),
+            currency=payment.currency,
+            metadata=dict(metadata or {}),
         )
         payment.amount_refunded_cents += amount
         self.refunds[refund.id] = refund
@@ -251,7 +267,8 @@ class Ledger:
             "payment_id": payment.id,
             "amount_cents": payment.amount_cents if refund is None else refund.amount_cents,
             "currency": payment.currency,
-            "metadata": dict(payment.metadata),
+            # A refund's event carries the refund's metadata (ours: order, payment and refund ids).
+            "metadata": {**payment.metadata, **(refund.metadata if refund is not None else {})},
         }
         if refund is not None:
             data["refund_id"] = refund.id

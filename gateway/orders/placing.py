@@ -194,6 +194,7 @@ async def _create(
                     provider_payment_id=None,
                     checkout_url=None,
                     provider_refund_id=None,
+                    refunded_cents=0,
                     created_at=now,
                     updated_at=now,
                 )
@@ -258,6 +259,7 @@ async def _insert(connection: AsyncConnection, order: OrderRecord) -> None:
                 "provider_payment_id": None,
                 "checkout_url": None,
                 "provider_refund_id": None,
+                "refunded_cents": 0,
                 "created_at": p.created_at,
                 "updated_at": p.updated_at,
             }
