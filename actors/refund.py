@@ -68,7 +68,13 @@ async def refund_payment(
         await _record_refusal(runtime, order_id, payment_id, refund_id, refusal)
         return None
     async with runtime.uow() as uow:
-        await record_provider_refund(await uow.connection(), refund_id, answer.id)
+        connection = await uow.connection()
+        if not await record_provider_refund(connection, refund_id, answer.id) and (
+            await find_refund(connection, refund_id=refund_id) is None
+        ):
+            # Deleted in between (only by hand: an order with a refund in flight is not archived).
+            log.warning("refund.payment_gone", payment_id=payment_id, refund_id=refund_id, provider_refund_id=answer.id)
+            return answer.id
         await uow.commit()
     log.info(
         "refund.requested",

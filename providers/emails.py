@@ -83,8 +83,12 @@ def compose(
     name: str,
     event: str,
     sender: str,
+    occurrence: str | None = None,
 ) -> Email:
     """The email announcing ``event`` (e.g. ``order.placed``) for an order to its customer.
+
+    ``occurrence`` names one of several events of that type an order can have (a refund's id):
+    it is part of the Message-ID, which is stable per order and event occurrence.
 
     Takes plain values, as one query reads them: the order's ``reason``, ``total_cents`` and
     ``currency``, its ``lines`` as (quantity, sku) pairs in SKU order, and the customer's ``email``
@@ -115,7 +119,7 @@ def compose(
         recipients = tuple(address.addr_spec for address in to.addresses)
         # A non-ASCII address is written as UTF-8 (RFC 6532), as the email package sends it.
         to_header = to.fold(policy=policy.SMTP if "".join(recipients).isascii() else policy.SMTPUTF8)
-    message_id = _message_id(order_id, event, sender)
+    message_id = _message_id(order_id, f"{event}.{occurrence}" if occurrence else event, sender)
 
     boundary = _boundary(text_body)
     head = "".join(
@@ -123,8 +127,13 @@ def compose(
             from_header,
             to_header,
             _header("Subject", f"Order {order_id} {headline}"),
-            # Never folded (nor is it by the email package): clients compare it as written.
-            f"Message-ID: {message_id}\r\n" if message_id.isascii() else _fold("Message-ID", message_id),
+            # Written as is, as the email package writes it, unless it is one word too long for
+            # the line (an event occurrence's): that it moves whole to a line of its own.
+            # Clients compare it as written.
+            f"Message-ID: {message_id}\r\n"
+            if message_id.isascii()
+            and (" " in message_id or len(message_id) <= _MAX_LINE - len("Message-ID: "))
+            else _fold("Message-ID", message_id),
             _header("X-Order-Id", order_id),
             _header("X-Order-Event", event),
             "MIME-Version: 1.0\r\n",

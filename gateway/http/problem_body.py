@@ -37,6 +37,9 @@ class Problem(Struct, kw_only=True):
         | None
     ) = UNSET
     limit: Annotated[int, Meta(description="The limit that was reached")] | UnsetType = UNSET
+    left_cents: (
+        Annotated[int, Meta(ge=0, description="What is left to refund, when more was asked")] | UnsetType
+    ) = UNSET
     checks: Annotated[dict[str, str], Meta(description="Readiness: each dependency's state")] | UnsetType = (
         UNSET
     )

@@ -8,24 +8,65 @@ reads (an order moves hot -> archive, with its payments, in one transaction).
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from gateway.http.auth import Caller
 from gateway.http.problems import Problem
 from gateway.payments.schemas import PaymentDetail
+from models import documents
 from models.clock import isoformat
 from models.state import PaymentStatus
-from models.tables import Order, Payment, orders_archive, payments_archive
+from models.tables import Order, Payment, Refund, orders_archive, payments_archive, refunds_archive, table_of
+
+_refunds = table_of(Refund)
 
 # Payment ids are 32 lower-case hex digits; anything longer cannot be one.
 MAX_PAYMENT_ID_LENGTH = 32
 
 
-def payment_detail(payment: Payment) -> PaymentDetail:
-    """A payment as ``GET /payments/{id}`` shows it: no token and no provider secret.
+async def refund_documents(
+    connection: AsyncConnection | AsyncSession, payment_id: str
+) -> list[documents.Refund]:
+    """The payment's refunds, oldest first, from the hot table or, for an archived order, the archive."""
+    for table in (_refunds, refunds_archive):
+        rows = (
+            await connection.execute(
+                select(
+                    table.c.id,
+                    table.c.amount_cents,
+                    table.c.status,
+                    table.c.reason,
+                    table.c.return_id,
+                    table.c.created_at,
+                )
+                .where(table.c.payment_id == payment_id)
+                .order_by(table.c.created_at, table.c.id)
+            )
+        ).all()
+        if rows:
+            return [
+                documents.Refund(
+                    row.id, row.amount_cents, row.status, row.reason, row.return_id, _time(row.created_at)
+                )
+                for row in rows
+            ]
+    return []
 
-    ``refunded`` is true once the provider confirmed the refund (status REFUNDED).
+
+def _time(value: Any) -> str:
+    written = isoformat(value)
+    assert written is not None  # a NOT NULL column
+    return written
+
+
+def payment_detail(payment: Any, refunds: list[documents.Refund]) -> PaymentDetail:
+    """A payment (a ``Payment`` row or an order record's) as ``GET /payments/{id}`` shows it, with
+    its ``refunds``: no token and no provider secret.
+
+    ``refunded`` is true once the confirmed refunds add up to the amount (status REFUNDED).
     """
     return PaymentDetail(
         id=payment.id,
@@ -37,6 +78,8 @@ def payment_detail(payment: Payment) -> PaymentDetail:
         checkout_url=payment.checkout_url,
         provider_payment_id=payment.provider_payment_id,
         refunded=payment.status == PaymentStatus.REFUNDED,
+        refunded_cents=payment.refunded_cents or 0,
+        refunds=refunds,
         created_at=isoformat(payment.created_at),
         updated_at=isoformat(payment.updated_at),
     )

@@ -11,11 +11,11 @@ from aiohttp import web
 
 from gateway.http.auth import Caller, customer_or_admin, require_admin
 from gateway.http.bodies import decode
-from gateway.http.idempotency import idempotency_key, request_hash
+from gateway.http.idempotency import idempotency_key
 from gateway.http.order_access import order_id_param
 from gateway.http.responses import json_response
 from gateway.keys import SESSIONMAKER, UNITS_OF_WORK
-from gateway.payments.lookup import find_payment, payment_detail
+from gateway.payments.lookup import find_payment, payment_detail, refund_documents
 from gateway.payments.refunds import RefundRequest, request_refund
 from gateway.payments.schemas import RefundBody
 
@@ -31,23 +31,22 @@ async def get_payment(request: web.Request) -> web.Response:
     structlog.contextvars.bind_contextvars(payment_id=payment_id)
     async with request.app[SESSIONMAKER]() as session:
         payment = await find_payment(session, payment_id, caller)
-    return json_response(payment_detail(payment))
+        refunds = await refund_documents(session, payment.id)
+    return json_response(payment_detail(payment, refunds))
 
 
 @routes.post("/orders/{order_id}/refund")
 async def refund_order(request: web.Request) -> web.Response:
-    """Refund an order's payment in full: 202 with the payment (REFUND_PENDING, or as it is when
-    a refund was requested before); 409 when the payment never succeeded."""
+    """Refund part or all of what is left of an order's payment: 202 with the payment (REFUND_PENDING);
+    409 when the payment never succeeded, 422 when more is asked than is left."""
     require_admin(request)
     order_id = order_id_param(request, Caller(account_id=None))
     key = idempotency_key(request, operation="POST /orders/{id}/refund", per="refund")
     raw = await request.read()
-    # No body at all is the usual request, and means the same as an empty object.
-    if raw.strip():
-        decode(raw, RefundBody)
-    # Whether sent or not, the body is an empty object: that is what the key's hash covers.
-    body: dict[str, object] = {}
+    # No body at all means the same as an empty object: refund all that is left.
+    body = decode(raw, RefundBody) if raw.strip() else RefundBody()
     document = await request_refund(
-        request.app[UNITS_OF_WORK], RefundRequest(order_id=order_id, key=key, request_hash=request_hash(body))
+        request.app[UNITS_OF_WORK],
+        RefundRequest(order_id=order_id, key=key, amount_cents=body.amount_cents, reason=body.reason),
     )
     return json_response(document, status=202, headers={"Location": f"/payments/{document.id}"})

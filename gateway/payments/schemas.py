@@ -10,7 +10,7 @@ from msgspec import Meta, Struct
 
 from gateway.http.fields import anchored
 from models.card_numbers import could_be_card_number
-from models.documents import PAYMENT_METHODS, Cents, CurrencyCode, Id, PaymentStatusName, Time
+from models.documents import PAYMENT_METHODS, Cents, CurrencyCode, Id, PaymentStatusName, Refund, Time
 
 MAX_TOKEN_LENGTH = 128
 _CARD_NUMBER_REFUSED = (
@@ -88,14 +88,26 @@ class DefaultPaymentMethod(Struct, tag_field="method", tag="token", forbid_unkno
 
 
 class RefundBody(Struct, forbid_unknown_fields=True):
-    """A refund is always of the whole payment: no body, or an empty object."""
+    """How much to refund (all that is left when absent) and why; no body is an empty object."""
+
+    amount_cents: (
+        Annotated[
+            int, Meta(ge=1, le=10**12, description="Part of the captured amount; all that is left if absent")
+        ]
+        | None
+    ) = None
+    reason: (
+        Annotated[str, Meta(max_length=255, description="Why, for the history and the operator")] | None
+    ) = None
 
 
 class EventMetadata(Struct):
-    """What we attached to the provider's payment; our ids are 32 hex digits, so longer is not ours."""
+    """What we attached to the provider's payment (or refund); our ids are 32 hex digits, so longer
+    is not ours."""
 
     order_id: Annotated[str, Meta(min_length=1, max_length=32)] | None = None
     payment_id: Annotated[str, Meta(min_length=1, max_length=32)] | None = None
+    refund_id: Annotated[str, Meta(min_length=1, max_length=32)] | None = None
 
 
 class EventData(Struct):
@@ -130,7 +142,11 @@ class PaymentDetail(Struct):
     provider_payment_id: (
         Annotated[str, Meta(description="The payment provider's id, once it has answered")] | None
     )
-    refunded: Annotated[bool, Meta(description="The provider confirmed the refund (REFUNDED)")]
+    refunded: Annotated[
+        bool, Meta(description="Refunded in full: the confirmed refunds add up to the amount")
+    ]
+    refunded_cents: Annotated[int, Meta(ge=0, description="What the provider confirmed it refunded")]
+    refunds: Annotated[list[Refund], Meta(description="Every refund of this payment, oldest first")]
     created_at: Time
     updated_at: Time
 

@@ -23,6 +23,7 @@ from gateway.http.responses import json_response
 from gateway.keys import SETTINGS, UNITS_OF_WORK
 from gateway.payments import schemas
 from messaging.queues import SETTLE
+from models.webhook_agreement import REFUND_SUCCEEDED
 from models.clock import utcnow
 from models.tables import WebhookEvent
 from providers.webhook_signature import HEADER, SignatureError, verify
@@ -90,8 +91,10 @@ async def receive_event(request: web.Request) -> web.Response:
             if not is_duplicate_key(exc):
                 raise
         else:
-            # The provider's payment id lets settle ask the provider before it locks anything.
-            uow.enqueue(SETTLE, event_id=event_id, order_id=order_id, provider_payment_id=payment_id)
+            # The provider's payment id lets settle ask the provider about a payment event before
+            # it locks anything (a refund event is checked against the refund instead).
+            asked_about = None if fields.type == REFUND_SUCCEEDED else payment_id
+            uow.enqueue(SETTLE, event_id=event_id, order_id=order_id, provider_payment_id=asked_about)
             await uow.commit()
             duplicate = False
     log.info("webhook.received", event_type=fields.type, payment_id=payment_id, duplicate=duplicate)

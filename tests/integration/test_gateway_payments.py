@@ -36,6 +36,8 @@ PAYMENT_FIELDS = {
     "currency",
     "checkout_url",
     "provider_payment_id",
+    "refunded_cents",
+    "refunds",
     "refunded",
     "created_at",
     "updated_at",
@@ -225,33 +227,37 @@ async def test_refund_of_a_paid_order_is_queued_once_and_keeps_the_order_status(
     assert first.status == 202, await first.text()
     payment = await first.json()
     assert set(payment) == PAYMENT_FIELDS
-    assert (payment["order_id"], payment["status"], payment["refunded"]) == (
+    assert (payment["order_id"], payment["status"], payment["refunded"], payment["refunded_cents"]) == (
         order_id,
         "REFUND_PENDING",
         False,
+        0,
     )
+    [asked] = payment["refunds"]
+    # No amount: all that is left, which is all of it.
+    assert (asked["amount_cents"], asked["status"]) == (payment["amount_cents"], "PENDING")
     assert first.headers["Location"] == f"/payments/{payment['id']}"
     assert await refund_messages(sessionmaker, order_id) == [
-        {"order_id": order_id, "payment_id": payment["id"]}
+        {"order_id": order_id, "payment_id": payment["id"], "refund_id": asked["id"]}
     ]
     order = await (await client.get(f"/orders/{order_id}", headers=auth)).json()
     assert order["status"] == "PLACED"
-    assert (
-        order["history"][-1]["status"] == "PLACED"
-        and order["history"][-1]["note"] == "refund requested by admin"
-    )
+    note = f"refund of {payment['amount_cents']} cents requested"
+    assert order["history"][-1]["status"] == "PLACED" and order["history"][-1]["note"] == note
     assert order["payment"]["status"] == "REFUND_PENDING"
 
-    # The same request again, or another request for the same order: the same answer, nothing more refunded.
+    # The same key again, whatever the body: the same answer, nothing more refunded.
     same_key = await refund(client, admin, order_id, key)
-    same_key_empty_object = await refund(client, admin, order_id, key, json={})
-    new_key = await refund(client, admin, order_id)
-    for again in (same_key, same_key_empty_object, new_key):
+    same_key_other_body = await refund(client, admin, order_id, key, json={"amount_cents": 1})
+    for again in (same_key, same_key_other_body):
         assert again.status == 202, await again.text()
         assert await again.json() == payment
+    # A new key: nothing is left to refund.
+    refused = await problem(await refund(client, admin, order_id), 422, "refund-too-large")
+    assert refused["left_cents"] == 0
     assert len(await refund_messages(sessionmaker, order_id)) == 1
     history = (await (await client.get(f"/orders/{order_id}", headers=auth)).json())["history"]
-    assert [entry["note"] for entry in history].count("refund requested by admin") == 1
+    assert [entry["note"] for entry in history].count(note) == 1
     async with sessionmaker() as session:
         stored = await session.scalar(
             select(IdempotencyKey).where(IdempotencyKey.scope == "refund", IdempotencyKey.key == key)
@@ -278,7 +284,7 @@ async def test_a_key_used_for_one_order_is_refused_for_another(client, admin, se
         assert (await load_order(sessionmaker, order_id)).payment.status == "SUCCEEDED"
 
 
-async def test_refund_needs_the_operator_a_key_and_no_body_fields(client, admin, settings, sessionmaker):
+async def test_refund_needs_the_operator_a_key_and_a_valid_body(client, admin, settings, sessionmaker):
     auth = await customer(client, settings)
     order_id = await paid_order(client, admin, sessionmaker, auth)
 
@@ -286,7 +292,8 @@ async def test_refund_needs_the_operator_a_key_and_no_body_fields(client, admin,
     bad_key = await client.post(f"/orders/{order_id}/refund", headers={**admin, "Idempotency-Key": "é" * 3})
     by_owner = await client.post(f"/orders/{order_id}/refund", headers={**auth, "Idempotency-Key": "k1"})
     anonymous = await client.post(f"/orders/{order_id}/refund", headers={"Idempotency-Key": "k2"})
-    partial = await refund(client, admin, order_id, json={"amount_cents": 100})
+    nothing = await refund(client, admin, order_id, json={"amount_cents": 0})
+    unknown_field = await refund(client, admin, order_id, json={"cents": 100})
     not_json = await refund(client, admin, order_id, data=b"{nope")
     unknown = await refund(client, admin, uuid.uuid4().hex)
 
@@ -294,7 +301,8 @@ async def test_refund_needs_the_operator_a_key_and_no_body_fields(client, admin,
     await problem(bad_key, 400, "invalid-idempotency-key")
     await problem(by_owner, 403)
     assert anonymous.status == 401 and anonymous.headers["WWW-Authenticate"].startswith("Bearer")
-    assert (await problem(partial, 422, "invalid-request"))["field"] == "amount_cents"
+    assert (await problem(nothing, 422, "invalid-request"))["field"] == "amount_cents"
+    await problem(unknown_field, 422, "invalid-request")
     await problem(not_json, 400, "malformed-json")
     await problem(unknown, 404)
     assert await refund_messages(sessionmaker, order_id) == []
@@ -350,7 +358,7 @@ async def test_refund_runs_through_the_provider_and_the_payment_ends_refunded(
     [message] = await refund_messages(sessionmaker, order_id)
     # The step, delivered twice: one refund at the provider.
     refund_id = await refund_payment(runtime, **message)
-    assert refund_id and await refund_payment(runtime, **message) is None
+    assert refund_id and await refund_payment(runtime, **message) == refund_id
     _, refunds = await provider(psp_url, "GET", "/v1/refunds", payment_id=order.payment.provider_payment_id)
     assert [r["id"] for r in refunds["data"]] == [refund_id]
     event = await provider_event(sessionmaker, order_id, "refund.succeeded", refund_id=refund_id)
@@ -358,7 +366,9 @@ async def test_refund_runs_through_the_provider_and_the_payment_ends_refunded(
 
     payment = await (await client.get(f"/payments/{order.payment.id}", headers=owner)).json()
     assert (payment["status"], payment["refunded"]) == ("REFUNDED", True)
-    again = await refund(client, admin, order_id)
-    assert again.status == 202 and await again.json() == payment
+    assert payment["refunded_cents"] == payment["amount_cents"]
+    assert [(r["id"], r["status"]) for r in payment["refunds"]] == [(message["refund_id"], "SUCCEEDED")]
+    # Refunded in full: a new request has nothing left to refund.
+    await problem(await refund(client, admin, order_id), 422, "refund-too-large")
     assert len(await refund_messages(sessionmaker, order_id)) == 1
     assert (await load_order(sessionmaker, order_id)).status == "PLACED"

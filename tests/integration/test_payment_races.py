@@ -117,7 +117,8 @@ async def test_expiry_then_late_success_refunds_when_the_stock_is_gone(runtime, 
         "payment_timeout",
         "REFUND_PENDING",
     )
-    assert order.history[-1].note.startswith("late payment: refunded (out_of_stock")
+    assert order.history[-2].note.startswith("late payment: refunded (out_of_stock")
+    assert order.history[-1].note == f"refund of {order.payment.amount_cents} cents requested"
     await run_follow_ups(runtime, sessionmaker, order_id)
     assert await charges_and_refunds(psp_url, order_id) == (1, 1)
     assert await available(sessionmaker, sku) == 0

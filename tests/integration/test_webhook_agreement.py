@@ -254,6 +254,11 @@ async def test_a_success_the_provider_has_not_seen_does_not_place_the_order(runt
 # -- refunds -------------------------------------------------------------------------------------
 
 
+def refund_metadata(order_id: str, payment) -> dict[str, str]:
+    """The metadata of the order flow's refund of ``payment`` (filed under the payment's id)."""
+    return {"order_id": order_id, "payment_id": payment.id, "refund_id": payment.id}
+
+
 async def test_a_refund_for_another_amount_is_refused(runtime, sessionmaker):
     order_id, _ = await placed_and_refund_pending(runtime, sessionmaker)
     payment = (await load_order(sessionmaker, order_id)).payment
@@ -273,7 +278,14 @@ async def test_a_refund_with_another_refund_id_is_refused(runtime, sessionmaker)
     order_id, _ = await placed_and_refund_pending(runtime, sessionmaker)
     payment = (await load_order(sessionmaker, order_id)).payment
     await refund_payment(runtime, order_id, payment.id)
-    event = await provider_event(sessionmaker, order_id, REFUNDED, refund_id="re_someone_elses")
+    # It names our refund, with a provider refund id other than the one the provider gave us.
+    event = await provider_event(
+        sessionmaker,
+        order_id,
+        REFUNDED,
+        refund_id="re_someone_elses",
+        metadata=refund_metadata(order_id, payment),
+    )
 
     await assert_refused(runtime, sessionmaker, event, REFUNDED, "refund_id", order_id)
 
@@ -291,9 +303,12 @@ async def test_a_refund_the_provider_has_not_made_does_not_stop_the_real_refund(
 ):
     order_id, _ = await placed_and_refund_pending(runtime, sessionmaker)
     payment = (await load_order(sessionmaker, order_id)).payment
-    forged = await provider_event(sessionmaker, order_id, REFUNDED, refund_id="re_forged")
+    forged = await provider_event(
+        sessionmaker, order_id, REFUNDED, refund_id="re_forged", metadata=refund_metadata(order_id, payment)
+    )
 
-    await assert_refused(runtime, sessionmaker, forged, REFUNDED, "status", order_id)
+    # The provider has no such refund.
+    await assert_refused(runtime, sessionmaker, forged, REFUNDED, "refund_id", order_id)
 
     # Still REFUND_PENDING, so the refund step still asks the provider.
     refund_id = await refund_payment(runtime, order_id, payment.id)
@@ -307,10 +322,15 @@ async def test_a_refund_webhook_overtaking_the_refund_step_is_applied(runtime, s
     order_id, _ = await placed_and_refund_pending(runtime, sessionmaker)
     payment = (await load_order(sessionmaker, order_id)).payment
     # The refund step asked the provider and has not recorded the refund id yet.
+    metadata = refund_metadata(order_id, payment)
     refund = await runtime.psp.refund(
-        idempotency_key=refund_key(payment.id), provider_payment_id=payment.provider_payment_id
+        idempotency_key=refund_key(payment.id),
+        provider_payment_id=payment.provider_payment_id,
+        amount_cents=payment.amount_cents,
+        metadata=metadata,
     )
-    event = await provider_event(sessionmaker, order_id, REFUNDED, refund_id=refund.id)
+    # Our refund is named by our id in the refund's metadata, as the provider sends it.
+    event = await provider_event(sessionmaker, order_id, REFUNDED, refund_id=refund.id, metadata=metadata)
 
     assert await settle_payment(runtime, event) == "refunded"
     assert (await load_order(sessionmaker, order_id)).payment.status == "REFUNDED"

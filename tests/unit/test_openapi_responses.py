@@ -43,6 +43,17 @@ def _validator(name: str):
 
 
 def _order_row(*, payment: bool = True) -> SimpleNamespace:
+    attempt = SimpleNamespace(
+        id="b" * 32,
+        attempt=1,
+        status="SUCCEEDED",
+        method="token",
+        amount_cents=0,
+        refunded_cents=0,
+        currency="USD",
+        provider_payment_id=None,
+        checkout_url=None,
+    )
     return SimpleNamespace(
         id="a" * 32,
         source=None,
@@ -52,9 +63,9 @@ def _order_row(*, payment: bool = True) -> SimpleNamespace:
         total_cents=0,
         currency="USD",
         hold_expires_at=None,
-        payment=SimpleNamespace(id="b" * 32, status="SUCCEEDED", method="token", checkout_url=None)
-        if payment
-        else None,
+        shipping_address=None,
+        payment=attempt if payment else None,
+        payments=[attempt] if payment else [],
         history=[SimpleNamespace(status="PENDING", reason=None, note=None, at=AT)],
         created_at=AT,
         updated_at=AT,

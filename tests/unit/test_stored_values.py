@@ -18,6 +18,7 @@ def test_settle_outcomes_are_the_stored_strings():
         "refunded",
         "late_payment_reinstated",
         "late_payment_refunding",
+        "replaced_payment_refunding",
         "already_placed",
         "already_refunded",
         *(f"ignored_in_{status.lower()}" for status in OrderStatus),

@@ -8,11 +8,14 @@ from typing import Any
 import pytest
 
 from models.order_record import PaymentRecord
+from models.refunds import RefundRecord
 from models.tables import Payment
 from models.webhook_agreement import (
     Claims,
     disagreements_with_provider,
+    disagreements_with_provider_refund,
     disagreements_with_records,
+    disagreements_with_refund,
     recorded,
 )
 
@@ -71,6 +74,7 @@ def test_an_order_records_payment_is_judged_as_its_row():
         provider_payment_id="pay_1",
         checkout_url=None,
         provider_refund_id=None,
+        refunded_cents=0,
         created_at=None,
         updated_at=None,
     )
@@ -107,16 +111,72 @@ def test_what_the_event_leaves_out_or_we_have_not_recorded_is_left_to_the_provid
     assert disagreements_with_provider(silent, payment(), Record(amount_cents=1)) == ["amount"]
 
 
-def test_a_refund_must_be_one_we_asked_for_with_its_recorded_id():
-    refund = claims("refund.succeeded", refund_id="re_1")
-    assert disagreements_with_records(refund, payment("REFUND_PENDING", provider_refund_id="re_1")) == []
-    assert disagreements_with_records(refund, payment("REFUND_PENDING", provider_refund_id="re_2")) == [
-        "refund_id"
-    ]
-    assert disagreements_with_records(refund, payment("SUCCEEDED")) == ["refund_not_requested"]
-    assert disagreements_with_records(refund, payment("REFUND_PENDING", provider_payment_id=None)) == [
-        "provider_payment_id"
-    ]
+def our_refund(provider_refund_id: str | None = "re_1", amount_cents: int = 500) -> RefundRecord:
+    return RefundRecord(
+        id="r1",
+        order_id="o1",
+        payment_id="p1",
+        amount_cents=amount_cents,
+        currency="USD",
+        status="PENDING",
+        reason=None,
+        return_id=None,
+        provider_refund_id=provider_refund_id,
+        created_at=None,  # type: ignore[arg-type]
+    )
+
+
+def refund_claims(**data: Any) -> Claims:
+    metadata = {"order_id": "o1", "payment_id": "p1", "refund_id": "r1"}
+    return claims(
+        "refund.succeeded", **{"refund_id": "re_1", "amount_cents": 500, "metadata": metadata, **data}
+    )
+
+
+def test_a_refund_event_is_about_a_payment_we_asked_a_refund_of():
+    assert disagreements_with_records(refund_claims(), payment("REFUND_PENDING")) == []
+    # Its amount is the refund's, not the payment's.
+    assert disagreements_with_records(refund_claims(), payment("PARTIALLY_REFUNDED")) == []
+    assert disagreements_with_records(refund_claims(), payment("SUCCEEDED")) == ["refund_not_requested"]
+    assert disagreements_with_records(
+        refund_claims(), payment("REFUND_PENDING", provider_payment_id=None)
+    ) == ["provider_payment_id"]
+
+
+def test_a_refund_event_must_match_the_refund_we_recorded():
+    assert disagreements_with_refund(refund_claims(), our_refund()) == []
+    # The webhook overtook `refund` recording the provider's id: our id in the metadata names it.
+    assert disagreements_with_refund(refund_claims(), our_refund(provider_refund_id=None)) == []
+    assert disagreements_with_refund(refund_claims(), our_refund(provider_refund_id="re_2")) == ["refund_id"]
+    assert disagreements_with_refund(refund_claims(), our_refund(amount_cents=499)) == ["amount"]
+    assert disagreements_with_refund(refund_claims(refund_id=None), our_refund()) == ["refund_id"]
+    assert disagreements_with_refund(refund_claims(), None) == ["refund_not_requested"]
+
+
+@dataclass
+class RefundAtProvider:
+    payment_id: str | None = "pay_1"
+    status: str = "succeeded"
+    amount_cents: int | None = 500
+    currency: str | None = "USD"
+    metadata: dict[str, Any] = field(default_factory=lambda: {"refund_id": "r1"})
+
+
+@pytest.mark.parametrize(
+    "record, fields",
+    [
+        (RefundAtProvider(), []),
+        (RefundAtProvider(metadata={}), []),  # asked for before refunds named ours
+        (None, ["refund_id"]),
+        (RefundAtProvider(payment_id="pay_9"), ["provider_payment_id"]),
+        (RefundAtProvider(metadata={"refund_id": "r9"}), ["refund_id"]),
+        (RefundAtProvider(amount_cents=1999), ["amount"]),
+        (RefundAtProvider(currency="EUR"), ["currency"]),
+        (RefundAtProvider(status="failed"), ["status"]),
+    ],
+)
+def test_the_providers_record_of_the_refund_must_confirm_it(record, fields):
+    assert disagreements_with_provider_refund(refund_claims(), our_refund(), record) == fields
 
 
 @pytest.mark.parametrize(
@@ -131,9 +191,7 @@ def test_a_refund_must_be_one_we_asked_for_with_its_recorded_id():
             ["order_id", "payment_id"],
         ),
         ("payment.succeeded", Record(currency=None), ["currency"]),
-        ("refund.succeeded", Record(amount_refunded_cents=0), ["status"]),
-        ("refund.succeeded", Record(amount_refunded_cents=1999), []),
     ],
 )
 def test_the_providers_record_must_name_our_payment_in_the_reported_state(event_type, record, fields):
-    assert disagreements_with_provider(claims(event_type), payment("REFUND_PENDING"), record) == fields
+    assert disagreements_with_provider(claims(event_type), payment("PENDING"), record) == fields
