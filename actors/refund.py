@@ -73,7 +73,12 @@ async def refund_payment(
             await find_refund(connection, refund_id=refund_id) is None
         ):
             # Deleted in between (only by hand: an order with a refund in flight is not archived).
-            log.warning("refund.payment_gone", payment_id=payment_id, refund_id=refund_id, provider_refund_id=answer.id)
+            log.warning(
+                "refund.payment_gone",
+                payment_id=payment_id,
+                refund_id=refund_id,
+                provider_refund_id=answer.id,
+            )
             return answer.id
         await uow.commit()
     log.info(
