@@ -298,6 +298,7 @@ async def send_notification(
         name=claim.name,
         event=event_type,
         sender=runtime.settings.mail_from,
+        occurrence=occurrence,
     )
     try:
         # The process's mailer, whose connection stays open for the next email.
