@@ -8,7 +8,7 @@ schema's ``enum``: no conversion is spent on the hot read path.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from msgspec import Meta, Struct
 
@@ -34,10 +34,8 @@ PaymentStatusName = Annotated[
 ReasonName = Annotated[str, Meta(extra_json_schema={"enum": [reason.value for reason in Reason]})]
 RefundStatusName = Annotated[str, Meta(extra_json_schema={"enum": [status.value for status in RefundStatus]})]
 ReturnStatusName = Annotated[str, Meta(extra_json_schema={"enum": [status.value for status in ReturnStatus]})]
-#: A postal address as the client sent it (an object of strings, kept as given).
-Address = Annotated[
-    dict[str, str], Meta(description="A postal address, e.g. {line1, city, postal_code, country}")
-]
+#: A postal address as the client sent it: a free-form JSON object, kept as given.
+Address = Annotated[dict[str, Any], Meta(description="A postal address (street, city, ...), as given")]
 
 #: How an order came to be: ``POST /orders``, or a checkout of the cart.
 ORDER_SOURCES = ("api", "cart")

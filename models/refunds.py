@@ -210,12 +210,14 @@ async def start_refund(
 
 async def record_provider_refund(
     connection: AsyncConnection, refund_id: str, provider_refund_id: str
-) -> None:
-    """Remember the provider's id of our refund (the first answer wins; a replay gives the same)."""
-    await connection.execute(
+) -> bool:
+    """Remember the provider's id of our refund (the first answer wins; a replay gives the same);
+    False when no refund without one has that id (recorded before, or the refund is gone)."""
+    result = await connection.execute(
         _SET_PROVIDER_ID,
         {"refund_id": refund_id, "provider_refund_id": provider_refund_id, "now": utcnow()},
     )
+    return bool(result.rowcount)
 
 
 async def _settle(

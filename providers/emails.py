@@ -87,12 +87,10 @@ def compose(
 ) -> Email:
     """The email announcing ``event`` (e.g. ``order.placed``) for an order to its customer.
 
-    ``occurrence`` names one of several events of that type an order can have (a refund's id):
-    it is part of the Message-ID, which is stable per order and event occurrence.
-
     Takes plain values, as one query reads them: the order's ``reason``, ``total_cents`` and
     ``currency``, its ``lines`` as (quantity, sku) pairs in SKU order, and the customer's ``email``
-    and ``name``; ``sender`` is the From header (``Shop <orders@shop.example>``).
+    and ``name``; ``sender`` is the From header (``Shop <orders@shop.example>``). ``occurrence``
+    names one of several events of a type an order may have (a refund's id, an address change's).
     """
     headline, body = _WHAT_HAPPENED[event]
     reason_text = f" because {_REASONS[reason]}" if reason in _REASONS else ""
@@ -119,6 +117,7 @@ def compose(
         recipients = tuple(address.addr_spec for address in to.addresses)
         # A non-ASCII address is written as UTF-8 (RFC 6532), as the email package sends it.
         to_header = to.fold(policy=policy.SMTP if "".join(recipients).isascii() else policy.SMTPUTF8)
+    # Each occurrence is its own email: with one Message-ID, clients would drop all but the first.
     message_id = _message_id(order_id, f"{event}.{occurrence}" if occurrence else event, sender)
 
     boundary = _boundary(text_body)

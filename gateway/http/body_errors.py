@@ -121,7 +121,8 @@ def _wording(message: str, info: mi.Type, extra: dict[str, Any], required: bool)
     wrong = _WRONG_TYPE.match(message)
     if wrong is not None:
         if wrong["got"] == "null":
-            return "is required" if required else "cannot be null"
+            # A field may say why null is no answer where "is required" would puzzle the client.
+            return extra.get("null_error", "is required" if required else "cannot be null")
         return _TYPE_WORDS.get(wrong["expected"].split(" | ")[0], f"must be {wrong['expected']}")
     if message.startswith("Invalid") and "value" in message:
         choices = info.values if isinstance(info, mi.LiteralType) else ()

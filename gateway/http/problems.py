@@ -63,6 +63,9 @@ INVALID_SIGNATURE = ProblemType("invalid-signature", 400, "Invalid webhook signa
 INVALID_EVENT = ProblemType("invalid-event", 400, "Invalid webhook event")
 NOT_READY = ProblemType("not-ready", 503, "Not ready")
 NOT_CANCELLABLE = ProblemType("not-cancellable", 409, "Order can no longer be cancelled")
+ADDRESS_NOT_CHANGEABLE = ProblemType(
+    "address-not-changeable", 409, "Shipping address can no longer be changed"
+)
 ILLEGAL_TRANSITION = ProblemType("illegal-transition", 409, "Order cannot make this move")
 INVALID_CURSOR = ProblemType("invalid-cursor", 400, "Invalid cursor")
 EMPTY_CART = ProblemType("empty-cart", 422, "Cart is empty")

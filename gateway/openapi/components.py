@@ -28,7 +28,7 @@ from gateway.http.auth import Token
 from gateway.http.problem_body import Problem
 from gateway.openapi.dialect import openapi_30
 from gateway.operations.schemas import Health, Readiness, ReconciliationReport
-from gateway.orders.schemas import NewOrder, OrderListQuery, OrderPage, ServerSentEvent
+from gateway.orders.schemas import NewOrder, OrderListQuery, OrderPage, ServerSentEvent, ShippingAddressChange
 from gateway.payments.schemas import PaymentDetail, RefundBody, WebhookAck, WebhookEvent
 from models.documents import Order, StatusEvent
 
@@ -42,6 +42,7 @@ REQUEST_BODIES: tuple[type, ...] = (
     NewItem,
     StockReceipt,
     NewOrder,
+    ShippingAddressChange,
     CartQuantity,
     Checkout,
     RefundBody,

@@ -44,6 +44,7 @@ from gateway.http.paging import DEFAULT_LIMIT, MAX_CURSOR_LENGTH
 from gateway.http.problem_body import Problem
 from gateway.http.problems import (
     ACCOUNT_EXISTS,
+    ADDRESS_NOT_CHANGEABLE,
     CURRENCY_MISMATCH,
     IDEMPOTENCY_KEY_IN_USE,
     IDEMPOTENCY_KEY_REUSED,
@@ -67,7 +68,7 @@ from gateway.http.problems import (
 )
 from gateway.openapi.components import body_schemas, query_schema, ref, value_schema
 from gateway.operations.schemas import Health, Readiness, ReconciliationReport
-from gateway.orders.schemas import NewOrder, OrderListQuery, OrderPage, ServerSentEvent
+from gateway.orders.schemas import NewOrder, OrderListQuery, OrderPage, ServerSentEvent, ShippingAddressChange
 from gateway.payments.schemas import PaymentDetail, RefundBody, WebhookAck, WebhookEvent
 from models.documents import Id, Order
 from providers.webhook_signature import HEADER as SIGNATURE_HEADER
@@ -555,7 +556,37 @@ def _paths() -> dict[str, dict]:
                     (404, problem(404, "No such order among the caller's")),
                     (503, UNAVAILABLE),
                 ),
-            )
+            ),
+            "patch": operation(
+                "changeOrderAddress",
+                "Change an order's shipping address",
+                "orders",
+                security=CUSTOMER_OR_ADMIN,
+                description="Allowed until the order ships. The history gets an entry noting "
+                "`address_changed` (its status repeats), the customer an email and other services the "
+                "`order.updated` event. The address the order already has answers 200 and changes "
+                "nothing.",
+                parameters=[order_id],
+                body=json_body(ref(ShippingAddressChange)),
+                responses=_responses(
+                    (200, ok("The order with its new address", ref(Order))),
+                    (400, MALFORMED),
+                    (401, NEEDS_TOKEN),
+                    (404, problem(404, "No such order among the caller's")),
+                    (
+                        409,
+                        problem(
+                            409,
+                            "Shipped, delivered, cancelled, rejected or archived: too late to change the "
+                            "address; `order_status` says what it is",
+                            ADDRESS_NOT_CHANGEABLE,
+                        ),
+                    ),
+                    (413, TOO_LARGE),
+                    (422, invalid()),
+                    (503, UNAVAILABLE),
+                ),
+            ),
         },
         "/orders/{order_id}/cancel": {
             "post": operation(

@@ -1,7 +1,9 @@
 """Customer orders: ``POST /orders`` (idempotent by ``Idempotency-Key``), ``GET /orders``,
-``GET /orders/{id}``, ``POST /orders/{id}/cancel`` and the live ``GET /orders/{id}/events``.
+``GET /orders/{id}``, ``PATCH /orders/{id}`` (its shipping address), ``POST /orders/{id}/cancel``
+and the live ``GET /orders/{id}/events``.
 
-Listing, reading, cancelling and following orders take the owner's token or the admin token.
+Listing, reading, changing, cancelling and following orders take the owner's token or the admin
+token.
 Archived orders answer everywhere, marked ``"archived": true``.
 """
 
@@ -12,7 +14,7 @@ from aiohttp import web
 from msgspec import UNSET
 
 from gateway.http.auth import authenticated_account_id, customer_or_admin
-from gateway.http.bodies import convert
+from gateway.http.bodies import convert, read_body
 from gateway.http.idempotency import idempotency_key
 from gateway.http.json_documents import read_json
 from gateway.http.order_access import FoundOrder, find_order, order_id_param
@@ -20,11 +22,12 @@ from gateway.http.paging import page_query
 from gateway.http.problems import INVALID_REQUEST, Problem
 from gateway.http.responses import json_response
 from gateway.keys import SESSIONMAKER, SETTINGS, UNITS_OF_WORK
+from gateway.orders.address_change import change_address
 from gateway.orders.cancelling import request_cancel
 from gateway.orders.cursors import Cursor
 from gateway.orders.listing import list_orders
 from gateway.orders.placing import OrderRequest, place_order
-from gateway.orders.schemas import NewOrder, OrderListQuery
+from gateway.orders.schemas import NewOrder, OrderListQuery, ShippingAddressChange
 from gateway.orders.status_stream import stream_status
 from gateway.payments.methods import payment_fields
 from models.state import OrderStatus
@@ -107,6 +110,18 @@ async def get_order(request: web.Request) -> web.Response:
     order_id = order_id_param(request, caller)
     async with request.app[SESSIONMAKER]() as session:
         found = await find_order(session, order_id, caller)
+    return json_response(found.document())
+
+
+@routes.patch("/orders/{order_id}")
+async def change_order(request: web.Request) -> web.Response:
+    """Give an order a new shipping address (owner or operator) until it ships: 200 the order as
+    changed; 409 once it has shipped, ended or been archived; someone else's order is 404.
+    """
+    caller = customer_or_admin(request)
+    order_id = order_id_param(request, caller)
+    change = await read_body(request, ShippingAddressChange)
+    found = await change_address(request.app[UNITS_OF_WORK], order_id, caller, change.shipping_address)
     return json_response(found.document())
 
 

@@ -1,5 +1,5 @@
-"""The bodies and query of orders: a new order, the filters of the order list, a page of orders and
-the events of an order's live updates."""
+"""The bodies and query of orders: a new order, a change of its shipping address, the filters of
+the order list, a page of orders and the events of an order's live updates."""
 
 from __future__ import annotations
 
@@ -46,6 +46,18 @@ class NewOrder(Struct, forbid_unknown_fields=True):
     ]
     payment: PaymentRequest | UnsetType | None = UNSET
     shipping_address: ShippingAddress | UnsetType | None = UNSET
+
+
+class ShippingAddressChange(Struct, forbid_unknown_fields=True):
+    """A new shipping address for an order that has not shipped yet."""
+
+    shipping_address: Annotated[
+        Address,
+        Meta(
+            description="Where the order goes from now on; null is refused",
+            extra={"null_error": "must be an address object: an order's address can be changed, not removed"},
+        ),
+    ]
 
 
 class OrderListQuery(Struct, forbid_unknown_fields=True):

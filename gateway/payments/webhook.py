@@ -23,9 +23,9 @@ from gateway.http.responses import json_response
 from gateway.keys import SETTINGS, UNITS_OF_WORK
 from gateway.payments import schemas
 from messaging.queues import SETTLE
-from models.webhook_agreement import REFUND_SUCCEEDED
 from models.clock import utcnow
 from models.tables import WebhookEvent
+from models.webhook_agreement import REFUND_SUCCEEDED
 from providers.webhook_signature import HEADER, SignatureError, verify
 
 log = structlog.get_logger(__name__)
