@@ -107,7 +107,11 @@ async def test_owner_reads_the_order_others_cannot(client, admin):
         "total_cents",
         "currency",
         "hold_expires_at",
+        "shipping_address",
         "payment",
+        "payments",
+        "refunded_cents",
+        "returns",
         "history",
         "created_at",
         "updated_at",
@@ -115,6 +119,18 @@ async def test_owner_reads_the_order_others_cannot(client, admin):
         "source",
     }
     assert set(body["history"][0]) == {"status", "reason", "note", "at"}
+    assert body["payments"] == [body["payment"]] and (body["refunded_cents"], body["returns"]) == (0, [])
+    assert set(body["payment"]) == {
+        "id",
+        "attempt",
+        "status",
+        "method",
+        "amount_cents",
+        "refunded_cents",
+        "currency",
+        "provider_payment_id",
+        "checkout_url",
+    }
     assert theirs.status == 404 and theirs.content_type == "application/problem+json"
     assert anonymous.status == 401 and anonymous.headers["WWW-Authenticate"].startswith("Bearer")
     assert unknown.status == 404

@@ -124,10 +124,17 @@ async def test_cancel_and_refund_announce_each_event_once(runtime, sessionmaker)
     order_id = await placed(runtime, sessionmaker)
     await asyncio.gather(*(cancel_order(runtime, order_id, "customer_cancelled") for _ in range(2)))
     order = await load_order(sessionmaker, order_id)
-    await runtime.psp.refund(
-        idempotency_key=f"refund-{order.payment.id}", provider_payment_id=order.payment.provider_payment_id
+    # The cancel's refund is filed under the payment's id; the provider's event names it.
+    metadata = {"order_id": order_id, "payment_id": order.payment.id, "refund_id": order.payment.id}
+    made = await runtime.psp.refund(
+        idempotency_key=f"refund-{order.payment.id}",
+        provider_payment_id=order.payment.provider_payment_id,
+        amount_cents=order.payment.amount_cents,
+        metadata=metadata,
     )
-    refund_event = await provider_event(sessionmaker, order_id, "refund.succeeded")
+    refund_event = await provider_event(
+        sessionmaker, order_id, "refund.succeeded", refund_id=made.id, metadata=metadata
+    )
     await settle_payment(runtime, refund_event, order_id)
     await settle_payment(runtime, refund_event, order_id)
 
