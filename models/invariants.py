@@ -2,7 +2,10 @@
 
 - per SKU: received = available + held + committed (stock is conserved exactly; committed counts
   the holds of archived orders too, kept in ``stock.committed_archived``);
-- per order: at most one SUCCEEDED-or-later payment and at most one refund;
+- per payment: its refunds (confirmed and in flight) never add up to more than it captured, only a
+  captured payment has any, and ``refunded_cents`` is the sum of the confirmed ones;
+- per order: at most one charge kept (a captured payment not being refunded in full: a replaced
+  attempt that succeeded anyway is refunded whole);
 - every order past its deadline has left the states in which a step is still due.
 """
 
@@ -15,12 +18,10 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.clock import utcnow
-from models.state import HoldState, OrderStatus, PaymentStatus
-from models.tables import Order, Payment, ReservedStock, Stock
+from models.state import CAPTURED, HoldState, OrderStatus, RefundStatus
+from models.tables import Order, Payment, Refund, ReservedStock, Stock
 
-#: Payment statuses that mean the customer was charged at some point.
-CHARGED = (PaymentStatus.SUCCEEDED, PaymentStatus.REFUND_PENDING, PaymentStatus.REFUNDED)
-REFUNDED = (PaymentStatus.REFUND_PENDING, PaymentStatus.REFUNDED)
+_TAKEN = (RefundStatus.PENDING.value, RefundStatus.SUCCEEDED.value)
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,47 @@ async def overdue_orders(session: AsyncSession, grace_seconds: float) -> list[tu
     return [(order_id, status) for order_id, status in rows]
 
 
+async def _money_violations(session: AsyncSession) -> list[str]:
+    """Refunds beyond what a payment captured, miscounted, or of an uncaptured payment; and orders
+    keeping more than one charge."""
+    taken = func.coalesce(func.sum(case((Refund.status.in_(_TAKEN), Refund.amount_cents), else_=0)), 0)
+    confirmed = func.coalesce(
+        func.sum(case((Refund.status == RefundStatus.SUCCEEDED.value, Refund.amount_cents), else_=0)), 0
+    )
+    refunds = (
+        select(Refund.payment_id, taken.label("taken"), confirmed.label("confirmed"))
+        .group_by(Refund.payment_id)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(
+            Payment.order_id,
+            Payment.id,
+            Payment._status,
+            Payment.amount_cents,
+            Payment.refunded_cents,
+            func.coalesce(refunds.c.taken, 0),
+            func.coalesce(refunds.c.confirmed, 0),
+        ).outerjoin(refunds, refunds.c.payment_id == Payment.id)
+    )
+    problems: list[str] = []
+    kept: dict[str, int] = {}
+    captured = {status.value for status in CAPTURED}
+    for order_id, payment_id, status, amount, refunded_cents, taken_cents, confirmed_cents in rows:
+        if taken_cents > amount:
+            problems.append(f"payment {payment_id}: refunds of {taken_cents} exceed the {amount} captured")
+        if confirmed_cents != refunded_cents:
+            problems.append(
+                f"payment {payment_id}: refunded_cents {refunded_cents} != confirmed {confirmed_cents}"
+            )
+        if taken_cents and status not in captured:
+            problems.append(f"payment {payment_id}: refunds of a payment that is {status}")
+        if status in captured and taken_cents < amount:
+            kept[order_id] = kept.get(order_id, 0) + 1
+    problems += [f"order {order_id}: {count} charges kept" for order_id, count in kept.items() if count > 1]
+    return problems
+
+
 async def invariant_violations(
     session: AsyncSession, deadline_grace_seconds: float | None = None
 ) -> list[str]:
@@ -108,14 +150,7 @@ async def invariant_violations(
         for ledger in await stock_ledgers(session)
         if ledger.drift != 0 or ledger.available < 0
     ]
-    charged = func.sum(case((Payment._status.in_([s.value for s in CHARGED]), 1), else_=0))
-    refunded = func.sum(case((Payment._status.in_([s.value for s in REFUNDED]), 1), else_=0))
-    rows = await session.execute(
-        select(Payment.order_id, charged, refunded)
-        .group_by(Payment.order_id)
-        .having((charged > 1) | (refunded > 1))
-    )
-    problems += [f"order {order_id}: {c} charged payments, {r} refunds" for order_id, c, r in rows]
+    problems += await _money_violations(session)
     if deadline_grace_seconds is not None:
         problems += [
             f"order {order_id}: still {status} past its deadline"
