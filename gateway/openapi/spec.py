@@ -63,6 +63,7 @@ from gateway.http.problems import (
     NOT_READY,
     PROBLEM_BASE,
     PROBLEM_CONTENT_TYPE,
+    REFUND_TOO_LARGE,
     STOCK_LIMIT,
     ProblemType,
 )
@@ -689,19 +690,23 @@ def _paths() -> dict[str, dict]:
         "/orders/{order_id}/refund": {
             "post": operation(
                 "refundOrder",
-                "Refund an order's payment in full",
+                "Refund part or all of what is left of an order's payment",
                 "payments",
                 security=ADMIN,
-                description="A SUCCEEDED payment becomes REFUND_PENDING and the `refund` step asks the "
-                "provider; its webhook makes it REFUNDED. The order's status stays as it is. A payment "
-                "refunding or refunded already answers as it is. No body, or an empty object.",
+                description="A refund of `amount_cents` (all that is left when absent) is recorded PENDING, "
+                "the payment becomes REFUND_PENDING and the `refund` step asks the provider, with the "
+                "refund's own idempotency key; its webhook confirms it, and the payment becomes "
+                "PARTIALLY_REFUNDED, or REFUNDED once the confirmed refunds add up to the capture. What is "
+                "left counts the refunds in flight, so concurrent requests never over-refund. The "
+                "order's status and stock stay as they are. The same key again answers 202 with the "
+                "payment and refunds nothing more, whatever the body.",
                 parameters=[order_id, param("IdempotencyKey")],
                 body=json_body(ref(RefundBody), required=False),
                 responses=_responses(
                     (
                         202,
                         ok(
-                            "The payment, REFUND_PENDING (or as it was, when already refunding)",
+                            "The payment, REFUND_PENDING, with its refunds",
                             ref(PaymentDetail),
                             headers={"Location": _header("`/payments/{id}`")},
                         ),
@@ -732,8 +737,9 @@ def _paths() -> dict[str, dict]:
                     (
                         422,
                         invalid(
-                            "A body that is not an empty object, or a key used before for another order or "
-                            "body",
+                            "An invalid body, more than is left to refund (`left_cents` says how much "
+                            "is), or a key used before for another order",
+                            REFUND_TOO_LARGE,
                             IDEMPOTENCY_KEY_REUSED,
                         ),
                     ),
