@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from messaging.queues import EXPIRE, NOTIFY, PAY, REFUND, RESERVE, Route
 from models.clock import utcnow
-from models.state import HoldState, OrderStatus, PaymentStatus
-from models.tables import Notification, Order, Payment, ReservedStock
+from models.state import HoldState, OrderStatus, PaymentStatus, RefundStatus
+from models.tables import Notification, Order, Payment, Refund, ReservedStock
 from models.unit_of_work import Publisher, UnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -95,21 +95,30 @@ async def _unrequested_payments(session: AsyncSession, now) -> list[str]:
     )
 
 
-async def _unrequested_refunds(session: AsyncSession, now) -> list[tuple[str, str]]:
+async def _unrequested_refunds(session: AsyncSession, now) -> list[tuple[str, str, str]]:
     cutoff = now - timedelta(seconds=STUCK_AFTER_SECONDS)
     return list(
         (
             await session.execute(
-                select(Payment.order_id, Payment.id)
+                select(Refund.order_id, Refund.payment_id, Refund.id)
                 .where(
-                    Payment._status == PaymentStatus.REFUND_PENDING,
-                    Payment.provider_refund_id.is_(None),
-                    Payment.updated_at < cutoff,
+                    Refund.status == RefundStatus.PENDING,
+                    Refund.provider_refund_id.is_(None),
+                    Refund.updated_at < cutoff,
                 )
                 .limit(BATCH)
             )
         ).all()
     )
+
+
+def _notify_message(order_id: str, ledger_event: str) -> dict[str, str]:
+    """The notify message of a ledger row: its event type and, for a repeatable event, which one."""
+    event_type, _, occurrence = ledger_event.partition(":")
+    message = {"order_id": order_id, "event_type": event_type}
+    if occurrence:
+        message["occurrence"] = occurrence
+    return message
 
 
 async def _abandoned_emails(session: AsyncSession, now) -> list[tuple[str, str]]:
@@ -143,12 +152,15 @@ async def sweep(sessionmaker: async_sessionmaker[AsyncSession], publisher: Publi
             (
                 "refund_unrequested",
                 REFUND,
-                [{"order_id": o, "payment_id": p} for o, p in await _unrequested_refunds(session, now)],
+                [
+                    {"order_id": o, "payment_id": p, "refund_id": r}
+                    for o, p, r in await _unrequested_refunds(session, now)
+                ],
             ),
             (
                 "email_abandoned",
                 NOTIFY,
-                [{"order_id": o, "event_type": e} for o, e in await _abandoned_emails(session, now)],
+                [_notify_message(o, e) for o, e in await _abandoned_emails(session, now)],
             ),
         ]
         for case, route, messages in cases:

@@ -7,11 +7,13 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from actors.expire import expire_hold
+from actors.refund import refund_payment
 from actors.reserve import reserve_stock
 from messaging.sweep import sweep
 from models.clock import utcnow
 from models.invariants import invariant_violations, overdue_orders
-from models.tables import Order, OutboxMessage
+from models.refunds import start_refund
+from models.tables import Notification, Order, OutboxMessage, Refund
 from tests.support.factories import (
     available,
     load_order,
@@ -19,7 +21,7 @@ from tests.support.factories import (
     make_item,
     make_order,
 )
-from tests.support.scenarios import awaiting_payment, make_hold_due
+from tests.support.scenarios import awaiting_payment, make_hold_due, placed_order
 
 
 async def enqueued(sessionmaker, order_id: str, actor: str) -> int:
@@ -81,3 +83,57 @@ async def test_order_stuck_in_pending_gets_reserve_again(runtime, sessionmaker):
     assert report.counts["pending_stuck"] >= 1
     assert await enqueued(sessionmaker, order_id, "reserve") == 1
     assert await reserve_stock(runtime, order_id) == "AWAITING_PAYMENT"
+
+
+async def test_a_partial_refund_whose_message_was_lost_is_asked_for_by_the_sweep(runtime, sessionmaker):
+    order_id = await placed_order(runtime, sessionmaker)
+    async with runtime.uow() as uow:
+        order = await uow.lock_order(order_id)
+        assert order is not None and order.payment is not None
+        refund = await start_refund(uow, order, order.payment, reason="goodwill", amount_cents=300)
+        await uow.commit()  # no `refund` message: as if it was lost
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Refund).where(Refund.id == refund.id).values(updated_at=utcnow() - timedelta(minutes=5))
+        )
+
+    await sweep(sessionmaker, runtime.publisher)
+
+    async with sessionmaker() as session:
+        [message] = (
+            await session.scalars(
+                select(OutboxMessage.kwargs).where(
+                    OutboxMessage.order_id == order_id, OutboxMessage.actor_name == "refund"
+                )
+            )
+        ).all()
+    assert message == {"order_id": order_id, "payment_id": order.payment.id, "refund_id": refund.id}
+    provider_refund_id = await refund_payment(runtime, **message)
+    async with sessionmaker() as session:
+        assert (await session.get(Refund, refund.id)).provider_refund_id == provider_refund_id
+
+
+async def test_an_abandoned_email_of_one_refund_is_sent_again_as_that_refund_s(runtime, sessionmaker):
+    order_id = await placed_order(runtime, sessionmaker)
+    async with sessionmaker() as session, session.begin():
+        session.add(
+            Notification(
+                order_id=order_id,
+                event="order.refunded:" + "f" * 32,
+                status="SENDING",
+                claimed_until=utcnow() - timedelta(minutes=5),
+                attempts=1,
+            )
+        )
+
+    await sweep(sessionmaker, runtime.publisher)
+
+    async with sessionmaker() as session:
+        sent_again = (
+            await session.scalars(
+                select(OutboxMessage.kwargs).where(
+                    OutboxMessage.order_id == order_id, OutboxMessage.actor_name == "notify"
+                )
+            )
+        ).all()
+    assert {"order_id": order_id, "event_type": "order.refunded", "occurrence": "f" * 32} in sent_again
