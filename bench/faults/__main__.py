@@ -1,12 +1,15 @@
 """``bench/chaos [--quick]``: the fleet under mixed load while everything fails once or more.
 
 Starts the Procfile.dev processes under a supervisor that restarts them (as a PaaS does), sends
-orders of every kind, and meanwhile SIGKILLs a worker process every few seconds, SIGKILLs the
-gateway once, restarts RabbitMQ and MariaDB once each and stops Redis for 30 s. Then it waits
-for the fleet to settle and checks: no accepted order lost, every one final within 2 minutes,
-stock exact, at most one charge and one refund per order at the provider, exactly one email per
-order and announced event once the notify ledger caught up (with how late they came), /readyz
-naming what was down and healthy again after. Prints a table; exits 1 on any violation.
+orders of every kind (paid, declined, unanswered, cancelled; refunded in parts, returned, with a
+new address or a new way to pay), and meanwhile SIGKILLs a worker process every few seconds,
+SIGKILLs the gateway once, restarts RabbitMQ and MariaDB once each and stops Redis for 30 s.
+Then it waits for the fleet to settle and checks: no accepted order lost, every one settled
+within 2 minutes, stock exact, the provider never refunding more than it captured and each order
+keeping at most one charge, our refunds agreeing with the provider's, exactly one email per order
+and announced event occurrence once the notify ledger caught up (with how late they came), every
+answer one the contract allows, /readyz naming what was down and healthy again after. Prints a
+table; exits 1 on any violation.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from tests.support.polling import eventually_sync
 
 PROCESSES = ["web", "worker", "scheduler", "psp", "mail"]
 SETTLE_SECONDS = 120
+#: Units of each SKU the refunded, returned and changed orders take from (three SKUs).
+AFTER_SALE_STOCK = 1000
 REDIS_DOWN_SECONDS = 30
 
 
@@ -224,10 +229,12 @@ async def run(plan: Plan, seed: int, workdir: Path, database_url: str, broker_ur
             figures = {
                 "orders accepted": len(traffic.accepted),
                 "orders not accepted (gave up)": traffic.not_accepted,
+                "follow-ups given up (no answer before their deadline)": traffic.follow_up_failures,
                 **{
                     f"kind {kind}": sum(1 for a in traffic.accepted if a.kind == kind)
                     for kind in sorted({a.kind for a in traffic.accepted})
                 },
+                **traffic.figures(),
                 **counts,
                 "rabbitmq restarted": "rabbitmq" in timeline.windows,
                 "mariadb restarted": "mariadb" in timeline.windows,
@@ -237,11 +244,26 @@ async def run(plan: Plan, seed: int, workdir: Path, database_url: str, broker_ur
                 **readiness,
                 **verdict.figures,
             }
-            violations = verdict.violations + readiness_violations + _restart_violations(supervisor, counts)
+            violations = (
+                verdict.violations
+                + readiness_violations
+                + _restart_violations(supervisor, counts)
+                + _answer_violations(traffic)
+            )
             _print_table(figures, violations)
             return 1 if violations else 0
     finally:
         disruptions.ensure_services()
+
+
+def _answer_violations(traffic: Traffic) -> list[str]:
+    """Answers the contract does not allow for the request that got them."""
+    if not traffic.unexpected:
+        return []
+    return [
+        f"{len(traffic.unexpected)} requests answered in a way the contract does not allow, "
+        f"e.g. {'; '.join(traffic.unexpected[:3])}"
+    ]
 
 
 def _restart_violations(supervisor: Supervisor, counts: dict) -> list[str]:
@@ -264,6 +286,8 @@ async def _load_and_faults(
     watcher = asyncio.create_task(watch_readiness(f"{gateway}/readyz", timeline, stop_watching))
     async with aiohttp.ClientSession() as client:
         skus = [await traffic.item(client, stock=60) for _ in range(6)]
+        # Deep stock for the orders that go on after the sale: they must be placed to get there.
+        traffic.after_sale_skus = [await traffic.item(client, stock=AFTER_SALE_STOCK) for _ in range(3)]
         tokens = [await traffic.customer(client) for _ in range(plan.shoppers)]
         until = time.monotonic() + plan.load_seconds
         shoppers = [traffic.shopper(client, token, skus, until, pause=0.2) for token in tokens]

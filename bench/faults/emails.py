@@ -1,11 +1,20 @@
 """The chaos run's email check: exactly one email per order and announced event, and how late it came.
 
-What should have gone out is read from each order's own history and payments (every status of
-``models.events.ORDER_EVENTS`` the order entered, and ``order.refunded`` for a REFUNDED payment),
-not from the outbox or the ledger, so a transition nobody announced shows up as a missing email.
-The mail sink's arrivals are compared with that set only once the notify ledger has caught up
-(:func:`wait_for_notify`): judged earlier, emails still queued behind the load would look lost,
-and judged from a snapshot taken too early, no email at all would look like no duplicate.
+An email is one occurrence of an event: ``order.placed`` once per order, but ``order.refunded``
+once per confirmed refund, ``order.updated`` once per address or payment change, a return's
+events once per return. Its key is the notify ledger's name of it, ``event_type`` or
+``event_type:occurrence`` (actors/notify.py ``ledger_event``), which the email carries in its
+Message-ID (``<order.event.occurrence@domain>``).
+
+What should have gone out is read from each order's own records: every status of
+``models.events.ORDER_EVENTS`` its history entered, each SUCCEEDED refund, each payment attempt
+after the first, each ``address_changed`` note, each return (and each return received); not from
+the outbox or the ledger, so a change nobody announced shows up as a missing email. An address
+change's occurrence is a fresh id recorded nowhere else, so those emails are counted per order
+rather than named. The mail sink's arrivals are compared with that set only once the notify
+ledger has caught up (:func:`wait_for_notify`): judged earlier, emails still queued behind the
+load would look lost, and judged from a snapshot taken too early, no email at all would look like
+no duplicate.
 """
 
 from __future__ import annotations
@@ -24,20 +33,46 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from bench.faults.records import OrderRecords
 from bench.stats import percentile
+from gateway.orders.address_change import ADDRESS_CHANGED_NOTE
 from messaging.queues import NOTIFY
-from models.events import ORDER_EVENTS, REFUNDED_EVENT
-from models.state import OrderStatus, PaymentStatus
-from models.tables import Notification, Order, OutboxMessage, Payment
+from models.events import (
+    ORDER_EVENTS,
+    REFUNDED_EVENT,
+    RETURN_RECEIVED_EVENT,
+    RETURN_REQUESTED_EVENT,
+    UPDATED_EVENT,
+)
+from models.state import OrderStatus, PaymentStatus, RefundStatus, ReturnStatus
+from models.tables import Notification, Order, OutboxMessage, Payment, Refund, Return
 
-#: The history note ``models.order_flow.refund_settled`` writes when the refund is confirmed,
-#: the moment the refund email is announced.
-REFUND_NOTE = "payment refunded"
 #: Ledger states of an email nobody has finished with yet.
 UNFINISHED = ("PENDING", "SENDING")
 EXAMPLES = 3
+#: Marks the occurrence of an expected email whose occurrence id is recorded nowhere but in the
+#: email (an address change's): ``order.updated:?1`` is the order's first such email, whichever id it has.
+UNNAMED = "?"
 
-Key = tuple[str, str]  # (order id, event type)
+Key = tuple[str, str]  # (order id, ledger event: ``event_type`` or ``event_type:occurrence``)
+
+
+def ledger_event(event_type: str, occurrence: str | None = None) -> str:
+    """The notify ledger's name of one email, as actors/notify.py ``ledger_event`` writes it (the
+    actors are not imported here: importing one declares it on a broker)."""
+    return f"{event_type}:{occurrence}" if occurrence else event_type
+
+
+def event_of(message: EmailMessage) -> str | None:
+    """The ledger event of an email: ``X-Order-Event``, with the occurrence its Message-ID names
+    (``<order.event.occurrence@domain>``) when there is one."""
+    event = message["X-Order-Event"]
+    if event is None:
+        return None
+    event, order_id = str(event), str(message["X-Order-Id"] or "")
+    local = str(message["Message-ID"] or "").strip().removeprefix("<").removesuffix(">").rsplit("@", 1)[0]
+    named = f"{order_id}.{event}."
+    return ledger_event(event, local[len(named) :]) if local.startswith(named) else event
 
 
 @dataclass(frozen=True)
@@ -45,12 +80,12 @@ class Arrival:
     """One email as the sink received it."""
 
     order_id: str | None
-    event: str | None
+    event: str | None  # the ledger event: the event type, and its occurrence if it has one
     at: float  # wall clock (time.time()) of its arrival
 
     @classmethod
     def of(cls, at: float, message: EmailMessage) -> Arrival:
-        return cls(message["X-Order-Id"], message["X-Order-Event"], at)
+        return cls(message["X-Order-Id"], event_of(message), at)
 
     @property
     def key(self) -> Key:
@@ -100,24 +135,64 @@ def _epoch(value: datetime) -> float:
     return value.replace(tzinfo=UTC).timestamp()
 
 
-def expected_emails(orders: Iterable[Order]) -> dict[Key, float | None]:
-    """Every email the orders' history announces, with when its transition happened (None if unknown).
+def expected_emails(orders: Iterable[OrderRecords]) -> dict[Key, float | None]:
+    """Every email the orders' records announce, with when its change happened (None if unknown).
 
-    One email per order and event however often the history names the status: the ledger is
-    keyed that way, so a second PLACED (a reinstated order) is not a second confirmation.
+    One email per order and status event however often the history names the status: the ledger
+    is keyed that way, so a second PLACED (a reinstated order) is not a second confirmation. One
+    per occurrence of the others: each SUCCEEDED refund, payment attempt after the first, address
+    change (unnamed, see :data:`UNNAMED`), return requested and return received.
     """
     expected: dict[Key, float | None] = {}
-    for order in orders:
+    for records in orders:
+        order = records.order
         for entry in order.history:
             event = ORDER_EVENTS.get(entry.status)
             if event is not None:
                 expected.setdefault((order.id, event), _epoch(entry.at))
         if order.status in ORDER_EVENTS:
             expected.setdefault((order.id, ORDER_EVENTS[OrderStatus(order.status)]), None)
-        if any(payment.status == PaymentStatus.REFUNDED for payment in order.payments):
-            refunded_at = next((_epoch(h.at) for h in order.history if h.note == REFUND_NOTE), None)
-            expected.setdefault((order.id, REFUNDED_EVENT), refunded_at)
+        for refund in records.refunds:
+            if refund.status == RefundStatus.SUCCEEDED:
+                expected[(order.id, ledger_event(REFUNDED_EVENT, refund.id))] = _epoch(refund.updated_at)
+        for payment in order.payments:
+            if payment.attempt > 1:
+                expected[(order.id, ledger_event(UPDATED_EVENT, payment.id))] = _epoch(payment.created_at)
+        changes = [entry for entry in order.history if entry.note == ADDRESS_CHANGED_NOTE]
+        for number, entry in enumerate(changes, 1):
+            expected[(order.id, ledger_event(UPDATED_EVENT, f"{UNNAMED}{number}"))] = _epoch(entry.at)
+        for ret in records.returns:
+            expected[(order.id, ledger_event(RETURN_REQUESTED_EVENT, ret.id))] = _epoch(ret.created_at)
+            if ret.status in (ReturnStatus.RECEIVED, ReturnStatus.REFUNDED):
+                expected[(order.id, ledger_event(RETURN_RECEIVED_EVENT, ret.id))] = None
     return expected
+
+
+def name_unnamed(
+    expected: dict[Key, float | None], arrivals: list[Arrival], ledger: dict[Key, LedgerEntry]
+) -> dict[Key, float | None]:
+    """``expected`` with each unnamed occurrence replaced by an email of the same order and event
+    type that nothing else expects: first those that arrived (in order of arrival), then those
+    only the ledger knows; an unnamed one left over stays, as a missing email."""
+    unnamed: dict[tuple[str, str], list[Key]] = {}
+    for key in expected:
+        event_type, _, occurrence = key[1].partition(":")
+        if occurrence.startswith(UNNAMED):
+            unnamed.setdefault((key[0], event_type), []).append(key)
+    if not unnamed:
+        return expected
+    candidates: dict[tuple[str, str], list[Key]] = {}
+    seen: set[Key] = set()
+    for key in [arrival.key for arrival in sorted(arrivals, key=lambda a: a.at)] + sorted(ledger):
+        event_type, _, occurrence = key[1].partition(":")
+        if occurrence and key not in expected and key not in seen:
+            seen.add(key)
+            candidates.setdefault((key[0], event_type), []).append(key)
+    named = dict(expected)
+    for slot, keys in unnamed.items():
+        for placeholder, found in zip(keys, candidates.get(slot, []), strict=False):
+            named[found] = named.pop(placeholder)
+    return named
 
 
 def _spread(values: list[float]) -> str:
@@ -143,9 +218,11 @@ def judge_emails(
     Missing, duplicate and unexpected emails are violations, and so is a ledger row FAILED (the
     chaos run's mail server never refuses or goes away) or still unfinished. Lateness is the time
     from the transition to the email's (first) arrival, split by whether the transition happened
-    while the load ran (until ``load_ended_at``, wall clock) or after.
+    while the load ran (until ``load_ended_at``, wall clock) or after. The unnamed occurrences of
+    ``expected`` are first given the ids of emails nothing else expects (:func:`name_unnamed`).
     """
     findings = EmailFindings()
+    expected = name_unnamed(expected, arrivals, ledger)
     received = Counter(arrival.key for arrival in arrivals)
     first_arrival: dict[Key, float] = {}
     for arrival in arrivals:
@@ -235,7 +312,8 @@ async def load_ledger(sessionmaker) -> dict[Key, LedgerEntry]:
 
 
 async def notify_backlog(sessionmaker) -> dict[str, int]:
-    """What can still cause an email: unfinished orders and refunds, notify messages not done with."""
+    """What can still cause an email: unfinished orders, refunds and returns, notify messages not
+    done with."""
     async with sessionmaker() as session:
         unsettled = await session.scalar(
             select(func.count())
@@ -247,6 +325,12 @@ async def notify_backlog(sessionmaker) -> dict[str, int]:
             .select_from(Payment)
             .where(Payment._status == PaymentStatus.REFUND_PENDING.value)
         )
+        refunds = await session.scalar(
+            select(func.count()).select_from(Refund).where(Refund.status == RefundStatus.PENDING.value)
+        )
+        returns = await session.scalar(
+            select(func.count()).select_from(Return).where(Return.status == ReturnStatus.RECEIVED.value)
+        )
         outbox = (
             await session.execute(
                 select(OutboxMessage.order_id, OutboxMessage.kwargs, OutboxMessage.sent_at).where(
@@ -256,10 +340,15 @@ async def notify_backlog(sessionmaker) -> dict[str, int]:
         ).all()
     ledger = await load_ledger(sessionmaker)
     finished = {key for key, entry in ledger.items() if entry.status not in UNFINISHED}
-    enqueued = {(order_id, kwargs.get("event_type")) for order_id, kwargs, _ in outbox}
+    enqueued = {
+        (order_id, ledger_event(kwargs.get("event_type"), kwargs.get("occurrence")))
+        for order_id, kwargs, _ in outbox
+    }
     return {
         "orders not final": unsettled or 0,
-        "refunds pending": refunding or 0,
+        "payments refund pending": refunding or 0,
+        "refunds pending": refunds or 0,
+        "returns received, refund not confirmed": returns or 0,
         "notify messages unpublished": sum(1 for *_, sent_at in outbox if sent_at is None),
         "ledger rows unfinished": len(ledger) - len(finished),
         "notify messages not yet handled": len(enqueued - finished),
