@@ -57,6 +57,7 @@ INVALID_CREDENTIALS = ProblemType("invalid-credentials", 401, "Invalid credentia
 TOO_MANY_ATTEMPTS = ProblemType("too-many-attempts", 429, "Too many sign-in attempts")
 TOO_MANY_UNPAID_ORDERS = ProblemType("too-many-unpaid-orders", 429, "Too many unpaid orders")
 NOT_REFUNDABLE = ProblemType("not-refundable", 409, "Payment cannot be refunded")
+PAYMENT_NOT_CHANGEABLE = ProblemType("payment-not-changeable", 409, "Payment can no longer be changed")
 INVALID_TOKEN = ProblemType("invalid-token", 401, "Invalid token")
 INVALID_SIGNATURE = ProblemType("invalid-signature", 400, "Invalid webhook signature")
 INVALID_EVENT = ProblemType("invalid-event", 400, "Invalid webhook event")
