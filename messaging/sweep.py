@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from messaging.queues import EXPIRE, NOTIFY, PAY, REFUND, RESERVE, Route
 from models.clock import utcnow
-from models.state import HoldState, OrderStatus, PaymentStatus
-from models.tables import Notification, Order, Payment, ReservedStock
+from models.state import HoldState, OrderStatus, PaymentStatus, RefundStatus
+from models.tables import Notification, Order, Payment, Refund, ReservedStock
 from models.unit_of_work import Publisher, UnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -77,6 +77,8 @@ async def _stuck_pending(session: AsyncSession, now) -> list[str]:
 
 
 async def _unrequested_payments(session: AsyncSession, now) -> list[str]:
+    # An order has at most one PENDING attempt, its current one (replacing an attempt cancels it),
+    # and `pay` asks only for that one; an attempt added later starts its own wait.
     cutoff = now - timedelta(seconds=STUCK_AFTER_SECONDS)
     return list(
         (
@@ -88,6 +90,7 @@ async def _unrequested_payments(session: AsyncSession, now) -> list[str]:
                     Order.updated_at < cutoff,
                     Payment._status == PaymentStatus.PENDING,
                     Payment.provider_payment_id.is_(None),
+                    Payment.created_at < cutoff,
                 )
                 .limit(BATCH)
             )
@@ -95,16 +98,18 @@ async def _unrequested_payments(session: AsyncSession, now) -> list[str]:
     )
 
 
-async def _unrequested_refunds(session: AsyncSession, now) -> list[tuple[str, str]]:
+async def _unrequested_refunds(session: AsyncSession, now) -> list[tuple[str, str, str]]:
+    # Each refund is its own row and its own provider call (a payment may have several, and an
+    # order several refunded attempts): one never sent to the provider has no provider id.
     cutoff = now - timedelta(seconds=STUCK_AFTER_SECONDS)
     return list(
         (
             await session.execute(
-                select(Payment.order_id, Payment.id)
+                select(Refund.order_id, Refund.payment_id, Refund.id)
                 .where(
-                    Payment._status == PaymentStatus.REFUND_PENDING,
-                    Payment.provider_refund_id.is_(None),
-                    Payment.updated_at < cutoff,
+                    Refund.status == RefundStatus.PENDING,
+                    Refund.provider_refund_id.is_(None),
+                    Refund.created_at < cutoff,
                 )
                 .limit(BATCH)
             )
@@ -143,7 +148,10 @@ async def sweep(sessionmaker: async_sessionmaker[AsyncSession], publisher: Publi
             (
                 "refund_unrequested",
                 REFUND,
-                [{"order_id": o, "payment_id": p} for o, p in await _unrequested_refunds(session, now)],
+                [
+                    {"order_id": o, "payment_id": p, "refund_id": r}
+                    for o, p, r in await _unrequested_refunds(session, now)
+                ],
             ),
             (
                 "email_abandoned",
