@@ -2,7 +2,11 @@
 
 - per SKU: received = available + held + committed (stock is conserved exactly; committed counts
   the holds of archived orders too, kept in ``stock.committed_archived``);
-- per order: at most one SUCCEEDED-or-later payment and at most one refund;
+- per order: at most one kept charge, whatever number of payment attempts it had: a captured
+  payment whose refunds (asked for or confirmed) give back less than it captured; an attempt the
+  customer replaced and that succeeded anyway is refunded in full, so it is no kept charge;
+- per payment: its refunds (asked for or confirmed) never add up to more than it captured, and
+  only a captured payment has any;
 - every order past its deadline has left the states in which a step is still due.
 """
 
@@ -15,12 +19,11 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.clock import utcnow
-from models.state import HoldState, OrderStatus, PaymentStatus
-from models.tables import Order, Payment, ReservedStock, Stock
+from models.state import CAPTURED, HoldState, OrderStatus, RefundStatus
+from models.tables import Order, Payment, Refund, ReservedStock, Stock
 
-#: Payment statuses that mean the customer was charged at some point.
-CHARGED = (PaymentStatus.SUCCEEDED, PaymentStatus.REFUND_PENDING, PaymentStatus.REFUNDED)
-REFUNDED = (PaymentStatus.REFUND_PENDING, PaymentStatus.REFUNDED)
+#: Refunds that give money back or are about to: the provider confirmed them or was asked.
+_TAKING = (RefundStatus.PENDING.value, RefundStatus.SUCCEEDED.value)
 
 
 @dataclass(frozen=True)
@@ -108,17 +111,42 @@ async def invariant_violations(
         for ledger in await stock_ledgers(session)
         if ledger.drift != 0 or ledger.available < 0
     ]
-    charged = func.sum(case((Payment._status.in_([s.value for s in CHARGED]), 1), else_=0))
-    refunded = func.sum(case((Payment._status.in_([s.value for s in REFUNDED]), 1), else_=0))
-    rows = await session.execute(
-        select(Payment.order_id, charged, refunded)
-        .group_by(Payment.order_id)
-        .having((charged > 1) | (refunded > 1))
-    )
-    problems += [f"order {order_id}: {c} charged payments, {r} refunds" for order_id, c, r in rows]
+    problems += await _money_violations(session)
     if deadline_grace_seconds is not None:
         problems += [
             f"order {order_id}: still {status} past its deadline"
             for order_id, status in await overdue_orders(session, deadline_grace_seconds)
         ]
+    return problems
+
+
+async def _money_violations(session: AsyncSession) -> list[str]:
+    """Orders keeping more than one charge, and payments refunded beyond what they captured."""
+    taken = (
+        select(Refund.payment_id, func.sum(Refund.amount_cents).label("cents"))
+        .where(Refund.status.in_(_TAKING))
+        .group_by(Refund.payment_id)
+        .subquery()
+    )
+    refunded = func.coalesce(taken.c.cents, 0)
+    captured = Payment._status.in_([s.value for s in CAPTURED])
+    payments = select(
+        Payment.order_id, Payment.id, Payment._status, Payment.amount_cents, refunded
+    ).outerjoin(taken, taken.c.payment_id == Payment.id)
+    overdrawn = await session.execute(
+        payments.where(or_(and_(~captured, refunded > 0), refunded > Payment.amount_cents))
+    )
+    problems = [
+        f"payment {payment_id} of order {order_id} ({status}): refunds of {cents} for {amount} captured"
+        for order_id, payment_id, status, amount, cents in overdrawn
+    ]
+    kept = func.count()
+    rows = await session.execute(
+        select(Payment.order_id, kept)
+        .outerjoin(taken, taken.c.payment_id == Payment.id)
+        .where(captured, refunded < Payment.amount_cents)
+        .group_by(Payment.order_id)
+        .having(kept > 1)
+    )
+    problems += [f"order {order_id}: {n} charges kept" for order_id, n in rows]
     return problems
