@@ -1,4 +1,9 @@
-"""``orders-admin order ORDER_ID``: everything the database knows about one order, hot or archived."""
+"""``orders-admin order ORDER_ID``: everything the database knows about one order, hot or archived.
+
+An order may have had several payment attempts (the customer changed how to pay): every one is
+listed, oldest first, the current one (the order follows it alone) marked, with the refunds of
+each.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,21 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models.archive import load_archived_order
-from models.tables import Notification, Order, OutboxMessage, orders_archive
+from models.tables import (
+    Notification,
+    Order,
+    OutboxMessage,
+    Refund,
+    orders_archive,
+    refunds_archive,
+    table_of,
+)
 from ops.common import OpsError, format_kwargs, table, when
 
 
 async def order_document(sessionmaker: async_sessionmaker[AsyncSession], order_id: str) -> dict[str, Any]:
-    """The order with history, payments, holds, outbox rows and notifications, as one JSON-able dict.
+    """The order with history, payments, refunds, holds, outbox rows and notifications, as one
+    JSON-able dict.
 
     Raises :class:`OpsError` when no order (hot or archived) has this id.
     """
@@ -39,6 +53,19 @@ async def order_document(sessionmaker: async_sessionmaker[AsyncSession], order_i
                 select(Notification).where(Notification.order_id == order_id).order_by(Notification.id)
             )
         ).all()
+        refunds_table = refunds_archive if archived_at is not None else table_of(Refund)
+        refunds = (
+            (
+                await session.execute(
+                    select(refunds_table)
+                    .where(refunds_table.c.order_id == order_id)
+                    .order_by(refunds_table.c.created_at, refunds_table.c.id)
+                )
+            )
+            .mappings()
+            .all()
+        )
+    current = order.payment
     return {
         "id": order.id,
         "archived": archived_at is not None,
@@ -64,9 +91,11 @@ async def order_document(sessionmaker: async_sessionmaker[AsyncSession], order_i
             {
                 "id": payment.id,
                 "attempt": payment.attempt,
+                "current": current is not None and payment.id == current.id,
                 "method": payment.method,
                 "status": payment.status,
                 "amount_cents": payment.amount_cents,
+                "refunded_cents": payment.refunded_cents or 0,
                 "currency": payment.currency,
                 "provider_payment_id": payment.provider_payment_id,
                 "provider_refund_id": payment.provider_refund_id,
@@ -75,6 +104,19 @@ async def order_document(sessionmaker: async_sessionmaker[AsyncSession], order_i
                 "updated_at": when(payment.updated_at),
             }
             for payment in order.payments
+        ],
+        "refunds": [
+            {
+                "id": refund["id"],
+                "payment_id": refund["payment_id"],
+                "amount_cents": refund["amount_cents"],
+                "currency": refund["currency"],
+                "status": refund["status"],
+                "reason": refund["reason"],
+                "provider_refund_id": refund["provider_refund_id"],
+                "created_at": when(refund["created_at"]),
+            }
+            for refund in refunds
         ],
         "holds": [
             {
@@ -163,6 +205,7 @@ def render_order(doc: dict[str, Any]) -> str:
             "method",
             "status",
             "amount",
+            "refunded",
             "provider_payment_id",
             "provider_refund_id",
             "checkout_url",
@@ -170,15 +213,32 @@ def render_order(doc: dict[str, Any]) -> str:
         [
             [
                 x["id"],
-                x["attempt"],
+                f"{x['attempt']}{' (current)' if x['current'] else ''}",
                 x["method"],
                 x["status"],
                 x["amount_cents"],
+                x["refunded_cents"],
                 x["provider_payment_id"],
                 x["provider_refund_id"],
                 x["checkout_url"],
             ]
             for x in doc["payments"]
+        ],
+    )
+    section(
+        "refunds",
+        ["id", "payment_id", "amount", "status", "reason", "provider_refund_id", "created_at"],
+        [
+            [
+                x["id"],
+                x["payment_id"],
+                x["amount_cents"],
+                x["status"],
+                x["reason"],
+                x["provider_refund_id"],
+                x["created_at"],
+            ]
+            for x in doc["refunds"]
         ],
     )
     section(
