@@ -81,22 +81,33 @@ async def wait_until_settled(
         await asyncio.sleep(1)
 
 
-async def provider_records(psp_url: str, order_ids: list[str]) -> dict[str, tuple[int, int]]:
-    """Per order: (succeeded charges, refunds) as the payment provider counts them."""
-    records: dict[str, tuple[int, int]] = {}
+@dataclass(frozen=True)
+class ProviderMoney:
+    """What the payment provider did for one order, over all of its payment attempts."""
+
+    charges: int  # payments that succeeded
+    refunds: int
+    kept: int  # succeeded payments not refunded in full: the charges the customer keeps paying
+
+
+async def provider_records(psp_url: str, order_ids: list[str]) -> dict[str, ProviderMoney]:
+    """Per order: its charges, refunds and kept charges as the payment provider counts them."""
+    records: dict[str, ProviderMoney] = {}
     async with aiohttp.ClientSession() as client:
 
         async def one(order_id: str) -> None:
             async with client.get(f"{psp_url}/v1/payments", params={"order_id": order_id}) as response:
                 payments = (await response.json())["data"]
             charged = [p for p in payments if p["status"] == "succeeded"]
-            refunds = 0
+            refunds = kept = 0
             for payment in charged:
                 async with client.get(
                     f"{psp_url}/v1/refunds", params={"payment_id": payment["id"]}
                 ) as response:
-                    refunds += len((await response.json())["data"])
-            records[order_id] = (len(charged), refunds)
+                    found = (await response.json())["data"]
+                refunds += len(found)
+                kept += sum(r["amount_cents"] for r in found) < payment["amount_cents"]
+            records[order_id] = ProviderMoney(len(charged), refunds, kept)
 
         for start in range(0, len(order_ids), 50):
             await asyncio.gather(*(one(order_id) for order_id in order_ids[start : start + 50]))
@@ -137,18 +148,20 @@ async def judge(
             verdict.violations.append(line)
 
     records = await provider_records(psp_url, list(orders))
-    for order_id, (charged, refunds) in records.items():
+    # An order may have had several payment attempts: what counts is the charges it keeps.
+    for order_id, money in records.items():
         order = orders[order_id]
-        if charged > 1 or refunds > 1:
+        if money.kept > 1:
             verdict.violations.append(
-                f"order {order_id}: {charged} charges and {refunds} refunds at the provider"
+                f"order {order_id}: {money.kept} charges kept at the provider "
+                f"({money.charges} charges, {money.refunds} refunds)"
             )
-        if charged and order.status in (OrderStatus.CANCELLED, OrderStatus.REJECTED) and refunds != 1:
+        if money.kept and order.status in (OrderStatus.CANCELLED, OrderStatus.REJECTED):
             verdict.violations.append(f"order {order_id}: {order.status} but its charge was not refunded")
-        if charged and order.status == OrderStatus.PLACED and refunds:
+        if money.charges and order.status == OrderStatus.PLACED and not money.kept:
             verdict.violations.append(f"order {order_id}: PLACED but refunded")
-    verdict.figures["charges at the provider"] = sum(c for c, _ in records.values())
-    verdict.figures["refunds at the provider"] = sum(r for _, r in records.values())
+    verdict.figures["charges at the provider"] = sum(m.charges for m in records.values())
+    verdict.figures["refunds at the provider"] = sum(m.refunds for m in records.values())
 
     await _judge_emails(verdict, sessionmaker, mail_sink, settle_timeout, load_ended_at)
     return verdict

@@ -58,6 +58,7 @@ TOO_MANY_ATTEMPTS = ProblemType("too-many-attempts", 429, "Too many sign-in atte
 TOO_MANY_UNPAID_ORDERS = ProblemType("too-many-unpaid-orders", 429, "Too many unpaid orders")
 NOT_REFUNDABLE = ProblemType("not-refundable", 409, "Payment cannot be refunded")
 REFUND_TOO_LARGE = ProblemType("refund-too-large", 422, "More than is left to refund")
+PAYMENT_NOT_CHANGEABLE = ProblemType("payment-not-changeable", 409, "Payment can no longer be changed")
 INVALID_TOKEN = ProblemType("invalid-token", 401, "Invalid token")
 INVALID_SIGNATURE = ProblemType("invalid-signature", 400, "Invalid webhook signature")
 INVALID_EVENT = ProblemType("invalid-event", 400, "Invalid webhook event")

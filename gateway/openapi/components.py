@@ -29,7 +29,7 @@ from gateway.http.problem_body import Problem
 from gateway.openapi.dialect import openapi_30
 from gateway.operations.schemas import Health, Readiness, ReconciliationReport
 from gateway.orders.schemas import NewOrder, OrderListQuery, OrderPage, ServerSentEvent, ShippingAddressChange
-from gateway.payments.schemas import PaymentDetail, RefundBody, WebhookAck, WebhookEvent
+from gateway.payments.schemas import PaymentChangeBody, PaymentDetail, RefundBody, WebhookAck, WebhookEvent
 from models.documents import Order, StatusEvent
 
 Schema = dict[str, Any]
@@ -46,6 +46,7 @@ REQUEST_BODIES: tuple[type, ...] = (
     CartQuantity,
     Checkout,
     RefundBody,
+    PaymentChangeBody,
     WebhookEvent,
 )
 #: Every response body of the API (problems included), and the types they refer to likewise.

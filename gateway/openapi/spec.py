@@ -61,6 +61,7 @@ from gateway.http.problems import (
     MISSING_IDEMPOTENCY_KEY,
     NOT_CANCELLABLE,
     NOT_READY,
+    PAYMENT_NOT_CHANGEABLE,
     PROBLEM_BASE,
     PROBLEM_CONTENT_TYPE,
     REFUND_TOO_LARGE,
@@ -70,7 +71,7 @@ from gateway.http.problems import (
 from gateway.openapi.components import body_schemas, query_schema, ref, value_schema
 from gateway.operations.schemas import Health, Readiness, ReconciliationReport
 from gateway.orders.schemas import NewOrder, OrderListQuery, OrderPage, ServerSentEvent, ShippingAddressChange
-from gateway.payments.schemas import PaymentDetail, RefundBody, WebhookAck, WebhookEvent
+from gateway.payments.schemas import PaymentChangeBody, PaymentDetail, RefundBody, WebhookAck, WebhookEvent
 from models.documents import Id, Order
 from providers.webhook_signature import HEADER as SIGNATURE_HEADER
 
@@ -740,6 +741,61 @@ def _paths() -> dict[str, dict]:
                             "An invalid body, more than is left to refund (`left_cents` says how much "
                             "is), or a key used before for another order",
                             REFUND_TOO_LARGE,
+                            IDEMPOTENCY_KEY_REUSED,
+                        ),
+                    ),
+                    (503, UNAVAILABLE),
+                ),
+            )
+        },
+        "/orders/{order_id}/payment": {
+            "post": operation(
+                "changeOrderPayment",
+                "Pay an order awaiting payment another way",
+                "payments",
+                security=CUSTOMER,
+                description="The current payment attempt is given up (CANCELLED, voided at the provider) "
+                "and a new one, for the same amount, becomes the order's `payment`; every attempt is "
+                "listed under `payments`. The hold keeps its expiry. Should the replaced attempt succeed "
+                "anyway, it is refunded in full and the order stays on its current attempt. Without "
+                "`payment`, the account's default payment method pays (422 when it has none). Only "
+                "while the order is AWAITING_PAYMENT; the order's owner only (the admin token: 403).",
+                parameters=[order_id, param("IdempotencyKey")],
+                body=json_body(ref(PaymentChangeBody)),
+                responses=_responses(
+                    (
+                        202,
+                        _order_created(
+                            "The order, its new attempt current (on a replay: the order as it is now)"
+                        ),
+                    ),
+                    (
+                        400,
+                        problem(
+                            400,
+                            "Malformed body, or a missing or unusable `Idempotency-Key`",
+                            MALFORMED_JSON,
+                            MISSING_IDEMPOTENCY_KEY,
+                            INVALID_IDEMPOTENCY_KEY,
+                        ),
+                    ),
+                    (401, NEEDS_TOKEN),
+                    (403, problem(403, "The admin token: only the order's owner changes how it is paid")),
+                    (404, problem(404, "No such order among the caller's")),
+                    (
+                        409,
+                        problem(
+                            409,
+                            "The order no longer awaits payment (`order_status` says what it is)",
+                            PAYMENT_NOT_CHANGEABLE,
+                        ),
+                    ),
+                    (413, TOO_LARGE),
+                    (
+                        422,
+                        invalid(
+                            "The body breaks a constraint (no `payment` and no default payment method "
+                            "included), or the key was used before with another body or for another order",
                             IDEMPOTENCY_KEY_REUSED,
                         ),
                     ),
