@@ -8,7 +8,7 @@ schema's ``enum``: no conversion is spent on the hot read path.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from msgspec import Meta, Struct
 

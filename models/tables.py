@@ -235,7 +235,7 @@ class Payment(Base):
     token: Mapped[str | None] = mapped_column(String(128))
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
-    _status: Mapped[str] = mapped_column("status", String(16))
+    _status: Mapped[str] = mapped_column("status", String(24))
     provider_payment_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     checkout_url: Mapped[str | None] = mapped_column(String(512))
     # The provider's id of this payment's latest refund (kept for the operator's view).

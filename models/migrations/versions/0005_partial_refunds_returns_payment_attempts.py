@@ -119,6 +119,10 @@ def upgrade() -> None:
                existing_type=mysql.VARCHAR(length=32),
                type_=sa.String(length=96),
                existing_nullable=False)
+    for payments in ('payments', 'payments_archive'):
+        # PARTIALLY_REFUNDED is longer than any status before it.
+        op.alter_column(payments, 'status', existing_type=sa.String(length=16), type_=sa.String(length=24),
+                        existing_nullable=False)
     op.add_column('payments', sa.Column('refunded_cents', sa.BigInteger(), server_default='0', nullable=False))
     op.add_column('payments_archive', sa.Column('refunded_cents', sa.BigInteger(), server_default='0',
                                                 autoincrement=False, nullable=False))
@@ -135,6 +139,9 @@ def downgrade() -> None:
     # Partial refunds cannot be told apart by the old schema: payments keep their statuses.
     op.drop_constraint('ck_payments_refund_within_capture', 'payments', type_='check')
     op.drop_column('payments_archive', 'refunded_cents')
+    for payments in ('payments', 'payments_archive'):
+        op.alter_column(payments, 'status', existing_type=sa.String(length=24), type_=sa.String(length=16),
+                        existing_nullable=False)
     op.drop_column('payments', 'refunded_cents')
     op.alter_column('notifications', 'event',
                existing_type=sa.String(length=96),
