@@ -68,6 +68,8 @@ ADDRESS_NOT_CHANGEABLE = ProblemType(
     "address-not-changeable", 409, "Shipping address can no longer be changed"
 )
 ILLEGAL_TRANSITION = ProblemType("illegal-transition", 409, "Order cannot make this move")
+NOT_RETURNABLE = ProblemType("not-returnable", 409, "Order cannot be returned")
+ILLEGAL_RETURN_MOVE = ProblemType("illegal-return-move", 409, "Return cannot make this move")
 INVALID_CURSOR = ProblemType("invalid-cursor", 400, "Invalid cursor")
 EMPTY_CART = ProblemType("empty-cart", 422, "Cart is empty")
 CART_FULL = ProblemType("cart-full", 422, "Cart is full")
