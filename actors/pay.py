@@ -118,6 +118,11 @@ async def _record_refusal(runtime: Runtime, order_id: str, payment_id: str, refu
         payment = find_payment(order, payment_id=payment_id) if order else None
         if order is None or payment is None or order.status != OrderStatus.AWAITING_PAYMENT:
             return
+        if payment is not order.payment or payment.status != PaymentStatus.PENDING:
+            # An attempt replaced while the provider was asked: the order follows its current
+            # attempt only, and the provider made nothing of this one that would need a void.
+            log.info("pay.replaced_attempt_refused", payment_id=payment_id, refusal=refusal.code)
+            return
         await fail_payment(uow, order, payment)
         await uow.commit()
     log.info("order.cancelled", reason="payment_failed", refusal=refusal.code)

@@ -16,6 +16,7 @@ from gateway.operations import reconciliation_routes as reconciliation
 from gateway.orders import routes as orders
 from gateway.payments import routes as payments
 from gateway.payments import webhook
+from gateway.returns import routes as returns
 
 
 def setup_routes(app: web.Application) -> None:
@@ -25,5 +26,6 @@ def setup_routes(app: web.Application) -> None:
         app.add_routes(module.routes)
     for module in (catalogue, payments):
         app.add_routes(module.routes)
+    app.add_routes(returns.routes)
     # The API's description and its docs page (GET /openapi.json, GET /docs).
     app.add_routes(openapi.routes)

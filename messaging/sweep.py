@@ -77,6 +77,8 @@ async def _stuck_pending(session: AsyncSession, now) -> list[str]:
 
 
 async def _unrequested_payments(session: AsyncSession, now) -> list[str]:
+    # An order has at most one PENDING attempt, its current one (replacing an attempt cancels it),
+    # and `pay` asks only for that one; an attempt added later starts its own wait.
     cutoff = now - timedelta(seconds=STUCK_AFTER_SECONDS)
     return list(
         (
@@ -88,6 +90,7 @@ async def _unrequested_payments(session: AsyncSession, now) -> list[str]:
                     Order.updated_at < cutoff,
                     Payment._status == PaymentStatus.PENDING,
                     Payment.provider_payment_id.is_(None),
+                    Payment.created_at < cutoff,
                 )
                 .limit(BATCH)
             )
@@ -96,6 +99,8 @@ async def _unrequested_payments(session: AsyncSession, now) -> list[str]:
 
 
 async def _unrequested_refunds(session: AsyncSession, now) -> list[tuple[str, str, str]]:
+    # Each refund is its own row and its own provider call (a payment may have several, and an
+    # order several refunded attempts): one never sent to the provider has no provider id.
     cutoff = now - timedelta(seconds=STUCK_AFTER_SECONDS)
     return list(
         (

@@ -1,11 +1,12 @@
 """Moving finished orders out of the hot tables into the ``*_archive`` tables, and reading them back.
 
 An order DELIVERED, CANCELLED or REJECTED for longer than ARCHIVE_AFTER_SECONDS moves with its
-lines, history, payments and holds, one batch per transaction, unless it still has money in
-flight (:func:`_money_in_flight`): its provider webhook must find the payment where `settle`
-looks for it, so such an order stays until the provider has settled it. The units its COMMITTED holds
-sold are added to ``stock.committed_archived`` in the same transaction, so the stock ledger
-still balances after the holds leave.
+lines, history, payments, holds, refunds and returns, one batch per transaction, unless it still
+has money in flight (:func:`_money_in_flight`) or a return under way (:func:`_open_return`): its
+provider webhook must find the payment where `settle` looks for it, and the operator must find
+the return where receiving or rejecting it looks, so such an order stays until both are settled.
+The units its COMMITTED holds sold are added to ``stock.committed_archived`` in the same
+transaction, so the stock ledger still balances after the holds leave.
 """
 
 from __future__ import annotations
@@ -19,14 +20,16 @@ from sqlalchemy import and_, delete, exists, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models.clock import utcnow
-from models.state import HoldState, OrderStatus, PaymentStatus
+from models.state import HoldState, OrderStatus, PaymentStatus, RefundStatus, ReturnStatus
 from models.tables import (
     ARCHIVED_CHILDREN,
     Order,
     OrderHistory,
     OrderLine,
     Payment,
+    Refund,
     ReservedStock,
+    Return,
     Stock,
     order_history_archive,
     order_lines_archive,
@@ -47,13 +50,27 @@ ARCHIVABLE = (OrderStatus.DELIVERED, OrderStatus.CANCELLED, OrderStatus.REJECTED
 def _money_in_flight():
     """The order has a payment on which the provider may still move money: a charge it knows of
     and has not decided (PENDING with the provider's id), or a refund asked for and not yet
-    confirmed (REFUND_PENDING)."""
-    return exists().where(
-        Payment.order_id == Order.id,
-        or_(
-            Payment._status == PaymentStatus.REFUND_PENDING.value,
-            and_(Payment._status == PaymentStatus.PENDING.value, Payment.provider_payment_id.is_not(None)),
+    confirmed (REFUND_PENDING, or a refund row still PENDING)."""
+    return or_(
+        exists().where(
+            Payment.order_id == Order.id,
+            or_(
+                Payment._status == PaymentStatus.REFUND_PENDING.value,
+                and_(
+                    Payment._status == PaymentStatus.PENDING.value, Payment.provider_payment_id.is_not(None)
+                ),
+            ),
         ),
+        exists().where(Refund.order_id == Order.id, Refund.status == RefundStatus.PENDING.value),
+    )
+
+
+def _open_return():
+    """The order has a return still under way (REQUESTED or RECEIVED): the operator will still
+    receive or reject it, or its refund is still to be confirmed."""
+    return exists().where(
+        Return.order_id == Order.id,
+        Return.status.in_([ReturnStatus.REQUESTED.value, ReturnStatus.RECEIVED.value]),
     )
 
 
@@ -62,6 +79,7 @@ def _due(older_than: datetime):
         Order._status.in_([s.value for s in ARCHIVABLE]),
         Order.updated_at < older_than,
         ~_money_in_flight(),
+        ~_open_return(),
     )
 
 

@@ -3,7 +3,8 @@
 ``available`` changes only in this module. It goes down only through a conditional UPDATE
 (:func:`take_stock`), so it can never go below zero even when many orders race for the last
 unit; the CHECK constraint is the second line. It goes up by relative UPDATEs when holds are
-released and when stock is received (:func:`book_receipt`), and the reconciliation's repair sets
+released, when returned units go back on sale (:func:`restock_returned`) and when stock is
+received (:func:`book_receipt`), and the reconciliation's repair sets
 it to what the ledger says (:func:`repair_available`). Per SKU, ``received = available + held +
 committed`` holds after every move.
 
@@ -158,6 +159,71 @@ async def release_holds(
     for hold in released:
         hold.state, hold.released_at = HoldState.RELEASED.value, now
     return sum(quantities.values())
+
+
+async def restock_returned(
+    connection: AsyncConnection, order: OrderRecord, quantities: dict[str, int]
+) -> int:
+    """Put units of a delivered order that came back (SKU -> units) on sale again; returns units.
+
+    The units leave the order's COMMITTED holds and join ``available``, so received = available +
+    held + committed still holds. A hold row keeps a positive quantity (its CHECK): a hold returned
+    whole becomes RELEASED; one returned in part keeps the rest and a RELEASED row of the returned
+    units is added beside it, so the order's holds still add up to what it bought. Only what is
+    committed can come back: a SKU the order holds no (more) sold units of is left out.
+    """
+    now = utcnow()
+    back: dict[str, int] = defaultdict(int)
+    for sku, wanted in sorted(quantities.items()):
+        for hold in [
+            h for h in order.holds if h.sku.lower() == sku.lower() and h.state == HoldState.COMMITTED
+        ]:
+            take = min(hold.quantity, wanted)
+            if take <= 0:
+                break
+            if take == hold.quantity:
+                await connection.execute(
+                    update(_holds)
+                    .where(_holds.c.id == hold.id, _holds.c.state == HoldState.COMMITTED.value)
+                    .values(state=HoldState.RELEASED.value, released_at=now)
+                )
+                hold.state, hold.released_at = HoldState.RELEASED.value, now
+            else:
+                await connection.execute(
+                    update(_holds).where(_holds.c.id == hold.id).values(quantity=_holds.c.quantity - take)
+                )
+                expires_at = hold.expires_at or now
+                inserted = await connection.execute(
+                    insert(_holds).values(
+                        order_id=order.id,
+                        sku=hold.sku,
+                        quantity=take,
+                        expires_at=expires_at,
+                        state=HoldState.RELEASED.value,
+                        created_at=now,
+                        released_at=now,
+                    )
+                )
+                hold.quantity -= take
+                order.holds.append(
+                    HoldRecord(
+                        id=int(inserted.lastrowid),
+                        sku=hold.sku,
+                        quantity=take,
+                        state=HoldState.RELEASED.value,
+                        expires_at=expires_at,
+                        released_at=now,
+                    )
+                )
+            back[hold.sku] += take
+            wanted -= take
+    if back:
+        await connection.execute(
+            update(_stock)
+            .where(_stock.c.sku.in_(list(back)))
+            .values(available=_stock.c.available + _per_sku(dict(back)))
+        )
+    return sum(back.values())
 
 
 class StockLevel(NamedTuple):

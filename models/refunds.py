@@ -25,9 +25,11 @@ from models.clock import utcnow
 from models.events import REFUNDED_EVENT
 from models.order_moves import add_note, move_payment, set_payment_columns
 from models.order_record import OrderRecord, PaymentRecord
+from models.return_documents import load_returns
 from models.state import (
     CAPTURED,
     DomainError,
+    OrderStatus,
     PaymentStatus,
     RefundStatus,
     ReturnStatus,
@@ -252,10 +254,12 @@ async def refund_confirmed(
     if not await _settle(uow, payment, refund, RefundStatus.SUCCEEDED):
         return False
     await add_note(uow, order, f"refund of {refund.amount_cents} cents confirmed")
+    connection = await uow.connection()
     if refund.return_id is not None:
-        await (await uow.connection()).execute(
-            _RETURN_REFUNDED, {"return_id": refund.return_id, "now": utcnow()}
-        )
+        await connection.execute(_RETURN_REFUNDED, {"return_id": refund.return_id, "now": utcnow()})
+    if order.status == OrderStatus.DELIVERED:
+        # Only a delivered order has returns; the event's order document shows them as they are now.
+        order.returns = await load_returns(connection, order.id)
     uow.announce_event(order, REFUNDED_EVENT, occurrence=refund.id)
     return True
 

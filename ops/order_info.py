@@ -8,8 +8,71 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models.archive import load_archived_order
-from models.tables import Notification, Order, OutboxMessage, orders_archive
+from models.tables import (
+    Notification,
+    Order,
+    OutboxMessage,
+    Refund,
+    Return,
+    ReturnLine,
+    orders_archive,
+    refunds_archive,
+    return_lines_archive,
+    returns_archive,
+    table_of,
+)
 from ops.common import OpsError, format_kwargs, table, when
+
+_REFUNDS = {False: table_of(Refund), True: refunds_archive}
+_RETURNS = {False: table_of(Return), True: returns_archive}
+_RETURN_LINES = {False: table_of(ReturnLine), True: return_lines_archive}
+
+
+async def _refunds(session: AsyncSession, order_id: str, archived: bool) -> list[dict[str, Any]]:
+    refunds = _REFUNDS[archived]
+    rows = await session.execute(
+        select(refunds).where(refunds.c.order_id == order_id).order_by(refunds.c.created_at, refunds.c.id)
+    )
+    return [
+        {
+            "id": row.id,
+            "payment_id": row.payment_id,
+            "amount_cents": row.amount_cents,
+            "status": row.status,
+            "reason": row.reason,
+            "return_id": row.return_id,
+            "provider_refund_id": row.provider_refund_id,
+            "created_at": when(row.created_at),
+            "updated_at": when(row.updated_at),
+        }
+        for row in rows
+    ]
+
+
+async def _returns(session: AsyncSession, order_id: str, archived: bool) -> list[dict[str, Any]]:
+    returns, lines = _RETURNS[archived], _RETURN_LINES[archived]
+    items: dict[str, list[str]] = {}
+    for line in await session.execute(
+        select(lines).where(lines.c.order_id == order_id).order_by(lines.c.return_id, lines.c.sku)
+    ):
+        items.setdefault(line.return_id, []).append(f"{line.quantity} x {line.sku} @ {line.unit_price_cents}")
+    rows = await session.execute(
+        select(returns).where(returns.c.order_id == order_id).order_by(returns.c.created_at, returns.c.id)
+    )
+    return [
+        {
+            "id": row.id,
+            "status": row.status,
+            "items": items.get(row.id, []),
+            "reason": row.reason,
+            "rejection_reason": row.rejection_reason,
+            "restocked": row.restocked,
+            "refund_id": row.refund_id,
+            "created_at": when(row.created_at),
+            "updated_at": when(row.updated_at),
+        }
+        for row in rows
+    ]
 
 
 async def order_document(sessionmaker: async_sessionmaker[AsyncSession], order_id: str) -> dict[str, Any]:
@@ -39,6 +102,8 @@ async def order_document(sessionmaker: async_sessionmaker[AsyncSession], order_i
                 select(Notification).where(Notification.order_id == order_id).order_by(Notification.id)
             )
         ).all()
+        refunds = await _refunds(session, order_id, archived_at is not None)
+        returns = await _returns(session, order_id, archived_at is not None)
     return {
         "id": order.id,
         "archived": archived_at is not None,
@@ -67,6 +132,7 @@ async def order_document(sessionmaker: async_sessionmaker[AsyncSession], order_i
                 "method": payment.method,
                 "status": payment.status,
                 "amount_cents": payment.amount_cents,
+                "refunded_cents": payment.refunded_cents,
                 "currency": payment.currency,
                 "provider_payment_id": payment.provider_payment_id,
                 "provider_refund_id": payment.provider_refund_id,
@@ -76,6 +142,8 @@ async def order_document(sessionmaker: async_sessionmaker[AsyncSession], order_i
             }
             for payment in order.payments
         ],
+        "refunds": refunds,
+        "returns": returns,
         "holds": [
             {
                 "sku": hold.sku,
@@ -163,8 +231,8 @@ def render_order(doc: dict[str, Any]) -> str:
             "method",
             "status",
             "amount",
+            "refunded",
             "provider_payment_id",
-            "provider_refund_id",
             "checkout_url",
         ],
         [
@@ -174,11 +242,44 @@ def render_order(doc: dict[str, Any]) -> str:
                 x["method"],
                 x["status"],
                 x["amount_cents"],
+                x["refunded_cents"],
                 x["provider_payment_id"],
-                x["provider_refund_id"],
                 x["checkout_url"],
             ]
             for x in doc["payments"]
+        ],
+    )
+    section(
+        "refunds",
+        ["id", "payment_id", "amount", "status", "reason", "return_id", "provider_refund_id", "created_at"],
+        [
+            [
+                x["id"],
+                x["payment_id"],
+                x["amount_cents"],
+                x["status"],
+                x["reason"],
+                x["return_id"],
+                x["provider_refund_id"],
+                x["created_at"],
+            ]
+            for x in doc["refunds"]
+        ],
+    )
+    section(
+        "returns",
+        ["id", "status", "items", "restocked", "refund_id", "reason", "created_at"],
+        [
+            [
+                x["id"],
+                x["status"],
+                "; ".join(x["items"]),
+                x["restocked"],
+                x["refund_id"],
+                x["rejection_reason"] or x["reason"],
+                x["created_at"],
+            ]
+            for x in doc["returns"]
         ],
     )
     section(

@@ -22,7 +22,10 @@ from gateway.http.auth import Caller
 from gateway.http.problems import Problem
 from models.archive import load_archived_order
 from models.documents import Order as OrderDocument
+from models.documents import Return as ReturnDocument
 from models.repository import lock_order
+from models.return_documents import load_archived_returns, load_returns
+from models.state import OrderStatus
 from models.tables import Order
 from models.views import order_document
 
@@ -51,10 +54,21 @@ class FoundOrder:
 
     order: Order
     archived: bool = False
+    #: The order's returns, oldest first, when they were read (only a delivered order has any).
+    returns: list[ReturnDocument] | None = None
 
     def document(self) -> OrderDocument:
-        """The order document, with its ``archived`` flag."""
-        return order_document(self.order, archived=self.archived)
+        """The order document, with its ``archived`` flag and its returns."""
+        return order_document(self.order, archived=self.archived, returns=self.returns)
+
+
+async def returns_of(session: AsyncSession, order: Order, archived: bool) -> list[ReturnDocument] | None:
+    """The returns of a delivered order, from the tables the order was found in; None for an order
+    in any other status, which cannot have any (so nothing is read)."""
+    if order.status != OrderStatus.DELIVERED:
+        return None
+    read = load_archived_returns if archived else load_returns
+    return await read(await session.connection(), order.id)
 
 
 async def find_order(
@@ -75,4 +89,4 @@ async def find_order(
         order, archived = await load_archived_order(session, order_id), True
     if order is None or not caller.may_see(order.account_id):
         raise not_found(order_id, caller)
-    return FoundOrder(order, archived)
+    return FoundOrder(order, archived, await returns_of(session, order, archived))

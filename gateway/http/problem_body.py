@@ -7,7 +7,7 @@ from typing import Annotated
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from models.documents import OrderStatusName, PaymentStatusName
+from models.documents import OrderStatusName, PaymentStatusName, ReturnStatusName
 
 PROBLEM_BASE = "https://orders.example/problems/"
 
@@ -35,6 +35,12 @@ class Problem(Struct, kw_only=True):
         ]
         | UnsetType
         | None
+    ) = UNSET
+    return_status: (
+        Annotated[
+            ReturnStatusName, Meta(description="The return's status, when that is why a move was refused")
+        ]
+        | UnsetType
     ) = UNSET
     limit: Annotated[int, Meta(description="The limit that was reached")] | UnsetType = UNSET
     left_cents: (

@@ -58,6 +58,7 @@ TOO_MANY_ATTEMPTS = ProblemType("too-many-attempts", 429, "Too many sign-in atte
 TOO_MANY_UNPAID_ORDERS = ProblemType("too-many-unpaid-orders", 429, "Too many unpaid orders")
 NOT_REFUNDABLE = ProblemType("not-refundable", 409, "Payment cannot be refunded")
 REFUND_TOO_LARGE = ProblemType("refund-too-large", 422, "More than is left to refund")
+PAYMENT_NOT_CHANGEABLE = ProblemType("payment-not-changeable", 409, "Payment can no longer be changed")
 INVALID_TOKEN = ProblemType("invalid-token", 401, "Invalid token")
 INVALID_SIGNATURE = ProblemType("invalid-signature", 400, "Invalid webhook signature")
 INVALID_EVENT = ProblemType("invalid-event", 400, "Invalid webhook event")
@@ -67,6 +68,8 @@ ADDRESS_NOT_CHANGEABLE = ProblemType(
     "address-not-changeable", 409, "Shipping address can no longer be changed"
 )
 ILLEGAL_TRANSITION = ProblemType("illegal-transition", 409, "Order cannot make this move")
+NOT_RETURNABLE = ProblemType("not-returnable", 409, "Order cannot be returned")
+ILLEGAL_RETURN_MOVE = ProblemType("illegal-return-move", 409, "Return cannot make this move")
 INVALID_CURSOR = ProblemType("invalid-cursor", 400, "Invalid cursor")
 EMPTY_CART = ProblemType("empty-cart", 422, "Cart is empty")
 CART_FULL = ProblemType("cart-full", 422, "Cart is full")

@@ -29,8 +29,9 @@ from gateway.http.problem_body import Problem
 from gateway.openapi.dialect import openapi_30
 from gateway.operations.schemas import Health, Readiness, ReconciliationReport
 from gateway.orders.schemas import NewOrder, OrderListQuery, OrderPage, ServerSentEvent, ShippingAddressChange
-from gateway.payments.schemas import PaymentDetail, RefundBody, WebhookAck, WebhookEvent
-from models.documents import Order, StatusEvent
+from gateway.payments.schemas import PaymentChangeBody, PaymentDetail, RefundBody, WebhookAck, WebhookEvent
+from gateway.returns.schemas import NewReturn, ReturnList, ReturnReceipt, ReturnRejection
+from models.documents import Order, Return, StatusEvent
 
 Schema = dict[str, Any]
 
@@ -46,7 +47,11 @@ REQUEST_BODIES: tuple[type, ...] = (
     CartQuantity,
     Checkout,
     RefundBody,
+    PaymentChangeBody,
     WebhookEvent,
+    NewReturn,
+    ReturnReceipt,
+    ReturnRejection,
 )
 #: Every response body of the API (problems included), and the types they refer to likewise.
 RESPONSE_BODIES: tuple[type, ...] = (
@@ -67,6 +72,8 @@ RESPONSE_BODIES: tuple[type, ...] = (
     Health,
     Readiness,
     ReconciliationReport,
+    Return,
+    ReturnList,
     Problem,
 )
 #: The query strings the API reads: the source of its query parameters' schemas, not bodies.

@@ -61,6 +61,7 @@ from gateway.http.problems import (
     MISSING_IDEMPOTENCY_KEY,
     NOT_CANCELLABLE,
     NOT_READY,
+    PAYMENT_NOT_CHANGEABLE,
     PROBLEM_BASE,
     PROBLEM_CONTENT_TYPE,
     REFUND_TOO_LARGE,
@@ -70,8 +71,10 @@ from gateway.http.problems import (
 from gateway.openapi.components import body_schemas, query_schema, ref, value_schema
 from gateway.operations.schemas import Health, Readiness, ReconciliationReport
 from gateway.orders.schemas import NewOrder, OrderListQuery, OrderPage, ServerSentEvent, ShippingAddressChange
-from gateway.payments.schemas import PaymentDetail, RefundBody, WebhookAck, WebhookEvent
-from models.documents import Id, Order
+from gateway.payments.schemas import PaymentChangeBody, PaymentDetail, RefundBody, WebhookAck, WebhookEvent
+from gateway.returns.access import MAX_RETURN_ID_LENGTH
+from gateway.returns.schemas import NewReturn, ReturnList, ReturnReceipt, ReturnRejection
+from models.documents import Id, Order, Return
 from providers.webhook_signature import HEADER as SIGNATURE_HEADER
 
 OPENAPI_VERSION = "3.0.3"
@@ -747,6 +750,61 @@ def _paths() -> dict[str, dict]:
                 ),
             )
         },
+        "/orders/{order_id}/payment": {
+            "post": operation(
+                "changeOrderPayment",
+                "Pay an order awaiting payment another way",
+                "payments",
+                security=CUSTOMER,
+                description="The current payment attempt is given up (CANCELLED, voided at the provider) "
+                "and a new one, for the same amount, becomes the order's `payment`; every attempt is "
+                "listed under `payments`. The hold keeps its expiry. Should the replaced attempt succeed "
+                "anyway, it is refunded in full and the order stays on its current attempt. Without "
+                "`payment`, the account's default payment method pays (422 when it has none). Only "
+                "while the order is AWAITING_PAYMENT; the order's owner only (the admin token: 403).",
+                parameters=[order_id, param("IdempotencyKey")],
+                body=json_body(ref(PaymentChangeBody)),
+                responses=_responses(
+                    (
+                        202,
+                        _order_created(
+                            "The order, its new attempt current (on a replay: the order as it is now)"
+                        ),
+                    ),
+                    (
+                        400,
+                        problem(
+                            400,
+                            "Malformed body, or a missing or unusable `Idempotency-Key`",
+                            MALFORMED_JSON,
+                            MISSING_IDEMPOTENCY_KEY,
+                            INVALID_IDEMPOTENCY_KEY,
+                        ),
+                    ),
+                    (401, NEEDS_TOKEN),
+                    (403, problem(403, "The admin token: only the order's owner changes how it is paid")),
+                    (404, problem(404, "No such order among the caller's")),
+                    (
+                        409,
+                        problem(
+                            409,
+                            "The order no longer awaits payment (`order_status` says what it is)",
+                            PAYMENT_NOT_CHANGEABLE,
+                        ),
+                    ),
+                    (413, TOO_LARGE),
+                    (
+                        422,
+                        invalid(
+                            "The body breaks a constraint (no `payment` and no default payment method "
+                            "included), or the key was used before with another body or for another order",
+                            IDEMPOTENCY_KEY_REUSED,
+                        ),
+                    ),
+                    (503, UNAVAILABLE),
+                ),
+            )
+        },
         # -- cart and wishlist --
         "/cart": {
             "get": operation(
@@ -1000,6 +1058,165 @@ def _paths() -> dict[str, dict]:
     }
 
 
+def _return_paths() -> dict[str, dict]:
+    """The returns of delivered orders: the customer's request and reads, the operator's moves."""
+    order_id = param("OrderId")
+    return_id = {
+        "name": "return_id",
+        "in": "path",
+        "required": True,
+        "schema": {**ID_SCHEMA, "maxLength": MAX_RETURN_ID_LENGTH},
+        "description": "The return's id; a return of another customer's order answers 404 like a missing one",
+    }
+    found = (404, problem(404, "No such return among the caller's orders'"))
+    returned = ok("The return", ref(Return), headers={"Location": _header("`/returns/{id}`")})
+    return {
+        "/orders/{order_id}/returns": {
+            "post": operation(
+                "requestReturn",
+                "Ask to send delivered items back",
+                "orders",
+                security=CUSTOMER,
+                description="For a DELIVERED order, within RETURN_WINDOW_SECONDS of its delivery, and for "
+                "at most the units delivered less those already in a return that was not rejected. The "
+                "return starts REQUESTED; the operator receives it (its value is then refunded) or "
+                "rejects it. The order's customer only (the admin token: 403).",
+                parameters=[order_id, param("IdempotencyKey")],
+                body=json_body(ref(NewReturn)),
+                responses=_responses(
+                    (
+                        201,
+                        ok(
+                            "The return (REQUESTED), or the one this key made before",
+                            ref(Return),
+                            headers={"Location": _header("`/returns/{id}`")},
+                        ),
+                    ),
+                    (
+                        400,
+                        problem(
+                            400,
+                            "Malformed body, or a missing or unusable `Idempotency-Key`",
+                            MALFORMED_JSON,
+                            MISSING_IDEMPOTENCY_KEY,
+                            INVALID_IDEMPOTENCY_KEY,
+                        ),
+                    ),
+                    (401, NEEDS_TOKEN),
+                    (403, problem(403, "The admin token: returns are asked for by the order's customer")),
+                    (404, problem(404, "No such order among the caller's")),
+                    (
+                        409,
+                        problem(
+                            409,
+                            "The order is not delivered, its return window has closed, or it is archived; "
+                            "`order_status` says where it is",
+                            "not-returnable",
+                        ),
+                    ),
+                    (413, TOO_LARGE),
+                    (
+                        422,
+                        invalid(
+                            "The body breaks a constraint, a SKU is not in the order or appears twice, a "
+                            "quantity is more than is left to return (`limit` says how many are), or the "
+                            "key was used for another order or with another body",
+                            IDEMPOTENCY_KEY_REUSED,
+                        ),
+                    ),
+                    (503, UNAVAILABLE),
+                ),
+            ),
+            "get": operation(
+                "listReturns",
+                "An order's returns, oldest first",
+                "orders",
+                security=CUSTOMER_OR_ADMIN,
+                parameters=[order_id],
+                responses=_responses(
+                    (200, ok("The returns (archived orders' too)", ref(ReturnList))),
+                    (401, NEEDS_TOKEN),
+                    (404, problem(404, "No such order among the caller's")),
+                    (503, UNAVAILABLE),
+                ),
+            ),
+        },
+        "/returns/{return_id}": {
+            "get": operation(
+                "getReturn",
+                "One return",
+                "orders",
+                security=CUSTOMER_OR_ADMIN,
+                parameters=[return_id],
+                responses=_responses(
+                    (200, ok("The return", ref(Return))), (401, NEEDS_TOKEN), found, (503, UNAVAILABLE)
+                ),
+            )
+        },
+        "/returns/{return_id}/receive": {
+            "post": operation(
+                "receiveReturn",
+                "The goods of a return arrived",
+                "fulfilment",
+                security=ADMIN,
+                description="The return becomes RECEIVED; with `restock` its units go back to `available`. "
+                "Its lines' value at the prices paid is refunded (at most what is left of the payment): "
+                "the `refund` step asks the provider, whose confirmation makes the return REFUNDED "
+                "(at once when nothing was left to refund). Receiving again answers the same and changes "
+                "nothing.",
+                parameters=[return_id],
+                body=json_body(ref(ReturnReceipt)),
+                responses=_responses(
+                    (202, returned),
+                    (400, MALFORMED),
+                    (401, NEEDS_ADMIN),
+                    (403, NOT_ADMIN),
+                    found,
+                    (
+                        409,
+                        problem(
+                            409, "The return was rejected; `return_status` says so", "illegal-return-move"
+                        ),
+                    ),
+                    (413, TOO_LARGE),
+                    (422, invalid()),
+                    (503, UNAVAILABLE),
+                ),
+            )
+        },
+        "/returns/{return_id}/reject": {
+            "post": operation(
+                "rejectReturn",
+                "Refuse a return",
+                "fulfilment",
+                security=ADMIN,
+                description="The return becomes REJECTED and its units can be asked for again. Rejecting "
+                "again answers the same and changes nothing.",
+                parameters=[return_id],
+                body=json_body(ref(ReturnRejection)),
+                responses=_responses(
+                    (200, ok("The return, REJECTED", ref(Return))),
+                    (400, MALFORMED),
+                    (401, NEEDS_ADMIN),
+                    (403, NOT_ADMIN),
+                    found,
+                    (
+                        409,
+                        problem(
+                            409,
+                            "The return was received already; `return_status` says where it is",
+                            "illegal-return-move",
+                        ),
+                    ),
+                    (413, TOO_LARGE),
+                    (422, invalid()),
+                    (503, UNAVAILABLE),
+                ),
+            )
+        },
+    }
+
+
 TAGS = [
     {"name": "accounts", "description": "Customer accounts and sign-in"},
     {"name": "catalogue", "description": "Items and stock: reads are public, writes need the admin token"},
@@ -1038,7 +1255,7 @@ def _spec() -> dict[str, Any]:
         "openapi": OPENAPI_VERSION,
         "info": {"title": "Order fleet API", "version": _version(), "description": DESCRIPTION},
         "tags": TAGS,
-        "paths": _paths(),
+        "paths": {**_paths(), **_return_paths()},
         "components": {
             "schemas": body_schemas(),
             "parameters": PARAMETERS,

@@ -14,6 +14,7 @@ is loaded from the archive instead.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, or_, select, true
@@ -23,6 +24,9 @@ from gateway.http.order_access import FoundOrder
 from gateway.orders.cursors import Cursor
 from gateway.orders.schemas import OrderPage
 from models.archive import rebuild_archived
+from models.documents import Return as ReturnDocument
+from models.return_documents import returns_of_orders
+from models.state import OrderStatus
 from models.tables import Order, orders_archive
 
 
@@ -97,11 +101,27 @@ async def _load(
     """The orders of the page in full, by id; hot ones archived meanwhile are read from the archive."""
     found: dict[str, FoundOrder] = {}
     if hot_ids:
-        for order in (await session.scalars(select(Order).where(Order.id.in_(hot_ids)))).all():
-            found[order.id] = FoundOrder(order)
+        hot = (await session.scalars(select(Order).where(Order.id.in_(hot_ids)))).all()
+        returns = await _returns(session, hot, archived=False)
+        for order in hot:
+            found[order.id] = FoundOrder(order, returns=returns.get(order.id))
     from_archive = [*archived_ids, *(order_id for order_id in hot_ids if order_id not in found)]
     if from_archive:
         rows = await session.execute(select(orders_archive).where(orders_archive.c.id.in_(from_archive)))
-        for order in await rebuild_archived(session, [dict(row) for row in rows.mappings().all()]):
-            found[order.id] = FoundOrder(order, archived=True)
+        archived = await rebuild_archived(session, [dict(row) for row in rows.mappings().all()])
+        returns = await _returns(session, archived, archived=True)
+        for order in archived:
+            found[order.id] = FoundOrder(order, archived=True, returns=returns.get(order.id))
     return found
+
+
+async def _returns(
+    session: AsyncSession, orders: Sequence[Order], *, archived: bool
+) -> dict[str, list[ReturnDocument]]:
+    """The returns of the delivered ones of ``orders`` (no other status has any), in two statements;
+    a delivered order without returns maps to an empty list."""
+    delivered = [order.id for order in orders if order.status == OrderStatus.DELIVERED]
+    if not delivered:
+        return {}
+    found = await returns_of_orders(await session.connection(), delivered, archived=archived)
+    return {order_id: found.get(order_id, []) for order_id in delivered}

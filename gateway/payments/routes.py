@@ -1,5 +1,6 @@
-"""Payments: ``GET /payments/{id}`` (the order's owner or the operator) and
-``POST /orders/{id}/refund`` (the operator; ``Idempotency-Key`` required).
+"""Payments: ``GET /payments/{id}`` (the order's owner or the operator),
+``POST /orders/{id}/refund`` (the operator; ``Idempotency-Key`` required) and
+``POST /orders/{id}/payment`` (the owner paying another way; ``Idempotency-Key`` required).
 
 The provider's webhook, ``POST /payments/webhook``, lives in :mod:`gateway.payments.webhook`.
 """
@@ -10,14 +11,18 @@ import structlog
 from aiohttp import web
 
 from gateway.http.auth import Caller, customer_or_admin, require_admin
-from gateway.http.bodies import decode
-from gateway.http.idempotency import idempotency_key
+from gateway.http.bodies import convert, decode
+from gateway.http.idempotency import idempotency_key, request_hash
+from gateway.http.json_documents import read_json
 from gateway.http.order_access import order_id_param
+from gateway.http.problems import Problem
 from gateway.http.responses import json_response
 from gateway.keys import SESSIONMAKER, UNITS_OF_WORK
 from gateway.payments.lookup import find_payment, payment_detail, refund_documents
+from gateway.payments.method_change import PaymentChange, change_payment
+from gateway.payments.methods import payment_fields
 from gateway.payments.refunds import RefundRequest, request_refund
-from gateway.payments.schemas import RefundBody
+from gateway.payments.schemas import PaymentChangeBody, RefundBody
 
 routes = web.RouteTableDef()
 
@@ -50,3 +55,29 @@ async def refund_order(request: web.Request) -> web.Response:
         RefundRequest(order_id=order_id, key=key, amount_cents=body.amount_cents, reason=body.reason),
     )
     return json_response(document, status=202, headers={"Location": f"/payments/{document.id}"})
+
+
+@routes.post("/orders/{order_id}/payment")
+async def change_order_payment(request: web.Request) -> web.Response:
+    """Pay an order awaiting payment another way: 202 with the order, its new attempt current;
+    409 once the order no longer awaits payment. The owner only: the admin token answers 403."""
+    caller = customer_or_admin(request)
+    if caller.account_id is None:
+        # The new way to pay is the customer's choice, and their key's namespace is their account.
+        raise Problem(403, "only the order's owner can change how it is paid; the admin token cannot")
+    order_id = order_id_param(request, caller)
+    key = idempotency_key(request, operation="POST /orders/{id}/payment", per="change")
+    # Parsed first, then checked: the request's hash covers the body as sent.
+    body = await read_json(request)
+    checked = convert(body, PaymentChangeBody)
+    found = await change_payment(
+        request.app[UNITS_OF_WORK],
+        PaymentChange(
+            account_id=caller.account_id,
+            order_id=order_id,
+            key=key,
+            request_hash=request_hash(body),
+            payment=payment_fields(checked.payment),
+        ),
+    )
+    return json_response(found.document(), status=202, headers={"Location": f"/orders/{order_id}"})

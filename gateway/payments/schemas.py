@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from msgspec import Meta, Struct
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 from gateway.http.fields import anchored
 from models.card_numbers import could_be_card_number
@@ -77,6 +77,13 @@ class RedirectPayment(Struct, tag_field="method", tag="redirect", forbid_unknown
 
 #: ``payment`` of ``POST /orders`` and of a checkout.
 PaymentRequest = TokenPayment | RedirectPayment
+
+
+class PaymentChangeBody(Struct, forbid_unknown_fields=True):
+    """A new way to pay an order awaiting payment. Without `payment`, the account's default payment
+    method pays (422 when it has none)."""
+
+    payment: PaymentRequest | UnsetType | None = UNSET
 
 
 class DefaultPaymentMethod(Struct, tag_field="method", tag="token", forbid_unknown_fields=True):

@@ -17,11 +17,12 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from sqlalchemy import select, text
 
 from actors.cancel import cancel_order
+from models.refunds import start_refund
 from models.tables import Order, OutboxMessage, ReconciliationReport, orders_archive
 from ops.cli import main
 from tests.support.factories import available
 from tests.support.polling import eventually_sync
-from tests.support.scenarios import awaiting_payment, make_hold_due
+from tests.support.scenarios import awaiting_payment, make_hold_due, placed_order
 
 
 @pytest.fixture
@@ -144,6 +145,32 @@ async def test_order_shows_history_holds_payments_and_outbox(runtime, sessionmak
     assert "token" not in payment
     assert {"pay", "expire"} <= {row["actor"] for row in document["outbox"]}
     assert all(row["created_at"].endswith("Z") for row in document["outbox"])
+
+
+async def test_order_shows_refunds_and_returns(runtime, sessionmaker, admin_env, capsys):
+    order_id = await placed_order(runtime, sessionmaker)
+    async with runtime.uow() as uow:
+        order = await uow.lock_order(order_id)
+        assert order is not None and order.payment is not None
+        refund = await start_refund(uow, order, order.payment, reason="goodwill", amount_cents=300)
+        await uow.commit()
+
+    code, out, _ = await admin(capsys, "order", order_id)
+
+    assert code == 0
+    refunds = out.split("refunds (1):")[1].split("\n\n")[0]
+    assert refund.id in refunds and "300" in refunds and "PENDING" in refunds and "goodwill" in refunds
+    assert "returns: none" in out
+    payments = out.split("payments (1):")[1].split("\n\n")[0]
+    assert "REFUND_PENDING" in payments
+
+    code, out, _ = await admin(capsys, "order", order_id, "--json")
+
+    document = json.loads(out)
+    assert [(r["id"], r["amount_cents"], r["status"]) for r in document["refunds"]] == [
+        (refund.id, 300, "PENDING")
+    ]
+    assert document["returns"] == [] and document["payments"][0]["refunded_cents"] == 0
 
 
 async def test_unknown_order_exits_1(admin_env, capsys):
