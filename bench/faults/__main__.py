@@ -292,6 +292,7 @@ async def _load_and_faults(
         until = time.monotonic() + plan.load_seconds
         shoppers = [traffic.shopper(client, token, skus, until, pause=0.2) for token in tokens]
         results = await asyncio.gather(inject_faults(plan, supervisor, timeline, rng), *shoppers)
+        await traffic.finish()
     timeline.note("faults over; waiting for the fleet to settle")
     stop_watching.set()
     await watcher

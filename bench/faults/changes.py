@@ -102,7 +102,7 @@ async def payment_change(
         deadline,
     )
     if not state or state["status"] != "AWAITING_PAYMENT":
-        traffic.tally["payment change not tried (the order no longer awaited payment)"] += 1
+        traffic.tally[("payment change", "not tried: no longer awaiting payment")] += 1
         return
     old = state["payment"]
     new = rng.choice([{"method": "token", "token": "pm_card_ok"}, {"method": "redirect"}])
@@ -159,6 +159,6 @@ async def approve(
 ) -> None:
     """The customer pays on the provider's page: 200, or 409 when the payment was cancelled or decided."""
     status, answer = await traffic.call(client, "POST", f"{page}/approve", deadline=deadline)
-    traffic.tally[f"{what} {status}"] += 1
+    traffic.tally[(what, str(status))] += 1
     if status not in (200, 409):
         traffic.unexpected.append(f"{what}: {status} {answer}")

@@ -74,13 +74,15 @@ class Traffic:
     accepted: list[Accepted] = field(default_factory=list)
     not_accepted: int = 0
     follow_up_failures: int = 0
-    #: How often each follow-up request was made and answered, e.g. ``refund 422``.
-    tally: Counter = field(default_factory=Counter)
+    #: How often each follow-up request got each answer, e.g. ``("refund", "422")``.
+    tally: Counter[tuple[str, str]] = field(default_factory=Counter)
     #: Answers the contract does not allow for the request (violations), e.g. a 500 for a refund.
     unexpected: list[str] = field(default_factory=list)
     #: Endpoints the gateway does not have: their kinds are skipped.
     missing: set[str] = field(default_factory=set)
     after_sale_skus: list[str] = field(default_factory=list)
+    #: Follow-ups of after-sale kinds, running while their shopper goes on ordering.
+    _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def call(
         self,
@@ -119,7 +121,7 @@ class Traffic:
         ``allowed`` maps each allowed status to the problem type it must carry (its slug; None:
         any body). Anything else is recorded as unexpected.
         """
-        self.tally[f"{what} {status}"] += 1
+        self.tally[(what, str(status))] += 1
         if status in allowed:
             slug = allowed[status]
             if slug is None or (isinstance(body, dict) and str(body.get("type", "")).endswith(f"/{slug}")):
@@ -214,10 +216,28 @@ class Traffic:
         payment = answer.get("payment") or {}
         order = Accepted(answer["id"], kind, token, lines, answer.get("total_cents", 0), payment.get("id"))
         self.accepted.append(order)
+        if kind in AFTER_SALE_KINDS:
+            # These go on for several requests (and through any outage): the shopper does not
+            # wait for them, so the run sends as many orders of the other kinds as it did before.
+            task = asyncio.create_task(self._follow_up(client, order))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        else:
+            await self._follow_up(client, order)
+
+    async def _follow_up(self, client: aiohttp.ClientSession, order: Accepted) -> None:
         try:
             await self.follow_up(client, order)
         except GaveUp:
             self.follow_up_failures += 1
+        except (KeyError, TypeError, aiohttp.ContentTypeError) as exc:
+            # An answer not shaped as the contract says (a missing member, no JSON at all).
+            self.unexpected.append(f"{order.kind} follow-up of order {order.order_id}: {exc!r}")
+
+    async def finish(self) -> None:
+        """Wait for the follow-ups still running (each ends by its deadline)."""
+        while self._background:
+            await asyncio.gather(*list(self._background))
 
     async def order_state(self, client: aiohttp.ClientSession, order: Accepted, deadline: float) -> dict:
         """The order as its customer sees it now."""
@@ -267,11 +287,9 @@ class Traffic:
     def figures(self) -> dict[str, object]:
         """The follow-up requests and their answers, for the table."""
         figures: dict[str, object] = {}
-        for what in sorted({key.rsplit(" ", 1)[0] for key in self.tally}):
-            answers = sorted(
-                (key.rsplit(" ", 1)[1], n) for key, n in self.tally.items() if key.startswith(f"{what} ")
-            )
-            figures[f"requests: {what}"] = ", ".join(f"{status} x{n}" for status, n in answers)
+        for what in sorted({what for what, _ in self.tally}):
+            answers = sorted((answer, n) for (request, answer), n in self.tally.items() if request == what)
+            figures[f"requests: {what}"] = ", ".join(f"{answer} x{n}" for answer, n in answers)
         if self.missing:
             figures["skipped (the gateway has no such endpoint)"] = ", ".join(sorted(self.missing))
         return figures
