@@ -38,8 +38,11 @@ from tests.support.polling import eventually_sync
 
 PROCESSES = ["web", "worker", "scheduler", "psp", "mail"]
 SETTLE_SECONDS = 120
+#: Units of each of the six SKUs the other orders take from: few enough that some run out
+#: during the load, so that orders are also REJECTED out_of_stock.
+BASIC_STOCK = 25
 #: Units of each SKU the refunded, returned and changed orders take from (three SKUs).
-AFTER_SALE_STOCK = 1000
+AFTER_SALE_STOCK = 2000
 REDIS_DOWN_SECONDS = 30
 
 
@@ -285,7 +288,7 @@ async def _load_and_faults(
     stop_watching = asyncio.Event()
     watcher = asyncio.create_task(watch_readiness(f"{gateway}/readyz", timeline, stop_watching))
     async with aiohttp.ClientSession() as client:
-        skus = [await traffic.item(client, stock=60) for _ in range(6)]
+        skus = [await traffic.item(client, stock=BASIC_STOCK) for _ in range(6)]
         # Deep stock for the orders that go on after the sale: they must be placed to get there.
         traffic.after_sale_skus = [await traffic.item(client, stock=AFTER_SALE_STOCK) for _ in range(3)]
         tokens = [await traffic.customer(client) for _ in range(plan.shoppers)]
