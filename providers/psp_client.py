@@ -163,17 +163,27 @@ class PaymentProvider:
             )
         return payload
 
-    async def get_refund(self, provider_refund_id: str) -> ProviderRefundDetails | None:
-        """The provider's own record of a refund; None when it has no such refund (404)."""
-        url = URL(f"{self._base_url}/v1/refunds/{quote(provider_refund_id, safe='')}", encoded=True)
+    async def _get_object(self, collection: str, object_id: str) -> dict[str, Any] | None:
+        """The provider's object ``object_id`` of ``collection`` (``payments``, ``refunds``); None
+        when it has none (404)."""
+        # One quoted path segment, sent as is: whatever the id holds, it cannot reach another resource.
+        url = URL(f"{self._base_url}/v1/{collection}/{quote(object_id, safe='')}", encoded=True)
         try:
             data = await self._get(url)
         except ProviderRefused as refusal:
             if refusal.status == 404:
                 return None
             raise
-        if not isinstance(data, dict) or data.get("id") != provider_refund_id:
-            raise ProviderError(f"{url.path}: the answer is not about the refund asked for")
+        if not isinstance(data, dict) or data.get("id") != object_id:
+            # A provider answering about some other object is broken; ask again later.
+            raise ProviderError(f"{url.path}: the answer is not about the object asked for")
+        return data
+
+    async def get_refund(self, provider_refund_id: str) -> ProviderRefundDetails | None:
+        """The provider's own record of a refund; None when it has no such refund (404)."""
+        data = await self._get_object("refunds", provider_refund_id)
+        if data is None:
+            return None
         metadata, currency, payment_id = data.get("metadata"), data.get("currency"), data.get("payment_id")
         return ProviderRefundDetails(
             id=provider_refund_id,
@@ -186,17 +196,9 @@ class PaymentProvider:
 
     async def get_payment(self, provider_payment_id: str) -> ProviderPaymentDetails | None:
         """The provider's own record of a payment; None when it has no such payment (404)."""
-        # One quoted path segment, sent as is: whatever the id holds, it cannot reach another resource.
-        url = URL(f"{self._base_url}/v1/payments/{quote(provider_payment_id, safe='')}", encoded=True)
-        try:
-            data = await self._get(url)
-        except ProviderRefused as refusal:
-            if refusal.status == 404:
-                return None
-            raise
-        if not isinstance(data, dict) or data.get("id") != provider_payment_id:
-            # A provider answering about some other object is broken; ask again later.
-            raise ProviderError(f"{url.path}: the answer is not about the payment asked for")
+        data = await self._get_object("payments", provider_payment_id)
+        if data is None:
+            return None
         metadata, currency = data.get("metadata"), data.get("currency")
         return ProviderPaymentDetails(
             id=provider_payment_id,

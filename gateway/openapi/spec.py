@@ -159,6 +159,14 @@ NEEDS_TOKEN = problem(
     headers=_CHALLENGE,
 )
 NEEDS_ADMIN = problem(401, "No usable bearer token", BLANK, INVALID_TOKEN, headers=_CHALLENGE)
+#: The 400 of a POST that takes an ``Idempotency-Key`` and a JSON body.
+BAD_BODY_OR_KEY = problem(
+    400,
+    "Malformed body, or a missing or unusable `Idempotency-Key`",
+    MALFORMED_JSON,
+    MISSING_IDEMPOTENCY_KEY,
+    INVALID_IDEMPOTENCY_KEY,
+)
 NOT_ADMIN = problem(403, "A bearer token that is not the admin token")
 TOO_LARGE = problem(413, "The body is larger than the gateway accepts (MAX_BODY_BYTES, 64 KiB by default)")
 NO_CART = problem(403, "The admin token: carts and wishlists belong to customers")
@@ -287,13 +295,7 @@ def _order_created(description: str) -> dict:
 _ORDER_PLACING_ERRORS = (
     (
         400,
-        problem(
-            400,
-            "Malformed body, or a missing or unusable `Idempotency-Key`",
-            MALFORMED_JSON,
-            MISSING_IDEMPOTENCY_KEY,
-            INVALID_IDEMPOTENCY_KEY,
-        ),
+        BAD_BODY_OR_KEY,
     ),
     (401, NEEDS_TOKEN),
     (
@@ -716,13 +718,7 @@ def _paths() -> dict[str, dict]:
                     ),
                     (
                         400,
-                        problem(
-                            400,
-                            "A malformed body, or a missing or unusable `Idempotency-Key`",
-                            MALFORMED_JSON,
-                            MISSING_IDEMPOTENCY_KEY,
-                            INVALID_IDEMPOTENCY_KEY,
-                        ),
+                        BAD_BODY_OR_KEY,
                     ),
                     (401, NEEDS_ADMIN),
                     (403, NOT_ADMIN),
@@ -773,13 +769,7 @@ def _paths() -> dict[str, dict]:
                     ),
                     (
                         400,
-                        problem(
-                            400,
-                            "Malformed body, or a missing or unusable `Idempotency-Key`",
-                            MALFORMED_JSON,
-                            MISSING_IDEMPOTENCY_KEY,
-                            INVALID_IDEMPOTENCY_KEY,
-                        ),
+                        BAD_BODY_OR_KEY,
                     ),
                     (401, NEEDS_TOKEN),
                     (403, problem(403, "The admin token: only the order's owner changes how it is paid")),
@@ -1094,13 +1084,7 @@ def _return_paths() -> dict[str, dict]:
                     ),
                     (
                         400,
-                        problem(
-                            400,
-                            "Malformed body, or a missing or unusable `Idempotency-Key`",
-                            MALFORMED_JSON,
-                            MISSING_IDEMPOTENCY_KEY,
-                            INVALID_IDEMPOTENCY_KEY,
-                        ),
+                        BAD_BODY_OR_KEY,
                     ),
                     (401, NEEDS_TOKEN),
                     (403, problem(403, "The admin token: returns are asked for by the order's customer")),
