@@ -76,7 +76,9 @@ async def provider_books(psp_url: str, order_ids: list[str]) -> dict[str, list[P
         async def one(order_id: str) -> None:
             payments = []
             for payment in await listed("/v1/payments", order_id=order_id):
-                refunds = await listed("/v1/refunds", payment_id=payment["id"])
+                # Only a captured payment can have refunds (a payment saying it has some is asked too).
+                asked = payment["status"] == "succeeded" or payment.get("amount_refunded_cents")
+                refunds = await listed("/v1/refunds", payment_id=payment["id"]) if asked else []
                 payments.append(
                     ProviderPayment(
                         id=payment["id"],
