@@ -15,6 +15,8 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
+from config.broker_nodes import BrokerUrlError, parse_broker_url
+
 
 class SettingsError(ValueError):
     """A variable of the environment has a value the fleet cannot run with."""
@@ -48,6 +50,14 @@ def _url(*schemes: str) -> Callable[[str, str], str]:
         return raw.rstrip("/") if parts.scheme.startswith("http") else raw
 
     return parse
+
+
+def _broker_url(name: str, raw: str) -> str:
+    """One RabbitMQ node, or the nodes of one cluster separated by ``;`` (see config.broker_nodes)."""
+    try:
+        return parse_broker_url(raw)
+    except BrokerUrlError as error:
+        raise SettingsError(f"{name}: {error}") from None
 
 
 def _choice(*options: str) -> Callable[[str, str], str]:
@@ -167,12 +177,15 @@ class Settings:
     worker_metrics_port: int | None = None
     # How long RabbitMQ keeps a message in a dead-letter queue (<queue>.XQ) before dropping it.
     dead_letter_ttl_seconds: int = 604800
+    # The type of every durable queue the fleet declares: classic (one node) or quorum (replicated
+    # over a cluster's nodes by Raft). See messaging/rabbitmq.py.
+    queue_type: str = "classic"
 
 
 _PARSERS: dict[str, Callable[[str, str], object]] = {
     "PORT": _port,
     "DATABASE_URL": _url("mysql+aiomysql", "mysql+asyncmy", "mariadb+aiomysql"),
-    "BROKER_URL": _url("amqp", "amqps"),
+    "BROKER_URL": _broker_url,
     "REDIS_URL": _url("redis", "rediss"),
     "ADMIN_TOKEN": _secret,
     "HOLD_SECONDS": _positive_int,
@@ -198,6 +211,7 @@ _PARSERS: dict[str, Callable[[str, str], object]] = {
     "MAIL_WEB_PORT": _port,
     "WORKER_METRICS_PORT": _port_or_off,
     "DEAD_LETTER_TTL_SECONDS": _positive_int,
+    "QUEUE_TYPE": _choice("classic", "quorum"),
     "OUTBOX_RELAY_AFTER_SECONDS": _positive_int,
     "MAX_BODY_BYTES": _positive_int,
     "MAX_UNPAID_ORDERS": _positive_int,
