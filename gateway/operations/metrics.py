@@ -20,6 +20,7 @@ from dramatiq.common import xq_name
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from sqlalchemy import func, select
 
+from config.broker_nodes import broker_nodes
 from messaging.queues import step_queues
 from messaging.rabbitmq import quiet_missing_queue_probes
 from models.state import HoldState, OrderStatus
@@ -111,8 +112,8 @@ def count_messages(broker_url: str, queues: Iterable[str], timeout: float) -> di
     that does not exist yet holds nothing (0). ``broker_url`` may list several nodes (``;``).
     """
     nodes = []
-    for url in broker_url.split(";"):
-        parameters = pika.URLParameters(url.strip())
+    for url in broker_nodes(broker_url):
+        parameters = pika.URLParameters(url)
         parameters.socket_timeout = parameters.stack_timeout = timeout
         parameters.blocked_connection_timeout = timeout
         parameters.connection_attempts = 1

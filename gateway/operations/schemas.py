@@ -20,7 +20,11 @@ class Readiness(Struct):
 
     status: Literal["ready"]
     checks: Annotated[
-        dict[str, str], Meta(description="`ok` or `down: <error>` per dependency (database, broker, redis)")
+        dict[str, str],
+        Meta(
+            description="`ok` or `down: <error>` per dependency (database, broker, redis); with "
+            "several broker nodes also `broker <host:port>` per node (`broker` is ok while any answers)"
+        ),
     ]
 
 
