@@ -27,7 +27,7 @@ from dramatiq.errors import DecodeError
 
 from config import Settings
 from messaging.queues import step_queues
-from messaging.rabbitmq import FleetBroker, quiet_missing_queue_probes
+from messaging.rabbitmq import fleet_broker, quiet_missing_queue_probes
 from ops.common import OpsError, format_kwargs
 
 DEFAULT_LIMIT = 50
@@ -172,16 +172,12 @@ class QueueListing:
 
 
 class DeadLetters:
-    """Dead-letter operations on the vhost of one BROKER_URL (blocking pika; one connection)."""
+    """Dead-letter operations on the vhost of BROKER_URL (blocking pika; one connection, to the
+    first node that answers)."""
 
-    def __init__(self, broker_url: str, *, dead_letter_ttl_seconds: int = Settings.dead_letter_ttl_seconds):
-        # Replay may declare a queue: with the fleet's arguments, or RabbitMQ refuses it.
-        self.broker = FleetBroker(
-            url=broker_url,
-            confirm_delivery=True,
-            middleware=[],
-            dead_letter_ttl_seconds=dead_letter_ttl_seconds,
-        )
+    def __init__(self, settings: Settings):
+        # Replay may declare a queue: with the fleet's arguments (type, TTL), or RabbitMQ refuses it.
+        self.broker = fleet_broker(settings, middleware=[])
         quiet_missing_queue_probes()
         self._targets: set[str] = set()  # queues known to exist (replay targets)
         parameters = self.broker.parameters

@@ -13,7 +13,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from config import Settings
 from messaging.outbox import OutboxPublisher
-from messaging.rabbitmq import FleetBroker
+from messaging.rabbitmq import fleet_broker
 from messaging.sweep import SweepReport, sweep
 from models.archive import archive_finished, count_due
 from models.clock import utcnow
@@ -97,14 +97,10 @@ SWEEP_CASES = {
 
 async def run_redrive(
     sessionmaker: async_sessionmaker[AsyncSession],
-    broker_url: str,
-    *,
-    dead_letter_ttl_seconds: int = Settings.dead_letter_ttl_seconds,
+    settings: Settings,
 ) -> SweepReport:
-    """Run the backstop sweep now, publishing through a confirming broker on ``broker_url``."""
-    broker = FleetBroker(
-        url=broker_url, confirm_delivery=True, middleware=[], dead_letter_ttl_seconds=dead_letter_ttl_seconds
-    )
+    """Run the backstop sweep now, publishing through the fleet's confirming broker (BROKER_URL)."""
+    broker = fleet_broker(settings, middleware=[])
 
     def reachable() -> None:
         broker.connection  # noqa: B018 (connects, or raises when RabbitMQ cannot be reached)
