@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from config import Settings, settings_or_exit
 from config.logging import configure_logging
+from messaging.rabbitmq import QUEUE_TYPES
 from ops.common import OpsError, database, dump_json, redact_url
 
 PROG = "orders-admin"
@@ -233,6 +234,41 @@ def build_parser() -> argparse.ArgumentParser:
         """),
     )
     redrive.set_defaults(handler=cmd_redrive)
+
+    queues = commands.add_parser(
+        "queues",
+        formatter_class=formatter,
+        help="move the fleet's RabbitMQ queues to another queue type",
+        description=_para(
+            "RabbitMQ cannot change a queue's type in place. `migrate` moves every message of every "
+            "fleet queue (the step queues, their .DQ delayed messages and .XQ dead letters) of the "
+            "vhost of BROKER_URL through a holding queue <queue>.migrating into a queue of the new "
+            "type, keeping order, bodies and properties."
+        ),
+        epilog=_epilog("""
+            Stop the workers first; gateways and schedulers either stopped or already restarted with
+            the new QUEUE_TYPE (the outbox keeps their messages until the queues exist). Safe to run
+            again: an interrupted run is finished by the next one. See docs/operations.md.
+            exit codes: those of `queues migrate`.
+        """),
+    )
+    queue_commands = queues.add_subparsers(dest="queues_command", metavar="ACTION", required=True)
+    migrate = queue_commands.add_parser(
+        "migrate",
+        formatter_class=formatter,
+        help="move every fleet queue to --to's type",
+        description=_para(
+            "Move every fleet queue of the vhost to the queue type --to (see `queues --help`), one "
+            "queue at a time, then start the fleet with QUEUE_TYPE set to it."
+        ),
+        epilog=_epilog("""
+            exit codes: 0 every queue is of the type (also when nothing had to move); 1 a queue is being
+                        consumed, could not be told apart, or RabbitMQ failed; 2 usage/config error.
+        """),
+    )
+    migrate.add_argument("--to", required=True, choices=QUEUE_TYPES, help="the queue type to move to")
+    migrate.add_argument("--dry-run", action="store_true", help="only show each queue's type and messages")
+    migrate.set_defaults(handler=cmd_queues_migrate)
     return parser
 
 
@@ -255,7 +291,7 @@ def cmd_order(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_dead_letters_list(settings: Settings, args: argparse.Namespace) -> int:
     from ops.dead_letters import DeadLetters, render_listing
 
-    dead_letters = DeadLetters(settings.broker_url, dead_letter_ttl_seconds=settings.dead_letter_ttl_seconds)
+    dead_letters = DeadLetters(settings)
     try:
         dead_letters.connect()
         listings = dead_letters.listing(args.queue, args.limit)
@@ -276,7 +312,7 @@ def cmd_dead_letters_replay(settings: Settings, args: argparse.Namespace) -> int
     def report(letter: Any, target: str) -> None:
         print(f"{verb} {letter.describe()}  {letter.dead_letter_queue} -> {target}", flush=True)
 
-    dead_letters = DeadLetters(settings.broker_url, dead_letter_ttl_seconds=settings.dead_letter_ttl_seconds)
+    dead_letters = DeadLetters(settings)
     try:
         dead_letters.connect()
         result = dead_letters.replay(
@@ -338,11 +374,33 @@ def cmd_redrive(settings: Settings, args: argparse.Namespace) -> int:
 
     report = _with_database(
         settings,
-        lambda sessionmaker: run_redrive(
-            sessionmaker, settings.broker_url, dead_letter_ttl_seconds=settings.dead_letter_ttl_seconds
-        ),
+        lambda sessionmaker: run_redrive(sessionmaker, settings),
     )
     print(render_redrive(report))
+    return 0
+
+
+def cmd_queues_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from ops.queue_migration import QueueMigration
+
+    migration = QueueMigration(settings, args.to)
+    try:
+        if args.dry_run:
+            moves = migration.plan()
+        else:
+            moves = migration.run(lambda move: print(move.describe(args.to, dry_run=False), flush=True))
+    finally:
+        migration.close()
+    if args.dry_run:
+        for move in moves:
+            print(move.describe(args.to, dry_run=True))
+        print(f"dry run: nothing moved in vhost {migration.vhost!r}")
+        return 0
+    moved = sum(move.messages for move in moves)
+    print(
+        f"every fleet queue of vhost {migration.vhost!r} is {args.to} ({moved} message(s) moved);"
+        f" start the fleet with QUEUE_TYPE={args.to}"
+    )
     return 0
 
 

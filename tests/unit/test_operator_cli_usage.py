@@ -17,6 +17,8 @@ COMMANDS = [
     ["reconcile"],
     ["archive"],
     ["redrive"],
+    ["queues"],
+    ["queues", "migrate"],
 ]
 
 
@@ -47,3 +49,10 @@ def test_usage_errors_exit_2(capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: nothing chosen to replay: pass --message-id ID (repeatable) or --all")
     assert err.count("\n") == 1
+
+
+def test_queue_migration_needs_a_known_target_type(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["queues", "migrate", "--to", "lazy"])
+    assert exit_.value.code == 2
+    assert "argument --to: invalid choice: 'lazy' (choose from" in capsys.readouterr().err
