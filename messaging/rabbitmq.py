@@ -29,11 +29,11 @@ from typing import Any
 
 import pika.exceptions
 import structlog
-from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.common import dq_name, q_name, xq_name
 
 from config import Settings
 from messaging import encoding
+from messaging.node_preference import NodePreferringBroker
 
 log = structlog.get_logger(__name__)
 
@@ -69,14 +69,15 @@ def is_queue_type_mismatch(error: BaseException) -> bool:
     )
 
 
-class FleetBroker(RabbitmqBroker):
+class FleetBroker(NodePreferringBroker):
     """dramatiq's RabbitMQ broker, declaring queues of the fleet's type and dead-letter queues
     with the fleet's TTL.
 
     Arguments of ``q`` and ``q.DQ`` come from :meth:`_build_queue_arguments` (dramatiq's
     dead-letter routing and priority, then the queue type); those of ``q.XQ`` from
     :meth:`dead_letter_queue_arguments`. Anything that changes queue arguments belongs in these
-    two methods; :meth:`queue_arguments` answers for any of the three names.
+    two methods; :meth:`queue_arguments` answers for any of the three names. Of several nodes in
+    ``BROKER_URL`` it tries the one that answered last first (:mod:`messaging.node_preference`).
     """
 
     def __init__(self, *, dead_letter_ttl_seconds: int, queue_type: str = CLASSIC, **options: Any) -> None:
