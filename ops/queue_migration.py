@@ -117,6 +117,11 @@ class QueueMigration:
             self._channel.confirm_delivery()
         return self._channel
 
+    def _close_channel(self) -> None:
+        if self._channel is not None and self._channel.is_open:
+            self._channel.close()
+        self._channel = None
+
     def _passive(self, name: str) -> tuple[int, int] | None:
         """(messages, consumers) of ``name``, or None when it does not exist."""
         try:
@@ -197,6 +202,10 @@ class QueueMigration:
                     f"{name} was declared {self.source} again while it was moved: stop its publishers"
                     " (or restart them with the new QUEUE_TYPE) and run the command again"
                 )
+            # A RabbitMQ 3.10 channel keeps what it learnt of a queue by name: publishing to the
+            # new queue on the channel that used the old one crashes the channel (INTERNAL_ERROR,
+            # the connection closes). Hence a fresh channel for the queue's new life.
+            self._close_channel()
         if self._passive(hold) is not None:
             while True:
                 move.messages += self._move(hold, name)
