@@ -311,6 +311,7 @@ async def _scenarios(
                 created = await expiry.create_holds(
                     engine=engine,
                     broker_url=fleet.env["BROKER_URL"],
+                    queue_type=fleet.env.get("QUEUE_TYPE", ""),
                     accounts=accounts,
                     holds=mode.holds,
                     lead_s=mode.hold_lead_s,
@@ -489,6 +490,7 @@ def run(args) -> int:
                     messages=mode.ceiling_messages,
                     workdir=workdir,
                     log=log,
+                    queue_type=os.environ.get("QUEUE_TYPE", ""),
                 )
             log(f"ceiling: {results['ceiling']}")
         scenarios = args.only & {"floor", "e2e", "flash", "expiry"}

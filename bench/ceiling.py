@@ -22,9 +22,10 @@ from pathlib import Path
 
 import dramatiq
 import redis
-from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
 from bench.procs import CpuMeter, process_tree
+from config import load_settings
+from messaging.rabbitmq import fleet_broker
 from tests.support.fleet import ROOT, free_port
 
 QUEUE = "bench_noop"
@@ -36,10 +37,11 @@ COUNTER_KEY = "bench:ceiling:done"
 SLICE = 1000
 
 
-def _fill(broker_url: str, count: int) -> dict[str, float]:
+def _fill(broker_url: str, count: int, queue_type: str) -> dict[str, float]:
     """Publish ``count`` no-op messages with confirms; the CPU ms per message they took, by role
     (the median over slices of :data:`SLICE` messages)."""
-    broker = RabbitmqBroker(url=broker_url, confirm_delivery=True, middleware=[])
+    # The queue declared as the workers will declare it (QUEUE_TYPE), or RabbitMQ refuses one of them.
+    broker = fleet_broker(load_settings({"BROKER_URL": broker_url, "QUEUE_TYPE": queue_type}), middleware=[])
     slices: list[dict[str, float]] = []
     try:
         broker.declare_queue(QUEUE)
@@ -73,13 +75,21 @@ def _per_message(cpu: CpuMeter, count: int, **rename: str) -> dict[str, float]:
 
 
 def measure(
-    *, broker_url: str, redis_url: str, processes: int, threads: int, messages: int, workdir: Path, log
+    *,
+    broker_url: str,
+    redis_url: str,
+    processes: int,
+    threads: int,
+    messages: int,
+    workdir: Path,
+    log,
+    queue_type: str = "classic",
 ) -> dict[str, object]:
     """Fill the queue with ``messages`` no-op messages, start the workers, time them."""
     counter = redis.Redis.from_url(redis_url)
     counter.delete(COUNTER_KEY)
     started = time.monotonic()
-    publish_ms = _fill(broker_url, messages)
+    publish_ms = _fill(broker_url, messages, queue_type)
     log(
         f"ceiling: {messages} messages queued with confirms in {time.monotonic() - started:.1f}s "
         f"(CPU ms per message {publish_ms}); starting {processes}x{threads} workers"
@@ -88,6 +98,7 @@ def measure(
     env = {
         **os.environ,
         "BROKER_URL": broker_url,
+        "QUEUE_TYPE": queue_type,
         "BENCH_COUNTER_URL": redis_url,
         "LOG_LEVEL": "WARNING",
         "dramatiq_prom_port": str(free_port()),

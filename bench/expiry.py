@@ -24,15 +24,16 @@ import uuid
 from collections import Counter
 from datetime import timedelta
 
-from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from actors.expire import HOP_MS
 from bench.population import create_items_sql
 from bench.stats import percentile, rounded
+from config import load_settings
 from messaging.outbox import OutboxPublisher
 from messaging.queues import EXPIRE
+from messaging.rabbitmq import fleet_broker
 from models.clock import utcnow
 from models.db import create_sessionmaker
 from models.tables import Order, OrderHistory, OrderLine, OutboxMessage, Payment, ReservedStock
@@ -145,8 +146,10 @@ async def create_holds(
     lead_s: float,
     window_s: float,
     log,
+    queue_type: str = "classic",
 ) -> dict[str, object]:
-    """Write ``holds`` holds expiring between now+lead and now+lead+window, and publish their `expire`."""
+    """Write ``holds`` holds expiring between now+lead and now+lead+window, and publish their `expire`
+    (to queues of the fleet's ``queue_type``, declared as its workers declare them)."""
     sku_count = max(50, min(500, holds // 100))
     run = uuid.uuid4().hex[:6].upper()
     skus = [f"EXP-{run}-{i}" for i in range(sku_count)]
@@ -159,9 +162,9 @@ async def create_holds(
     offsets = sorted(random.uniform(0, window_s) for _ in range(holds))
     expiries = [start + timedelta(seconds=offset) for offset in offsets]
     sessionmaker = create_sessionmaker(engine)
+    settings = load_settings({"BROKER_URL": broker_url, "QUEUE_TYPE": queue_type})
     publishers = [
-        OutboxPublisher(RabbitmqBroker(url=broker_url, confirm_delivery=True, middleware=[]), sessionmaker)
-        for _ in range(PUBLISHERS)
+        OutboxPublisher(fleet_broker(settings, middleware=[]), sessionmaker) for _ in range(PUBLISHERS)
     ]
     free = asyncio.Queue()
     for publisher in publishers:
