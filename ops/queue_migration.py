@@ -38,6 +38,7 @@ from dramatiq.common import dq_name, xq_name
 from config import Settings
 from messaging.queues import step_queues
 from messaging.rabbitmq import (
+    CLASSIC,
     PRECONDITION_FAILED,
     QUORUM,
     FleetBroker,
@@ -99,7 +100,7 @@ class QueueMigration:
 
     def __init__(self, settings: Settings, target: str):
         self.target = target
-        self.source = "classic" if target == QUORUM else QUORUM
+        self.source = CLASSIC if target == QUORUM else QUORUM
         # The arguments the fleet will declare every queue with once it runs with QUEUE_TYPE=target.
         self.broker: FleetBroker = fleet_broker(replace(settings, queue_type=target), middleware=[])
         parameters = self.broker.parameters
