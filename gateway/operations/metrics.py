@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 import pika
 import pika.exceptions
 from dramatiq.common import xq_name
-from prometheus_client import CollectorRegistry, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy import case, func, select
 
 from messaging.queues import step_queues
@@ -81,6 +81,12 @@ class GatewayMetrics:
             "When the latest stored stock reconciliation ran, Unix time (0 before the first one)",
             registry=self.registry,
         )
+        self.status_changes = Counter(
+            "orders_status_changes_total",
+            "Orders moved into each status by this gateway (customer cancellations, fulfilment)",
+            ["status"],
+            registry=self.registry,
+        )
         self.dead_letters = Gauge(
             "orders_dead_letters",
             "Messages whose retries ran out, waiting in a dead-letter queue until "
@@ -99,6 +105,10 @@ class GatewayMetrics:
         if child is None:
             child = self._latency_by_labels[key] = self.latency.labels(method, route, str(status))
         child.observe(seconds)
+
+    def count_status_change(self, status: str) -> None:
+        """Count one committed move of an order into ``status``."""
+        self.status_changes.labels(status).inc()
 
     async def refresh(self, sessionmaker) -> None:
         """Read the backlog gauges from the database."""
