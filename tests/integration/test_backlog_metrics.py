@@ -12,9 +12,10 @@ from datetime import UTC, timedelta
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 
+from actors.expire import expire_hold
+from actors.reserve import reserve_stock
 from models.clock import utcnow
-from models.state import HoldState
-from models.tables import OutboxMessage, ReconciliationReport, ReservedStock
+from models.tables import Order, OutboxMessage, ReconciliationReport, ReservedStock
 from tests.support.factories import make_account, make_item, make_order
 
 #: Older than anything another test of the run can have left behind.
@@ -52,22 +53,30 @@ async def test_the_oldest_unsent_outbox_message_gives_the_backlog_its_age(client
     assert sent["orders_outbox_unsent"] == waiting["orders_outbox_unsent"] - 1
 
 
-async def test_holds_past_their_expiry_are_counted_until_released(client, sessionmaker):
+async def held_order(runtime, sessionmaker, quantity: int) -> str:
+    """An order AWAITING_PAYMENT whose units are held, as `reserve` leaves it."""
     sku = await make_item(sessionmaker, stock=5)
-    order_id = await make_order(sessionmaker, await make_account(sessionmaker), {sku: 2})
-    async with sessionmaker() as session, session.begin():
-        hold = ReservedStock(
-            order_id=order_id, sku=sku, quantity=2, expires_at=utcnow() - LONG_AGO, state=HoldState.HELD
-        )
-        session.add(hold)
-    overdue = await scrape(client)
+    order_id = await make_order(sessionmaker, await make_account(sessionmaker), {sku: quantity})
+    assert await reserve_stock(runtime, order_id) == "AWAITING_PAYMENT"
+    return order_id
 
+
+async def expire_long_ago(sessionmaker, order_id: str) -> None:
+    """Move the order's hold expiry far into the past, as if its `expire` message had been lost."""
+    expired = utcnow() - LONG_AGO
     async with sessionmaker() as session, session.begin():
         await session.execute(
-            update(ReservedStock)
-            .where(ReservedStock.id == hold.id)
-            .values(state=HoldState.RELEASED, released_at=utcnow())
+            update(ReservedStock).where(ReservedStock.order_id == order_id).values(expires_at=expired)
         )
+        await session.execute(update(Order).where(Order.id == order_id).values(hold_expires_at=expired))
+
+
+async def test_holds_past_their_expiry_are_counted_until_released(client, runtime, sessionmaker):
+    order_id = await held_order(runtime, sessionmaker, 2)
+    await expire_long_ago(sessionmaker, order_id)
+    overdue = await scrape(client)
+
+    assert await expire_hold(runtime, order_id) == "CANCELLED"
     released = await scrape(client)
 
     assert overdue["orders_holds_overdue_seconds"] >= LONG_AGO.total_seconds()
@@ -76,17 +85,14 @@ async def test_holds_past_their_expiry_are_counted_until_released(client, sessio
     assert released["orders_holds_pending_units"] == overdue["orders_holds_pending_units"] - 2
 
 
-async def test_a_hold_not_yet_due_is_not_overdue(client, sessionmaker):
-    sku = await make_item(sessionmaker, stock=5)
-    order_id = await make_order(sessionmaker, await make_account(sessionmaker), {sku: 1})
+async def test_a_hold_not_yet_due_is_not_overdue(client, runtime, sessionmaker):
     before = await scrape(client)
-    async with sessionmaker() as session, session.begin():
-        session.add(
-            ReservedStock(
-                order_id=order_id, sku=sku, quantity=1, expires_at=utcnow() + LONG_AGO, state=HoldState.HELD
-            )
-        )
+    order_id = await held_order(runtime, sessionmaker, 1)
     after = await scrape(client)
+
+    # Ended, so that the run's later invariant checks find no order past its deadline.
+    await expire_long_ago(sessionmaker, order_id)
+    assert await expire_hold(runtime, order_id) == "CANCELLED"
 
     assert after["orders_holds_pending_units"] == before["orders_holds_pending_units"] + 1
     assert after["orders_holds_overdue"] == before["orders_holds_overdue"]
