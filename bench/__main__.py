@@ -31,7 +31,8 @@ import signal
 import sys
 import tempfile
 import time
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,12 +45,13 @@ from bench.population import create_accounts, create_items, tokens_for
 from bench.procs import CpuMeter, MemoryWatch
 from bench.profiling import Profiler
 from bench.redis_peer import RedisPeers
-from bench.report import render_comparison, render_floor, render_table, targets
+from bench.report import render_cluster_comparison, render_comparison, render_floor, render_table, targets
 from bench.sql_counters import GlobalStatus, SqlWindow, StatementTally
 from config import load_settings
 from models.clock import utcnow
 from models.db import create_engine
 from tests.support.fleet import fleet_environment
+from tests.support.rabbitmq_cluster import RabbitmqCluster, cluster_session, own_cluster_vhost
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -414,11 +416,17 @@ def _measure_fleet(
     scenarios: set[str],
     profile_suffix: str = "",
     open_rate: float | None = None,
+    vhost: Callable[[str], AbstractContextManager[str]] = services.own_vhost,
+    extra_env: dict[str, str] | None = None,
 ) -> dict:
-    """Start ``tree``'s fleet on a database and vhost of its own, run ``scenarios`` on it, stop it."""
+    """Start ``tree``'s fleet on a database and vhost of its own, run ``scenarios`` on it, stop it.
+
+    ``vhost`` makes the vhost and gives its BROKER_URL (default: on the machine's RabbitMQ);
+    ``extra_env`` is added to the fleet's environment (``QUEUE_TYPE``, say).
+    """
     results: dict = {}
     workdir.mkdir(parents=True, exist_ok=True)
-    with services.dropped_database(name) as database_url, services.own_vhost(name) as broker_url:
+    with services.dropped_database(name) as database_url, vhost(name) as broker_url:
         env = fleet_environment(
             database_url=database_url,
             broker_url=broker_url,
@@ -427,6 +435,7 @@ def _measure_fleet(
             ADMIN_TOKEN="bench-admin-token",
             WORKER_PROCESSES=str(processes),
             WORKER_THREADS=str(threads),
+            **(extra_env or {}),
         )
         # The test launcher's defaults are for tests; the bench runs the fleet's own.
         for test_only in ("AUTH_MAX_FAILURES_PER_ACCOUNT", "AUTH_MAX_FAILURES_PER_ADDRESS"):
@@ -456,6 +465,51 @@ def _measure_fleet(
         results["exit_codes"] = codes
         log(f"fleet {tree.label}: stopped (exit codes {codes}); worker RSS {results['worker_rss']}")
     return results
+
+
+def _measure_on_cluster(
+    args,
+    mode: Mode,
+    log,
+    name: str,
+    workdir: Path,
+    redis_url: str,
+    processes: int,
+    threads: int,
+    results: dict,
+) -> dict:
+    """The e2e and expiry phases again, on a 3-node RabbitMQ cluster (scripts/rabbitmq-cluster, started
+    now and stopped after) with quorum queues, at the single node's open-loop rate."""
+    services.flush_redis_db()
+    open_rate = (results.get("e2e") or {}).get("open_loop", {}).get("rate_per_s")
+    log("cluster: starting 3 RabbitMQ nodes (scripts/rabbitmq-cluster)")
+    with cluster_session() as cluster:
+        return {
+            "nodes": 3,
+            "queue_type": "quorum",
+            **_measure_fleet(
+                current_tree(),
+                mode,
+                args,
+                log,
+                name=f"{name}_cluster",
+                workdir=workdir / "cluster",
+                redis_url=redis_url,
+                processes=processes,
+                threads=threads,
+                scenarios=args.only & {"e2e", "expiry"},
+                profile_suffix="-cluster",
+                open_rate=open_rate,
+                vhost=lambda vhost_name: _cluster_vhost(cluster, vhost_name),
+                extra_env={"QUEUE_TYPE": "quorum"},
+            ),
+        }
+
+
+@contextmanager
+def _cluster_vhost(cluster: RabbitmqCluster, name: str) -> Iterator[str]:
+    with own_cluster_vhost(cluster, name):
+        yield cluster.broker_url(name)
 
 
 def run(args) -> int:
@@ -533,6 +587,10 @@ def run(args) -> int:
                 "measured": "after",
                 **measured,
             }
+        if args.cluster:
+            results["cluster"] = _measure_on_cluster(
+                args, mode, log, name, workdir, redis_url, processes, threads, results
+            )
     duration = time.monotonic() - started
     summary = targets(results)
     document = {
@@ -555,7 +613,7 @@ def run(args) -> int:
     for path in paths:
         path.write_text(json.dumps(document, indent=2, default=str) + "\n")
     print(render_table(document))
-    for section in (render_comparison(document), render_floor(document)):
+    for section in (render_comparison(document), render_cluster_comparison(document), render_floor(document)):
         if section:
             print()
             print(section)
@@ -590,6 +648,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="REV",
         help="also measure the e2e phase on the fleet of commit REV (its own worktree and "
         "virtualenv), after this checkout's, and print both side by side",
+    )
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="also measure the e2e and expiry phases on a 3-node RabbitMQ cluster with quorum queues "
+        "(scripts/rabbitmq-cluster), after the single classic node, and print both side by side",
     )
     parser.add_argument(
         "--profile",

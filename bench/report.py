@@ -710,62 +710,54 @@ def _ratio(current: Any, baseline: Any) -> str:
     return f"{current / baseline:.2f}x"
 
 
-def render_comparison(document: dict) -> str:
-    """The e2e figures of this checkout beside those of the ``--baseline`` commit, with their ratio."""
-    details = document.get("details") or {}
-    baseline = details.get("baseline") or {}
-    current = details.get("e2e") or {}
-    if not baseline or not current:
-        return ""
-    other = baseline.get("e2e") or {}
+def _side_by_side_figures(measured: dict) -> dict[str, Any]:
+    """The e2e (and, when measured, expiry) figures of one fleet, by row name, for a side by side."""
+    e2e = measured.get("e2e") or {}
+    flat = e2e_figures(e2e)
+    cpu = flat.get("cpu_ms_per_order") or {}
+    sql = flat.get("sql_per_order") or {}
+    opened = flat.get("open_loop") or {}
+    values: dict[str, Any] = {"placed orders/s (closed loop)": e2e.get("orders_per_s")}
+    for role in (*FLEET_ROLES, *SERVER_ROLES):
+        values[f"CPU ms per order: {_ROLE_NAMES[role]}"] = cpu.get(role)
+    values["CPU ms per order: **fleet + servers**"] = flat.get("cpu_ms_per_order_fleet_and_servers")
+    for role in OUTSIDE_ROLES:
+        values[f"CPU ms per order: {_ROLE_NAMES[role]}"] = cpu.get(role)
+    values["SQL statements per order (SELECT + DML)"] = sql.get("statements")
+    for kind in ("select", "insert", "update", "delete"):
+        values[f"SQL per order: {kind}"] = sql.get(kind)
+    values["SQL per order: commits"] = sql.get("commit")
+    values["worker messages per order"] = e2e.get("worker_messages_per_order")
+    values["POST /orders p50 (closed loop)"] = e2e.get("post_p50_ms")
+    values["POST /orders p99 (closed loop)"] = e2e.get("post_p99_ms")
+    values["POST to PLACED p99 (closed loop)"] = e2e.get("placed_p99_ms")
+    if opened:
+        values["open loop: orders/s sent"] = opened.get("rate_per_s")
+        values["open loop: POST p50"] = opened.get("post_p50_ms")
+        values["open loop: POST p99"] = opened.get("post_p99_ms")
+        values["open loop: POST to PLACED p50"] = opened.get("placed_p50_ms")
+        values["open loop: POST to PLACED p99"] = opened.get("placed_p99_ms")
+    expiry = measured.get("expiry") or {}
+    if expiry:
+        values["expiry: holds released / due"] = expiry.get("delivered")
+        values["expiry: release lateness p50"] = expiry.get("p50_ms")
+        values["expiry: release lateness p99"] = expiry.get("p99_ms")
+        values["expiry: release lateness max"] = expiry.get("max_ms")
+    values["worker RSS peak, MB"] = _get(measured, "worker_rss", "peak_total_mb")
+    return values
 
-    def figures(e2e: dict) -> dict[str, Any]:
-        flat = e2e_figures(e2e)
-        cpu = flat.get("cpu_ms_per_order") or {}
-        sql = flat.get("sql_per_order") or {}
-        opened = flat.get("open_loop") or {}
-        values: dict[str, Any] = {"placed orders/s (closed loop)": e2e.get("orders_per_s")}
-        for role in (*FLEET_ROLES, *SERVER_ROLES):
-            values[f"CPU ms per order: {_ROLE_NAMES[role]}"] = cpu.get(role)
-        values["CPU ms per order: **fleet + servers**"] = flat.get("cpu_ms_per_order_fleet_and_servers")
-        for role in OUTSIDE_ROLES:
-            values[f"CPU ms per order: {_ROLE_NAMES[role]}"] = cpu.get(role)
-        values["SQL statements per order (SELECT + DML)"] = sql.get("statements")
-        for kind in ("select", "insert", "update", "delete"):
-            values[f"SQL per order: {kind}"] = sql.get(kind)
-        values["SQL per order: commits"] = sql.get("commit")
-        values["worker messages per order"] = e2e.get("worker_messages_per_order")
-        values["POST /orders p50 (closed loop)"] = e2e.get("post_p50_ms")
-        values["POST /orders p99 (closed loop)"] = e2e.get("post_p99_ms")
-        values["POST to PLACED p99 (closed loop)"] = e2e.get("placed_p99_ms")
-        if opened:
-            values["open loop: orders/s sent"] = opened.get("rate_per_s")
-            values["open loop: POST p50"] = opened.get("post_p50_ms")
-            values["open loop: POST p99"] = opened.get("post_p99_ms")
-            values["open loop: POST to PLACED p50"] = opened.get("placed_p50_ms")
-            values["open loop: POST to PLACED p99"] = opened.get("placed_p99_ms")
-        return values
 
-    ours, theirs = figures(current), figures(other)
-    ours["worker RSS peak, MB"] = _get(details, "worker_rss", "peak_total_mb")
-    theirs["worker RSS peak, MB"] = _get(baseline, "worker_rss", "peak_total_mb")
+def _side_by_side(header: str, labels: tuple[str, str], ours: dict, theirs: dict) -> list[str]:
+    """Table lines of two fleets' figures (see :func:`_side_by_side_figures`) with their ratio."""
 
     def shown(name: str, value: Any) -> str:
         if value is None:
             return "-"
-        if "p50" in name or "p99" in name:
+        if any(word in name for word in ("p50", "p99", "max")):
             return _ms(value)
         return _n(value, "", 1)
 
-    label = baseline.get("commit") or baseline.get("rev")
-    lines = [
-        f"E2e side by side (`{document['mode']}` mode, same run, same load): this checkout "
-        f"({document.get('current', 'current')}) and {label} (its own Procfile and virtualenv; measured "
-        f"{baseline.get('measured', 'after')} this checkout).",
-        "",
-        f"| e2e | {document.get('current', 'current')} | {label} | ratio |",
-        "|---|---|---|---|",
-    ]
+    lines = [f"| {header} | {labels[0]} | {labels[1]} | ratio |", "|---|---|---|---|"]
     for name in ours:
         if ours.get(name) is None and theirs.get(name) is None:
             continue
@@ -773,7 +765,48 @@ def render_comparison(document: dict) -> str:
             f"| {name} | {shown(name, ours.get(name))} | {shown(name, theirs.get(name))} | "
             f"{_ratio(ours.get(name), theirs.get(name))} |"
         )
-    return "\n".join(lines)
+    return lines
+
+
+def render_comparison(document: dict) -> str:
+    """The e2e figures of this checkout beside those of the ``--baseline`` commit, with their ratio."""
+    details = document.get("details") or {}
+    baseline = details.get("baseline") or {}
+    if not baseline or not details.get("e2e"):
+        return ""
+    ours = _side_by_side_figures({"e2e": details.get("e2e"), "worker_rss": details.get("worker_rss")})
+    theirs = _side_by_side_figures({"e2e": baseline.get("e2e"), "worker_rss": baseline.get("worker_rss")})
+    label = baseline.get("commit") or baseline.get("rev")
+    current = document.get("current", "current")
+    return "\n".join(
+        [
+            f"E2e side by side (`{document['mode']}` mode, same run, same load): this checkout "
+            f"({current}) and {label} (its own Procfile and virtualenv; measured "
+            f"{baseline.get('measured', 'after')} this checkout).",
+            "",
+            *_side_by_side("e2e", (str(current), str(label)), ours, theirs),
+        ]
+    )
+
+
+def render_cluster_comparison(document: dict) -> str:
+    """The figures on a 3-node cluster with quorum queues beside those on the single classic node."""
+    details = document.get("details") or {}
+    cluster = details.get("cluster") or {}
+    if not cluster:
+        return ""
+    # The single node's figures of the scenarios the cluster ran too.
+    single = {key: details.get(key) for key in ("e2e", "expiry", "worker_rss") if key in cluster}
+    ours, theirs = _side_by_side_figures(cluster), _side_by_side_figures(single)
+    return "\n".join(
+        [
+            f"The cost of replication (`{document['mode']}` mode, same run, same load): the fleet on a "
+            "3-node RabbitMQ cluster with quorum queues (every message confirmed by a majority) beside "
+            "the same fleet on the single node with classic queues. RabbitMQ CPU counts every node.",
+            "",
+            *_side_by_side("e2e and expiry", ("3 nodes, quorum", "1 node, classic"), ours, theirs),
+        ]
+    )
 
 
 def render_floor(document: dict) -> str:

@@ -97,7 +97,7 @@ async def _publisher(app: web.Application) -> AsyncIterator[None]:
 async def _live_status(app: web.Application) -> AsyncIterator[None]:
     # No connection is made here: a Redis outage must not stop the gateway from starting.
     client = create_redis(app[SETTINGS].redis_url)
-    notifier = StatusNotifier(client)
+    notifier = StatusNotifier(client, on_change=app[METRICS].count_status_change)
     app[REDIS] = client
     app[NOTIFIER] = notifier
     yield

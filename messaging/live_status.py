@@ -7,7 +7,7 @@ so a lost nudge or a Redis outage only delays an update; they poll the database 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import redis.asyncio as redis
 import structlog
@@ -34,13 +34,22 @@ def create_redis(redis_url: str) -> redis.Redis:
 
 
 class StatusNotifier:
-    """Publishes "this order changed" nudges; every failure is swallowed and logged."""
+    """Publishes "this order changed" nudges; every failure is swallowed and logged.
 
-    def __init__(self, client: redis.Redis | None):
+    ``on_change``, when given, is called with the status of each committed change first (the
+    process's count of status changes for its metrics), whether Redis answers or not.
+    """
+
+    def __init__(self, client: redis.Redis | None, on_change: Callable[[str], None] | None = None):
         self._client = client
+        self._on_change = on_change
 
     async def publish(self, changes: Iterable[tuple[str, str]]) -> None:
         """Announce ``(order_id, status)`` pairs on their channels."""
+        changes = list(changes)
+        if self._on_change is not None:
+            for _, status in changes:
+                self._on_change(status)
         if self._client is None:
             return
         for order_id, status in changes:

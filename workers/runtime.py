@@ -20,6 +20,7 @@ from models.events import EventEmitter
 from models.unit_of_work import UnitOfWork
 from providers.mailer import Mailers
 from providers.psp_client import PaymentProvider
+from workers.status_metrics import count_status_change
 
 
 @dataclass
@@ -63,6 +64,6 @@ def build_runtime(
         sessionmaker=sessionmaker,
         publisher=OutboxPublisher(broker, sessionmaker, owns_broker=owns_broker),
         psp=PaymentProvider(settings.psp_url),
-        notifier=StatusNotifier(create_redis(settings.redis_url)),
+        notifier=StatusNotifier(create_redis(settings.redis_url), on_change=count_status_change),
         emitter=EventEmitter(settings.events_exchange, NOTIFY),
     )

@@ -21,12 +21,14 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 
 from bench.faults import disruptions
+from bench.faults.cluster_fleet import ClusterFleet, cluster_fleet
 from bench.faults.emails import MailDirSink
 from bench.faults.supervisor import Supervisor
 from bench.faults.traffic import Traffic
@@ -52,10 +54,14 @@ class Plan:
     shoppers: int
     kill_worker_every: float
     kill_gateway_at: float
-    rabbitmq_at: float
-    mariadb_at: float
-    redis_at: float
+    #: When the machine's RabbitMQ, MariaDB and Redis go away (None: not in this plan).
+    rabbitmq_at: float | None
+    mariadb_at: float | None
+    redis_at: float | None
     outage_seconds: float = 6.0
+    #: ``--cluster``: when the RabbitMQ node leading the most queues is SIGKILLed, and for how long.
+    node_at: float | None = None
+    node_down_seconds: float = 20.0
 
 
 QUICK = Plan(
@@ -66,6 +72,29 @@ QUICK = Plan(
     rabbitmq_at=18,
     mariadb_at=32,
     redis_at=44,
+)
+#: ``--cluster``: 2 gateways and 2 worker groups on a 3-node cluster with quorum queues; a node lost.
+CLUSTER_QUICK = Plan(
+    load_seconds=60,
+    shoppers=12,
+    kill_worker_every=8,
+    kill_gateway_at=10,
+    rabbitmq_at=None,
+    mariadb_at=None,
+    redis_at=None,
+    node_at=18,
+    node_down_seconds=20,
+)
+CLUSTER_FULL = Plan(
+    load_seconds=240,
+    shoppers=24,
+    kill_worker_every=5,
+    kill_gateway_at=40,
+    rabbitmq_at=None,
+    mariadb_at=None,
+    redis_at=None,
+    node_at=80,
+    node_down_seconds=60,
 )
 FULL = Plan(
     load_seconds=300,
@@ -94,34 +123,52 @@ class Timeline:
 
 
 async def watch_readiness(url: str, timeline: Timeline, stop: asyncio.Event) -> None:
-    """Poll /readyz twice a second, keeping what it said."""
+    """Poll /readyz twice a second, keeping what it said (and which gateway said it)."""
     async with aiohttp.ClientSession() as client:
         while not stop.is_set():
             try:
                 async with client.get(url, timeout=aiohttp.ClientTimeout(total=3)) as response:
                     body = await response.json(content_type=None)
-                    timeline.readiness.append((timeline.now(), response.status, str(body.get("detail", ""))))
+                    said = f"{body.get('detail', '')} {body.get('checks', '')}"
+                    timeline.readiness.append((timeline.now(), response.status, f"{url}: {said}"))
             except Exception:
-                timeline.readiness.append((timeline.now(), None, "no answer"))
+                timeline.readiness.append((timeline.now(), None, f"{url}: no answer"))
             await asyncio.sleep(0.5)
 
 
-async def inject_faults(plan: Plan, supervisor: Supervisor, timeline: Timeline, rng: random.Random) -> dict:
+async def inject_faults(
+    plan: Plan,
+    supervisor: Supervisor,
+    timeline: Timeline,
+    rng: random.Random,
+    cluster: ClusterFleet | None = None,
+) -> dict:
     """Run the fault schedule; returns how many of each fault happened."""
     counts = {"worker processes killed": 0, "gateway killed": 0}
     loop = asyncio.get_running_loop()
-    schedule = sorted(
-        [
-            (plan.kill_gateway_at, "gateway"),
-            (plan.rabbitmq_at, "rabbitmq"),
-            (plan.mariadb_at, "mariadb"),
-            (plan.redis_at, "redis"),
-            *[(t, "worker") for t in _every(plan.kill_worker_every, 3, plan.load_seconds)],
-        ]
-    )
+    planned = [
+        (plan.kill_gateway_at, "gateway"),
+        (plan.rabbitmq_at, "rabbitmq"),
+        (plan.mariadb_at, "mariadb"),
+        (plan.redis_at, "redis"),
+        (plan.node_at, "rabbitmq node"),
+        *[(t, "worker") for t in _every(plan.kill_worker_every, 3, plan.load_seconds)],
+    ]
+    schedule = sorted((at, fault) for at, fault in planned if at is not None)
     for at, fault in schedule:
         await asyncio.sleep(max(at - timeline.now(), 0))
-        if fault == "worker":
+        if fault == "rabbitmq node":
+            assert cluster is not None, "a node is lost only in the cluster run"
+            node = await loop.run_in_executor(None, cluster.leader_of_most_queues)
+            began = timeline.now()
+            await loop.run_in_executor(None, cluster.kill, node)
+            timeline.note(f"SIGKILL RabbitMQ node {node} (it led the most queues)")
+            counts["rabbitmq node killed (leader of the most queues)"] = node
+            await asyncio.sleep(plan.node_down_seconds)
+            await loop.run_in_executor(None, cluster.revive, node)
+            timeline.windows["rabbitmq node"] = (began, timeline.now())
+            timeline.note(f"RabbitMQ node {node} is back")
+        elif fault == "worker":
             pid = supervisor.kill_one_worker_process(rng)
             if pid:
                 counts["worker processes killed"] += 1
@@ -177,10 +224,29 @@ def readiness_findings(timeline: Timeline) -> tuple[dict[str, str], list[str]]:
             violations.append(f"/readyz did not report {dependency} down while {fault} was stopped")
         if recovered is None:
             violations.append(f"/readyz never answered 200 after {fault} came back")
+    if "rabbitmq node" in timeline.windows:
+        # The cluster serves while two of its three nodes do: ready all along, on every gateway.
+        began, ended = timeline.windows["rabbitmq node"]
+        during = [(s, d) for t, s, d in timeline.readiness if began <= t <= ended and s is not None]
+        refused = [d for s, d in during if s != 200]
+        figures["/readyz while a RabbitMQ node was down"] = (
+            f"200 all along ({len(during)} answers)"
+            if not refused
+            else f"{len(refused)} of {len(during)} not 200"
+        )
+        if refused:
+            violations.append(f"/readyz was not 200 while two nodes served, e.g. {refused[0]}")
     return figures, violations
 
 
-async def run(plan: Plan, seed: int, workdir: Path, database_url: str, broker_url: str) -> int:
+async def run(
+    plan: Plan,
+    seed: int,
+    workdir: Path,
+    database_url: str,
+    broker_url: str,
+    cluster: ClusterFleet | None = None,
+) -> int:
     rng = random.Random(seed)
     timeline = Timeline()
     try:
@@ -198,12 +264,21 @@ async def run(plan: Plan, seed: int, workdir: Path, database_url: str, broker_ur
                 LOG_FORMAT="json",
                 WORKER_PROCESSES="2",
                 WORKER_THREADS="4",
+                **(cluster.environment() if cluster else {}),
             )
-            supervisor = Supervisor(PROCESSES, env, workdir / "logs")
+            overrides = cluster.second_group() if cluster else {}
+            supervisor = Supervisor([*PROCESSES, *overrides], env, workdir / "logs", overrides=overrides)
             supervisor.start()
             gateway = f"http://127.0.0.1:{env['PORT']}"
+            gateways = [
+                gateway,
+                *(f"http://127.0.0.1:{o['PORT']}" for o in overrides.values() if "PORT" in o),
+            ]
             eventually_sync(
-                lambda: answers_ok(f"{gateway}/readyz") and answers_ok(f"{env['PSP_URL']}/healthz"),
+                lambda: (
+                    all(answers_ok(f"{url}/readyz") for url in gateways)
+                    and answers_ok(f"{env['PSP_URL']}/healthz")
+                ),
                 timeout=60,
                 what="the fleet",
             )
@@ -211,7 +286,7 @@ async def run(plan: Plan, seed: int, workdir: Path, database_url: str, broker_ur
             timeline = Timeline()
             traffic = Traffic(gateway, env["PSP_URL"], env["ADMIN_TOKEN"], rng)
             try:
-                counts = await _load_and_faults(plan, traffic, supervisor, timeline, rng, gateway)
+                counts = await _load_and_faults(plan, traffic, supervisor, timeline, rng, gateways, cluster)
                 load_ended_at = time.time()
                 engine = create_engine(database_url, pool_size=4)
                 try:
@@ -239,6 +314,11 @@ async def run(plan: Plan, seed: int, workdir: Path, database_url: str, broker_ur
                 },
                 **traffic.figures(),
                 **counts,
+                **(
+                    {"gateways / worker groups": f"{len(gateways)} / {len(gateways)} (quorum queues)"}
+                    if cluster
+                    else {}
+                ),
                 "rabbitmq restarted": "rabbitmq" in timeline.windows,
                 "mariadb restarted": "mariadb" in timeline.windows,
                 "redis stopped (s)": REDIS_DOWN_SECONDS if "redis" in timeline.windows else 0,
@@ -270,35 +350,51 @@ def _answer_violations(traffic: Traffic) -> list[str]:
 
 
 def _restart_violations(supervisor: Supervisor, counts: dict) -> list[str]:
-    """Only the processes we killed may have been restarted: the rest must have reconnected alone."""
+    """Only the processes we killed may have been restarted: the rest must have reconnected alone
+    (a worker process killed may be in either worker group)."""
     violations = []
+    restarts: Counter[str] = Counter()
+    for name in supervisor.names:
+        restarts[name if name.split("-")[0] != "worker" else "worker"] += supervisor.restarts[name]
     expected = {"web": counts["gateway killed"], "worker": counts["worker processes killed"]}
-    for name in PROCESSES:
-        if supervisor.restarts[name] > expected.get(name, 0):
+    for name, times in sorted(restarts.items()):
+        if times > expected.get(name, 0):
             violations.append(
-                f"{name} restarted {supervisor.restarts[name]} times but was killed "
+                f"{name} restarted {times} times but was killed "
                 f"{expected.get(name, 0)} times: it did not survive an outage by itself"
             )
     return violations
 
 
 async def _load_and_faults(
-    plan: Plan, traffic: Traffic, supervisor: Supervisor, timeline: Timeline, rng: random.Random, gateway: str
+    plan: Plan,
+    traffic: Traffic,
+    supervisor: Supervisor,
+    timeline: Timeline,
+    rng: random.Random,
+    gateways: list[str],
+    cluster: ClusterFleet | None,
 ) -> dict:
     stop_watching = asyncio.Event()
-    watcher = asyncio.create_task(watch_readiness(f"{gateway}/readyz", timeline, stop_watching))
+    watchers = [
+        asyncio.create_task(watch_readiness(f"{url}/readyz", timeline, stop_watching)) for url in gateways
+    ]
     async with aiohttp.ClientSession() as client:
         skus = [await traffic.item(client, stock=BASIC_STOCK) for _ in range(6)]
         # Deep stock for the orders that go on after the sale: they must be placed to get there.
         traffic.after_sale_skus = [await traffic.item(client, stock=AFTER_SALE_STOCK) for _ in range(3)]
         tokens = [await traffic.customer(client) for _ in range(plan.shoppers)]
         until = time.monotonic() + plan.load_seconds
-        shoppers = [traffic.shopper(client, token, skus, until, pause=0.2) for token in tokens]
-        results = await asyncio.gather(inject_faults(plan, supervisor, timeline, rng), *shoppers)
+        # Each shopper keeps to one gateway, the shoppers spread over them.
+        shoppers = [
+            traffic.shopper(client, token, skus, until, pause=0.2, gateway=gateways[n % len(gateways)])
+            for n, token in enumerate(tokens)
+        ]
+        results = await asyncio.gather(inject_faults(plan, supervisor, timeline, rng, cluster), *shoppers)
         await traffic.finish()
     timeline.note("faults over; waiting for the fleet to settle")
     stop_watching.set()
-    await watcher
+    await asyncio.gather(*watchers)
     return results[0]
 
 
@@ -317,10 +413,20 @@ def main(argv: list[str] | None = None) -> int:
         prog="bench/chaos", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="about 2-3 minutes (the CI run)")
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="2 gateways and 2 worker groups on a 3-node RabbitMQ cluster (scripts/rabbitmq-cluster) with "
+        "quorum queues; the node leading the most queues is SIGKILLed during the load and brought back",
+    )
     parser.add_argument("--seed", type=int, default=7, help="random seed of the order mix and the kills")
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="orders-chaos-"))
     name = f"orders_chaos_{uuid.uuid4().hex[:8]}"
+    if args.cluster:
+        plan = CLUSTER_QUICK if args.quick else CLUSTER_FULL
+        with own_database(name) as database_url, cluster_fleet(name) as cluster:
+            return asyncio.run(run(plan, args.seed, workdir, database_url, cluster.broker_url(), cluster))
     with own_database(name) as database_url, own_vhost(name) as broker_url:
         return asyncio.run(run(QUICK if args.quick else FULL, args.seed, workdir, database_url, broker_url))
 

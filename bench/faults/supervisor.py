@@ -31,18 +31,23 @@ class Supervised:
 
 @dataclass
 class Supervisor:
-    """Starts each named process and restarts it whenever it exits, until :meth:`stop`."""
+    """Starts each named process and restarts it whenever it exits, until :meth:`stop`.
+
+    A name is a Procfile.dev process (``web``), or a further instance of one (``web-2``, ``worker-2``:
+    the part before ``-``) with environment ``overrides`` of its own, e.g. another port or broker node.
+    """
 
     names: list[str]
     env: dict[str, str]
     log_dir: Path
+    overrides: dict[str, dict[str, str]] = field(default_factory=dict)
     restarts: Counter = field(default_factory=Counter)
     _stopping: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.processes = {
-            name: Supervised(name, procfile_command(name), self.log_dir / f"{name}.log")
+            name: Supervised(name, procfile_command(name.split("-")[0]), self.log_dir / f"{name}.log")
             for name in self.names
         }
         self._thread = threading.Thread(target=self._watch, name="supervisor", daemon=True)
@@ -52,7 +57,7 @@ class Supervisor:
             supervised.process = subprocess.Popen(
                 ["/bin/sh", "-c", f"exec {supervised.command}"],
                 cwd=ROOT,
-                env=self.env,
+                env={**self.env, **self.overrides.get(supervised.name, {})},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -81,12 +86,15 @@ class Supervisor:
         return process.pid
 
     def kill_one_worker_process(self, rng: random.Random) -> int | None:
-        """SIGKILL one of dramatiq's worker processes (a child of the `worker` command)."""
-        main = self.processes["worker"].process
-        try:
-            children = psutil.Process(main.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            return None
+        """SIGKILL one of dramatiq's worker processes (a child of a `worker` command, any instance)."""
+        children = []
+        for name, supervised in self.processes.items():
+            if name.split("-")[0] != "worker" or supervised.process is None:
+                continue
+            try:
+                children += psutil.Process(supervised.process.pid).children(recursive=True)
+            except psutil.NoSuchProcess:
+                continue
         workers = []
         for child in children:
             try:

@@ -15,6 +15,7 @@ the contract does not allow for it is a violation.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import random
 import time
 import uuid
@@ -65,9 +66,14 @@ class Accepted:
     refunds_accepted: int | None = None
 
 
+#: The gateway the running shopper talks to; its follow-ups (tasks it starts) inherit it.
+_GATEWAY: contextvars.ContextVar[str] = contextvars.ContextVar("gateway")
+
+
 @dataclass
 class Traffic:
-    gateway_url: str
+    #: The gateway of everything not done by a shopper given one of its own.
+    home_gateway: str
     psp_url: str
     admin_token: str
     rng: random.Random
@@ -83,6 +89,11 @@ class Traffic:
     after_sale_skus: list[str] = field(default_factory=list)
     #: Follow-ups of after-sale kinds, running while their shopper goes on ordering.
     _background: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def gateway_url(self) -> str:
+        """The gateway of the shopper running now (see :meth:`shopper`), else the home gateway."""
+        return _GATEWAY.get(self.home_gateway)
 
     async def call(
         self,
@@ -277,9 +288,17 @@ class Traffic:
             await handler(self, client, order, deadline)
 
     async def shopper(
-        self, client: aiohttp.ClientSession, token: str, skus: list[str], until: float, pause: float
+        self,
+        client: aiohttp.ClientSession,
+        token: str,
+        skus: list[str],
+        until: float,
+        pause: float,
+        gateway: str | None = None,
     ) -> None:
-        """Place orders of random kinds until ``until``."""
+        """Place orders of random kinds until ``until``, through ``gateway`` (default: the home one)."""
+        if gateway is not None:
+            _GATEWAY.set(gateway)  # this shopper's task only, and the follow-ups it starts
         while time.monotonic() < until:
             await self.order(client, token, skus, self.rng.choice(KINDS))
             await asyncio.sleep(pause)

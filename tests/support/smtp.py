@@ -48,6 +48,7 @@ class SmtpServer:
     def __init__(self):
         self.recorder = Recorder()
         self.port = free_port()
+        self._running = False
         self._controller = Controller(
             self.recorder, hostname="127.0.0.1", port=self.port, server_hostname="test-smtp.local"
         )
@@ -58,10 +59,14 @@ class SmtpServer:
 
     def start(self) -> SmtpServer:
         self._controller.start()
+        self._running = True
         return self
 
     def stop(self) -> None:
-        self._controller.stop()
+        """Stop serving; a second call does nothing (a test may stop it before its fixture does)."""
+        if self._running:
+            self._controller.stop()
+            self._running = False
 
 
 class Counting(Recorder):
