@@ -38,6 +38,8 @@ class NodePreferringBroker(RabbitmqBroker):
 
     def remember_node(self, connection: Any) -> None:
         """Note the node ``connection`` (a pika BlockingConnection) reached, to try it first next."""
+        # pika keeps the parameters the connection was made with on its inner connection only;
+        # read defensively, so a pika that moves them just loses the preference.
         reached = getattr(getattr(connection, "_impl", None), "params", None)
         if reached is not None and reached in self._nodes:
             self._preferred = self._nodes.index(reached)
@@ -61,7 +63,11 @@ class NodePreferringBroker(RabbitmqBroker):
 
 
 class _NodeRememberingConsumer(_RabbitmqConsumer):
-    """dramatiq's consumer (it opens a connection of its own), telling its broker where it landed."""
+    """dramatiq's consumer (it opens a connection of its own), telling its broker where it landed.
+
+    dramatiq names its consumer class private, but a broker's ``consumer_class`` is how dramatiq
+    itself chooses it; the pinned dramatiq (requirements.lock) is the one this is tested with.
+    """
 
     def __init__(self, broker: NodePreferringBroker, *args: Any) -> None:
         super().__init__(broker, *args)
