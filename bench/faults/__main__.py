@@ -155,19 +155,25 @@ async def inject_faults(
         *[(t, "worker") for t in _every(plan.kill_worker_every, 3, plan.load_seconds)],
     ]
     schedule = sorted((at, fault) for at, fault in planned if at is not None)
+    node_lost: asyncio.Task[None] | None = None
+
+    async def lose_a_node() -> None:
+        assert cluster is not None, "a node is lost only in the cluster run"
+        node = await loop.run_in_executor(None, cluster.leader_of_most_queues)
+        began = timeline.now()
+        await loop.run_in_executor(None, cluster.kill, node)
+        timeline.note(f"SIGKILL RabbitMQ node {node} (it led the most queues)")
+        counts["rabbitmq node killed (leader of the most queues)"] = node
+        await asyncio.sleep(plan.node_down_seconds)
+        await loop.run_in_executor(None, cluster.revive, node)
+        timeline.windows["rabbitmq node"] = (began, timeline.now())
+        timeline.note(f"RabbitMQ node {node} is back")
+
     for at, fault in schedule:
         await asyncio.sleep(max(at - timeline.now(), 0))
         if fault == "rabbitmq node":
-            assert cluster is not None, "a node is lost only in the cluster run"
-            node = await loop.run_in_executor(None, cluster.leader_of_most_queues)
-            began = timeline.now()
-            await loop.run_in_executor(None, cluster.kill, node)
-            timeline.note(f"SIGKILL RabbitMQ node {node} (it led the most queues)")
-            counts["rabbitmq node killed (leader of the most queues)"] = node
-            await asyncio.sleep(plan.node_down_seconds)
-            await loop.run_in_executor(None, cluster.revive, node)
-            timeline.windows["rabbitmq node"] = (began, timeline.now())
-            timeline.note(f"RabbitMQ node {node} is back")
+            # Beside the other faults: workers and the gateway keep being killed while it is down.
+            node_lost = asyncio.create_task(lose_a_node())
         elif fault == "worker":
             pid = supervisor.kill_one_worker_process(rng)
             if pid:
@@ -196,6 +202,8 @@ async def inject_faults(
             await loop.run_in_executor(None, disruptions.ensure_services)
             timeline.windows["redis"] = (began, timeline.now())
             timeline.note("redis is back")
+    if node_lost is not None:
+        await node_lost
     return counts
 
 
@@ -315,13 +323,14 @@ async def run(
                 **traffic.figures(),
                 **counts,
                 **(
-                    {"gateways / worker groups": f"{len(gateways)} / {len(gateways)} (quorum queues)"}
+                    {"gateways / worker groups": f"{len(gateways)} / {len(gateways)} (quorum, 3 nodes)"}
                     if cluster
-                    else {}
+                    else {
+                        "rabbitmq restarted": "rabbitmq" in timeline.windows,
+                        "mariadb restarted": "mariadb" in timeline.windows,
+                        "redis stopped (s)": REDIS_DOWN_SECONDS if "redis" in timeline.windows else 0,
+                    }
                 ),
-                "rabbitmq restarted": "rabbitmq" in timeline.windows,
-                "mariadb restarted": "mariadb" in timeline.windows,
-                "redis stopped (s)": REDIS_DOWN_SECONDS if "redis" in timeline.windows else 0,
                 "process restarts": ", ".join(f"{k} {v}" for k, v in sorted(supervisor.restarts.items()))
                 or "none",
                 **readiness,
