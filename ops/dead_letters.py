@@ -14,6 +14,7 @@ in between leaves a duplicate, never a loss (every step is idempotent).
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -225,11 +226,11 @@ class DeadLetters:
         for name, depth in self.resolve(queue):
             listing = QueueListing(queue=name, declared=depth is not None, depth=depth or 0)
             if depth:
-                listing.letters = self._peek(xq_name(name), limit)
+                listing.letters = self._peek(xq_name(name), limit, depth)
             listings.append(listing)
         return listings
 
-    def _peek(self, dead_letter_queue: str, limit: int) -> list[DeadLetter]:
+    def _peek(self, dead_letter_queue: str, limit: int, depth: int) -> list[DeadLetter]:
         channel = self.broker.connection.channel()
         letters: list[DeadLetter] = []
         try:
@@ -240,7 +241,26 @@ class DeadLetters:
                 letters.append(parse(dead_letter_queue, properties, body))
         finally:
             _give_back(channel)
+        self._wait_until_back(dead_letter_queue, depth)
         return letters
+
+    def _wait_until_back(self, dead_letter_queue: str, depth: int) -> None:
+        """Wait (briefly) until the letters handed back are ready again.
+
+        A quorum queue takes a handed-back message back through its log, after the channel has
+        closed: a replay (or a count) right after a listing would otherwise miss it.
+        """
+        deadline = time.monotonic() + GIVE_BACK_WAIT_SECONDS
+        channel = self.broker.connection.channel()
+        try:
+            while time.monotonic() < deadline:
+                ready = channel.queue_declare(dead_letter_queue, passive=True).method.message_count
+                if ready >= depth:
+                    return
+                time.sleep(0.02)
+        finally:
+            if channel.is_open:
+                channel.close()
 
     def replay(
         self,
@@ -317,6 +337,10 @@ class DeadLetters:
             properties=pika.BasicProperties(delivery_mode=2, priority=options.get("broker_priority")),
             mandatory=True,
         )
+
+
+#: How long a listing waits for the letters it handed back to be ready again.
+GIVE_BACK_WAIT_SECONDS = 5.0
 
 
 def _give_back(channel: Any) -> None:
