@@ -23,35 +23,26 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import bindparam, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.http.auth import Caller
-from gateway.http.db_errors import is_duplicate_key
+from gateway.http.key_uses import KeyUse
 from gateway.http.order_access import FoundOrder, find_order
 from gateway.http.problems import IDEMPOTENCY_KEY_REUSED, PAYMENT_NOT_CHANGEABLE, Problem
 from gateway.payments.methods import payment_for
 from messaging.queues import PAY, VOID
-from models.clock import utcnow
 from models.order_flow import FollowUp
 from models.order_record import OrderRecord
 from models.payment_attempts import can_replace, replace_attempt
-from models.tables import Account, IdempotencyKey, Order, table_of
+from models.tables import Account, Order, table_of
 from models.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 log = structlog.get_logger(__name__)
 
 SCOPE = "payment_change"
 
-_keys = table_of(IdempotencyKey)
 _accounts = table_of(Account)
-_EARLIER_USE = select(_keys.c.order_id, _keys.c.request_hash, _keys.c.result_id).where(
-    _keys.c.account_id == bindparam("account_id"),
-    _keys.c.key == bindparam("key"),
-    _keys.c.scope == SCOPE,
-)
-_INSERT_KEY = insert(_keys)
 _DEFAULT_TOKEN = select(_accounts.c.default_payment_token).where(_accounts.c.id == bindparam("account_id"))
 
 
@@ -65,6 +56,11 @@ class PaymentChange:
     request_hash: str
     # None: pay with the account's default token (422 when it has none).
     payment: dict[str, Any] | None
+
+    @property
+    def key_use(self) -> KeyUse:
+        """The request's key as filed with the attempt it made."""
+        return KeyUse(self.account_id, self.key, SCOPE, self.order_id, self.request_hash)
 
 
 @dataclass(frozen=True)
@@ -87,7 +83,7 @@ async def change_payment(units_of_work: UnitOfWorkFactory, change: PaymentChange
             # Missing or someone else's (404 both), or archived, hence final.
             return await _not_hot(uow, change)
         connection = await uow.connection()
-        earlier = (await connection.execute(_EARLIER_USE, _key_params(change))).first()
+        earlier = await change.key_use.earlier(connection)
         if earlier is not None:
             _check_same_request(earlier, change)
             await uow.commit()  # nothing changed; ends the transaction and releases the lock
@@ -104,7 +100,9 @@ async def change_payment(units_of_work: UnitOfWorkFactory, change: PaymentChange
         if follow_up is FollowUp.VOID:
             uow.enqueue(VOID, order_id=order.id, payment_id=replaced.id)
         uow.enqueue(PAY, order_id=order.id)
-        await _store_key(connection, change, attempt.id)
+        # The same key, just now, for another order of the same customer: this order stays as it was.
+        if not await change.key_use.record(connection, attempt.id):
+            raise _reused()
         await uow.commit()
     log.info(
         "payment.changed",
@@ -122,7 +120,7 @@ async def _not_hot(uow: UnitOfWork, change: PaymentChange) -> FoundOrder:
     replay of its key (202) or 409."""
     found = await find_order(uow.session, change.order_id, Caller(account_id=change.account_id))
     connection = await uow.connection()
-    earlier = (await connection.execute(_EARLIER_USE, _key_params(change))).first()
+    earlier = await change.key_use.earlier(connection)
     if earlier is None:
         raise _not_changeable(found.order.status, None, archived=True)
     _check_same_request(earlier, change)
@@ -135,12 +133,8 @@ def _found(order: OrderRecord) -> FoundOrder:
     return FoundOrder(cast(Order, order))
 
 
-def _key_params(change: PaymentChange) -> dict[str, str]:
-    return {"account_id": change.account_id, "key": change.key}
-
-
 def _check_same_request(earlier: Any, change: PaymentChange) -> None:
-    if earlier.order_id != change.order_id or earlier.request_hash != change.request_hash:
+    if not change.key_use.repeats(earlier):
         raise _reused()
 
 
@@ -170,26 +164,3 @@ def _not_changeable(order_status: str, payment_status: str | None, *, archived: 
 async def _default_token(connection: AsyncConnection, account_id: str) -> _DefaultToken:
     token = (await connection.execute(_DEFAULT_TOKEN, {"account_id": account_id})).scalar_one_or_none()
     return _DefaultToken(default_payment_token=token)
-
-
-async def _store_key(connection: AsyncConnection, change: PaymentChange, attempt_id: str) -> None:
-    """File the key with the order it changed and the attempt it made."""
-    try:
-        await connection.execute(
-            _INSERT_KEY,
-            {
-                "account_id": change.account_id,
-                "key": change.key,
-                "scope": SCOPE,
-                "request_hash": change.request_hash,
-                "order_id": change.order_id,
-                "result_id": attempt_id,
-                "created_at": utcnow(),
-            },
-        )
-    except IntegrityError as exc:
-        # The same key, just now, for another order of the same customer: each order's lock is its
-        # own, so only the key's primary key sees the two meet. This order is left as it was.
-        if is_duplicate_key(exc):
-            raise _reused() from None
-        raise

@@ -15,12 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.http.auth import Caller
-from gateway.http.db_errors import is_duplicate_key
+from gateway.http.key_uses import KeyUse
 from gateway.http.problems import (
     IDEMPOTENCY_KEY_IN_USE,
     IDEMPOTENCY_KEY_REUSED,
@@ -30,16 +28,13 @@ from gateway.http.problems import (
 )
 from gateway.returns.access import locked_order
 from models import documents
-from models.clock import utcnow
 from models.return_documents import find_return
 from models.returns import ReturnRefused, request_return
-from models.tables import IdempotencyKey, table_of
 from models.unit_of_work import UnitOfWorkFactory
 
 log = structlog.get_logger(__name__)
 
 RETURN_SCOPE = "return"
-_keys = table_of(IdempotencyKey)
 
 
 @dataclass(frozen=True)
@@ -53,6 +48,11 @@ class ReturnRequest:
     request_hash: str
     items: list[tuple[str, int]]
     reason: str | None
+
+    @property
+    def key_use(self) -> KeyUse:
+        """The request's key as filed with the return it made."""
+        return KeyUse(self.account_id, self.key, RETURN_SCOPE, self.order_id, self.request_hash)
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ async def ask_for_return(
     async with units_of_work() as uow:
         order = await locked_order(uow, request.order_id, caller)
         connection = await uow.connection()
-        earlier = await _earlier_use(connection, request)
+        earlier = await request.key_use.earlier(connection)
         if earlier is not None:
             document = await _replayed(connection, request, earlier)
             await uow.commit()  # nothing changed; ends the transaction and releases the lock
@@ -92,44 +92,16 @@ async def ask_for_return(
             )
         except ReturnRefused as refused:
             raise _refusal(refused, order.status) from None
-        try:
-            await connection.execute(
-                insert(_keys),
-                {
-                    "account_id": request.account_id,
-                    "key": request.key,
-                    "scope": RETURN_SCOPE,
-                    "request_hash": request.request_hash,
-                    "order_id": request.order_id,
-                    "result_id": document.id,
-                    "created_at": utcnow(),
-                },
-            )
-        except IntegrityError as exc:
-            # The same key, just now, for another order of the same customer.
-            if is_duplicate_key(exc):
-                raise _reused() from None
-            raise
+        if not await request.key_use.record(connection, document.id):
+            raise _reused()  # the same key, just now, for another order of the same customer
         await uow.commit()
     log.info("return.requested", return_id=document.id, lines=len(document.items))
     return Requested(document, replayed=False)
 
 
-async def _earlier_use(connection: AsyncConnection, request: ReturnRequest) -> Any:
-    return (
-        await connection.execute(
-            select(_keys.c.order_id, _keys.c.request_hash, _keys.c.result_id).where(
-                _keys.c.account_id == request.account_id,
-                _keys.c.key == request.key,
-                _keys.c.scope == RETURN_SCOPE,
-            )
-        )
-    ).first()
-
-
 async def _replayed(connection: AsyncConnection, request: ReturnRequest, earlier: Any) -> documents.Return:
     """The return an earlier request with this key made, if it asked for the same thing."""
-    if earlier.order_id != request.order_id or earlier.request_hash != request.request_hash:
+    if not request.key_use.repeats(earlier):
         raise _reused()
     found = await find_return(connection, earlier.result_id) if earlier.result_id else None
     if found is None:
