@@ -60,6 +60,41 @@ class PaymentRecord:
     created_at: datetime | None
     updated_at: datetime | None
 
+    @classmethod
+    def pending(
+        cls,
+        *,
+        id: str,
+        order_id: str,
+        attempt: int,
+        method: str,
+        token: str | None,
+        amount_cents: int,
+        currency: str,
+        now: datetime,
+    ) -> PaymentRecord:
+        """A new payment attempt, not asked of the provider yet."""
+        return cls(
+            id=id,
+            order_id=order_id,
+            attempt=attempt,
+            method=method,
+            token=token,
+            amount_cents=amount_cents,
+            currency=currency,
+            status="PENDING",
+            provider_payment_id=None,
+            checkout_url=None,
+            provider_refund_id=None,
+            refunded_cents=0,
+            created_at=now,
+            updated_at=now,
+        )
+
+    def row(self) -> dict[str, Any]:
+        """The ``payments`` row of this attempt (its fields are the table's columns)."""
+        return {name: getattr(self, name) for name in self.__slots__}
+
 
 @dataclass(slots=True)
 class HoldRecord:

@@ -64,7 +64,7 @@ async def replace_attempt(
         raise IllegalTransition("payment", replaced.status if replaced else "none", PaymentStatus.CANCELLED)
     await move_payment(uow, replaced, PaymentStatus.CANCELLED)
     now = utcnow()
-    attempt = PaymentRecord(
+    attempt = PaymentRecord.pending(
         id=new_id(),
         order_id=order.id,
         attempt=max(payment.attempt for payment in order.payments) + 1,
@@ -73,34 +73,10 @@ async def replace_attempt(
         # The same charge as before: the order's lines and total do not change.
         amount_cents=replaced.amount_cents,
         currency=replaced.currency,
-        status=PaymentStatus.PENDING.value,
-        provider_payment_id=None,
-        checkout_url=None,
-        provider_refund_id=None,
-        refunded_cents=0,
-        created_at=now,
-        updated_at=now,
+        now=now,
     )
     connection = await uow.connection()
-    await connection.execute(
-        _INSERT_PAYMENT,
-        {
-            "id": attempt.id,
-            "order_id": order.id,
-            "attempt": attempt.attempt,
-            "method": attempt.method,
-            "token": attempt.token,
-            "amount_cents": attempt.amount_cents,
-            "currency": attempt.currency,
-            "status": attempt.status,
-            "provider_payment_id": None,
-            "checkout_url": None,
-            "provider_refund_id": None,
-            "refunded_cents": 0,
-            "created_at": now,
-            "updated_at": now,
-        },
-    )
+    await connection.execute(_INSERT_PAYMENT, attempt.row())
     order.payments.append(attempt)
     # hold_expires_at is left as it is: only updated_at says the order changed.
     order.updated_at = now

@@ -33,7 +33,7 @@ from messaging.queues import RESERVE
 from models.archive import load_archived_order
 from models.clock import utcnow
 from models.order_record import HistoryRecord, LineRecord, OrderRecord, PaymentRecord
-from models.state import OrderStatus, PaymentStatus
+from models.state import OrderStatus
 from models.tables import Account, IdempotencyKey, Item, Order, OrderHistory, OrderLine, Payment, new_id
 from models.unit_of_work import UnitOfWorkFactory
 
@@ -182,7 +182,7 @@ async def _create(
             lines=lines,
             history=[HistoryRecord(status=OrderStatus.PENDING.value, reason=None, note=None, at=now)],
             payments=[
-                PaymentRecord(
+                PaymentRecord.pending(
                     id=new_id(),
                     order_id=order_id,
                     attempt=1,
@@ -190,13 +190,7 @@ async def _create(
                     token=payment.get("token"),
                     amount_cents=total,
                     currency=currency,
-                    status=PaymentStatus.PENDING.value,
-                    provider_payment_id=None,
-                    checkout_url=None,
-                    provider_refund_id=None,
-                    refunded_cents=0,
-                    created_at=now,
-                    updated_at=now,
+                    now=now,
                 )
             ],
         )
@@ -246,25 +240,7 @@ async def _insert(connection: AsyncConnection, order: OrderRecord) -> None:
     )
     await connection.execute(
         _INSERT_PAYMENT,
-        [
-            {
-                "id": p.id,
-                "order_id": order.id,
-                "attempt": p.attempt,
-                "method": p.method,
-                "token": p.token,
-                "amount_cents": p.amount_cents,
-                "currency": p.currency,
-                "status": p.status,
-                "provider_payment_id": None,
-                "checkout_url": None,
-                "provider_refund_id": None,
-                "refunded_cents": 0,
-                "created_at": p.created_at,
-                "updated_at": p.updated_at,
-            }
-            for p in order.payments
-        ],
+        [payment.row() for payment in order.payments],
     )
 
 
