@@ -22,6 +22,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from models.state import PaymentStatus
+
 
 def _datetime(value: str | datetime) -> datetime:
     """A DATETIME(6) value, as is or rendered as text (``YYYY-MM-DD HH:MM:SS.ffffff``) where the
@@ -82,7 +84,7 @@ class PaymentRecord:
             token=token,
             amount_cents=amount_cents,
             currency=currency,
-            status="PENDING",
+            status=PaymentStatus.PENDING.value,
             provider_payment_id=None,
             checkout_url=None,
             provider_refund_id=None,

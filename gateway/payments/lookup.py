@@ -8,6 +8,7 @@ reads (an order moves hot -> archive, with its payments, in one transaction).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -28,32 +29,29 @@ MAX_PAYMENT_ID_LENGTH = 32
 
 
 async def refund_documents(
-    connection: AsyncConnection | AsyncSession, payment_id: str
+    connection: AsyncConnection | AsyncSession, payment_id: str, *, archived: bool = False
 ) -> list[documents.Refund]:
-    """The payment's refunds, oldest first, from the hot table or, for an archived order, the archive."""
-    for table in (_refunds, refunds_archive):
-        rows = (
-            await connection.execute(
-                select(
-                    table.c.id,
-                    table.c.amount_cents,
-                    table.c.status,
-                    table.c.reason,
-                    table.c.return_id,
-                    table.c.created_at,
-                )
-                .where(table.c.payment_id == payment_id)
-                .order_by(table.c.created_at, table.c.id)
-            )
-        ).all()
-        if rows:
-            return [
-                documents.Refund(
-                    row.id, row.amount_cents, row.status, row.reason, row.return_id, _time(row.created_at)
-                )
-                for row in rows
-            ]
-    return []
+    """The payment's refunds, oldest first, from the hot table or, for an ``archived`` order's
+    payment, the archive."""
+    table = refunds_archive if archived else _refunds
+    rows = await connection.execute(
+        select(
+            table.c.id,
+            table.c.amount_cents,
+            table.c.status,
+            table.c.reason,
+            table.c.return_id,
+            table.c.created_at,
+        )
+        .where(table.c.payment_id == payment_id)
+        .order_by(table.c.created_at, table.c.id)
+    )
+    return [
+        documents.Refund(
+            row.id, row.amount_cents, row.status, row.reason, row.return_id, _time(row.created_at)
+        )
+        for row in rows
+    ]
 
 
 def _time(value: Any) -> str:
@@ -91,7 +89,15 @@ def payment_not_found(payment_id: str, caller: Caller) -> Problem:
     return Problem(404, f"no payment {payment_id!r}{where}")
 
 
-async def find_payment(session: AsyncSession, payment_id: str, caller: Caller) -> Payment:
+@dataclass(frozen=True)
+class FoundPayment:
+    """A payment and whether it was read from the archive."""
+
+    payment: Payment
+    archived: bool
+
+
+async def find_payment(session: AsyncSession, payment_id: str, caller: Caller) -> FoundPayment:
     """The payment ``caller`` may see, from the hot tables or the archive; 404 otherwise."""
     if not (len(payment_id) <= MAX_PAYMENT_ID_LENGTH and payment_id.isascii() and payment_id.isprintable()):
         raise payment_not_found(payment_id, caller)
@@ -104,6 +110,7 @@ async def find_payment(session: AsyncSession, payment_id: str, caller: Caller) -
     ).first()
     if row is not None:
         payment, owner = row
+        archived = None
     else:
         archived = (
             (
@@ -123,4 +130,4 @@ async def find_payment(session: AsyncSession, payment_id: str, caller: Caller) -
         payment = Payment(_status=fields.pop("status"), **fields)  # detached: read, never changed
     if not caller.may_see(owner):
         raise payment_not_found(payment_id, caller)
-    return payment
+    return FoundPayment(payment, archived=archived is not None)

@@ -35,9 +35,9 @@ async def get_payment(request: web.Request) -> web.Response:
     payment_id = request.match_info["payment_id"]
     structlog.contextvars.bind_contextvars(payment_id=payment_id)
     async with request.app[SESSIONMAKER]() as session:
-        payment = await find_payment(session, payment_id, caller)
-        refunds = await refund_documents(session, payment.id)
-    return json_response(payment_detail(payment, refunds))
+        found = await find_payment(session, payment_id, caller)
+        refunds = await refund_documents(session, found.payment.id, archived=found.archived)
+    return json_response(payment_detail(found.payment, refunds))
 
 
 @routes.post("/orders/{order_id}/refund")
