@@ -238,7 +238,8 @@ class Payment(Base):
     _status: Mapped[str] = mapped_column("status", String(24))
     provider_payment_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     checkout_url: Mapped[str | None] = mapped_column(String(512))
-    # The provider's id of this payment's latest refund (kept for the operator's view).
+    # The provider's id of the payment's one whole refund, from before refunds had rows of their
+    # own: migration 0005 copied it to ``refunds``, and nothing writes it any more.
     provider_refund_id: Mapped[str | None] = mapped_column(String(64))
     # What the provider confirmed it gave back: the sum of this payment's SUCCEEDED refunds, kept
     # here so that reading an order needs no refund rows.
