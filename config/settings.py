@@ -109,6 +109,13 @@ def _signing_key(name: str, raw: str) -> str:
     return _secret(name, raw, minimum=32)
 
 
+def _stripe_key(name: str, raw: str) -> str:
+    # Secret (sk_) or restricted (rk_) keys only: a publishable key (pk_) cannot create payments.
+    if not raw.startswith(("sk_test_", "sk_live_", "rk_test_", "rk_live_")):
+        raise SettingsError(f"{name}: expected a Stripe secret key (sk_test_... or sk_live_...)")
+    return raw
+
+
 def _email(name: str, raw: str) -> str:
     if "@" not in raw or raw.startswith("@") or raw.endswith("@"):
         raise SettingsError(f"{name}: expected an email address, got {raw!r}")
@@ -180,6 +187,14 @@ class Settings:
     # The type of every durable queue the fleet declares: classic (one node) or quorum (replicated
     # over a cluster's nodes by Raft). See messaging/rabbitmq.py.
     queue_type: str = "classic"
+    # Who takes the payments: the sandbox provider (dev and tests) or Stripe through its SDK.
+    psp_provider: str = "sandbox"
+    stripe_api_key: str = ""
+    stripe_webhook_secret: str = ""
+    stripe_api_base: str = "https://api.stripe.com"
+    # The Stripe payment method type a redirect payment is confirmed with: one that sends the
+    # customer to a page of its own (iDEAL, Bancontact, ...) and that the account has enabled.
+    stripe_redirect_method: str = "ideal"
 
 
 _PARSERS: dict[str, Callable[[str, str], object]] = {
@@ -212,6 +227,11 @@ _PARSERS: dict[str, Callable[[str, str], object]] = {
     "WORKER_METRICS_PORT": _port_or_off,
     "DEAD_LETTER_TTL_SECONDS": _positive_int,
     "QUEUE_TYPE": _choice("classic", "quorum"),
+    "PSP_PROVIDER": _choice("sandbox", "stripe"),
+    "STRIPE_API_KEY": _stripe_key,
+    "STRIPE_WEBHOOK_SECRET": _secret,
+    "STRIPE_API_BASE": _url("http", "https"),
+    "STRIPE_REDIRECT_METHOD": _text,
     "OUTBOX_RELAY_AFTER_SECONDS": _positive_int,
     "MAX_BODY_BYTES": _positive_int,
     "MAX_UNPAID_ORDERS": _positive_int,
@@ -242,6 +262,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         settings = replace(settings, mail_web_port=_next_to(settings.smtp_port, 1))
     if settings.worker_metrics_port is None:
         settings = replace(settings, worker_metrics_port=_next_to(settings.port, WORKER_METRICS_PORT_OFFSET))
+    if settings.psp_provider == "stripe":
+        for name in ("stripe_api_key", "stripe_webhook_secret"):
+            if not getattr(settings, name):
+                raise SettingsError(f"{name.upper()}: required when PSP_PROVIDER=stripe")
     if settings.token_secret == DEV_TOKEN_SECRET and not is_development(settings):
         raise SettingsError(
             "TOKEN_SECRET: must be set to a secret of at least 32 characters outside development "
