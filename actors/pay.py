@@ -19,7 +19,7 @@ from models.order_moves import set_payment_columns
 from models.order_record import read_order_record
 from models.repository import find_payment
 from models.state import OrderStatus, PaymentStatus
-from providers.psp_client import ProviderPayment, ProviderRefused
+from providers.payments.provider import ProviderPayment, ProviderRefused
 from workers.follow_up import enqueue_follow_up
 from workers.runtime import Runtime
 from workers.steps import step_actor

@@ -18,7 +18,7 @@ from messaging.queues import REFUND
 from models.refunds import find_refund, record_provider_refund, refund_refused
 from models.repository import find_payment
 from models.state import RefundStatus
-from providers.psp_client import ProviderRefused
+from providers.payments.provider import ProviderRefused
 from workers.runtime import Runtime
 from workers.steps import step_actor
 

@@ -48,7 +48,7 @@ from models.webhook_agreement import (
     disagreements_with_refund,
     recorded,
 )
-from providers.psp_client import ProviderError, ProviderRefused
+from providers.payments.provider import ProviderError, ProviderRefused
 from workers.follow_up import enqueue_follow_up
 from workers.runtime import Runtime
 from workers.steps import step_actor

@@ -11,7 +11,7 @@ import structlog
 from actors.preamble import lock_payment_to_act_on
 from messaging.queues import VOID
 from models.state import PaymentStatus
-from providers.psp_client import ProviderRefused
+from providers.payments.provider import ProviderRefused
 from workers.runtime import Runtime
 from workers.steps import FOLLOW_UP_PRIORITY, step_actor
 

@@ -74,7 +74,7 @@ class RecordedRefund(Protocol):
 
 
 class ProviderRefundRecord(Protocol):
-    """The provider's record of a refund (``providers.psp_client.ProviderRefundDetails``)."""
+    """The provider's record of a refund (``providers.payments.provider.ProviderRefundDetails``)."""
 
     @property
     def payment_id(self) -> str | None: ...
@@ -89,7 +89,7 @@ class ProviderRefundRecord(Protocol):
 
 
 class ProviderRecord(Protocol):
-    """The provider's record of a payment (``providers.psp_client.ProviderPaymentDetails``, a frozen
+    """The provider's record of a payment (``providers.payments.provider.ProviderPaymentDetails``, a frozen
     dataclass: its fields are read-only). Only read here."""
 
     @property

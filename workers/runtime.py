@@ -19,7 +19,8 @@ from models.db import create_engine, create_sessionmaker
 from models.events import EventEmitter
 from models.unit_of_work import UnitOfWork
 from providers.mailer import Mailers
-from providers.psp_client import PaymentProvider
+from providers.payments.choice import payment_provider
+from providers.payments.provider import PaymentProvider
 from workers.status_metrics import count_status_change
 
 
@@ -63,7 +64,7 @@ def build_runtime(
         engine=engine,
         sessionmaker=sessionmaker,
         publisher=OutboxPublisher(broker, sessionmaker, owns_broker=owns_broker),
-        psp=PaymentProvider(settings.psp_url),
+        psp=payment_provider(settings),
         notifier=StatusNotifier(create_redis(settings.redis_url), on_change=count_status_change),
         emitter=EventEmitter(settings.events_exchange, NOTIFY),
     )

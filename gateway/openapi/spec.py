@@ -75,6 +75,7 @@ from gateway.payments.schemas import PaymentChangeBody, PaymentDetail, RefundBod
 from gateway.returns.access import MAX_RETURN_ID_LENGTH
 from gateway.returns.schemas import NewReturn, ReturnList, ReturnReceipt, ReturnRejection
 from models.documents import Id, Order, Return
+from providers.payments.stripe_events import HEADER as STRIPE_SIGNATURE_HEADER
 from providers.webhook_signature import HEADER as SIGNATURE_HEADER
 
 OPENAPI_VERSION = "3.0.3"
@@ -937,15 +938,27 @@ def _paths() -> dict[str, dict]:
                 "payments",
                 security=PUBLIC,
                 description='Verified (HMAC-SHA256 over `"{t}.{raw body}"`, 300 s tolerance), recorded once '
-                "per event id and handed to the `settle` step. Any verified event is answered 200.",
+                "per event id and handed to the `settle` step. Any verified event is answered 200. "
+                "With `PSP_PROVIDER=sandbox` the body is the sandbox provider's event (below), signed "
+                f"in `{SIGNATURE_HEADER}`; with `PSP_PROVIDER=stripe` it is a Stripe Event, signed in "
+                "`Stripe-Signature` with the endpoint's `STRIPE_WEBHOOK_SECRET` (each mode refuses the "
+                "other's signature). Stripe events of types the fleet does not act on are answered 200 "
+                "and not recorded.",
                 parameters=[
                     {
                         "name": SIGNATURE_HEADER,
                         "in": "header",
-                        "required": True,
-                        "description": "`t=<unix time>,v1=<hex HMAC-SHA256>`",
+                        "required": False,
+                        "description": "With `PSP_PROVIDER=sandbox`: `t=<unix time>,v1=<hex HMAC-SHA256>`",
                         "schema": {"type": "string", "example": "t=1700000000,v1=5257a869e7..."},
-                    }
+                    },
+                    {
+                        "name": STRIPE_SIGNATURE_HEADER,
+                        "in": "header",
+                        "required": False,
+                        "description": "With `PSP_PROVIDER=stripe`: `t=<unix time>,v1=<hex HMAC-SHA256>`",
+                        "schema": {"type": "string", "example": "t=1700000000,v1=5257a869e7..."},
+                    },
                 ],
                 body=json_body(ref(WebhookEvent)),
                 responses=_responses(

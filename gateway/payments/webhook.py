@@ -1,5 +1,10 @@
 """``POST /payments/webhook``: the payment provider's signed events, recorded once each.
 
+With ``PSP_PROVIDER=sandbox`` the events are the sandbox's, signed with ``PSP-Signature``; with
+``PSP_PROVIDER=stripe`` they are Stripe's, signed with ``Stripe-Signature`` and turned into the
+same provider events first (``providers.payments.stripe_events``), so everything after the
+signature is one path. Each mode accepts only its own provider's signature.
+
 The gateway only verifies, deduplicates and hands over: the event row and the ``settle``
 message commit together, and the settle step does the rest (including events for payments it
 does not know, which it acknowledges and logs). A valid event is always answered 200, so the
@@ -25,7 +30,8 @@ from gateway.payments import schemas
 from messaging.queues import SETTLE
 from models.clock import utcnow
 from models.tables import WebhookEvent
-from models.webhook_agreement import REFUND_SUCCEEDED
+from models.webhook_agreement import PAYMENT_FAILED, PAYMENT_SUCCEEDED
+from providers.payments import stripe_events
 from providers.webhook_signature import HEADER, SignatureError, verify
 
 log = structlog.get_logger(__name__)
@@ -52,16 +58,41 @@ def _event_shape(raw: bytes) -> tuple[dict, schemas.WebhookEvent]:
     return event, convert(event, schemas.WebhookEvent, kind=INVALID_EVENT)
 
 
+def _sandbox_event(request: web.Request, raw: bytes) -> tuple[dict, schemas.WebhookEvent]:
+    verify(request.app[SETTINGS].psp_webhook_secret, raw, request.headers.get(HEADER))
+    return _event_shape(raw)
+
+
+def _stripe_event(request: web.Request, raw: bytes) -> tuple[dict, schemas.WebhookEvent] | None:
+    """The provider event a verified Stripe event stands for; None for a type we do not act on."""
+    secret = request.app[SETTINGS].stripe_webhook_secret
+    try:
+        event = stripe_events.verified_event(raw, request.headers.get(stripe_events.HEADER), secret)
+        translated = stripe_events.provider_event(event)
+    except stripe_events.InvalidStripeEvent as error:
+        raise Problem(INVALID_EVENT, str(error)) from None
+    if translated is None:
+        log.info("webhook.ignored", stripe_type=event.type, event_id=event.id)
+        return None
+    return translated, convert(translated, schemas.WebhookEvent, kind=INVALID_EVENT)
+
+
 @routes.post("/payments/webhook")
 async def receive_event(request: web.Request) -> web.Response:
     """Verify, record and hand over one provider event; a repeat is acknowledged and ignored."""
     raw = await request.read()
     try:
-        verify(request.app[SETTINGS].psp_webhook_secret, raw, request.headers.get(HEADER))
+        if request.app[SETTINGS].psp_provider == "stripe":
+            shaped = _stripe_event(request, raw)
+            if shaped is None:
+                # Acknowledged, so Stripe stops sending it; nothing of ours depends on it.
+                return json_response(schemas.WebhookAck(received=True, duplicate=False))
+        else:
+            shaped = _sandbox_event(request, raw)
     except SignatureError as exc:
         log.warning("webhook.rejected", error=str(exc))
         raise Problem(INVALID_SIGNATURE, str(exc)) from None
-    event, fields = _event_shape(raw)
+    event, fields = shaped
     event_id = fields.id
     metadata = fields.data.metadata
     order_id = (metadata.order_id if metadata is not None else None) or None
@@ -92,8 +123,9 @@ async def receive_event(request: web.Request) -> web.Response:
                 raise
         else:
             # The provider's payment id lets settle ask the provider about a payment event before
-            # it locks anything (a refund event is checked against the refund instead).
-            asked_about = None if fields.type == REFUND_SUCCEEDED else payment_id
+            # it locks anything (a refund event is checked against the refund instead, and an
+            # event settle does not act on needs no question).
+            asked_about = payment_id if fields.type in (PAYMENT_SUCCEEDED, PAYMENT_FAILED) else None
             uow.enqueue(SETTLE, event_id=event_id, order_id=order_id, provider_payment_id=asked_about)
             await uow.commit()
             duplicate = False

@@ -1,67 +1,21 @@
-"""Client of the payment provider (PSP); the worker reaches the provider only through it.
-
-A real provider adapter can replace it as long as it offers the same calls: three writes, each
-carrying an idempotency key chosen by the caller so a retried step never pays twice, and two
-reads (``get_payment``, ``get_refund``) that settle uses to confirm what a webhook claims.
-"""
+"""Client of the sandbox payment provider (``sandbox/psp.py``), over its own HTTP API."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 from yarl import URL
 
-
-class ProviderError(Exception):
-    """The provider could not be reached or failed; the call may be retried."""
-
-
-class ProviderRefused(Exception):
-    """The provider answered that the request can never succeed (4xx)."""
-
-    def __init__(self, status: int, code: str, detail: str = ""):
-        self.status, self.code = status, code
-        super().__init__(f"provider refused ({status} {code}) {detail}".strip())
-
-
-@dataclass(frozen=True)
-class ProviderPayment:
-    id: str
-    status: str
-    checkout_url: str | None
-
-
-@dataclass(frozen=True)
-class ProviderRefund:
-    id: str
-    status: str
-
-
-@dataclass(frozen=True)
-class ProviderRefundDetails:
-    """A refund as the provider itself records it."""
-
-    id: str
-    payment_id: str | None
-    status: str
-    amount_cents: int | None
-    currency: str | None
-    metadata: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class ProviderPaymentDetails:
-    """A payment as the provider itself records it: what a webhook's claims are checked against."""
-
-    id: str
-    status: str
-    amount_cents: int | None
-    currency: str | None
-    metadata: dict[str, Any]
-    amount_refunded_cents: int | None
+from providers.payments.provider import (
+    ProviderError,
+    ProviderPayment,
+    ProviderPaymentDetails,
+    ProviderRefund,
+    ProviderRefundDetails,
+    ProviderRefused,
+)
 
 
 def _integer(value: Any) -> int | None:
@@ -69,8 +23,8 @@ def _integer(value: Any) -> int | None:
     return value if type(value) is int else None
 
 
-class PaymentProvider:
-    """HTTP client of the PSP at ``base_url``; open it with ``async with`` or call :meth:`close`."""
+class SandboxProvider:
+    """HTTP client of the sandbox PSP at ``base_url``; call :meth:`close` when done."""
 
     def __init__(self, base_url: str, timeout_seconds: float = 10.0):
         self._base_url = base_url.rstrip("/")

@@ -25,7 +25,8 @@ from actors.refund import refund_payment
 from actors.reserve import reserve_stock
 from actors.settle import settle_payment
 from models.tables import OutboxMessage, WebhookEvent
-from providers.psp_client import PaymentProvider, ProviderError
+from providers.payments.provider import PaymentProvider, ProviderError
+from providers.payments.sandbox import SandboxProvider
 from tests.support.factories import available, load_order, make_account, make_item, make_order
 from tests.support.scenarios import assert_invariants, awaiting_payment, provider, provider_event
 
@@ -428,7 +429,7 @@ async def test_an_unreachable_provider_leaves_the_event_for_a_retry(runtime, ses
     order_id, _ = await held(runtime, sessionmaker)
     provider_id = await paid_unrecorded(runtime, sessionmaker, order_id)
     event = await provider_event(sessionmaker, order_id, SUCCEEDED, payment_id=provider_id)
-    down = PaymentProvider("http://127.0.0.1:9", timeout_seconds=2)
+    down = SandboxProvider("http://127.0.0.1:9", timeout_seconds=2)
 
     with pytest.raises(ProviderError):
         await settle_payment(dataclasses.replace(runtime, psp=down), event)
