@@ -7,7 +7,7 @@ import itertools
 import json
 from datetime import datetime
 
-from tests.e2e.conftest import HOLD_SECONDS
+from tests.e2e.conftest import HOLD_SECONDS, with_each_provider
 from tests.support.polling import eventually
 from tests.support.report import percentile, report
 
@@ -26,6 +26,7 @@ async def checkout_url(api, token: str, order_id: str) -> str:
     return await eventually(probe, what="checkout_url on the order")
 
 
+@with_each_provider
 async def test_unpaid_holds_expire_on_time_and_give_stock_back(api):
     sku = await api.item(stock=20)
     # Two unpaid orders per customer: well under the hoarding limit.
@@ -51,6 +52,7 @@ async def test_unpaid_holds_expire_on_time_and_give_stock_back(api):
     )
 
 
+@with_each_provider
 async def test_late_payment_reinstates_the_order(api):
     token, sku = await api.customer(), await api.item(stock=2)
     _, body, _ = await api.order(token, {sku: 1}, payment={"method": "redirect"})
@@ -75,6 +77,7 @@ async def test_late_payment_reinstates_the_order(api):
     assert await api.available(sku) == 1
 
 
+@with_each_provider
 async def test_cancel_before_payment_gives_stock_back(api):
     token, sku = await api.customer(), await api.item(stock=3)
     _, body, _ = await api.order(token, {sku: 2}, payment={"method": "redirect"})
@@ -91,6 +94,7 @@ async def test_cancel_before_payment_gives_stock_back(api):
     assert (await api.final_order(token, body["id"], {"CANCELLED"}))["history"] == order["history"]
 
 
+@with_each_provider
 async def test_cancel_after_payment_refunds_and_gives_stock_back(api, fleet):
     token, sku = await api.customer(), await api.item(stock=3)
     _, body, _ = await api.order(token, {sku: 1})

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from tests.e2e.conftest import with_each_provider
 from tests.support.polling import eventually
 
 FINAL = {"PLACED", "CANCELLED", "REJECTED"}
 
 
+@with_each_provider
 async def test_paid_order_is_placed_and_stock_decremented(api, fleet):
     token, sku = await api.customer(), await api.item(stock=10)
 
@@ -21,6 +25,9 @@ async def test_paid_order_is_placed_and_stock_decremented(api, fleet):
     assert order["payment"]["status"] == "SUCCEEDED"
     assert [h["status"] for h in order["history"]] == ["PENDING", "AWAITING_PAYMENT", "PLACED"]
     assert order["total_cents"] == 3 * 2500
+    # The provider's own id: a PaymentIntent with Stripe.
+    prefix = "pi_" if fleet.env["PSP_PROVIDER"] == "stripe" else "pay_"
+    assert order["payment"]["provider_payment_id"].startswith(prefix)
     assert await api.available(sku) == 7
     # One order can be followed through every process by its id.
     processes = {
@@ -29,6 +36,7 @@ async def test_paid_order_is_placed_and_stock_decremented(api, fleet):
     assert {"web", "worker"} <= processes
 
 
+@with_each_provider
 async def test_declined_card_cancels_and_gives_stock_back(api):
     token, sku = await api.customer(), await api.item(stock=4)
 
@@ -50,6 +58,7 @@ async def test_more_than_in_stock_is_rejected_and_stock_unchanged(api):
     assert await api.available(sku) == 2
 
 
+@with_each_provider
 async def test_redirect_payment_is_placed_after_the_customer_approves(api):
     token, sku = await api.customer(), await api.item(stock=3)
 
@@ -66,6 +75,39 @@ async def test_redirect_payment_is_placed_after_the_customer_approves(api):
     order = await api.final_order(token, body["id"], FINAL)
     assert order["status"] == "PLACED"
     assert await api.available(sku) == 2
+
+
+@with_each_provider
+async def test_redirect_payment_declined_by_the_customer_cancels_and_gives_stock_back(api):
+    token, sku = await api.customer(), await api.item(stock=3)
+    _, body, _ = await api.order(token, {sku: 1}, payment={"method": "redirect"})
+
+    async def checkout_url():
+        _, order, _ = await api.call("GET", f"/orders/{body['id']}", token=token)
+        return order["payment"].get("checkout_url")
+
+    url = await eventually(checkout_url, what="checkout_url on the order")
+    async with api.client.post(f"{url}/decline") as response:
+        assert response.status == 200
+
+    order = await api.final_order(token, body["id"], FINAL)
+    assert (order["status"], order["reason"]) == ("CANCELLED", "payment_failed")
+    assert order["payment"]["status"] == "FAILED"
+    assert await api.available(sku) == 3
+
+
+@pytest.mark.parametrize("fleet", ["stripe"], indirect=True)
+@pytest.mark.parametrize(
+    ("card", "ending"), [("pm_card_visa", "PLACED"), ("pm_card_chargeDeclined", "CANCELLED")]
+)
+async def test_stripes_own_test_cards_pay_and_decline(api, card, ending):
+    token, sku = await api.customer(), await api.item(stock=2)
+
+    _, body, _ = await api.order(token, {sku: 1}, payment={"method": "token", "token": card})
+
+    order = await api.final_order(token, body["id"], FINAL)
+    assert order["status"] == ending
+    assert await api.available(sku) == (1 if ending == "PLACED" else 2)
 
 
 async def test_idempotent_replay_returns_the_same_order(api):

@@ -1,13 +1,15 @@
 """End to end: a delivered order's items come back, go on sale again and are refunded, through the
-real processes (gateway, worker, scheduler, sandbox provider and its webhooks)."""
+real processes (gateway, worker, scheduler, the provider and its webhooks), with each provider."""
 
 from __future__ import annotations
 
 import uuid
 
+from tests.e2e.conftest import with_each_provider
 from tests.support.polling import eventually
 
 
+@with_each_provider
 async def test_a_return_with_restock_is_refunded_and_its_units_are_on_sale_again(api):
     token, sku = await api.customer(), await api.item(stock=10, price_cents=1500)
     _, body, _ = await api.order(token, {sku: 3})

@@ -121,10 +121,36 @@ class Fleet(FleetUrls):
         return [line for line in self.log_path.read_text(errors="replace").splitlines() if needle in line]
 
 
+#: The payment providers a fleet can be run with (``PSP_PROVIDER``).
+PROVIDERS = ("sandbox", "stripe")
+
+
+def provider_environment(provider: str, psp_url: str) -> dict[str, str]:
+    """The variables that point a fleet at ``provider``: Stripe means the SDK talks to the
+    sandbox's Stripe face, with a test key and a webhook secret of this fleet's own."""
+    if provider == "sandbox":
+        return {"PSP_PROVIDER": "sandbox"}
+    if provider != "stripe":
+        raise ValueError(f"unknown payment provider {provider!r}; expected one of {PROVIDERS}")
+    return {
+        "PSP_PROVIDER": "stripe",
+        "STRIPE_API_KEY": f"sk_test_{secrets.token_hex(12)}",
+        "STRIPE_WEBHOOK_SECRET": f"whsec_{secrets.token_hex(16)}",
+        "STRIPE_API_BASE": f"{psp_url}/stripe",
+    }
+
+
 def fleet_environment(
-    *, database_url: str, broker_url: str, redis_url: str, workdir: Path, **overrides: str
+    *,
+    database_url: str,
+    broker_url: str,
+    redis_url: str,
+    workdir: Path,
+    provider: str = "sandbox",
+    **overrides: str,
 ) -> dict[str, str]:
-    """Environment of a fleet on free ports, pointed at the given database, vhost and Redis."""
+    """Environment of a fleet on free ports, pointed at the given database, vhost and Redis, taking
+    payments through ``provider`` (``PROVIDERS``)."""
     port, psp_port, smtp_port, mail_web_port = (free_port() for _ in range(4))
     (workdir / "prometheus").mkdir(parents=True, exist_ok=True)
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "COV_"))}
@@ -157,5 +183,6 @@ def fleet_environment(
             "PYTHONUNBUFFERED": "1",
         }
     )
+    env.update(provider_environment(provider, env["PSP_URL"]))
     env.update(overrides)
     return env
