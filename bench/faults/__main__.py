@@ -34,7 +34,7 @@ from bench.faults.supervisor import Supervisor
 from bench.faults.traffic import Traffic
 from bench.faults.verdict import judge
 from models.db import create_engine, create_sessionmaker
-from tests.support.fleet import answers_ok, fleet_environment
+from tests.support.fleet import PROVIDERS, answers_ok, fleet_environment
 from tests.support.isolation import own_database, own_vhost
 from tests.support.polling import eventually_sync
 
@@ -254,6 +254,7 @@ async def run(
     database_url: str,
     broker_url: str,
     cluster: ClusterFleet | None = None,
+    provider: str = "sandbox",
 ) -> int:
     rng = random.Random(seed)
     timeline = Timeline()
@@ -264,6 +265,7 @@ async def run(
                 broker_url=broker_url,
                 redis_url="redis://127.0.0.1:6379/13",
                 workdir=workdir,
+                provider=provider,
                 ADMIN_TOKEN="chaos-admin-token",
                 HOLD_SECONDS="5",
                 MAX_UNPAID_ORDERS="1000",
@@ -290,7 +292,7 @@ async def run(
                 timeout=60,
                 what="the fleet",
             )
-            print(f"chaos run (seed {seed}); logs in {workdir}", flush=True)
+            print(f"chaos run (seed {seed}, provider {provider}); logs in {workdir}", flush=True)
             timeline = Timeline()
             traffic = Traffic(gateway, env["PSP_URL"], env["ADMIN_TOKEN"], rng)
             try:
@@ -429,15 +431,25 @@ def main(argv: list[str] | None = None) -> int:
         "quorum queues; the node leading the most queues is SIGKILLed during the load and brought back",
     )
     parser.add_argument("--seed", type=int, default=7, help="random seed of the order mix and the kills")
+    parser.add_argument(
+        "--provider",
+        choices=PROVIDERS,
+        default="sandbox",
+        help="the payment provider: the sandbox's own API, or Stripe through its SDK and the sandbox's "
+        "Stripe face (default: sandbox)",
+    )
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="orders-chaos-"))
     name = f"orders_chaos_{uuid.uuid4().hex[:8]}"
     if args.cluster:
         plan = CLUSTER_QUICK if args.quick else CLUSTER_FULL
         with own_database(name) as database_url, cluster_fleet(name) as cluster:
-            return asyncio.run(run(plan, args.seed, workdir, database_url, cluster.broker_url(), cluster))
+            return asyncio.run(
+                run(plan, args.seed, workdir, database_url, cluster.broker_url(), cluster, args.provider)
+            )
     with own_database(name) as database_url, own_vhost(name) as broker_url:
-        return asyncio.run(run(QUICK if args.quick else FULL, args.seed, workdir, database_url, broker_url))
+        plan = QUICK if args.quick else FULL
+        return asyncio.run(run(plan, args.seed, workdir, database_url, broker_url, provider=args.provider))
 
 
 if __name__ == "__main__":
