@@ -97,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     order.add_argument("order_id", metavar="ORDER_ID", help="the order's id (32 hex digits)")
     order.add_argument("--json", action="store_true", help="print one JSON document instead of the report")
+    order.add_argument(
+        "--provider",
+        action="store_true",
+        help="also ask the payment provider (PSP_PROVIDER) about each payment and refund it knows",
+    )
     order.set_defaults(handler=cmd_order)
 
     dead = commands.add_parser(
@@ -283,7 +288,22 @@ def _with_database(settings: Settings, work: Callable[[async_sessionmaker[AsyncS
 def cmd_order(settings: Settings, args: argparse.Namespace) -> int:
     from ops.order_info import order_document, render_order
 
-    document = _with_database(settings, lambda sessionmaker: order_document(sessionmaker, args.order_id))
+    async def with_provider(sessionmaker: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
+        from ops.provider_view import provider_records
+        from providers.payments.choice import payment_provider
+
+        document = await order_document(sessionmaker, args.order_id)
+        provider = payment_provider(settings)
+        try:
+            document["at_provider"] = await provider_records(provider, document)
+        finally:
+            await provider.close()
+        return document
+
+    if args.provider:
+        document = _with_database(settings, with_provider)
+    else:
+        document = _with_database(settings, lambda sessionmaker: order_document(sessionmaker, args.order_id))
     print(dump_json(document) if args.json else render_order(document))
     return 0
 

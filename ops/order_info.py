@@ -282,6 +282,24 @@ def render_order(doc: dict[str, Any]) -> str:
             for x in doc["returns"]
         ],
     )
+    if "at_provider" in doc:
+        section(
+            "at the provider",
+            ["kind", "id", "provider_id", "ours", "provider", "amount", "currency", "note"],
+            [
+                [
+                    x["kind"],
+                    x["id"],
+                    x["provider_id"],
+                    x["ours"],
+                    x["status"],
+                    x["amount_cents"],
+                    x["currency"],
+                    x["note"],
+                ]
+                for x in doc["at_provider"]
+            ],
+        )
     section(
         "holds",
         ["sku", "qty", "state", "expires_at", "released_at"],

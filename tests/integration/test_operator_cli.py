@@ -173,6 +173,38 @@ async def test_order_shows_refunds_and_returns(runtime, sessionmaker, admin_env,
     assert document["returns"] == [] and document["payments"][0]["refunded_cents"] == 0
 
 
+async def test_order_with_provider_puts_the_providers_records_beside_ours(
+    runtime, sessionmaker, admin_env, psp_url, monkeypatch, capsys
+):
+    monkeypatch.setenv("PSP_URL", psp_url)
+    order_id = await placed_order(runtime, sessionmaker)
+
+    code, out, _ = await admin(capsys, "order", order_id, "--provider", "--json")
+
+    assert code == 0
+    document = json.loads(out)
+    [payment] = document["payments"]
+    assert document["at_provider"] == [
+        {
+            "kind": "payment",
+            "id": payment["id"],
+            "provider_id": payment["provider_payment_id"],
+            "ours": "SUCCEEDED",
+            "status": "succeeded",
+            "amount_cents": payment["amount_cents"],
+            "currency": payment["currency"],
+            "note": None,
+        }
+    ]
+
+    monkeypatch.setenv("PSP_URL", "http://127.0.0.1:9")  # nothing listens there
+    code, out, _ = await admin(capsys, "order", order_id, "--provider")
+
+    assert code == 0
+    provider = out.split("at the provider (1):")[1].split("\n\n")[0]
+    assert payment["provider_payment_id"] in provider and "not answered" in provider
+
+
 async def test_unknown_order_exits_1(admin_env, capsys):
     missing = uuid.uuid4().hex
 
