@@ -39,29 +39,22 @@ async def _asked(
 async def provider_records(provider: PaymentProvider, document: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per payment attempt and refund of the order that the provider knows by id (see
     ``ops.order_info.order_document``), with its status and amount there beside ours."""
+    asked = [
+        ("payment", document["payments"], "provider_payment_id", provider.get_payment),
+        ("refund", document["refunds"], "provider_refund_id", provider.get_refund),
+    ]
     rows = []
-    for payment in document["payments"]:
-        if payment["provider_payment_id"]:
-            found = await _asked(provider.get_payment(payment["provider_payment_id"]))
-            rows.append(
-                {
-                    "kind": "payment",
-                    "id": payment["id"],
-                    "provider_id": payment["provider_payment_id"],
-                    "ours": payment["status"],
-                    **found,
-                }
-            )
-    for refund in document["refunds"]:
-        if refund["provider_refund_id"]:
-            found = await _asked(provider.get_refund(refund["provider_refund_id"]))
-            rows.append(
-                {
-                    "kind": "refund",
-                    "id": refund["id"],
-                    "provider_id": refund["provider_refund_id"],
-                    "ours": refund["status"],
-                    **found,
-                }
-            )
+    for kind, records, id_field, read in asked:
+        for record in records:
+            if record[id_field]:
+                found = await _asked(read(record[id_field]))
+                rows.append(
+                    {
+                        "kind": kind,
+                        "id": record["id"],
+                        "provider_id": record[id_field],
+                        "ours": record["status"],
+                        **found,
+                    }
+                )
     return rows

@@ -18,14 +18,6 @@ def parse(at: str) -> datetime:
     return datetime.fromisoformat(at.replace("Z", "+00:00"))
 
 
-async def checkout_url(api, token: str, order_id: str) -> str:
-    async def probe():
-        _, order, _ = await api.call("GET", f"/orders/{order_id}", token=token)
-        return order["payment"].get("checkout_url")
-
-    return await eventually(probe, what="checkout_url on the order")
-
-
 @with_each_provider
 async def test_unpaid_holds_expire_on_time_and_give_stock_back(api):
     sku = await api.item(stock=20)
@@ -56,7 +48,7 @@ async def test_unpaid_holds_expire_on_time_and_give_stock_back(api):
 async def test_late_payment_reinstates_the_order(api):
     token, sku = await api.customer(), await api.item(stock=2)
     _, body, _ = await api.order(token, {sku: 1}, payment={"method": "redirect"})
-    url = await checkout_url(api, token, body["id"])
+    url = await api.checkout_url(token, body["id"])
 
     # The customer pays in time, but the provider's notification arrives after the hold ran out.
     async with api.client.post(

@@ -7,7 +7,6 @@ import json
 import pytest
 
 from tests.e2e.conftest import with_each_provider
-from tests.support.polling import eventually
 
 FINAL = {"PLACED", "CANCELLED", "REJECTED"}
 
@@ -64,11 +63,7 @@ async def test_redirect_payment_is_placed_after_the_customer_approves(api):
 
     _, body, _ = await api.order(token, {sku: 1}, payment={"method": "redirect"})
 
-    async def checkout_url():
-        _, order, _ = await api.call("GET", f"/orders/{body['id']}", token=token)
-        return order["payment"].get("checkout_url")
-
-    checkout_url = await eventually(checkout_url, what="checkout_url on the order")
+    checkout_url = await api.checkout_url(token, body["id"])
     async with api.client.post(f"{checkout_url}/approve") as response:
         assert response.status == 200
 
@@ -82,11 +77,7 @@ async def test_redirect_payment_declined_by_the_customer_cancels_and_gives_stock
     token, sku = await api.customer(), await api.item(stock=3)
     _, body, _ = await api.order(token, {sku: 1}, payment={"method": "redirect"})
 
-    async def checkout_url():
-        _, order, _ = await api.call("GET", f"/orders/{body['id']}", token=token)
-        return order["payment"].get("checkout_url")
-
-    url = await eventually(checkout_url, what="checkout_url on the order")
+    url = await api.checkout_url(token, body["id"])
     async with api.client.post(f"{url}/decline") as response:
         assert response.status == 200
 

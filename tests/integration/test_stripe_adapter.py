@@ -9,45 +9,23 @@ import uuid
 import aiohttp
 import pytest
 import pytest_asyncio
-from aiohttp import web
 
 from providers.payments.provider import IdempotencyConflict, ProviderError, ProviderRefused
 from providers.payments.stripe_provider import StripeProvider
-from sandbox.psp import create_app as create_psp_app
 
 
-@pytest_asyncio.fixture
-async def face_url(unused_tcp_port_factory):
-    """The sandbox provider served in-process; its Stripe face is under /stripe. Webhooks go nowhere."""
-    port = unused_tcp_port_factory()
-    url = f"http://127.0.0.1:{port}"
-    app = create_psp_app(
-        webhook_url="http://127.0.0.1:9/payments/webhook",
-        webhook_secret="test-secret",
-        stripe_webhook_secret="whsec_test_adapter",
-        public_url=url,
-        retry_base_seconds=5,
-        retry_max_seconds=5,
-    )
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield url
-    await runner.cleanup()
-
-
-def adapter(face_url: str, api_key: str = "sk_test_adapter") -> StripeProvider:
+def adapter(psp_url: str, api_key: str = "sk_test_adapter") -> StripeProvider:
     return StripeProvider(
         api_key=api_key,
-        api_base=f"{face_url}/stripe",
+        api_base=f"{psp_url}/stripe",
         redirect_method="ideal",
         return_url_base="http://127.0.0.1:8080",
     )
 
 
 @pytest_asyncio.fixture
-async def stripe_provider(face_url):
-    provider = adapter(face_url)
+async def stripe_provider(psp_url):
+    provider = adapter(psp_url)
     yield provider
     await provider.close()
 
@@ -69,6 +47,21 @@ async def pay(
         **changes,
     }
     return await provider.create_payment(**request)
+
+
+async def refund(
+    provider: StripeProvider,
+    payment_id: str,
+    amount_cents: int,
+    metadata: dict[str, str],
+    key: str | None = None,
+):
+    return await provider.refund(
+        idempotency_key=key or f"refund-{uuid.uuid4().hex}",
+        provider_payment_id=payment_id,
+        amount_cents=amount_cents,
+        metadata=metadata,
+    )
 
 
 async def test_a_token_payment_succeeds_and_is_read_back_as_recorded(stripe_provider):
@@ -159,12 +152,8 @@ async def test_refunds_in_parts_each_once_per_key_and_never_beyond_the_capture(s
     refund_metadata = {**metadata, "refund_id": uuid.uuid4().hex}
     key = f"refund-{uuid.uuid4().hex}"
 
-    first = await stripe_provider.refund(
-        idempotency_key=key, provider_payment_id=created.id, amount_cents=1500, metadata=refund_metadata
-    )
-    again = await stripe_provider.refund(
-        idempotency_key=key, provider_payment_id=created.id, amount_cents=1500, metadata=refund_metadata
-    )
+    first = await refund(stripe_provider, created.id, 1500, refund_metadata, key)
+    again = await refund(stripe_provider, created.id, 1500, refund_metadata, key)
 
     assert first.id.startswith("re_") and first.status == "succeeded" and again.id == first.id
     found = await stripe_provider.get_refund(first.id)
@@ -177,39 +166,19 @@ async def test_refunds_in_parts_each_once_per_key_and_never_beyond_the_capture(s
     )
     assert found.metadata == refund_metadata
     with pytest.raises(ProviderRefused) as refused:
-        await stripe_provider.refund(
-            idempotency_key=f"refund-{uuid.uuid4().hex}",
-            provider_payment_id=created.id,
-            amount_cents=3001,
-            metadata=refund_metadata,
-        )
+        await refund(stripe_provider, created.id, 3001, refund_metadata)
     assert refused.value.code == "amount_too_large"
-    rest = await stripe_provider.refund(
-        idempotency_key=f"refund-{uuid.uuid4().hex}",
-        provider_payment_id=created.id,
-        amount_cents=3000,
-        metadata=refund_metadata,
-    )
+    rest = await refund(stripe_provider, created.id, 3000, refund_metadata)
     assert rest.status == "succeeded"
     with pytest.raises(ProviderRefused) as refused:
-        await stripe_provider.refund(
-            idempotency_key=f"refund-{uuid.uuid4().hex}",
-            provider_payment_id=created.id,
-            amount_cents=1,
-            metadata=refund_metadata,
-        )
+        await refund(stripe_provider, created.id, 1, refund_metadata)
     assert refused.value.code == "charge_already_refunded"
 
 
 async def test_a_refund_of_an_unpaid_payment_is_refused(stripe_provider):
     created = await pay(stripe_provider, "pm_card_no_response")
     with pytest.raises(ProviderRefused):
-        await stripe_provider.refund(
-            idempotency_key=f"refund-{uuid.uuid4().hex}",
-            provider_payment_id=created.id,
-            amount_cents=100,
-            metadata=ours(),
-        )
+        await refund(stripe_provider, created.id, 100, ours())
 
 
 async def test_objects_stripe_does_not_have_are_none(stripe_provider):
@@ -217,8 +186,8 @@ async def test_objects_stripe_does_not_have_are_none(stripe_provider):
     assert await stripe_provider.get_refund("re_nobody_knows_this_one") is None
 
 
-async def test_a_wrong_key_and_an_unreachable_stripe_are_errors_the_step_retries(face_url):
-    wrong = adapter(face_url, api_key="sk_live_not_accepted_by_the_face")
+async def test_a_wrong_key_and_an_unreachable_stripe_are_errors_the_step_retries(psp_url):
+    wrong = adapter(psp_url, api_key="sk_live_not_accepted_by_the_face")
     unreachable = adapter("http://127.0.0.1:9")
     try:
         with pytest.raises(ProviderError):

@@ -92,6 +92,15 @@ class Api:
             what=f"order {order_id} in {statuses}",
         )
 
+    async def checkout_url(self, token: str, order_id: str) -> str:
+        """Poll the order until its current payment shows the provider's checkout URL."""
+
+        async def probe():
+            _, order, _ = await self.call("GET", f"/orders/{order_id}", token=token)
+            return order["payment"].get("checkout_url")
+
+        return await eventually(probe, what=f"checkout_url on order {order_id}")
+
     async def order_when(
         self,
         token: str,
