@@ -34,6 +34,11 @@ CONTRACT = {
     "TOKEN_SECRET": DEV_TOKEN_SECRET,
     "TRUSTED_PROXIES": (),
     "RETURN_WINDOW_SECONDS": 2592000,
+    "QUEUE_TYPE": "classic",
+    "PSP_PROVIDER": "sandbox",
+    "STRIPE_API_KEY": "",
+    "STRIPE_WEBHOOK_SECRET": "",
+    "STRIPE_API_BASE": "https://api.stripe.com",
 }
 
 
@@ -71,6 +76,10 @@ def test_values_are_coerced():
         ("MAIL_FROM", "nobody"),
         ("ADMIN_TOKEN", "short"),
         ("RECONCILE_EVERY_SECONDS", "-1"),
+        ("PSP_PROVIDER", "paypal"),
+        ("STRIPE_API_KEY", "pk_test_publishable"),
+        ("STRIPE_WEBHOOK_SECRET", "short"),
+        ("STRIPE_API_BASE", "api.stripe.com"),
     ],
 )
 def test_wrong_value_names_the_variable(name, value):
@@ -200,3 +209,31 @@ def test_web_process_stops_at_start_with_one_line_when_admin_token_is_custom_and
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: TOKEN_SECRET: "), result.stderr
+
+
+@pytest.mark.parametrize("missing", ["STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET"])
+def test_stripe_needs_its_key_and_webhook_secret(missing):
+    environ = {
+        "PSP_PROVIDER": "stripe",
+        "STRIPE_API_KEY": "sk_test_x",
+        "STRIPE_WEBHOOK_SECRET": "whsec_12345678",
+    }
+    del environ[missing]
+    with pytest.raises(SettingsError, match=f"^{missing}: required when PSP_PROVIDER=stripe$"):
+        load_settings(environ)
+
+
+def test_stripe_settings_are_read():
+    settings = load_settings(
+        {
+            "PSP_PROVIDER": "Stripe",
+            "STRIPE_API_KEY": "sk_test_abc",
+            "STRIPE_WEBHOOK_SECRET": "whsec_12345678",
+            "STRIPE_API_BASE": "http://127.0.0.1:8090/stripe",
+        }
+    )
+    assert (settings.psp_provider, settings.stripe_api_key, settings.stripe_api_base) == (
+        "stripe",
+        "sk_test_abc",
+        "http://127.0.0.1:8090/stripe",
+    )
