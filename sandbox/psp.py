@@ -36,13 +36,11 @@ import structlog
 from aiohttp import web
 
 from sandbox import _entry
-from sandbox.psp_ledger import Ledger, ProviderError
-from sandbox.psp_webhooks import Delivery, WebhookSender
+from sandbox.psp_faces import LEDGER, RENDERERS, WEBHOOKS, Origin, Render, send_events
+from sandbox.psp_ledger import NATIVE, Ledger, ProviderError
+from sandbox.psp_webhooks import Delivery, Webhook, WebhookSender, native_webhook
 
 log = structlog.get_logger()
-
-LEDGER = web.AppKey("psp_ledger", Ledger)
-WEBHOOKS = web.AppKey("psp_webhooks", WebhookSender)
 
 MAX_AMOUNT_CENTS = 10**12
 MAX_WEBHOOK_DELAY_SECONDS = 86_400
@@ -169,11 +167,6 @@ def _webhook_delay(request: web.Request) -> float:
 # -- handlers -----------------------------------------------------------------------------------
 
 
-def _send(request: web.Request, events: list[dict[str, Any]], delay: float = 0.0) -> None:
-    for event in events:
-        request.app[WEBHOOKS].send(event, delay)
-
-
 def _replayed(body: dict[str, Any]) -> web.Response:
     return web.json_response(body, status=200, headers={"Idempotent-Replayed": "true"})
 
@@ -198,7 +191,7 @@ async def create_payment(request: web.Request) -> web.Response:
         status=payment.status,
         amount_cents=payment.amount_cents,
     )
-    _send(request, events)
+    send_events(request, events)
     return web.json_response(payment.to_json(), status=201)
 
 
@@ -230,7 +223,7 @@ async def _decide(request: web.Request, outcome: str) -> web.Response:
         webhook_delay_s=delay,
         repeated=not events,
     )
-    _send(request, events, delay)
+    send_events(request, events, delay)
     return web.json_response(payment.to_json())
 
 
@@ -246,8 +239,9 @@ async def decline_payment(request: web.Request) -> web.Response:
 
 async def cancel_payment(request: web.Request) -> web.Response:
     """``POST /v1/payments/{id}/cancel``."""
-    payment = request.app[LEDGER].cancel(request.match_info["id"])
+    payment, events = request.app[LEDGER].cancel(request.match_info["id"])
     log.info("psp.payment.cancelled", payment_id=payment.id, order_id=payment.order_id)
+    send_events(request, events)  # none for a native payment
     return web.json_response(payment.to_json())
 
 
@@ -282,7 +276,7 @@ async def create_refund(request: web.Request) -> web.Response:
         order_id=ledger.payment(refund.payment_id).order_id,
         amount_cents=refund.amount_cents,
     )
-    _send(request, events)
+    send_events(request, events)
     return web.json_response(refund.to_json(), status=201)
 
 
@@ -364,11 +358,9 @@ def create_app(
     app = web.Application(middlewares=[_errors_as_json])
     app[LEDGER] = Ledger(public_url=public_url.rstrip("/"))
     app[WEBHOOKS] = WebhookSender(
-        webhook_url,
-        webhook_secret,
-        retry_base_seconds=retry_base_seconds,
-        retry_max_seconds=retry_max_seconds,
+        webhook_url, retry_base_seconds=retry_base_seconds, retry_max_seconds=retry_max_seconds
     )
+    app[RENDERERS] = {NATIVE: _native_renderer(webhook_secret)}
     app.cleanup_ctx.append(_webhook_sender)
     app.add_routes(
         [
@@ -389,6 +381,14 @@ def create_app(
         ]
     )
     return app
+
+
+def _native_renderer(secret: str) -> Render:
+    def render(event: dict[str, Any], origin: Origin | None) -> Webhook:
+        # Native events carry no request: the event is the ledger's own record.
+        return native_webhook(event, secret)
+
+    return render
 
 
 async def _webhook_sender(app: web.Application) -> AsyncIterator[None]:
