@@ -21,7 +21,23 @@ Run it with the ``psp`` console script (``main``). Endpoints, all JSON:
 A repeated ``Idempotency-Key`` with the same body answers 200 with the object's current state
 (header ``Idempotent-Replayed: true``); with another body 422 ``idempotency_key_reused``.
 Errors are ``{"error": {"code": ..., "message": ...}}`` with a 4xx status.
-Outcomes reach ``webhook_url`` as signed webhooks, retried until acknowledged (psp_webhooks).
+Outcomes reach ``webhook_url`` as webhooks signed with ``PSP-Signature``, retried until
+acknowledged (psp_webhooks).
+
+A second face, Stripe's (sandbox/stripe_face), answers under ``/stripe`` as Stripe's REST API
+does for the ``stripe`` SDK (``base_addresses={"api": f"{psp_url}/stripe"}``): ``Bearer
+sk_test_...`` auth, form-encoded parameters, PaymentIntents (``POST /stripe/v1/payment_intents``
+with ``confirm``, ``GET .../{id}``, ``POST .../{id}/confirm``, ``.../{id}/cancel``) and Refunds
+(``POST /stripe/v1/refunds``, ``GET .../{id}``), Stripe's error objects and idempotency (the
+first response replayed as it was). Test PaymentMethods: ``pm_card_ok``/``pm_card_visa``
+succeed, ``pm_card_declined``/``pm_card_chargeDeclined`` answer 402 ``card_declined``,
+``pm_card_no_response`` stays ``requires_action``; ``payment_method_data[type]`` (with
+``return_url``) redirects the customer to ``/checkout/{pi_id}``. Both faces share the books:
+the checkout page, ``?webhook_delay_s=`` and the native listings (``GET /v1/payments``,
+``/v1/refunds``, ``/v1/events``) cover PaymentIntents and their refunds too, and a PaymentIntent's
+events reach the same ``webhook_url`` as Stripe events (``payment_intent.succeeded``,
+``payment_intent.payment_failed``, ``payment_intent.canceled``, ``refund.created``) signed with
+``Stripe-Signature`` and ``stripe_webhook_secret``, under the id the event has in ``/v1/events``.
 """
 
 from __future__ import annotations
@@ -39,6 +55,7 @@ from sandbox import _entry
 from sandbox.psp_faces import LEDGER, RENDERERS, WEBHOOKS, Origin, Render, send_events
 from sandbox.psp_ledger import NATIVE, Ledger, ProviderError
 from sandbox.psp_webhooks import Delivery, Webhook, WebhookSender, native_webhook
+from sandbox.stripe_face import routes as stripe_face
 
 log = structlog.get_logger()
 
@@ -344,14 +361,17 @@ def create_app(
     webhook_url: str,
     webhook_secret: str,
     public_url: str,
+    stripe_webhook_secret: str = "",
     retry_base_seconds: float = 0.5,
     retry_max_seconds: float = 30.0,
 ) -> web.Application:
     """Build the provider app; it opens its HTTP session and delivery tasks only when started.
 
-    ``webhook_url`` receives the signed events, ``public_url`` is this app's own base URL as
-    customers reach it (for ``checkout_url``). Webhook retries wait ``retry_base_seconds``,
-    doubling up to ``retry_max_seconds``.
+    ``webhook_url`` receives the signed events of both faces: native ones signed with
+    ``webhook_secret``, Stripe ones with ``stripe_webhook_secret`` (when empty, as in a dev
+    setup that pays through the native face only, ``webhook_secret`` too). ``public_url`` is
+    this app's own base URL as customers reach it (for ``checkout_url``). Webhook retries wait
+    ``retry_base_seconds``, doubling up to ``retry_max_seconds``.
     """
     if not 0 < retry_base_seconds <= retry_max_seconds:
         raise ValueError("need 0 < retry_base_seconds <= retry_max_seconds")
@@ -380,6 +400,7 @@ def create_app(
             web.get("/healthz", healthz),
         ]
     )
+    stripe_face.install(app, webhook_secret=stripe_webhook_secret or webhook_secret)
     return app
 
 
@@ -405,7 +426,10 @@ def main() -> None:
     public_url = f"http://127.0.0.1:{settings.psp_port}"
     webhook_url = settings.gateway_url + "/payments/webhook"
     app = create_app(
-        webhook_url=webhook_url, webhook_secret=settings.psp_webhook_secret, public_url=public_url
+        webhook_url=webhook_url,
+        webhook_secret=settings.psp_webhook_secret,
+        stripe_webhook_secret=settings.stripe_webhook_secret,
+        public_url=public_url,
     )
     log.info("psp.starting", url=public_url, webhook_url=webhook_url)
     _entry.serve(app, settings.psp_port)
