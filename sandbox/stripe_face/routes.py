@@ -274,9 +274,11 @@ def _confirm(
     intent.payment_method, intent.redirect_type = choice.payment_method, choice.redirect_type
     intent.payment_method_types = choice.types
     intent.return_url = return_url
-    token = TEST_CARDS.get(choice.payment_method or "") if choice.redirect_type is None else None
+    if choice.redirect_type is None:
+        method, token = "token", TEST_CARDS.get(choice.payment_method or "")
+    else:
+        method, token = "redirect", None
     intent.card_declined = token == TOKEN_DECLINED
-    method = "redirect" if token is None else "token"
     events = _books(request)[0].submit(payment.id, method=method, token=token)
     _log(request, "payment.confirmed", payment, method=method, payment_method=intent.payment_method)
     send_events(request, events, origin=_origin(request))

@@ -123,7 +123,9 @@ class Face:
             options={"idempotency_key": f"payment-{order_id}"},
         )
 
-    async def pay_by_redirect(self, order_id: str | None = None) -> stripe.PaymentIntent:
+    async def pay_by_redirect(
+        self, order_id: str | None = None, return_url: str | None = RETURN_URL
+    ) -> stripe.PaymentIntent:
         order_id = order_id or f"ord_{uuid.uuid4().hex[:8]}"
         return await self.client.v1.payment_intents.create_async(
             params={
@@ -132,12 +134,27 @@ class Face:
                 "confirm": True,
                 "payment_method_types": ["ideal"],
                 "payment_method_data": {"type": "ideal"},
-                "return_url": RETURN_URL,
+                "return_url": return_url,  # the SDK leaves a None out
                 "metadata": {"order_id": order_id, "payment_id": f"pay-{order_id}"},
                 "description": f"Order {order_id}",
             },
             options={"idempotency_key": f"payment-{order_id}"},
         )
+
+    async def pay_natively(self, key: str) -> dict[str, Any]:
+        """A succeeded payment made through the native face."""
+        body = {
+            "amount_cents": 900,
+            "currency": "USD",
+            "method": "token",
+            "token": "pm_card_ok",
+            "metadata": {"order_id": f"ord_{uuid.uuid4().hex[:8]}"},
+        }
+        status, payment = await self.native(
+            "POST", "/v1/payments", json=body, headers={"Idempotency-Key": key}
+        )
+        assert status == 201, payment
+        return payment
 
     async def events_at_provider(self, payment_id: str) -> list[dict[str, Any]]:
         status, body = await self.native("GET", f"/v1/events?payment_id={payment_id}")
@@ -341,17 +358,7 @@ async def test_a_key_reused_with_other_parameters_is_an_idempotency_error(face: 
 
 
 async def test_keys_of_the_two_faces_do_not_meet(face: Face) -> None:
-    body = {
-        "amount_cents": 900,
-        "currency": "USD",
-        "method": "token",
-        "token": "pm_card_ok",
-        "metadata": {"order_id": "ord_both"},
-    }
-    status, native = await face.native(
-        "POST", "/v1/payments", json=body, headers={"Idempotency-Key": "k-both"}
-    )
-    assert status == 201
+    native = await face.pay_natively("k-both")
     intent = await face.client.v1.payment_intents.create_async(
         params={"amount": 900, "currency": "usd", "confirm": True, "payment_method": "pm_card_ok"},
         options={"idempotency_key": "k-both"},
@@ -404,16 +411,10 @@ async def test_a_redirect_payment_declined_at_checkout(face: Face) -> None:
 
 async def test_a_redirect_needs_a_return_url(face: Face) -> None:
     with pytest.raises(stripe.InvalidRequestError) as raised:
-        await face.client.v1.payment_intents.create_async(
-            params={
-                "amount": 1250,
-                "currency": "usd",
-                "confirm": True,
-                "payment_method_types": ["ideal"],
-                "payment_method_data": {"type": "ideal"},
-            }
-        )
+        await face.pay_by_redirect(return_url=None)
     assert (raised.value.http_status, raised.value.param) == (400, "return_url")
+    _, listed = await face.native("GET", "/v1/payments")
+    assert listed["data"] == []  # refused before anything was made
 
 
 # -- confirming later ---------------------------------------------------------------------------
@@ -563,14 +564,7 @@ async def test_only_a_succeeded_payment_intent_is_refundable(face: Face) -> None
 
 
 async def test_unknown_and_native_objects_are_resource_missing(face: Face) -> None:
-    body = {
-        "amount_cents": 900,
-        "currency": "USD",
-        "method": "token",
-        "token": "pm_card_ok",
-        "metadata": {"order_id": "ord_n"},
-    }
-    _, native = await face.native("POST", "/v1/payments", json=body, headers={"Idempotency-Key": "k-native"})
+    native = await face.pay_natively("k-native")
     _, native_refund = await face.native(
         "POST", "/v1/refunds", json={"payment_id": native["id"]}, headers={"Idempotency-Key": "k-native-r"}
     )
