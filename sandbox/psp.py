@@ -21,7 +21,23 @@ Run it with the ``psp`` console script (``main``). Endpoints, all JSON:
 A repeated ``Idempotency-Key`` with the same body answers 200 with the object's current state
 (header ``Idempotent-Replayed: true``); with another body 422 ``idempotency_key_reused``.
 Errors are ``{"error": {"code": ..., "message": ...}}`` with a 4xx status.
-Outcomes reach ``webhook_url`` as signed webhooks, retried until acknowledged (psp_webhooks).
+Outcomes reach ``webhook_url`` as webhooks signed with ``PSP-Signature``, retried until
+acknowledged (psp_webhooks).
+
+A second face, Stripe's (sandbox/stripe_face), answers under ``/stripe`` as Stripe's REST API
+does for the ``stripe`` SDK (``base_addresses={"api": f"{psp_url}/stripe"}``): ``Bearer
+sk_test_...`` auth, form-encoded parameters, PaymentIntents (``POST /stripe/v1/payment_intents``
+with ``confirm``, ``GET .../{id}``, ``POST .../{id}/confirm``, ``.../{id}/cancel``) and Refunds
+(``POST /stripe/v1/refunds``, ``GET .../{id}``), Stripe's error objects and idempotency (the
+first response replayed as it was). Test PaymentMethods: ``pm_card_ok``/``pm_card_visa``
+succeed, ``pm_card_declined``/``pm_card_chargeDeclined`` answer 402 ``card_declined``,
+``pm_card_no_response`` stays ``requires_action``; ``payment_method_data[type]`` (with
+``return_url``) redirects the customer to ``/checkout/{pi_id}``. Both faces share the books:
+the checkout page, ``?webhook_delay_s=`` and the native listings (``GET /v1/payments``,
+``/v1/refunds``, ``/v1/events``) cover PaymentIntents and their refunds too, and a PaymentIntent's
+events reach the same ``webhook_url`` as Stripe events (``payment_intent.succeeded``,
+``payment_intent.payment_failed``, ``payment_intent.canceled``, ``refund.created``) signed with
+``Stripe-Signature`` and ``stripe_webhook_secret``, under the id the event has in ``/v1/events``.
 """
 
 from __future__ import annotations
@@ -36,13 +52,12 @@ import structlog
 from aiohttp import web
 
 from sandbox import _entry
-from sandbox.psp_ledger import Ledger, ProviderError
-from sandbox.psp_webhooks import Delivery, WebhookSender
+from sandbox.psp_faces import LEDGER, RENDERERS, WEBHOOKS, Origin, Render, send_events
+from sandbox.psp_ledger import NATIVE, Ledger, ProviderError
+from sandbox.psp_webhooks import Delivery, Webhook, WebhookSender, native_webhook
+from sandbox.stripe_face import routes as stripe_face
 
 log = structlog.get_logger()
-
-LEDGER = web.AppKey("psp_ledger", Ledger)
-WEBHOOKS = web.AppKey("psp_webhooks", WebhookSender)
 
 MAX_AMOUNT_CENTS = 10**12
 MAX_WEBHOOK_DELAY_SECONDS = 86_400
@@ -169,11 +184,6 @@ def _webhook_delay(request: web.Request) -> float:
 # -- handlers -----------------------------------------------------------------------------------
 
 
-def _send(request: web.Request, events: list[dict[str, Any]], delay: float = 0.0) -> None:
-    for event in events:
-        request.app[WEBHOOKS].send(event, delay)
-
-
 def _replayed(body: dict[str, Any]) -> web.Response:
     return web.json_response(body, status=200, headers={"Idempotent-Replayed": "true"})
 
@@ -198,7 +208,7 @@ async def create_payment(request: web.Request) -> web.Response:
         status=payment.status,
         amount_cents=payment.amount_cents,
     )
-    _send(request, events)
+    send_events(request, events)
     return web.json_response(payment.to_json(), status=201)
 
 
@@ -230,7 +240,7 @@ async def _decide(request: web.Request, outcome: str) -> web.Response:
         webhook_delay_s=delay,
         repeated=not events,
     )
-    _send(request, events, delay)
+    send_events(request, events, delay)
     return web.json_response(payment.to_json())
 
 
@@ -246,8 +256,9 @@ async def decline_payment(request: web.Request) -> web.Response:
 
 async def cancel_payment(request: web.Request) -> web.Response:
     """``POST /v1/payments/{id}/cancel``."""
-    payment = request.app[LEDGER].cancel(request.match_info["id"])
+    payment, events = request.app[LEDGER].cancel(request.match_info["id"])
     log.info("psp.payment.cancelled", payment_id=payment.id, order_id=payment.order_id)
+    send_events(request, events)  # none for a native payment
     return web.json_response(payment.to_json())
 
 
@@ -282,7 +293,7 @@ async def create_refund(request: web.Request) -> web.Response:
         order_id=ledger.payment(refund.payment_id).order_id,
         amount_cents=refund.amount_cents,
     )
-    _send(request, events)
+    send_events(request, events)
     return web.json_response(refund.to_json(), status=201)
 
 
@@ -350,25 +361,26 @@ def create_app(
     webhook_url: str,
     webhook_secret: str,
     public_url: str,
+    stripe_webhook_secret: str = "",
     retry_base_seconds: float = 0.5,
     retry_max_seconds: float = 30.0,
 ) -> web.Application:
     """Build the provider app; it opens its HTTP session and delivery tasks only when started.
 
-    ``webhook_url`` receives the signed events, ``public_url`` is this app's own base URL as
-    customers reach it (for ``checkout_url``). Webhook retries wait ``retry_base_seconds``,
-    doubling up to ``retry_max_seconds``.
+    ``webhook_url`` receives the signed events of both faces: native ones signed with
+    ``webhook_secret``, Stripe ones with ``stripe_webhook_secret`` (when empty, as in a dev
+    setup that pays through the native face only, ``webhook_secret`` too). ``public_url`` is
+    this app's own base URL as customers reach it (for ``checkout_url``). Webhook retries wait
+    ``retry_base_seconds``, doubling up to ``retry_max_seconds``.
     """
     if not 0 < retry_base_seconds <= retry_max_seconds:
         raise ValueError("need 0 < retry_base_seconds <= retry_max_seconds")
     app = web.Application(middlewares=[_errors_as_json])
     app[LEDGER] = Ledger(public_url=public_url.rstrip("/"))
     app[WEBHOOKS] = WebhookSender(
-        webhook_url,
-        webhook_secret,
-        retry_base_seconds=retry_base_seconds,
-        retry_max_seconds=retry_max_seconds,
+        webhook_url, retry_base_seconds=retry_base_seconds, retry_max_seconds=retry_max_seconds
     )
+    app[RENDERERS] = {NATIVE: _native_renderer(webhook_secret)}
     app.cleanup_ctx.append(_webhook_sender)
     app.add_routes(
         [
@@ -388,7 +400,16 @@ def create_app(
             web.get("/healthz", healthz),
         ]
     )
+    stripe_face.install(app, webhook_secret=stripe_webhook_secret or webhook_secret)
     return app
+
+
+def _native_renderer(secret: str) -> Render:
+    def render(event: dict[str, Any], origin: Origin | None) -> Webhook:
+        # Native events carry no request: the event is the ledger's own record.
+        return native_webhook(event, secret)
+
+    return render
 
 
 async def _webhook_sender(app: web.Application) -> AsyncIterator[None]:
@@ -405,7 +426,10 @@ def main() -> None:
     public_url = f"http://127.0.0.1:{settings.psp_port}"
     webhook_url = settings.gateway_url + "/payments/webhook"
     app = create_app(
-        webhook_url=webhook_url, webhook_secret=settings.psp_webhook_secret, public_url=public_url
+        webhook_url=webhook_url,
+        webhook_secret=settings.psp_webhook_secret,
+        stripe_webhook_secret=settings.stripe_webhook_secret,
+        public_url=public_url,
     )
     log.info("psp.starting", url=public_url, webhook_url=webhook_url)
     _entry.serve(app, settings.psp_port)

@@ -3,6 +3,10 @@
 Everything here is plain in-memory state with no I/O, so the HTTP layer can call it without
 awaiting between a check and the write that depends on it (one event loop means no races).
 Operations return the events to deliver; the caller hands them to the webhook sender.
+
+The books are shared by the provider's faces (psp.py's native API, stripe_face's Stripe-shaped
+one): each payment remembers the face that made it (``face``), which words its webhooks. Events
+here are canonical (``data.payment_id``); a face renders them under the same event id.
 """
 
 from __future__ import annotations
@@ -23,6 +27,10 @@ SUCCEEDED = "succeeded"
 FAILED = "failed"
 CANCELLED = "cancelled"
 
+# The faces a payment can be made through.
+NATIVE = "native"
+STRIPE = "stripe"
+
 
 class ProviderError(Exception):
     """A request the provider refuses; becomes ``{"error": {"code", "message"}}`` with ``status``."""
@@ -41,12 +49,16 @@ class Payment:
     id: str
     amount_cents: int
     currency: str
-    method: str
     metadata: dict[str, Any]
-    checkout_url: str | None
     created: int
+    # "token" or "redirect" once the payer chose how to pay; None before (a Stripe-face
+    # PaymentIntent created without confirming).
+    method: str | None = None
+    checkout_url: str | None = None
     status: str = PENDING
     amount_refunded_cents: int = 0
+    face: str = NATIVE
+    cancelled_at: int | None = None
 
     @property
     def order_id(self) -> str:
@@ -130,8 +142,11 @@ class Ledger:
             )
         return known.object_id
 
-    def _remember(self, key: str, fingerprint: str, object_id: str) -> None:
-        self._keys[key] = _IdempotentResult(fingerprint, object_id)
+    def _remember(self, key: str | None, fingerprint: str | None, object_id: str) -> None:
+        # The Stripe face keeps idempotency keys of its own (it replays whole responses), so it
+        # passes none here, and its keys never meet the native face's.
+        if key is not None and fingerprint is not None:
+            self._keys[key] = _IdempotentResult(fingerprint, object_id)
 
     # -- payments ----------------------------------------------------------------------------
 
@@ -142,11 +157,15 @@ class Ledger:
             raise ProviderError(404, "payment_not_found", f"no payment {payment_id!r}")
         return found
 
+    def checkout_url(self, payment_id: str) -> str:
+        """The page where the customer finishes a pending payment (``/checkout/{id}``)."""
+        return f"{self.public_url}/checkout/{payment_id}"
+
     def create_payment(
         self,
         *,
-        key: str,
-        fingerprint: str,
+        key: str | None,
+        fingerprint: str | None,
         amount_cents: int,
         currency: str,
         method: str,
@@ -154,30 +173,52 @@ class Ledger:
         metadata: dict[str, Any],
     ) -> tuple[Payment, list[dict[str, Any]]]:
         """Record a new payment; a token payment is decided at once by its test token."""
-        if method == "token" and token not in TEST_TOKENS:
-            raise ProviderError(
-                400, "invalid_token", f"unknown test token; use one of {', '.join(TEST_TOKENS)}"
-            )
-        payment_id = _new_id("pay")
-        checkout_url = f"{self.public_url}/checkout/{payment_id}" if method == "redirect" else None
+        _check_token(method, token)
+        payment = self.open_payment(amount_cents=amount_cents, currency=currency, metadata=metadata)
+        self._remember(key, fingerprint, payment.id)
+        return payment, self.submit(payment.id, method=method, token=token)
+
+    def open_payment(
+        self,
+        *,
+        amount_cents: int,
+        currency: str,
+        metadata: dict[str, Any],
+        face: str = NATIVE,
+        prefix: str = "pay",
+    ) -> Payment:
+        """Record a pending payment whose payer has not yet said how they pay (see :meth:`submit`).
+
+        ``prefix`` starts its id (``pi`` for a Stripe PaymentIntent).
+        """
         payment = Payment(
-            id=payment_id,
+            id=_new_id(prefix),
             amount_cents=amount_cents,
             currency=currency,
-            method=method,
             metadata=metadata,
-            checkout_url=checkout_url,
             created=int(time.time()),
+            face=face,
         )
-        self.payments[payment_id] = payment
-        self._remember(key, fingerprint, payment_id)
-        events: list[dict[str, Any]] = []
+        self.payments[payment.id] = payment
+        return payment
+
+    def submit(self, payment_id: str, *, method: str, token: str | None) -> list[dict[str, Any]]:
+        """The payer says how they pay: a ``token`` payment is decided at once by its test token
+        (``pm_card_no_response`` stays pending for good); a ``redirect`` one waits for the
+        customer at its checkout page. Once only: 409 ``already_submitted`` after that."""
+        _check_token(method, token)
+        payment = self.payment(payment_id)
+        if payment.method is not None or payment.status != PENDING:
+            raise ProviderError(409, "already_submitted", "the payer already chose how to pay")
+        payment.method = method
+        if method == "redirect":
+            payment.checkout_url = self.checkout_url(payment.id)
         if token == TOKEN_OK:
-            events = self._decide(payment, SUCCEEDED)
-        elif token == TOKEN_DECLINED:
-            events = self._decide(payment, FAILED)
+            return self._decide(payment, SUCCEEDED)
+        if token == TOKEN_DECLINED:
+            return self._decide(payment, FAILED)
         # TOKEN_NO_RESPONSE and redirect payments stay pending: the customer has yet to act.
-        return payment, events
+        return []
 
     def approve(self, payment_id: str) -> tuple[Payment, list[dict[str, Any]]]:
         """The customer completed the payment. Approving again is a no-op (no second webhook)."""
@@ -195,17 +236,29 @@ class Ledger:
             return payment, []
         if payment.status != PENDING:
             raise ProviderError(409, "already_decided", f"the payment already {payment.status}")
+        if payment.method is None:
+            # A Stripe PaymentIntent not yet confirmed: nobody was sent to its checkout page.
+            raise ProviderError(409, "not_submitted", "the payer has not yet chosen how to pay")
         return payment, self._decide(payment, outcome)
 
-    def cancel(self, payment_id: str) -> Payment:
-        """Cancel a pending payment so it can never succeed; cancelling twice is a no-op."""
+    def cancel(self, payment_id: str) -> tuple[Payment, list[dict[str, Any]]]:
+        """Cancel a pending payment so it can never succeed; cancelling twice is a no-op.
+
+        A Stripe-face payment may also be cancelled after it failed (a declined PaymentIntent
+        waits for another payment method, and Stripe lets one cancel it then), and its
+        cancellation is an event (``payment.cancelled``, Stripe's ``payment_intent.canceled``);
+        a native cancellation sends none.
+        """
         payment = self.payment(payment_id)
+        if payment.status == CANCELLED:
+            return payment, []
         if payment.status == SUCCEEDED:
             raise ProviderError(409, "already_succeeded", "the payment already succeeded; refund it")
-        if payment.status == FAILED:
+        if payment.status == FAILED and payment.face != STRIPE:
             raise ProviderError(409, "already_failed", "the payment already failed; nothing to cancel")
         payment.status = CANCELLED
-        return payment
+        payment.cancelled_at = int(time.time())
+        return payment, [self._event("payment.cancelled", payment)] if payment.face == STRIPE else []
 
     def _decide(self, payment: Payment, outcome: str) -> list[dict[str, Any]]:
         payment.status = outcome
@@ -224,8 +277,8 @@ class Ledger:
     def create_refund(
         self,
         *,
-        key: str,
-        fingerprint: str,
+        key: str | None,
+        fingerprint: str | None,
         payment_id: str,
         amount_cents: int | None,
         metadata: dict[str, Any] | None = None,
@@ -275,6 +328,11 @@ class Ledger:
         event = {"id": _new_id("evt"), "type": kind, "created": int(time.time()), "data": data}
         self.events.append(event)
         return event
+
+
+def _check_token(method: str, token: str | None) -> None:
+    if method == "token" and token not in TEST_TOKENS:
+        raise ProviderError(400, "invalid_token", f"unknown test token; use one of {', '.join(TEST_TOKENS)}")
 
 
 def _new_id(prefix: str) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import time
 import uuid
 from collections import Counter
@@ -26,6 +25,7 @@ from aiohttp import web
 from providers.webhook_signature import HEADER, SignatureError, verify
 from sandbox import mail, psp
 from tests.support.polling import eventually
+from tests.support.serving import bound_socket, serving
 
 SECRET = "test-webhook-secret"
 DEADLINE_SECONDS = 5.0
@@ -34,26 +34,6 @@ DEADLINE_SECONDS = 5.0
 async def soon(probe: Callable[[], Awaitable[Any]], what: str) -> Any:
     """Wait for ``probe`` with the short deadline an in-process provider deserves."""
     return await eventually(probe, timeout=DEADLINE_SECONDS, interval=0.02, what=what)
-
-
-def _bound_socket() -> socket.socket:
-    # Bound but not yet listening: the port is ours, and connecting to it is refused until
-    # a site starts serving on it.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
-@contextlib.asynccontextmanager
-async def serving(app: web.Application, sock: socket.socket) -> AsyncIterator[None]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    try:
-        await web.SockSite(runner, sock).start()
-        yield
-    finally:
-        await runner.cleanup()
 
 
 class Gateway:
@@ -153,7 +133,7 @@ def payment_body(
 @contextlib.asynccontextmanager
 async def provider_running(start_gateway: bool = True) -> AsyncIterator[tuple[Provider, Callable]]:
     gateway = Gateway()
-    gateway_sock, psp_sock = _bound_socket(), _bound_socket()
+    gateway_sock, psp_sock = bound_socket(), bound_socket()
     gateway_port = gateway_sock.getsockname()[1]
     psp_url = f"http://127.0.0.1:{psp_sock.getsockname()[1]}"
     app = psp.create_app(
@@ -529,7 +509,7 @@ async def test_webhook_waits_out_a_receiver_that_is_down() -> None:
 async def test_mail_sink_keeps_and_lists_messages(tmp_path: Path) -> None:
     directory = tmp_path / "mail"  # missing on purpose: the sink creates it
     app = mail.create_app(directory=directory, smtp_port=0)
-    sock = _bound_socket()
+    sock = bound_socket()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     async with serving(app, sock), aiohttp.ClientSession() as http:
         message = EmailMessage()
