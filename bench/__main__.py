@@ -50,7 +50,7 @@ from bench.sql_counters import GlobalStatus, SqlWindow, StatementTally
 from config import load_settings
 from models.clock import utcnow
 from models.db import create_engine
-from tests.support.fleet import fleet_environment
+from tests.support.fleet import PROVIDERS, fleet_environment
 from tests.support.rabbitmq_cluster import RabbitmqCluster, cluster_session, own_cluster_vhost
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -432,6 +432,7 @@ def _measure_fleet(
             broker_url=broker_url,
             redis_url=redis_url,
             workdir=workdir,
+            provider=args.provider,
             ADMIN_TOKEN="bench-admin-token",
             WORKER_PROCESSES=str(processes),
             WORKER_THREADS=str(threads),
@@ -598,7 +599,12 @@ def run(args) -> int:
         "duration_s": round(duration, 1),
         "machine": machine,
         "current": current,
-        "settings": {"worker_processes": processes, "worker_threads": threads, **mode.__dict__},
+        "settings": {
+            "worker_processes": processes,
+            "worker_threads": threads,
+            "psp_provider": args.provider,
+            **mode.__dict__,
+        },
         **summary["flat"],
         "targets": summary["targets"],
         "broken": summary["broken"],
@@ -648,6 +654,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="REV",
         help="also measure the e2e phase on the fleet of commit REV (its own worktree and "
         "virtualenv), after this checkout's, and print both side by side",
+    )
+    parser.add_argument(
+        "--provider",
+        choices=PROVIDERS,
+        default="sandbox",
+        help="the payment provider of the measured fleets: the sandbox's own API, or Stripe through its "
+        "SDK and the sandbox's Stripe face (default: sandbox)",
     )
     parser.add_argument(
         "--cluster",
