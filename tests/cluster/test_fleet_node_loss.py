@@ -17,6 +17,7 @@ from tests.support import isolation
 from tests.support.api import Api
 from tests.support.fleet import Fleet, fleet_environment
 from tests.support.isolation import own_database
+from tests.support.polling import eventually
 from tests.support.rabbitmq_cluster import RabbitmqCluster
 from tests.support.report import report
 
@@ -92,11 +93,26 @@ async def test_the_fleet_carries_on_through_the_other_nodes_when_its_node_is_kil
             await asyncio.to_thread(cluster.kill, 1)
             after = [await order(token) for token in customers[BEFORE + AFTER // 2 :]]
             placed = [await api.final_order(t, o, {"PLACED"}, timeout=90) for t, o in during + after]
-            await asyncio.sleep(1)  # a few more readiness answers with every process on nodes 2 and 3
+            # A few more readiness answers with every process on nodes 2 and 3.
+            answered = len(readiness)
+
+            async def five_more_answers() -> bool:
+                return len(readiness) >= answered + 5
+
+            await eventually(five_more_answers, what="five more /readyz answers")
         finally:
             stop.set()
             await watcher
-        moved = connection_nodes(cluster, vhost)
+
+        async def moved_off_node_1() -> list[int] | None:
+            # Management lists a connection only once its node has reported it (stats every few
+            # seconds), so the list can lag behind the reconnections: ask until it shows them.
+            nodes = await asyncio.to_thread(connection_nodes, cluster, vhost)
+            return nodes if nodes and set(nodes) <= {2, 3} else None
+
+        moved = await eventually(
+            moved_off_node_1, timeout=30, what="the fleet's connections on nodes 2 and 3"
+        )
         assert await api.available(sku) == 0
 
     assert on_node_1 and set(on_node_1) == {1}  # gateway, worker and scheduler all started on node 1
