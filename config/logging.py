@@ -56,9 +56,11 @@ def configure_logging(settings: Settings, process: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
     _handler = handler
-    # Access logs and pika's connection chatter would drown the order trail.
+    # Access logs, pika's connection chatter and the Stripe SDK's two lines per request would
+    # drown the order trail (the steps log each provider call with the order's ids themselves).
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("pika").setLevel(logging.WARNING)
+    logging.getLogger("stripe").setLevel(logging.WARNING)
 
 
 _STRUCTLOG_CONTEXT_VARS: dict[str, contextvars.ContextVar[Any]] | None = getattr(

@@ -53,7 +53,7 @@ def restore_logging():
     """Puts back what configure_logging changes: root handlers and levels, structlog's config."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    levels = {name: logging.getLogger(name).level for name in ("aiohttp.access", "pika")}
+    levels = {name: logging.getLogger(name).level for name in ("aiohttp.access", "pika", "stripe")}
     config = structlog.get_config()
     yield
     root.handlers[:] = handlers
@@ -128,6 +128,7 @@ def test_a_standard_library_line_has_the_same_fields(stderr):
     with structlog.contextvars.bound_contextvars(**BOUND):
         logging.getLogger("dramatiq.worker.WorkerThread").info("Worker thread %s is ready", 3)
         logging.getLogger("aiohttp.access").info("GET / 200")  # held back below WARNING
+        logging.getLogger("stripe").info("Request to Stripe api")  # likewise
 
     [line] = json_lines(stderr.getvalue())
     assert set(line) == FIELDS | set(BOUND)
