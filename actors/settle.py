@@ -41,6 +41,7 @@ from models.webhook_agreement import (
     PAYMENT_FAILED,
     PAYMENT_SUCCEEDED,
     REFUND_SUCCEEDED,
+    UNHANDLED_OUTCOME,
     Claims,
     disagreements_with_provider,
     disagreements_with_provider_refund,
@@ -79,7 +80,7 @@ class SettleOutcome(StrEnum):
     # It was refused or is not ours to act on.
     MISMATCH = "mismatch"
     UNKNOWN_PAYMENT = "unknown_payment"
-    UNHANDLED_TYPE = "unhandled_type"
+    UNHANDLED_TYPE = UNHANDLED_OUTCOME
 
     @classmethod
     def ignored_in(cls, status: str) -> SettleOutcome:

@@ -30,6 +30,8 @@ PAYMENT_FAILED = "payment.failed"
 REFUND_SUCCEEDED = "refund.succeeded"
 #: Event types settle acts on; any other type is acknowledged and changes nothing.
 HANDLED_TYPES = frozenset({PAYMENT_SUCCEEDED, PAYMENT_FAILED, REFUND_SUCCEEDED})
+#: The recorded outcome of an event of any other type (the gateway records it so at once).
+UNHANDLED_OUTCOME = "unhandled_type"
 
 #: What a payment event says the provider's payment is now (a refund event: see below).
 _PROVIDER_STATUS = {PAYMENT_SUCCEEDED: "succeeded", PAYMENT_FAILED: "failed"}

@@ -30,7 +30,7 @@ from gateway.payments import schemas
 from messaging.queues import SETTLE
 from models.clock import utcnow
 from models.tables import WebhookEvent
-from models.webhook_agreement import PAYMENT_FAILED, PAYMENT_SUCCEEDED
+from models.webhook_agreement import HANDLED_TYPES, PAYMENT_FAILED, PAYMENT_SUCCEEDED, UNHANDLED_OUTCOME
 from providers.payments import stripe_events
 from providers.webhook_signature import HEADER, SignatureError, verify
 
@@ -101,6 +101,10 @@ async def receive_event(request: web.Request) -> web.Response:
         structlog.contextvars.bind_contextvars(order_id=order_id)
 
     payment_id = fields.data.payment_id
+    # A type settle does not act on (a cancel we asked for, a refund still pending) is recorded as
+    # done at once: nothing would come of a settle step for it.
+    acted_on = fields.type in HANDLED_TYPES
+    received_at = utcnow()
     duplicate = True
     async with request.app[UNITS_OF_WORK]() as uow:
         connection = await uow.connection()
@@ -113,9 +117,9 @@ async def receive_event(request: web.Request) -> web.Response:
                     "id": event_id,
                     "type": fields.type,
                     "payload": event,
-                    "received_at": utcnow(),
-                    "processed_at": None,
-                    "outcome": None,
+                    "received_at": received_at,
+                    "processed_at": None if acted_on else received_at,
+                    "outcome": None if acted_on else UNHANDLED_OUTCOME,
                 },
             )
         except IntegrityError as exc:
@@ -123,10 +127,10 @@ async def receive_event(request: web.Request) -> web.Response:
                 raise
         else:
             # The provider's payment id lets settle ask the provider about a payment event before
-            # it locks anything (a refund event is checked against the refund instead, and an
-            # event settle does not act on needs no question).
+            # it locks anything (a refund event is checked against the refund instead).
             asked_about = payment_id if fields.type in (PAYMENT_SUCCEEDED, PAYMENT_FAILED) else None
-            uow.enqueue(SETTLE, event_id=event_id, order_id=order_id, provider_payment_id=asked_about)
+            if acted_on:
+                uow.enqueue(SETTLE, event_id=event_id, order_id=order_id, provider_payment_id=asked_about)
             await uow.commit()
             duplicate = False
     log.info("webhook.received", event_type=fields.type, payment_id=payment_id, duplicate=duplicate)

@@ -107,6 +107,21 @@ async def test_a_refund_event_is_recorded_as_refund_succeeded_without_asking_abo
     ]
 
 
+async def test_a_cancelled_payment_intent_is_recorded_as_done_without_a_settle_step(
+    stripe_client, sessionmaker
+):
+    order_id, event_id = uuid.uuid4().hex, f"evt_{uuid.uuid4().hex}"
+    body = event_body("payment_intent.canceled", intent("canceled", metadata=ours(order_id)), event_id)
+
+    response = await post_stripe(stripe_client, body)
+
+    assert response.status == 200
+    row = await stored(sessionmaker, event_id)
+    assert row is not None and row.type == "payment.cancelled"
+    assert (row.outcome, row.processed_at is not None) == ("unhandled_type", True)
+    assert await settle_messages(sessionmaker, order_id) == []
+
+
 async def test_an_event_type_the_fleet_does_not_act_on_is_acknowledged_and_not_recorded(
     stripe_client, sessionmaker
 ):
