@@ -58,33 +58,28 @@ async def test_more_than_in_stock_is_rejected_and_stock_unchanged(api):
 
 
 @with_each_provider
-async def test_redirect_payment_is_placed_after_the_customer_approves(api):
+@pytest.mark.parametrize(
+    ("choice", "ending", "payment", "available"),
+    [
+        ("approve", ("PLACED", None), "SUCCEEDED", 2),
+        ("decline", ("CANCELLED", "payment_failed"), "FAILED", 3),
+    ],
+)
+async def test_a_redirect_payment_ends_as_the_customer_chooses_at_checkout(
+    api, choice, ending, payment, available
+):
     token, sku = await api.customer(), await api.item(stock=3)
 
     _, body, _ = await api.order(token, {sku: 1}, payment={"method": "redirect"})
 
     checkout_url = await api.checkout_url(token, body["id"])
-    async with api.client.post(f"{checkout_url}/approve") as response:
+    async with api.client.post(f"{checkout_url}/{choice}") as response:
         assert response.status == 200
 
     order = await api.final_order(token, body["id"], FINAL)
-    assert order["status"] == "PLACED"
-    assert await api.available(sku) == 2
-
-
-@with_each_provider
-async def test_redirect_payment_declined_by_the_customer_cancels_and_gives_stock_back(api):
-    token, sku = await api.customer(), await api.item(stock=3)
-    _, body, _ = await api.order(token, {sku: 1}, payment={"method": "redirect"})
-
-    url = await api.checkout_url(token, body["id"])
-    async with api.client.post(f"{url}/decline") as response:
-        assert response.status == 200
-
-    order = await api.final_order(token, body["id"], FINAL)
-    assert (order["status"], order["reason"]) == ("CANCELLED", "payment_failed")
-    assert order["payment"]["status"] == "FAILED"
-    assert await api.available(sku) == 3
+    assert (order["status"], order["reason"]) == ending
+    assert order["payment"]["status"] == payment
+    assert await api.available(sku) == available
 
 
 @pytest.mark.parametrize("fleet", ["stripe"], indirect=True)
