@@ -18,6 +18,12 @@ FAILED = "failed"
 CANCELLED = "cancelled"
 
 
+def amount_or_none(value: Any) -> int | None:
+    """An amount as the provider stated it, or None when it is not a whole number of minor units
+    (bool is an int in Python, but ``true`` is not an amount)."""
+    return value if type(value) is int else None
+
+
 class ProviderError(Exception):
     """The provider could not be reached or failed; the call may be retried."""
 

@@ -15,12 +15,8 @@ from providers.payments.provider import (
     ProviderRefund,
     ProviderRefundDetails,
     ProviderRefused,
+    amount_or_none,
 )
-
-
-def _integer(value: Any) -> int | None:
-    # bool is an int in Python, but `true` is not an amount.
-    return value if type(value) is int else None
 
 
 class SandboxProvider:
@@ -41,12 +37,12 @@ class SandboxProvider:
         if self._session is not None:
             await self._session.close()
 
-    async def _post(
-        self, path: str, body: dict[str, Any], idempotency_key: str | None = None
-    ) -> dict[str, Any]:
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    async def _request(self, method: str, url: str | URL, **options: Any) -> Any:
+        """The provider's JSON answer; ``ProviderError`` when it cannot be had, ``ProviderRefused``
+        for a 4xx."""
+        path = URL(url).path
         try:
-            async with self._client().post(self._base_url + path, json=body, headers=headers) as response:
+            async with self._client().request(method, url, **options) as response:
                 payload = await response.json(content_type=None)
                 status = response.status
         except (aiohttp.ClientError, TimeoutError, ValueError) as error:
@@ -59,6 +55,12 @@ class SandboxProvider:
                 status, str(refusal.get("code", "refused")), str(refusal.get("message", ""))
             )
         return payload
+
+    async def _post(
+        self, path: str, body: dict[str, Any], idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return await self._request("POST", self._base_url + path, json=body, headers=headers)
 
     async def create_payment(
         self,
@@ -101,29 +103,13 @@ class SandboxProvider:
         data = await self._post("/v1/refunds", body, idempotency_key)
         return ProviderRefund(id=data["id"], status=data["status"])
 
-    async def _get(self, url: URL) -> Any:
-        try:
-            async with self._client().get(url) as response:
-                payload = await response.json(content_type=None)
-                status = response.status
-        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
-            raise ProviderError(f"{url.path}: {error!r}") from error
-        if status >= 500:
-            raise ProviderError(f"{url.path}: provider answered {status}")
-        if status >= 400:
-            refusal = (payload or {}).get("error", {}) if isinstance(payload, dict) else {}
-            raise ProviderRefused(
-                status, str(refusal.get("code", "refused")), str(refusal.get("message", ""))
-            )
-        return payload
-
     async def _get_object(self, collection: str, object_id: str) -> dict[str, Any] | None:
         """The provider's object ``object_id`` of ``collection`` (``payments``, ``refunds``); None
         when it has none (404)."""
         # One quoted path segment, sent as is: whatever the id holds, it cannot reach another resource.
         url = URL(f"{self._base_url}/v1/{collection}/{quote(object_id, safe='')}", encoded=True)
         try:
-            data = await self._get(url)
+            data = await self._request("GET", url)
         except ProviderRefused as refusal:
             if refusal.status == 404:
                 return None
@@ -143,7 +129,7 @@ class SandboxProvider:
             id=provider_refund_id,
             payment_id=payment_id if isinstance(payment_id, str) else None,
             status=str(data.get("status", "")),
-            amount_cents=_integer(data.get("amount_cents")),
+            amount_cents=amount_or_none(data.get("amount_cents")),
             currency=currency if isinstance(currency, str) else None,
             metadata=metadata if isinstance(metadata, dict) else {},
         )
@@ -157,8 +143,8 @@ class SandboxProvider:
         return ProviderPaymentDetails(
             id=provider_payment_id,
             status=str(data.get("status", "")),
-            amount_cents=_integer(data.get("amount_cents")),
+            amount_cents=amount_or_none(data.get("amount_cents")),
             currency=currency if isinstance(currency, str) else None,
             metadata=metadata if isinstance(metadata, dict) else {},
-            amount_refunded_cents=_integer(data.get("amount_refunded_cents")),
+            amount_refunded_cents=amount_or_none(data.get("amount_refunded_cents")),
         )

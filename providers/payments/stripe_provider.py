@@ -21,9 +21,9 @@ the step so dramatiq retries it with backoff; a key reused with other parameters
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import stripe
 import structlog
@@ -40,9 +40,13 @@ from providers.payments.provider import (
     ProviderRefund,
     ProviderRefundDetails,
     ProviderRefused,
+    amount_or_none,
 )
 
 log = structlog.get_logger(__name__)
+
+#: What a retrieval returns: a PaymentIntent or a Refund.
+Retrieved = TypeVar("Retrieved", stripe.PaymentIntent, stripe.Refund)
 
 #: Stripe's error code for an object it does not have (with HTTP 404 on retrieval).
 RESOURCE_MISSING = "resource_missing"
@@ -74,11 +78,6 @@ def _payment(intent: stripe.PaymentIntent) -> ProviderPayment:
     return ProviderPayment(id=intent.id, status=payment_status(intent), checkout_url=_checkout_url(intent))
 
 
-def _integer(value: Any) -> int | None:
-    # bool is an int in Python, but `true` is not an amount.
-    return value if type(value) is int else None
-
-
 def _metadata(value: stripe.StripeObject | None) -> dict[str, Any]:
     return value.to_dict() if value is not None else {}
 
@@ -96,15 +95,13 @@ def _stripe_call(call: str) -> Iterator[None]:
     except stripe.IdempotencyError as error:
         log.error("stripe.idempotency_conflict", call=call, error=error.user_message)
         raise IdempotencyConflict(f"{call}: {error.user_message}") from error
-    except (stripe.RateLimitError, stripe.APIConnectionError, stripe.APIError) as error:
-        raise ProviderError(f"{call}: {type(error).__name__}: {error.user_message}") from error
-    except (stripe.AuthenticationError, stripe.PermissionError) as error:
-        # The key is wrong or lacks a permission: an operator's fix, meanwhile the step retries.
-        log.error("stripe.key_refused", call=call, error=error.user_message)
-        raise ProviderError(f"{call}: {type(error).__name__}: {error.user_message}") from error
     except (stripe.InvalidRequestError, stripe.CardError) as error:
         raise _refusal(error) from error
     except stripe.StripeError as error:
+        # Rate limits, connection failures, 5xx and a key in use (409) pass; a key that is wrong or
+        # lacks a permission is an operator's fix, said loudly, and meanwhile the step retries too.
+        if isinstance(error, (stripe.AuthenticationError, stripe.PermissionError)):
+            log.error("stripe.key_refused", call=call, error=error.user_message)
         raise ProviderError(f"{call}: {type(error).__name__}: {error.user_message}") from error
 
 
@@ -220,18 +217,15 @@ class StripeProvider:
 
     async def get_payment(self, provider_payment_id: str) -> ProviderPaymentDetails | None:
         """Stripe's own record of the PaymentIntent; None when Stripe has none."""
-        try:
-            with _stripe_call("get_payment"):
-                intent = await self._client.v1.payment_intents.retrieve_async(provider_payment_id)
-        except ProviderRefused as refusal:
-            if refusal.code == RESOURCE_MISSING:
-                return None
-            raise
-        _check_answer("get_payment", intent.id, provider_payment_id)
+        intent = await _retrieved(
+            "get_payment", self._client.v1.payment_intents.retrieve_async, provider_payment_id
+        )
+        if intent is None:
+            return None
         return ProviderPaymentDetails(
             id=provider_payment_id,
             status=payment_status(intent),
-            amount_cents=_integer(intent.amount),
+            amount_cents=amount_or_none(intent.amount),
             currency=intent.currency,
             metadata=_metadata(intent.metadata),
             amount_refunded_cents=None,
@@ -239,30 +233,36 @@ class StripeProvider:
 
     async def get_refund(self, provider_refund_id: str) -> ProviderRefundDetails | None:
         """Stripe's own record of a refund; None when Stripe has none."""
-        try:
-            with _stripe_call("get_refund"):
-                refund = await self._client.v1.refunds.retrieve_async(provider_refund_id)
-        except ProviderRefused as refusal:
-            if refusal.code == RESOURCE_MISSING:
-                return None
-            raise
-        _check_answer("get_refund", refund.id, provider_refund_id)
+        refund = await _retrieved("get_refund", self._client.v1.refunds.retrieve_async, provider_refund_id)
+        if refund is None:
+            return None
         paid = refund.payment_intent
         return ProviderRefundDetails(
             id=provider_refund_id,
             # Stripe may expand the id into the PaymentIntent itself.
             payment_id=paid if isinstance(paid, str) or paid is None else paid.id,
             status=str(refund.status or ""),
-            amount_cents=_integer(refund.amount),
+            amount_cents=amount_or_none(refund.amount),
             currency=refund.currency,
             metadata=_metadata(refund.metadata),
         )
 
 
-def _check_answer(call: str, found_id: str, object_id: str) -> None:
-    if found_id != object_id:
+async def _retrieved(
+    call: str, retrieve: Callable[[str], Awaitable[Retrieved]], object_id: str
+) -> Retrieved | None:
+    """Stripe's object ``object_id`` read with ``retrieve``; None when Stripe has no such object."""
+    try:
+        with _stripe_call(call):
+            found = await retrieve(object_id)
+    except ProviderRefused as refusal:
+        if refusal.code == RESOURCE_MISSING:
+            return None
+        raise
+    if found.id != object_id:
         # An answer about some other object is a broken provider (or face); ask again later.
         raise ProviderError(f"{call}: the answer is not about the object asked for")
+    return found
 
 
 def _intent_of(refusal: ProviderRefused) -> stripe.PaymentIntent | None:
