@@ -288,22 +288,20 @@ def _with_database(settings: Settings, work: Callable[[async_sessionmaker[AsyncS
 def cmd_order(settings: Settings, args: argparse.Namespace) -> int:
     from ops.order_info import order_document, render_order
 
-    async def with_provider(sessionmaker: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
-        from ops.provider_view import provider_records
-        from providers.payments.choice import payment_provider
-
+    async def shown(sessionmaker: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
         document = await order_document(sessionmaker, args.order_id)
-        provider = payment_provider(settings)
-        try:
-            document["at_provider"] = await provider_records(provider, document)
-        finally:
-            await provider.close()
+        if args.provider:
+            from ops.provider_view import provider_records
+            from providers.payments.choice import payment_provider
+
+            provider = payment_provider(settings)
+            try:
+                document["at_provider"] = await provider_records(provider, document)
+            finally:
+                await provider.close()
         return document
 
-    if args.provider:
-        document = _with_database(settings, with_provider)
-    else:
-        document = _with_database(settings, lambda sessionmaker: order_document(sessionmaker, args.order_id))
+    document = _with_database(settings, shown)
     print(dump_json(document) if args.json else render_order(document))
     return 0
 
