@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from providers.payments.stripe_events import HEADER
 from sandbox.psp_faces import Origin, Render
 from sandbox.psp_ledger import Ledger
 from sandbox.psp_webhooks import Webhook
 from sandbox.stripe_face import objects
 from sandbox.stripe_face.intents import StripeBooks
-
-HEADER = "Stripe-Signature"
 
 # The ledger's event types and Stripe's for them; refund.succeeded is announced as Stripe's
 # refund.created (sandbox refunds succeed as they are made).
