@@ -11,6 +11,8 @@ import hmac
 import time
 
 HEADER = "PSP-Signature"
+#: Stripe signs its webhooks by the same scheme, under a header of its own.
+STRIPE_HEADER = "Stripe-Signature"
 TOLERANCE_SECONDS = 300
 
 

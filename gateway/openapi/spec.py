@@ -75,8 +75,8 @@ from gateway.payments.schemas import PaymentChangeBody, PaymentDetail, RefundBod
 from gateway.returns.access import MAX_RETURN_ID_LENGTH
 from gateway.returns.schemas import NewReturn, ReturnList, ReturnReceipt, ReturnRejection
 from models.documents import Id, Order, Return
-from providers.payments.stripe_events import HEADER as STRIPE_SIGNATURE_HEADER
 from providers.webhook_signature import HEADER as SIGNATURE_HEADER
+from providers.webhook_signature import STRIPE_HEADER as STRIPE_SIGNATURE_HEADER
 
 OPENAPI_VERSION = "3.0.3"
 JSON = "application/json"

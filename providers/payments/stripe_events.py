@@ -21,9 +21,8 @@ from typing import Any
 
 import stripe
 
+from providers.webhook_signature import STRIPE_HEADER as HEADER
 from providers.webhook_signature import TOLERANCE_SECONDS, SignatureError
-
-HEADER = "Stripe-Signature"
 
 _PAYMENT_EVENTS = {
     "payment_intent.succeeded": "payment.succeeded",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from providers.payments.stripe_events import HEADER
+from providers.webhook_signature import STRIPE_HEADER as HEADER
 from sandbox.psp_faces import Origin, Render
 from sandbox.psp_ledger import Ledger
 from sandbox.psp_webhooks import Webhook
